@@ -1,0 +1,252 @@
+"""Gristmill benchmarks: start the platform as a user does, drive it over HTTP, print a table.
+
+    uv run python benchmarks/run.py [--workers N] [--jobs N] [--markdown]
+
+Measures:
+- per-job overhead: wall time of a no-op Python job through ``run_wait_result`` minus the
+  time the same interpreter takes to run the same wrapper and script directly (its own
+  start-up), p50 and p95;
+- 40 sequential fibo(10) jobs and 10 sequential fibo(33) jobs, each waiting for the result
+  of the previous one (Windmill's published comparison, as separate jobs until flows exist);
+- queue throughput: no-op jobs queued at once, drained by all workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as host
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "benchmark-secret"
+
+NOOP = "def main():\n    return None\n"
+FIBO = """\
+def fibo(n: int) -> int:
+    return n if n < 2 else fibo(n - 1) + fibo(n - 2)
+
+
+def main(n: int) -> int:
+    return fibo(n)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Platform:
+    """``gristmill up`` in a subprocess, on a private data directory and port."""
+
+    def __init__(self, workers: int) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gristmill-bench-"))
+        self.data_dir.chmod(0o755)
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "GRISTMILL_DATA_DIR": str(self.data_dir),
+            "PORT": str(self.port),
+            "NUM_WORKERS": str(workers),
+            "SUPERADMIN_SECRET": SECRET,
+            "GRISTMILL_LOG_LEVEL": "WARNING",
+        }
+        env.pop("DATABASE_URL", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gristmill.cli", "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in self.process.stdout:
+            if "Gristmill is ready" in line:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the platform did not start in time")
+        else:
+            raise SystemExit(f"the platform exited with code {self.process.wait()}")
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}/api/w/main",
+            headers={"Authorization": f"Bearer {SECRET}"},
+            timeout=600,
+        )
+
+    def save(self, path: str, content: str) -> None:
+        r = self.client.post(
+            "/scripts/create", json={"path": path, "content": content, "language": "python3"}
+        )
+        r.raise_for_status()
+
+    def run_wait(self, path: str, args: dict[str, object]) -> object:
+        r = self.client.post(f"/jobs/run_wait_result/p/{path}", json=args)
+        if r.status_code != 200:
+            raise SystemExit(f"job failed: {r.status_code} {r.text}")
+        return r.json()
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class BareRun:
+    """The job's own cost: the Python runtime's exact command, run directly, no platform."""
+
+    def __init__(self) -> None:
+        from gristmill_python.runtime import INTERPRETER_FLAGS, PythonRuntime
+
+        runtime = PythonRuntime()
+        self.job_dir = tempfile.mkdtemp(prefix="gristmill-bench-bare-")
+        Path(self.job_dir, "main.py").write_text(NOOP)
+        Path(self.job_dir, "args.json").write_text("{}")
+        self.argv = [runtime.interpreter, *INTERPRETER_FLAGS, runtime.wrapper]
+
+    def once_ms(self) -> float:
+        start = time.perf_counter()
+        subprocess.run(self.argv, cwd=self.job_dir, check=True, env={"PATH": os.environ["PATH"]})
+        return (time.perf_counter() - start) * 1000
+
+    def close(self) -> None:
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    bare = BareRun()
+    platform = Platform(workers)
+    try:
+        platform.save("u/bench/noop", NOOP)
+        platform.save("u/bench/fibo", FIBO)
+        for _ in range(10):  # warm-up: connections, caches
+            platform.run_wait("u/bench/noop", {})
+            bare.once_ms()
+        # Each job is paired with a bare run just before it, so that the machine's drift
+        # (this is often a shared VM) weighs on both sides of the difference alike.
+        walls, bares, overhead = [], [], []
+        for _ in range(jobs):
+            bare_ms = bare.once_ms()
+            start = time.perf_counter()
+            platform.run_wait("u/bench/noop", {})
+            wall_ms = (time.perf_counter() - start) * 1000
+            walls.append(wall_ms)
+            bares.append(bare_ms)
+            overhead.append(wall_ms - bare_ms)
+        rows.append(
+            (
+                "interpreter start-up (bare no-op job)",
+                f"{statistics.median(bares):.1f} ms p50",
+                f"p95 {percentile(bares, 0.95):.1f} ms; python -I -S + wrapper, no platform",
+            )
+        )
+        rows.append(
+            (
+                "no-op job via run_wait_result",
+                f"{statistics.median(walls):.1f} ms p50",
+                f"p95 {percentile(walls, 0.95):.1f} ms, n={jobs}, over HTTP",
+            )
+        )
+        rows.append(
+            (
+                "per-job overhead (wall - start-up)",
+                f"{statistics.median(overhead):.1f} ms p50",
+                f"p95 {percentile(overhead, 0.95):.1f} ms; paired differences",
+            )
+        )
+        for count, n in ((40, 10), (10, 33)):
+            start = time.perf_counter()
+            for _ in range(count):
+                assert platform.run_wait("u/bench/fibo", {"n": n}) is not None
+            total = time.perf_counter() - start
+            rows.append(
+                (
+                    f"{count} sequential fibo({n}) jobs",
+                    f"{total:.2f} s total",
+                    f"{total / count * 1000:.0f} ms per job",
+                )
+            )
+        count = max(200, jobs * 2)
+        start = time.perf_counter()
+        ids = [platform.client.post("/jobs/run/p/u/bench/noop", json={}).text for _ in range(count)]
+        for job_id in ids:
+            while True:
+                r = platform.client.get(f"/jobs_u/completed/get_result_maybe/{job_id}").json()
+                if r["completed"]:
+                    break
+                time.sleep(0.01)
+        total = time.perf_counter() - start
+        rows.append(
+            (
+                f"throughput, {count} no-op jobs, {workers} workers",
+                f"{count / total:.0f} jobs/s",
+                f"{total:.2f} s from first submit to last result",
+            )
+        )
+    finally:
+        platform.stop()
+        bare.close()
+    return rows
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{host.system()} {host.machine()}, {os.cpu_count()} cores ({cpu}), Python {host.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="NUM_WORKERS of the platform")
+    parser.add_argument("--jobs", type=int, default=100, help="no-op jobs for the overhead figures")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    options = parser.parse_args()
+    rows = measure(options.workers, options.jobs)
+    print(f"machine: {machine()}")
+    if options.markdown:
+        print("| measure | value | detail |\n|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        width = max(len(r[0]) for r in rows)
+        for name, value, detail in rows:
+            print(f"{name:<{width}}  {value:>18}  {detail}")
+    if options.json:
+        options.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

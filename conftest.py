@@ -1,0 +1,1 @@
+pytest_plugins = ["gristmill.testing.pytest_plugin"]

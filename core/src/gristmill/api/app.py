@@ -1,0 +1,44 @@
+"""The FastAPI application: Windmill's REST paths under ``/api``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from gristmill import __version__
+from gristmill.api.deps import TokenCache
+from gristmill.api.errors import install_error_handlers
+from gristmill.api.routes import auth, jobs, meta, scripts
+from gristmill.platform import Platform
+
+__all__ = ["create_app"]
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """An application serving ``platform`` (which the caller starts and stops)."""
+    app = FastAPI(
+        title="Gristmill",
+        version=__version__,
+        description="Scripts become web forms, APIs, jobs and flows. Paths follow Windmill's API.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        generate_unique_id_function=lambda route: (
+            f"{route.tags[0]}-{route.name}" if route.tags else route.name
+        ),
+    )
+    app.state.platform = platform
+    app.state.token_cache = TokenCache()
+    app.state.known_workspaces = set()
+    app.state.script_cache = jobs.ScriptCache()
+    install_error_handlers(app)
+    for router in (
+        meta.public_router,
+        meta.router,
+        auth.public_router,
+        auth.router,
+        scripts.router,
+        jobs.router,
+        jobs.unauthed_router,
+    ):
+        app.include_router(router, prefix="/api")
+    platform.plugins.hook.register_routes(app=app)
+    return app

@@ -1,0 +1,61 @@
+"""API errors: plain-text bodies with Windmill's prefixes (``Bad request: ...``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        self.status = status
+        self.message = message
+        self.headers = headers
+        super().__init__(message)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, f"Bad request: {message}")
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, f"Not found: {message}")
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, f"Not authorized: {message}", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = error.get("msg", "invalid value")
+        if error.get("type") == "json_invalid":
+            ctx = error.get("ctx") or {}
+            message = f"the request body is not valid JSON ({ctx.get('error', 'parse error')})"
+            location = ""
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> PlainTextResponse:
+        return PlainTextResponse(exc.message, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> PlainTextResponse:
+        return PlainTextResponse(f"Bad request: {_describe_validation(exc)}", status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> PlainTextResponse:
+        prefix = {404: "Not found: ", 405: "Method not allowed: "}.get(exc.status_code, "")
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path}"
+        return PlainTextResponse(f"{prefix}{detail}", status_code=exc.status_code)

@@ -1,0 +1,157 @@
+"""Settings read from the environment, with Windmill's variable names where one exists.
+
+Nothing reads the environment at import time: :func:`Settings.from_env` is called by the
+commands, and tests build a :class:`Settings` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["MODES", "ConfigError", "Settings", "default_data_dir"]
+
+MODES = ("standalone", "server", "worker")
+
+
+class ConfigError(ValueError):
+    """An environment variable with a value Gristmill cannot use."""
+
+
+def default_data_dir() -> Path:
+    """Where state lives when ``GRISTMILL_DATA_DIR`` is not set.
+
+    As root the embedded Postgres runs as ``nobody``, which must be able to reach its data
+    directory; root's home usually forbids that, so root gets the system location.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/gristmill")
+    return Path(platformdirs.user_data_dir("gristmill", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    #: Empty means: start the embedded Postgres in ``data_dir``.
+    database_url: str = ""
+    mode: str = "standalone"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    base_url: str = ""
+    base_internal_url: str = ""
+    num_workers: int = 2
+    worker_group: str = "default"
+    #: Tags this process's workers take; empty means the names of the available runtimes.
+    worker_tags: tuple[str, ...] = ()
+    #: Polling interval of an idle worker, a fallback for missed notifications (ms).
+    sleep_queue_ms: int = 1000
+    keep_job_dir: bool = False
+    zombie_job_timeout_s: int = 60
+    restart_zombie_jobs: bool = True
+    #: Default and maximum time a job may run (s).
+    job_timeout_s: int = 900
+    timeout_wait_result_s: float = 600.0
+    queue_limit_wait_result: int | None = None
+    superadmin_secret: str = ""
+    json_fmt: bool = False
+    database_connections: int = 10
+    #: How often running jobs' logs are written to the database (ms).
+    log_flush_ms: int = 250
+    #: How often a worker marks its running jobs as alive (s).
+    heartbeat_s: float = 5.0
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def public_url(self) -> str:
+        return self.base_url or f"http://localhost:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        return self.base_internal_url or f"http://127.0.0.1:{self.port}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        data_dir = env.get("GRISTMILL_DATA_DIR")
+        mode = (env.get("MODE") or "standalone").strip().lower()
+        if mode not in MODES:
+            raise ConfigError(f"MODE must be one of {', '.join(MODES)}; got {mode!r}")
+        timeout_wait = reader.number("TIMEOUT_WAIT_RESULT", 600.0)
+        return cls(
+            data_dir=Path(data_dir).expanduser().resolve() if data_dir else default_data_dir(),
+            database_url=env.get("DATABASE_URL", "").strip(),
+            mode=mode,
+            host=env.get("GRISTMILL_HOST", "0.0.0.0"),
+            port=reader.integer("PORT", 8000, minimum=0),
+            base_url=env.get("BASE_URL", "").rstrip("/"),
+            base_internal_url=env.get("BASE_INTERNAL_URL", "").rstrip("/"),
+            num_workers=reader.integer("NUM_WORKERS", 2, minimum=0),
+            worker_group=env.get("WORKER_GROUP", "default"),
+            worker_tags=tuple(
+                t.strip() for t in env.get("WORKER_TAGS", "").split(",") if t.strip()
+            ),
+            sleep_queue_ms=reader.integer("SLEEP_QUEUE", 1000, minimum=1),
+            keep_job_dir=reader.boolean("KEEP_JOB_DIR", False),
+            zombie_job_timeout_s=reader.integer("ZOMBIE_JOB_TIMEOUT", 60, minimum=1),
+            restart_zombie_jobs=reader.boolean("RESTART_ZOMBIE_JOBS", True),
+            job_timeout_s=reader.integer("TIMEOUT", 900, minimum=1),
+            # As Windmill: zero or less means 2 s.
+            timeout_wait_result_s=timeout_wait if timeout_wait > 0 else 2.0,
+            queue_limit_wait_result=reader.optional_integer("QUEUE_LIMIT_WAIT_RESULT"),
+            superadmin_secret=env.get("SUPERADMIN_SECRET", ""),
+            json_fmt=reader.boolean("JSON_FMT", False),
+            database_connections=reader.integer("DATABASE_CONNECTIONS", 10, minimum=2),
+            log_flush_ms=reader.integer("GRISTMILL_LOG_FLUSH_MS", 250, minimum=10),
+            heartbeat_s=reader.number("GRISTMILL_HEARTBEAT_S", 5.0),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}; got {value}")
+        return value
+
+    def optional_integer(self, name: str) -> int | None:
+        return self.integer(name, 0) if self.env.get(name, "").strip() else None
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number; got {raw!r}") from None
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false; got {raw!r}")

@@ -1,0 +1,35 @@
+"""The named queries of ``sql/queries.sql``, loaded once."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import LiteralString, cast
+
+__all__ = ["Q", "load_queries"]
+
+_BLOCK = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
+
+
+@cache
+def load_queries() -> dict[str, LiteralString]:
+    text = resources.files("gristmill.db").joinpath("sql/queries.sql").read_text("utf-8")
+    parts = _BLOCK.split(text)
+    queries: dict[str, LiteralString] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice in queries.sql")
+        # The text comes from a file inside the package, never from user input, which is
+        # what LiteralString promises the type checker.
+        queries[name] = cast(LiteralString, body.strip())
+    return queries
+
+
+class _Queries:
+    def __getitem__(self, name: str) -> LiteralString:
+        return load_queries()[name]
+
+
+#: ``Q["claim_job"]`` is the text of the query named ``claim_job``.
+Q = _Queries()

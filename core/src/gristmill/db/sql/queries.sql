@@ -1,0 +1,373 @@
+-- Named queries. Each block starts with `-- name: <name>`; the comment lines right after it
+-- say what it does. Python refers to them by name (gristmill.db.queries.Q) and never builds
+-- SQL text itself.
+
+-- name: get_setting
+SELECT value FROM instance_setting WHERE name = %(name)s;
+
+-- name: init_setting
+-- Store a setting unless one exists, and return the stored value (the first writer wins).
+WITH ins AS (
+    INSERT INTO instance_setting (name, value) VALUES (%(name)s, %(value)s)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING value
+)
+SELECT value FROM ins
+UNION ALL
+SELECT value FROM instance_setting WHERE name = %(name)s
+LIMIT 1;
+
+-- name: count_users
+SELECT count(*) FROM app_user;
+
+-- name: insert_user
+INSERT INTO app_user (email, username, password_hash, super_admin)
+VALUES (%(email)s, %(username)s, %(password_hash)s, %(super_admin)s)
+ON CONFLICT DO NOTHING
+RETURNING email;
+
+-- name: get_user
+SELECT email, username, password_hash, super_admin FROM app_user WHERE email = %(email)s;
+
+-- name: insert_token
+INSERT INTO token (token_hash, token_prefix, email, label, expiration)
+VALUES (%(token_hash)s, %(token_prefix)s, %(email)s, %(label)s, %(expiration)s);
+
+-- name: get_token_owner
+-- The owner of a valid (unexpired) token.
+SELECT u.email, u.username, u.super_admin
+FROM token t JOIN app_user u USING (email)
+WHERE t.token_hash = %(token_hash)s AND (t.expiration IS NULL OR t.expiration > now());
+
+-- name: delete_token
+DELETE FROM token WHERE token_hash = %(token_hash)s;
+
+-- name: workspace_exists
+SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted;
+
+-- name: insert_script
+INSERT INTO script (
+    workspace_id, hash, path, parent_hashes, summary, description, content, schema,
+    language, kind, tag, lock, timeout, priority, envs, deployment_message, created_by
+) VALUES (
+    %(workspace_id)s, %(hash)s, %(path)s, %(parent_hashes)s, %(summary)s, %(description)s,
+    %(content)s, %(schema)s, %(language)s, %(kind)s, %(tag)s, %(lock)s, %(timeout)s,
+    %(priority)s, %(envs)s, %(deployment_message)s, %(created_by)s
+)
+ON CONFLICT DO NOTHING
+RETURNING hash;
+
+-- name: archive_script
+UPDATE script SET archived = true WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+
+-- name: lock_script_path
+-- Serialize creations at one path, so that two saves cannot both become the latest.
+SELECT pg_advisory_xact_lock(hashtextextended(%(workspace_id)s || '/' || %(path)s, 0));
+
+-- name: get_script_by_path
+-- The newest version at a path, archived or not (as Windmill's get/p).
+SELECT * FROM script
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
+ORDER BY created_at DESC
+LIMIT 1;
+
+-- name: get_live_script_by_path
+-- The version that runs at a path: the newest one not archived.
+SELECT * FROM script
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT archived AND NOT deleted
+ORDER BY created_at DESC
+LIMIT 1;
+
+-- name: get_script_by_hash
+SELECT * FROM script WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s AND NOT deleted;
+
+-- name: find_script_hash
+SELECT workspace_id, path FROM script WHERE hash = %(hash)s;
+
+-- name: list_scripts
+-- The newest version of each path, newest paths first.
+SELECT * FROM (
+    SELECT DISTINCT ON (path) *
+    FROM script
+    WHERE workspace_id = %(workspace_id)s AND NOT deleted
+      AND (%(show_archived)s OR NOT archived)
+      AND (%(path_start)s::text IS NULL OR path LIKE %(path_start)s || '%%')
+      AND (%(path_exact)s::text IS NULL OR path = %(path_exact)s)
+      AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
+      AND (%(language)s::text IS NULL OR language = %(language)s)
+    ORDER BY path, created_at DESC
+) latest
+ORDER BY created_at DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: script_history
+SELECT hash, deployment_message, created_at FROM script
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
+ORDER BY created_at DESC;
+
+-- name: push_job
+-- Insert a job and queue it. Workers listening on the queue channel are notified at commit
+-- (unless the job is scheduled for later: the idle workers' polling picks it up then).
+-- With `live_hash` set, nothing is inserted unless that script version is still the live
+-- one at its path (the caller used a cached copy of it); no row comes back then.
+WITH j AS (
+    INSERT INTO job (
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
+        root_job, trigger_kind
+    )
+    SELECT
+        %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
+        %(root_job)s, %(trigger_kind)s
+    WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
+        SELECT 1 FROM script
+        WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
+          AND NOT archived AND NOT deleted
+    )
+    RETURNING id
+), q AS (
+    INSERT INTO job_queue (id, workspace_id, tag, priority, scheduled_for)
+    SELECT id, %(workspace_id)s, %(tag)s, %(priority)s, coalesce(%(scheduled_for)s, now())
+    FROM j
+    RETURNING id, scheduled_for
+)
+SELECT id, CASE WHEN scheduled_for <= now() THEN pg_notify('gristmill_queue', %(tag)s) END
+FROM q;
+
+-- name: push_running_job
+-- Insert a job already claimed by an idle worker of this process (a standalone process
+-- hands a new job straight to its own idle worker: no notification, no claim query).
+-- `live_hash` guards as in push_job.
+WITH j AS (
+    INSERT INTO job (
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
+        root_job, trigger_kind
+    )
+    SELECT
+        %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
+        %(root_job)s, %(trigger_kind)s
+    WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
+        SELECT 1 FROM script
+        WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
+          AND NOT archived AND NOT deleted
+    )
+    RETURNING id
+)
+INSERT INTO job_queue (id, workspace_id, tag, priority, running, started_at, ping, worker)
+SELECT id, %(workspace_id)s, %(tag)s, %(priority)s, true, now(), now(), %(worker)s FROM j
+RETURNING started_at;
+
+-- name: count_queued
+SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_id)s;
+
+-- name: claim_job
+-- Take the most urgent due job of the given tags, skipping rows other workers are taking.
+-- Returns all a worker needs to run it, including where its log continues (a job restarted
+-- after its worker died keeps the log of the first attempt).
+WITH next AS (
+    SELECT id FROM job_queue
+    WHERE NOT running AND scheduled_for <= now() AND tag = ANY(%(tags)s)
+    ORDER BY priority DESC NULLS LAST, scheduled_for
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE job_queue q
+    SET running = true, started_at = now(), ping = now(), worker = %(worker)s
+    FROM next
+    WHERE q.id = next.id
+    RETURNING q.id, q.started_at
+)
+SELECT
+    j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
+    coalesce(j.raw_code, s.content) AS code,
+    coalesce(j.raw_schema, s.schema) AS schema,
+    j.args, j.timeout, j.created_by, j.permissioned_as, j.email, j.parent_job, j.root_job,
+    claimed.started_at,
+    (SELECT coalesce(max(l.log_offset + char_length(l.content)), 0)
+     FROM job_log l WHERE l.job_id = j.id) AS log_offset
+FROM claimed
+JOIN job j USING (id)
+LEFT JOIN script s ON s.workspace_id = j.workspace_id AND s.hash = j.runnable_hash;
+
+-- name: next_scheduled
+-- When the earliest job of these tags that is not yet due becomes due.
+SELECT min(scheduled_for) FROM job_queue
+WHERE NOT running AND tag = ANY(%(tags)s) AND scheduled_for > now();
+
+-- name: append_log
+INSERT INTO job_log (job_id, log_offset, content)
+VALUES (%(id)s, %(log_offset)s, %(content)s)
+ON CONFLICT DO NOTHING;
+
+-- name: complete_job
+-- Move a running job to the history, only if this worker still holds it (a job restarted
+-- after its worker was presumed dead is not completed twice), with the end of its log.
+WITH q AS (
+    DELETE FROM job_queue
+    WHERE id = %(id)s AND worker = %(worker)s AND running
+    RETURNING id, workspace_id, started_at, canceled_by, canceled_reason
+), logs AS (
+    INSERT INTO job_log (job_id, log_offset, content)
+    SELECT id, %(log_offset)s, %(logs)s FROM q WHERE %(logs)s::text <> ''
+    ON CONFLICT DO NOTHING
+), c AS (
+    INSERT INTO job_completed (
+        id, workspace_id, status, result, started_at, duration_ms, worker, canceled_by,
+        canceled_reason
+    )
+    SELECT
+        id, workspace_id, %(status)s, %(result)s::jsonb, started_at,
+        greatest(0, (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint),
+        %(worker)s, canceled_by, canceled_reason
+    FROM q
+    RETURNING id, status, result
+)
+-- A small result travels in the notification itself: a waiting caller needs no query.
+SELECT pg_notify(
+    'gristmill_job_done',
+    CASE WHEN octet_length(%(result)s::text) <= 7000
+        THEN id::text || ' ' || status || ' ' || %(result)s
+        ELSE id::text
+    END
+) FROM c;
+
+-- name: requeue_job
+-- Give a running job back to the queue (its worker is stopping before it could finish).
+UPDATE job_queue
+SET running = false, started_at = NULL, worker = NULL, ping = NULL
+WHERE id = %(id)s AND worker = %(worker)s AND running
+RETURNING pg_notify('gristmill_queue', tag);
+
+-- name: heartbeat
+-- Mark a worker's running jobs alive; returns those it still holds, with cancel requests.
+UPDATE job_queue SET ping = now()
+WHERE id = ANY(%(ids)s) AND worker = %(worker)s AND running
+RETURNING id, canceled_by, canceled_reason;
+
+-- name: cancel_queued_job
+-- Cancel a job no worker has started: it goes straight to the history.
+WITH q AS (
+    DELETE FROM job_queue
+    WHERE id = %(id)s AND workspace_id = %(workspace_id)s AND NOT running
+    RETURNING id, workspace_id
+), c AS (
+    INSERT INTO job_completed (id, workspace_id, status, result, canceled_by, canceled_reason)
+    SELECT id, workspace_id, 'canceled', %(result)s::jsonb, %(canceled_by)s, %(reason)s FROM q
+    RETURNING id
+)
+SELECT id, pg_notify('gristmill_job_done', id::text) FROM c;
+
+-- name: cancel_running_job
+-- Ask the worker running a job to stop it; the worker completes it as canceled.
+UPDATE job_queue
+SET canceled_by = %(canceled_by)s, canceled_reason = %(reason)s
+WHERE id = %(id)s AND workspace_id = %(workspace_id)s AND running
+RETURNING id, pg_notify('gristmill_job_cancel', id::text);
+
+-- name: restart_zombies
+-- Give jobs whose worker stopped answering back to the queue.
+UPDATE job_queue
+SET running = false, started_at = NULL, worker = NULL, ping = NULL
+WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+RETURNING id, worker, pg_notify('gristmill_queue', tag);
+
+-- name: fail_zombies
+-- Fail jobs whose worker stopped answering (RESTART_ZOMBIE_JOBS=false).
+WITH q AS (
+    DELETE FROM job_queue
+    WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+    RETURNING id, workspace_id, started_at, worker
+), c AS (
+    INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms, worker)
+    SELECT
+        id, workspace_id, 'failure',
+        jsonb_build_object('error', jsonb_build_object(
+            'name', 'ZombieJob',
+            'message', format(
+                'the worker %%s running this job stopped answering for more than %%s s; '
+                'it was not restarted because RESTART_ZOMBIE_JOBS is false',
+                worker, %(timeout_s)s))),
+        started_at,
+        greatest(0, (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint),
+        worker
+    FROM q
+    RETURNING id
+)
+SELECT id, pg_notify('gristmill_job_done', id::text) FROM c;
+
+-- name: get_job
+-- A job with its queue or history state (exactly one of the two exists).
+SELECT
+    j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
+    j.raw_code, j.args, j.tag, j.priority, j.timeout, j.created_by, j.permissioned_as,
+    j.email, j.parent_job, j.root_job, j.created_at,
+    q.id IS NOT NULL AS queued, q.running, q.scheduled_for, q.worker AS queue_worker,
+    q.ping, q.canceled_by AS queue_canceled_by, q.canceled_reason AS queue_canceled_reason,
+    coalesce(q.started_at, c.started_at) AS started_at,
+    c.status, c.result, c.completed_at, c.duration_ms, c.worker AS completed_worker,
+    c.canceled_by, c.canceled_reason
+FROM job j
+LEFT JOIN job_queue q ON q.id = j.id
+LEFT JOIN job_completed c ON c.id = j.id
+WHERE j.id = %(id)s AND j.workspace_id = %(workspace_id)s;
+
+-- name: get_completed
+-- A finished job's status and result as JSON text (not parsed: it is sent on as it is).
+SELECT status, result::text AS result FROM job_completed
+WHERE id = %(id)s AND workspace_id = %(workspace_id)s;
+
+-- name: get_job_state
+SELECT
+    EXISTS (SELECT 1 FROM job WHERE id = %(id)s AND workspace_id = %(workspace_id)s) AS exists,
+    (SELECT running FROM job_queue WHERE id = %(id)s) AS running,
+    (SELECT status FROM job_completed WHERE id = %(id)s) AS status,
+    (SELECT result::text FROM job_completed WHERE id = %(id)s) AS result;
+
+-- name: get_logs
+SELECT coalesce(string_agg(content, '' ORDER BY log_offset), '') FROM job_log
+WHERE job_id = %(id)s;
+
+-- name: get_logs_since
+SELECT log_offset, content FROM job_log
+WHERE job_id = %(id)s AND log_offset + char_length(content) > %(log_offset)s
+ORDER BY log_offset;
+
+-- name: list_jobs
+-- Queued and running jobs first, then the history; newest first within each.
+SELECT * FROM (
+    SELECT
+        j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
+        j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
+        j.created_at, true AS queued, q.running, q.scheduled_for, q.started_at,
+        NULL::text AS status, NULL::bigint AS duration_ms, q.canceled_by, q.canceled_reason
+    FROM job_queue q JOIN job j USING (id)
+    WHERE q.workspace_id = %(workspace_id)s AND NOT %(completed_only)s
+      AND (%(success)s::boolean IS NULL)
+      AND (%(running)s::boolean IS NULL OR q.running = %(running)s)
+    UNION ALL
+    SELECT
+        j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
+        j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
+        j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
+        c.started_at, c.status, c.duration_ms, c.canceled_by, c.canceled_reason
+    FROM job_completed c JOIN job j USING (id)
+    WHERE c.workspace_id = %(workspace_id)s AND NOT %(queued_only)s
+      AND (%(running)s::boolean IS NULL OR NOT %(running)s)
+      AND (%(success)s::boolean IS NULL OR (c.status = 'success') = %(success)s)
+) jobs
+WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
+  AND (%(path_start)s::text IS NULL OR runnable_path LIKE %(path_start)s || '%%')
+  AND (%(script_hash)s::bigint IS NULL OR runnable_hash = %(script_hash)s)
+  AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s)
+  AND (%(job_kinds)s::text[] IS NULL OR kind = ANY(%(job_kinds)s))
+  AND (%(tag)s::text IS NULL OR tag = %(tag)s)
+  AND (%(parent_job)s::uuid IS NULL OR parent_job = %(parent_job)s)
+ORDER BY queued DESC, created_at DESC
+LIMIT %(limit)s OFFSET %(offset)s;

@@ -1,0 +1,112 @@
+"""The parts one Gristmill process runs, started and stopped together.
+
+``MODE`` picks them: ``standalone`` (API, monitor and workers), ``server`` (API and monitor),
+``worker`` (workers). The database must already exist and be migrated
+(:func:`prepare_database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import pluggy
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.auth import NewAdmin, ensure_first_admin, job_token_secret
+from gristmill.config import Settings
+from gristmill.db import open_pool, wait_for_database
+from gristmill.db.migrations import apply_migrations
+from gristmill.monitor import run_monitor
+from gristmill.notify import Notifier
+from gristmill.plugins import build_plugin_manager, load_runtimes
+from gristmill.runtime import RuntimeRegistry
+from gristmill.worker import WorkerPool, worker_tags
+
+__all__ = ["Platform", "PreparedDatabase", "prepare_database"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedDatabase:
+    job_token_secret: bytes
+    #: Set only on the start that created the first admin account.
+    new_admin: NewAdmin | None
+
+
+def prepare_database(conninfo: str, *, timeout_s: float = 60.0) -> PreparedDatabase:
+    """Wait for the database, migrate it, and make sure an admin and the job key exist."""
+    wait_for_database(conninfo, timeout_s=timeout_s)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        apply_migrations(conn)
+        secret = job_token_secret(conn)
+        admin = ensure_first_admin(conn)
+    return PreparedDatabase(secret, admin)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    conninfo: str
+    job_token_secret: bytes
+    plugins: pluggy.PluginManager = field(default_factory=build_plugin_manager)
+    registry: RuntimeRegistry | None = None
+    pool: AsyncConnectionPool | None = None
+    notifier: Notifier | None = None
+    workers: WorkerPool | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def runs_api(self) -> bool:
+        return self.settings.mode in ("standalone", "server")
+
+    @property
+    def runs_workers(self) -> bool:
+        return self.settings.mode in ("standalone", "worker") and self.settings.num_workers > 0
+
+    async def start(self) -> None:
+        if self.registry is None:
+            self.registry = load_runtimes(self.plugins)
+        self.pool = await open_pool(self.conninfo, max_size=self.settings.database_connections)
+        self.notifier = Notifier(self.conninfo)
+        await self.notifier.start()
+        if self.runs_api:
+            self._background.append(
+                asyncio.create_task(run_monitor(self.pool, self.settings), name="monitor")
+            )
+        if self.runs_workers:
+            self.workers = WorkerPool(
+                settings=self.settings,
+                pool=self.pool,
+                notifier=self.notifier,
+                registry=self.registry,
+                plugins=self.plugins,
+                job_token_secret=self.job_token_secret,
+                tags=worker_tags(self.settings, self.registry),
+            )
+            await self.workers.start()
+
+    async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+            self.workers = None
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        if self.notifier is not None:
+            await self.notifier.stop()
+            self.notifier = None
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def require_registry(self) -> RuntimeRegistry:
+        assert self.registry is not None, "the platform is not started"
+        return self.registry

@@ -1,0 +1,281 @@
+"""The runtime contract: what a language plugin supplies, and the registry that holds them.
+
+A runtime is one object per language, added through the ``register_runtimes`` hook. The core
+dispatches to it by language name (a dictionary lookup); it never imports a plugin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from gristmill.signature import Signature
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "RESULT_FILE",
+    "DuplicateRuntimeError",
+    "JobContext",
+    "JobOutcome",
+    "ProcessExit",
+    "Recipe",
+    "Runtime",
+    "RuntimeRegistry",
+    "ScriptError",
+    "Toolchain",
+    "UnknownRuntimeError",
+    "error_result",
+    "read_result_file",
+]
+
+#: Bumped when the contract below changes incompatibly; plugins may check it at registration.
+PLUGIN_API_VERSION = 1
+
+ARGS_FILE = "args.json"
+RESULT_FILE = "result.json"
+
+
+class ScriptError(ValueError):
+    """A script the runtime cannot accept (syntax error, no ``main``, ...).
+
+    ``line`` and ``column`` are 1-based positions in the source when known.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
+        self.message = message
+        self.line = line
+        self.column = column
+        where = ""
+        if line is not None:
+            where = f"line {line}" + (f", column {column}" if column is not None else "") + ": "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Whether the tools a runtime needs are on this machine."""
+
+    available: bool
+    version: str | None = None
+    #: When unavailable: what is missing and how to install it.
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a runtime may use to prepare and run one job."""
+
+    id: UUID
+    workspace_id: str
+    language: str
+    code: str
+    args: Mapping[str, Any]
+    job_dir: Path
+    #: The stored JSON schema of the script, used for typed argument conversions.
+    schema: Mapping[str, Any] | None = None
+    script_path: str | None = None
+    script_hash: str | None = None
+    #: Environment for the job's process: the job variables (``WM_*``) and what plugins added.
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to start a job's process: the command, its complete environment and directory.
+
+    The environment is complete: nothing of the worker's own environment is inherited.
+    """
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+
+
+@dataclass(frozen=True)
+class ProcessExit:
+    """How a job's process ended."""
+
+    returncode: int
+    #: Last non-empty line the process printed (a result for shell-like runtimes).
+    last_line: str = ""
+    #: The end of what the process printed, for error messages.
+    output_tail: str = ""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """The result of a job: ``result_json`` is JSON text, an error object when not success."""
+
+    success: bool
+    result_json: str
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """One language. See docs/plugins.md for a walk-through of each member."""
+
+    # Read-only members: a plain class attribute (``name = "python3"``) provides each.
+
+    @property
+    def name(self) -> str:
+        """Stable id stored with scripts and jobs; Windmill's language name (``python3``)."""
+        ...
+
+    @property
+    def display_name(self) -> str:
+        """Label for people."""
+        ...
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other names accepted in requests (``python``); scripts always store ``name``."""
+        ...
+
+    @property
+    def file_extensions(self) -> tuple[str, ...]:
+        """File extensions, for the CLI and the editor (``.py``)."""
+        ...
+
+    def parse_signature(self, source: str) -> Signature:
+        """Parse the parameters of ``main``; raise :class:`ScriptError` on bad source."""
+        ...
+
+    def template(self) -> str:
+        """A starter script."""
+        ...
+
+    def toolchain(self) -> Toolchain:
+        """Report whether this machine can run the language's jobs (may be cached)."""
+        ...
+
+    def prepare(self, ctx: JobContext) -> Recipe:
+        """Write the job's files into ``ctx.job_dir`` and return how to run them.
+
+        The directory already holds ``args.json`` (the job's arguments as JSON).
+        """
+        ...
+
+    def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
+        """Turn what the process left behind into the job's outcome."""
+        ...
+
+
+class UnknownRuntimeError(LookupError):
+    """No runtime of that name is registered."""
+
+    def __init__(self, name: str, available: Sequence[str]):
+        self.name = name
+        self.available = list(available)
+        names = ", ".join(self.available) or "none (install a runtime plugin)"
+        super().__init__(f"unknown language '{name}'; available languages: {names}")
+
+
+class DuplicateRuntimeError(RuntimeError):
+    """Two plugins registered the same runtime name."""
+
+
+@dataclass(frozen=True)
+class RegisteredRuntime:
+    runtime: Runtime
+    #: The plugin (and distribution) that registered it, e.g. ``gristmill-python 0.1.0``.
+    source: str
+
+
+class RuntimeRegistry:
+    """The runtimes of this process, keyed by name; aliases resolve to their runtime."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, RegisteredRuntime] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, runtime: Runtime, *, source: str = "unknown") -> None:
+        missing = [
+            member
+            for member in ("name", "display_name", "aliases", "file_extensions")
+            if not hasattr(runtime, member)
+        ]
+        if missing or not isinstance(runtime, Runtime):
+            raise TypeError(
+                f"{source} registered {runtime!r}, which does not implement the Runtime "
+                f"contract (missing: {', '.join(missing) or 'a method'}); see docs/plugins.md"
+            )
+        for name in (runtime.name, *runtime.aliases):
+            owner = self._owner(name)
+            if owner is not None:
+                raise DuplicateRuntimeError(
+                    f"runtime '{name}' is registered twice: by {owner} and by {source}; "
+                    "uninstall one of them or disable it with GRISTMILL_DISABLE_PLUGINS"
+                )
+        self._entries[runtime.name] = RegisteredRuntime(runtime, source)
+        for alias in runtime.aliases:
+            self._aliases[alias] = runtime.name
+
+    def _owner(self, name: str) -> str | None:
+        canonical = self._aliases.get(name, name)
+        entry = self._entries.get(canonical)
+        return entry.source if entry else None
+
+    def resolve(self, name: str) -> str:
+        """The canonical name of ``name`` (itself or the runtime it is an alias of)."""
+        canonical = self._aliases.get(name, name)
+        if canonical not in self._entries:
+            raise UnknownRuntimeError(name, self.names())
+        return canonical
+
+    def get(self, name: str) -> Runtime:
+        return self._entries[self.resolve(name)].runtime
+
+    def source(self, name: str) -> str:
+        return self._entries[self.resolve(name)].source
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[Runtime]:
+        return (self._entries[name].runtime for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._aliases.get(name, name) in self._entries
+
+
+def error_result(name: str, message: str, stack: str = "") -> str:
+    """The JSON text of a failed job's result, Windmill's error shape."""
+    return json.dumps({"error": {"name": name, "message": message, "stack": stack}})
+
+
+def read_result_file(ctx: JobContext, exit: ProcessExit) -> JobOutcome:
+    """The default result protocol: the process writes ``result.json`` into its directory.
+
+    A zero exit code means success (no file means a ``null`` result); otherwise the file holds
+    the error object, or, when the process died before writing one, the error says how it
+    ended and shows the end of its output.
+    """
+    path = ctx.job_dir / RESULT_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = None
+    if exit.returncode == 0:
+        return JobOutcome(True, text if text and text.strip() else "null")
+    if text:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            return JobOutcome(False, text)
+    if exit.returncode < 0:
+        how = f"the process was killed by signal {-exit.returncode}"
+    else:
+        how = f"the process exited with code {exit.returncode}"
+    tail = exit.output_tail.strip()
+    message = how + (f"; last output:\n{tail}" if tail else " and printed nothing")
+    return JobOutcome(False, error_result("ExecutionErr", message))

@@ -1,0 +1,203 @@
+"""Running a Gristmill process: the database first, then the API and workers, until a signal.
+
+Used by ``gristmill up``, ``gristmill server`` and ``gristmill worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import httpx
+import psycopg
+import uvicorn
+
+from gristmill.auth import hash_token, new_api_token
+from gristmill.config import Settings
+from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.queries import Q
+from gristmill.platform import Platform, prepare_database
+
+__all__ = ["cli_token_path", "configure_logging", "serve"]
+
+log = logging.getLogger("gristmill")
+
+
+def configure_logging(settings: Settings) -> None:
+    level = os.environ.get("GRISTMILL_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.json_fmt:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": self.formatTime(record),
+            "level": record.levelname,
+            "target": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def cli_token_path(settings: Settings) -> Path:
+    """A token of the first admin kept for the local ``gristmill`` commands (mode 0600)."""
+    return settings.data_dir / "cli-token"
+
+
+def _ensure_cli_token(settings: Settings, conninfo: str) -> None:
+    path = cli_token_path(settings)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if path.exists():
+            row = conn.execute(
+                Q["get_token_owner"], {"token_hash": hash_token(path.read_text().strip())}
+            ).fetchone()
+            if row is not None:
+                return
+        admin = conn.execute(
+            "SELECT email FROM app_user WHERE super_admin ORDER BY created_at LIMIT 1"
+        ).fetchone()
+        if admin is None:
+            return
+        token = new_api_token()
+        conn.execute(
+            Q["insert_token"],
+            {
+                "token_hash": hash_token(token),
+                "token_prefix": token[:10],
+                "email": admin[0],
+                "label": "cli",
+                "expiration": None,
+            },
+        )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its own signal handling: the process's handler stops everything."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def serve(settings: Settings, *, announce: bool = True) -> None:
+    """Start every part ``settings.mode`` asks for and run until SIGINT or SIGTERM."""
+    configure_logging(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded: EmbeddedPostgres | None = None
+    conninfo = settings.database_url
+    try:
+        if not conninfo:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            conninfo = embedded.start()
+            log.info("embedded Postgres ready in %s", embedded.pgdata)
+        prepared = prepare_database(conninfo)
+        if prepared.new_admin is not None:
+            print(
+                "\nFirst start: an admin account was created. Log in with\n"
+                f"  email:    {prepared.new_admin.email}\n"
+                f"  password: {prepared.new_admin.password}\n"
+                "This password is shown only once.\n",
+                flush=True,
+            )
+        if settings.mode != "worker":
+            _ensure_cli_token(settings, conninfo)
+        platform = Platform(
+            settings=settings, conninfo=conninfo, job_token_secret=prepared.job_token_secret
+        )
+        _run_loop(_serve(platform, announce=announce))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run_loop(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _serve(platform: Platform, *, announce: bool) -> None:
+    settings = platform.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await platform.start()
+    server: _Server | None = None
+    server_task: asyncio.Task[None] | None = None
+    try:
+        if platform.runs_api:
+            from gristmill.api.app import create_app
+
+            app = create_app(platform)
+            config = uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                http="httptools",
+            )
+            server = _Server(config)
+            server_task = asyncio.create_task(server.serve())
+            await _wait_until_answering(settings, server_task)
+            if announce:
+                print(f"Gristmill is ready at {settings.public_url}", flush=True)
+        elif announce:
+            print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
+        waiters = [asyncio.create_task(stop.wait())]
+        if server_task is not None:
+            waiters.append(server_task)  # type: ignore[arg-type]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping")
+    finally:
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server_task
+        await platform.stop()
+
+
+async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[None]) -> None:
+    """Return once ``GET /api/version`` answers (fail if the server died trying)."""
+    url = f"http://127.0.0.1:{settings.port}/api/version"
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server_task.done():
+                server_task.result()
+                raise SystemExit(
+                    f"the API could not start on port {settings.port} (is the port in use? set PORT)"
+                )
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"the API did not answer on {url} within 30 s")

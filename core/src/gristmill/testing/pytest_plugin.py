@@ -1,0 +1,136 @@
+"""Pytest fixtures backed by a real Postgres (the embedded one the product uses).
+
+Enable with ``pytest_plugins = ["gristmill.testing.pytest_plugin"]`` in a root conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+
+from gristmill.config import Settings
+from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.migrations import apply_migrations
+from gristmill.platform import Platform, prepare_database
+
+__all__ = ["SUPERADMIN_SECRET", "PgCluster"]
+
+SUPERADMIN_SECRET = "test-superadmin-secret"
+_TEMPLATE = "gristmill_template"
+
+
+@dataclass
+class PgCluster:
+    server: EmbeddedPostgres
+
+    def conninfo(self, dbname: str) -> str:
+        return self.server.conninfo.replace("dbname=gristmill", f"dbname={dbname}")
+
+    def create_database(self) -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")  # type: ignore[arg-type]
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One Postgres for the session, with a migrated template database."""
+    # Not under pytest's own (mode 0700) temp root: as root, Postgres runs as `nobody`,
+    # which must be able to reach the directory.
+    root = Path(tempfile.mkdtemp(prefix="gristmill-test-pg-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root, fsync=False)
+    server.start()
+    cluster = PgCluster(server)
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {_TEMPLATE}")  # type: ignore[arg-type]
+    with psycopg.connect(cluster.conninfo(_TEMPLATE)) as conn:
+        apply_migrations(conn)
+    try:
+        yield cluster
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = pg_cluster.create_database()
+    try:
+        yield pg_cluster.conninfo(name)
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        num_workers=2,
+        superadmin_secret=SUPERADMIN_SECRET,
+        sleep_queue_ms=1000,
+        heartbeat_s=0.5,
+        log_flush_ms=50,
+        database_connections=6,
+    )
+
+
+@pytest_asyncio.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    """A started platform (standalone mode: API parts and workers) on a fresh database."""
+    prepared = await _prepare(settings)
+    platform = Platform(
+        settings=settings,
+        conninfo=settings.database_url,
+        job_token_secret=prepared,
+    )
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()
+
+
+async def _prepare(settings: Settings) -> bytes:
+    import asyncio
+
+    prepared = await asyncio.to_thread(prepare_database, settings.database_url)
+    return prepared.job_token_secret
+
+
+@pytest_asyncio.fixture
+async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the platform's API, authenticated as the superadmin."""
+    from gristmill.api.app import create_app
+
+    app = create_app(platform)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://gristmill.test/api",
+        headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
+        timeout=60,
+    ) as client:
+        yield client
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests never read the developer's own data directory.
+    os.environ.setdefault("GRISTMILL_DATA_DIR", tempfile.mkdtemp(prefix="gristmill-test-data-"))

@@ -1,0 +1,130 @@
+# pyright: reportMissingImports=false
+# The job wrapper of Gristmill's Python runtime, run in the job directory as
+#   python -I -S -B -u -X utf8 wrapper.py [CONVERSIONS_JSON]
+# It reads args.json, calls main.main(**args) and writes result.json: the result, or
+# {"error": {"name", "message", "stack"}} with exit code 1 when main raises.
+# It imports as little as it can: every module here is paid for by every job.
+import sys
+
+FUNCTION_CALL_DEFAULT = "<function call>"
+
+
+def _convert(value, kind):
+    if kind == "bytes":
+        import binascii
+
+        return binascii.a2b_base64(value)
+    import datetime
+
+    if kind == "datetime":
+        # Python before 3.11 does not read a trailing Z.
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.date.fromisoformat(value)
+
+
+def _prepare_args(args, spec):
+    for name in [k for k, v in args.items() if v == FUNCTION_CALL_DEFAULT]:
+        del args[name]
+    for name, (kind, drop_null) in spec.items():
+        if name not in args:
+            continue
+        value = args[name]
+        if value is None:
+            if drop_null:
+                # None means "not given": the parameter's own default applies.
+                del args[name]
+        elif kind and isinstance(value, str):
+            args[name] = _convert(value, kind)
+    return args
+
+
+def _to_jsonable(value):
+    """json's fallback for values it cannot write."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        import base64
+
+        return base64.b64encode(bytes(value)).decode()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if hasattr(value, "to_dict"):
+        try:
+            return value.to_dict(orient="records")  # pandas DataFrame
+        except TypeError:
+            return value.to_dict()
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")  # pydantic
+    if type(value).__name__ == "Decimal":
+        return float(value)
+    return str(value)
+
+
+def _finite(value):
+    """A copy with NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dump(json, value):
+    try:
+        return json.dumps(value, default=_to_jsonable, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(value, default=_to_jsonable, separators=(",", ":"))
+        return json.dumps(_finite(json.loads(text)), separators=(",", ":"))
+
+
+def _write(text):
+    # \u0000 is valid JSON but Postgres cannot store it in jsonb.
+    with open("result.json", "w", encoding="utf-8") as out:
+        out.write(text.replace("\\u0000", "\\ufffd"))
+
+
+def _run():
+    import json
+
+    sys.path.insert(0, "")
+    import builtins
+
+    # `exit()` and `quit()` come from the site module, which jobs start without.
+    builtins.exit = builtins.quit = sys.exit
+    spec = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    with open("args.json", "rb") as f:
+        args = json.load(f)
+    try:
+        args = _prepare_args(args, spec)
+        import main as script
+
+        result = script.main(**args)
+        if hasattr(result, "__await__"):
+            import asyncio
+
+            async def _await(awaitable):
+                return await awaitable
+
+            result = asyncio.run(_await(result))
+    except BaseException as exc:  # the job's error, whatever it is, is its result
+        import traceback
+
+        tb = exc.__traceback__
+        # Skip this wrapper's own frame: the stack starts in the user's code.
+        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        stack = "".join(traceback.format_exception(type(exc), exc, tb))
+        error = {"name": type(exc).__name__, "message": str(exc), "stack": stack}
+        _write(json.dumps({"error": error}, default=str))
+        sys.stdout.flush()
+        sys.exit(1)
+    _write(_dump(json, result))
+
+
+_run()
