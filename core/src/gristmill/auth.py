@@ -60,11 +60,16 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
+    """Whether ``password`` matches ``stored``; a damaged stored value matches nothing."""
+    parts = (stored or "").split("$")
+    if len(parts) != 3 or parts[0] != "scrypt":
         return False
-    _, salt_b64, digest_b64 = stored.split("$", 2)
-    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), **_SCRYPT)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+    try:
+        salt, expected = base64.b64decode(parts[1]), base64.b64decode(parts[2])
+    except ValueError:
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return hmac.compare_digest(digest, expected)
 
 
 def hash_token(token: str) -> str:
@@ -125,7 +130,8 @@ def read_job_token(secret: bytes, token: str) -> Actor | None:
         return None
     payload, _, signature = token[len(_JOB_TOKEN_PREFIX) :].rpartition(".")
     expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
-    if not payload or not hmac.compare_digest(signature, expected):
+    # Compared as bytes: the token is whatever a client sent, possibly not ASCII.
+    if not payload or not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     try:
         job_id, email, username = json.loads(base64.urlsafe_b64decode(payload))

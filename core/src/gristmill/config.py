@@ -63,6 +63,8 @@ class Settings:
     log_flush_ms: int = 250
     #: How often a worker marks its running jobs as alive (s).
     heartbeat_s: float = 5.0
+    #: How long to wait for an unreachable database at start before giving up (s).
+    database_wait_s: float = 60.0
 
     @property
     def jobs_dir(self) -> Path:
@@ -94,7 +96,7 @@ class Settings:
             database_url=env.get("DATABASE_URL", "").strip(),
             mode=mode,
             host=env.get("GRISTMILL_HOST", "0.0.0.0"),
-            port=reader.integer("PORT", 8000, minimum=0),
+            port=reader.integer("PORT", 8000, minimum=0, maximum=65535),
             base_url=env.get("BASE_URL", "").rstrip("/"),
             base_internal_url=env.get("BASE_INTERNAL_URL", "").rstrip("/"),
             num_workers=reader.integer("NUM_WORKERS", 2, minimum=0),
@@ -114,7 +116,8 @@ class Settings:
             json_fmt=reader.boolean("JSON_FMT", False),
             database_connections=reader.integer("DATABASE_CONNECTIONS", 10, minimum=2),
             log_flush_ms=reader.integer("GRISTMILL_LOG_FLUSH_MS", 250, minimum=10),
-            heartbeat_s=reader.number("GRISTMILL_HEARTBEAT_S", 5.0),
+            heartbeat_s=reader.positive("GRISTMILL_HEARTBEAT_S", 5.0),
+            database_wait_s=reader.positive("GRISTMILL_DB_WAIT_S", 60.0),
         )
 
 
@@ -122,7 +125,9 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         raw = self.env.get(name, "").strip()
         if not raw:
             return default
@@ -132,6 +137,8 @@ class _Reader:
             raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
         if minimum is not None and value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}; got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}; got {value}")
         return value
 
     def optional_integer(self, name: str) -> int | None:
@@ -145,6 +152,12 @@ class _Reader:
             return float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number; got {raw!r}") from None
+
+    def positive(self, name: str, default: float) -> float:
+        value = self.number(name, default)
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(f"{name} must be a positive number of seconds; got {value}")
+        return value
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.env.get(name, "").strip().lower()

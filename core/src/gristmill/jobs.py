@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 
+_HASH = re.compile(r"[0-9a-fA-F]{16}")
+
+
 def format_hash(value: int) -> str:
     """A script hash as Windmill writes it: the 8 big-endian bytes of an i64, in hex."""
     return (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
@@ -39,13 +43,9 @@ def format_hash(value: int) -> str:
 
 def parse_hash(text: str) -> int:
     """Inverse of :func:`format_hash`; raises ValueError with a clear message."""
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a script hash (16 hexadecimal digits)") from None
-    if len(raw) != 8:
+    if not _HASH.fullmatch(text):
         raise ValueError(f"'{text}' is not a script hash (16 hexadecimal digits)")
-    return int.from_bytes(raw, "big", signed=True)
+    return int.from_bytes(bytes.fromhex(text), "big", signed=True)
 
 
 @dataclass(frozen=True)

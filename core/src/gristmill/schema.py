@@ -208,7 +208,8 @@ def _describe(value: Any) -> str:
 def validate_args(
     schema: Mapping[str, Any] | None, args: Any, *, allow_extra: bool = False
 ) -> dict[str, Any]:
-    """Check ``args`` against a script schema; return them unchanged or raise ArgumentError.
+    """Check ``args`` against a script schema; return them (integral floats given for
+    integer parameters made integers) or raise ArgumentError.
 
     Required arguments must be present; a value must match its property's type, enum, format
     (``date-time``, ``date``) and base64 encoding. Arguments the schema does not know are an
@@ -234,7 +235,13 @@ def validate_args(
         if value is None and (name not in required or prop.get("nullable")):
             continue
         _check_value(name, prop, value)
-    return args
+    # 5.0 passes as an integer; the script gets 5, as its type says.
+    return {
+        name: int(value)
+        if isinstance(value, float) and (props.get(name) or {}).get("type") == "integer"
+        else value
+        for name, value in args.items()
+    }
 
 
 def _check_value(path: str, prop: Mapping[str, Any], value: Any) -> None:

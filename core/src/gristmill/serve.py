@@ -111,7 +111,7 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
             embedded = EmbeddedPostgres(settings.data_dir)
             conninfo = embedded.start()
             log.info("embedded Postgres ready in %s", embedded.pgdata)
-        prepared = prepare_database(conninfo)
+        prepared = prepare_database(conninfo, timeout_s=settings.database_wait_s)
         if prepared.new_admin is not None:
             print(
                 "\nFirst start: an admin account was created. Log in with\n"

@@ -274,5 +274,6 @@ def infer_typ_from_value(value: Any) -> Typ:
             None, tuple(Prop(str(k), infer_typ_from_value(v)) for k, v in value.items())
         )
     if isinstance(value, list):
-        return ListType(infer_typ_from_value(value[0]) if value else STR)
+        # An empty list says nothing of its items.
+        return ListType(infer_typ_from_value(value[0]) if value else ANY)
     return ANY

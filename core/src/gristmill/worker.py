@@ -439,7 +439,8 @@ class WorkerPool:
         if job["root_job"]:
             env["WM_ROOT_FLOW_JOB_ID"] = str(job["root_job"])
         extra: dict[str, str] = {}
-        for addition in self.plugins.hook.job_env(job=_with_env(ctx, env)):
+        # pluggy returns the last registered plugin's result first: reversed, later wins.
+        for addition in reversed(self.plugins.hook.job_env(job=_with_env(ctx, env))):
             if addition:
                 extra.update({str(k): str(v) for k, v in addition.items()})
         # The core's job variables win over plugins: a plugin cannot impersonate a job.

@@ -106,11 +106,14 @@ def test_golden(case: str) -> None:
     assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
 
 
-@pytest.mark.parametrize("case", CASES)
+# Fixtures in syntax newer than this interpreter cannot be checked by it: they are left out
+# (not skipped) where the interpreter is older; the parser itself is still tested on them.
+CPYTHON_CASES = [c for c in CASES if c not in NEEDS_PY312 or sys.version_info >= (3, 12)]
+
+
+@pytest.mark.parametrize("case", CPYTHON_CASES)
 def test_fixture_agrees_with_cpython(case: str) -> None:
     """A fixture the parser accepts is valid Python; one it rejects for syntax is not."""
-    if case in NEEDS_PY312 and sys.version_info < (3, 12):
-        pytest.skip("uses Python 3.12 syntax")
     source = _read(case).removeprefix("\ufeff")
     is_syntax_case = (FIXTURES / f"{case}.error.json").exists() and case not in NOT_SYNTAX_ERRORS
     if is_syntax_case:

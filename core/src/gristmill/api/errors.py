@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
@@ -51,6 +53,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> PlainTextResponse:
         return PlainTextResponse(f"Bad request: {_describe_validation(exc)}", status_code=400)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_error(request: Request, exc: Exception) -> PlainTextResponse:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return PlainTextResponse(
+            "Service unavailable: the database cannot be reached right now "
+            f"({reason}); retry in a moment (to make a retried run safe, give it a job_id: "
+            "a second run with the same id is refused)",
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> PlainTextResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import time
 from typing import Any
 
@@ -66,6 +67,21 @@ def wait_for_database(conninfo: str, *, timeout_s: float = 60.0) -> None:
             delay = min(delay * 2, 2.0)
 
 
+async def _drop_if_closed(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check when handing out a connection: costs one non-blocking poll.
+
+    An idle connection has nothing to read; when the server closed it (a restart, an
+    administrator, a network cut) its socket is readable. Such a connection is replaced
+    before any query fails on it.
+    """
+    ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if ready:
+        # Closed here, the pool discards it (a connection merely failing the check would
+        # be put back as it is).
+        await conn.close()
+        raise psycopg.OperationalError("the server closed this idle connection")
+
+
 async def open_pool(
     conninfo: str, *, max_size: int, name: str = "gristmill"
 ) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
@@ -82,6 +98,7 @@ async def open_pool(
         name=name,
         open=False,
         configure=configure,
+        check=_drop_if_closed,
         reconnect_timeout=60,
     )
     await pool.open(wait=True, timeout=30)

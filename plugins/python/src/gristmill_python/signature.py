@@ -261,8 +261,9 @@ def _make_arg(
 
 
 def _settle_list(typ: Typ) -> Typ:
-    # Windmill's historical behaviour: a bare ``list`` is a list of strings.
-    return ListType(STR) if typ == _UNKNOWN_LIST else typ
+    # Windmill turns a bare ``list`` into a list of strings; Gristmill validates arguments,
+    # and `def main(xs: list)` must accept [1, 2], so the items stay "any value".
+    return typ
 
 
 # -- types ----------------------------------------------------------------------------------

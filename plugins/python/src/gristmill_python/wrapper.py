@@ -77,28 +77,42 @@ def _finite(value):
 
 def _dump(json, value):
     try:
-        return json.dumps(value, default=_to_jsonable, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, default=_to_jsonable, allow_nan=False, separators=(",", ":"))
     except ValueError:
         text = json.dumps(value, default=_to_jsonable, separators=(",", ":"))
-        return json.dumps(_finite(json.loads(text)), separators=(",", ":"))
+        text = json.dumps(_finite(json.loads(text)), separators=(",", ":"))
+    if "\\u0000" in text:
+        # JSON allows NUL in strings but Postgres cannot store it: U+FFFD instead, in the
+        # values themselves (a text replace would also hit an escaped backslash + "u0000").
+        text = json.dumps(_without_nul(json.loads(text)), separators=(",", ":"))
+    return text
 
 
-def _write(text):
-    # \u0000 is valid JSON but Postgres cannot store it in jsonb.
-    with open("result.json", "w", encoding="utf-8") as out:
-        out.write(text.replace("\\u0000", "\\ufffd"))
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _run():
     import json
 
-    sys.path.insert(0, "")
+    import os
+
+    # Absolute: the script may change directory, its result still lands here.
+    job_dir = os.getcwd()
+    result_path = os.path.join(job_dir, "result.json")
+    sys.path.insert(0, job_dir)
     import builtins
 
     # `exit()` and `quit()` come from the site module, which jobs start without.
     builtins.exit = builtins.quit = sys.exit
     spec = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
-    with open("args.json", "rb") as f:
+    with open(os.path.join(job_dir, "args.json"), "rb") as f:
         args = json.load(f)
     try:
         args = _prepare_args(args, spec)
@@ -112,19 +126,31 @@ def _run():
                 return await awaitable
 
             result = asyncio.run(_await(result))
+        text = _dump(json, result)
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            text = "null"  # sys.exit() or sys.exit(0): a normal end without a result
+        else:
+            _fail(json, result_path, exc, f"the script exited with status {exc.code}")
     except BaseException as exc:  # the job's error, whatever it is, is its result
-        import traceback
+        _fail(json, result_path, exc)
+    with open(result_path, "w", encoding="utf-8") as out:
+        out.write(text)
 
-        tb = exc.__traceback__
-        # Skip this wrapper's own frame: the stack starts in the user's code.
-        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        stack = "".join(traceback.format_exception(type(exc), exc, tb))
-        error = {"name": type(exc).__name__, "message": str(exc), "stack": stack}
-        _write(json.dumps({"error": error}, default=str))
-        sys.stdout.flush()
-        sys.exit(1)
-    _write(_dump(json, result))
+
+def _fail(json, result_path, exc, message=None):
+    import traceback
+
+    tb = exc.__traceback__
+    # Skip this wrapper's own frames: the stack starts in the user's code.
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    stack = "".join(traceback.format_exception(type(exc), exc, tb))
+    error = {"name": type(exc).__name__, "message": message or str(exc), "stack": stack}
+    with open(result_path, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"error": _without_nul(error)}, default=str))
+    sys.stdout.flush()
+    sys.exit(1)
 
 
 _run()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from gristmill.api.deps import (
@@ -161,9 +162,9 @@ def parse_args_body(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"body": value}
 
 
-def _check_args(schema: dict[str, Any] | None, args: dict[str, Any]) -> None:
+def _check_args(schema: dict[str, Any] | None, args: dict[str, Any]) -> dict[str, Any]:
     try:
-        validate_args(schema, args)
+        return validate_args(schema, args)
     except ArgumentError as exc:
         raise bad_request(str(exc)) from None
 
@@ -239,7 +240,7 @@ async def _live_script(ctx: RunContext, path: str, cache: ScriptCache) -> dict[s
 
 def _script_job(ctx: RunContext, row: dict[str, Any], args: dict[str, Any]) -> NewJob:
     """A job running a saved script version, its arguments checked against its schema."""
-    _check_args(row["schema"], args)
+    args = _check_args(row["schema"], args)
     options = ctx.options
     return NewJob(
         id=options.job_id or uuid4(),
@@ -300,14 +301,14 @@ def _preview_job(ctx: RunContext, body: Preview) -> Runnable:
     except ScriptError as exc:
         raise bad_request(script_error_message(exc)) from None
     schema = signature_to_schema(signature)
-    _check_args(schema, body.args)
+    args = _check_args(schema, body.args)
     options = ctx.options
     job = NewJob(
         id=options.job_id or uuid4(),
         workspace_id=ctx.workspace,
         kind="preview",
         tag=options.tag or body.tag or language,
-        args=body.args,
+        args=args,
         created_by=ctx.actor.username,
         permissioned_as=ctx.actor.permissioned_as,
         email=ctx.actor.email,
@@ -323,7 +324,15 @@ def _preview_job(ctx: RunContext, body: Preview) -> Runnable:
 
 
 async def _push(platform: Platform, runnable: Runnable) -> UUID:
-    """Queue the job; in a standalone process, hand it to an idle worker of its own when
+    """Queue the job; a job id that exists already is refused."""
+    try:
+        return await _insert(platform, runnable)
+    except psycopg.errors.UniqueViolation:
+        raise bad_request(f"a job with id {runnable.job.id} already exists") from None
+
+
+async def _insert(platform: Platform, runnable: Runnable) -> UUID:
+    """Insert the job; in a standalone process, hand it to an idle worker of its own when
     there is one (no notification, no claim: the fast path of a single-machine install)."""
     assert platform.pool is not None
     job = runnable.job

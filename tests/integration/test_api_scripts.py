@@ -1,0 +1,140 @@
+"""Scripts through the REST API, against a real Postgres."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+HELLO = '''\
+def main(name: str, times: int = 1):
+    """Say hello.
+
+    Args:
+        name (str): who to greet
+    """
+    return ", ".join([f"hello {name}"] * times)
+'''
+
+
+async def create(api: httpx.AsyncClient, **body: object) -> httpx.Response:
+    payload = {"path": "u/admin/hello", "content": HELLO, "language": "python3", **body}
+    return await api.post("/w/main/scripts/create", json=payload)
+
+
+async def test_create_infers_the_schema_and_returns_a_hash(api: httpx.AsyncClient) -> None:
+    r = await create(api)
+    assert r.status_code == 201, r.text
+    assert re.fullmatch(r"[0-9a-f]{16}", r.text)
+    script = (await api.get("/w/main/scripts/get/p/u/admin/hello")).json()
+    assert script["hash"] == r.text
+    assert script["language"] == "python3"
+    schema = script["schema"]
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert list(schema["properties"]) == ["name", "times"]
+    assert schema["required"] == ["name"]
+    assert schema["properties"]["name"]["description"] == "who to greet"
+    assert schema["properties"]["times"] == {"type": "integer", "description": "", "default": 1}
+
+
+async def test_a_schema_sent_by_the_client_is_kept(api: httpx.AsyncClient) -> None:
+    """Windmill's clients compute the schema themselves."""
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"name": {"type": "string", "description": "custom"}},
+        "required": ["name"],
+    }
+    assert (await create(api, schema=schema)).status_code == 201
+    stored = (await api.get("/w/main/scripts/get/p/u/admin/hello")).json()["schema"]
+    assert stored == schema
+
+
+async def test_the_language_alias_is_stored_as_the_runtime_name(api: httpx.AsyncClient) -> None:
+    assert (await create(api, language="python")).status_code == 201
+    assert (await api.get("/w/main/scripts/get/p/u/admin/hello")).json()["language"] == "python3"
+
+
+async def test_versions_need_the_parent_hash_and_form_a_history(api: httpx.AsyncClient) -> None:
+    first = (await create(api)).text
+    conflict = await create(api, content=HELLO + "\n# v2\n")
+    assert conflict.status_code == 400
+    assert f"Path conflict for u/admin/hello with non-archived hash {first}" in conflict.text
+    second = await create(api, content=HELLO + "\n# v2\n", parent_hash=first)
+    assert second.status_code == 201, second.text
+    history = (await api.get("/w/main/scripts/history/p/u/admin/hello")).json()
+    assert [h["script_hash"] for h in history] == [second.text, first]
+    old = (await api.get(f"/w/main/scripts/get/h/{first}")).json()
+    assert old["archived"] is True
+    new = (await api.get("/w/main/scripts/get/p/u/admin/hello")).json()
+    assert new["hash"] == second.text and new["parent_hashes"] == [first]
+    stale = await create(api, content=HELLO + "\n# v3\n", parent_hash=first)
+    assert stale.status_code == 400 and "Path conflict" in stale.text
+
+
+async def test_unknown_parent_hash_is_refused(api: httpx.AsyncClient) -> None:
+    r = await create(api, parent_hash="0123456789abcdef")
+    assert r.status_code == 400
+    assert "parent hash 0123456789abcdef does not exist" in r.text
+
+
+async def test_raw_exists_and_list(api: httpx.AsyncClient) -> None:
+    hash_ = (await create(api)).text
+    assert (await api.get("/w/main/scripts/raw/p/u/admin/hello.py")).text == HELLO
+    assert (await api.get(f"/w/main/scripts/raw/h/{hash_}")).text == HELLO
+    assert (await api.get("/w/main/scripts/exists/p/u/admin/hello")).json() is True
+    assert (await api.get("/w/main/scripts/exists/p/u/admin/nope")).json() is False
+    await create(api, path="f/team/other")
+    listed = (await api.get("/w/main/scripts/list")).json()
+    assert {s["path"] for s in listed} == {"u/admin/hello", "f/team/other"}
+    only = (await api.get("/w/main/scripts/list", params={"path_start": "f/"})).json()
+    assert [s["path"] for s in only] == ["f/team/other"]
+
+
+async def test_syntax_error_is_refused_with_its_position(api: httpx.AsyncClient) -> None:
+    r = await create(api, content="def main(x: int):\n    return x +\n")
+    assert r.status_code == 400
+    assert r.text.startswith("Bad request: ")
+    assert "line 2" in r.text
+    assert (await api.get("/w/main/scripts/exists/p/u/admin/hello")).json() is False
+
+
+async def test_a_script_without_main_is_refused(api: httpx.AsyncClient) -> None:
+    r = await create(api, content="x = 1\n")
+    assert r.status_code == 400
+    assert "main" in r.text
+
+
+async def test_unknown_language_lists_the_available_ones(api: httpx.AsyncClient) -> None:
+    r = await create(api, language="cobol")
+    assert r.status_code == 400
+    assert "unknown language 'cobol'" in r.text and "python3" in r.text
+
+
+async def test_invalid_path_is_refused(api: httpx.AsyncClient) -> None:
+    r = await create(api, path="hello")
+    assert r.status_code == 400
+    assert "u/<user>/<name>" in r.text
+
+
+async def test_non_json_body_is_a_clear_400(api: httpx.AsyncClient) -> None:
+    r = await api.post(
+        "/w/main/scripts/create", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert "not valid JSON" in r.text
+
+
+async def test_missing_field_names_it(api: httpx.AsyncClient) -> None:
+    r = await api.post("/w/main/scripts/create", json={"path": "u/admin/x", "language": "python3"})
+    assert r.status_code == 400
+    assert "content" in r.text
+
+
+async def test_unknown_script_and_workspace_are_404(api: httpx.AsyncClient) -> None:
+    r = await api.get("/w/main/scripts/get/p/u/admin/nope")
+    assert r.status_code == 404 and r.text == "Not found: Script not found at name u/admin/nope"
+    r = await api.get("/w/other/scripts/list")
+    assert r.status_code == 404 and "workspace 'other' does not exist" in r.text
+    r = await api.get("/w/main/scripts/get/h/zz")
+    assert r.status_code == 400 and "not a script hash" in r.text
