@@ -323,8 +323,8 @@ def test_validate_args_returns_equal_args_with_integral_floats_as_ints() -> None
     """Valid arguments come back equal; 5.0 given for an integer comes back as 5."""
     schema = _schema(n={"type": "integer"}, x={"type": "number"}, s={"type": "string"})
     assert validate_args(schema, {"n": 3, "x": 1.5, "s": "a"}) == {"n": 3, "x": 1.5, "s": "a"}
-    out = validate_args(schema, {"n": 5.0, "x": 2.0})
-    assert out == {"n": 5, "x": 2.0}
+    out = validate_args(schema, {"n": 5.0, "x": 2.0, "s": "b"})
+    assert out == {"n": 5, "x": 2.0, "s": "b"}
     assert type(out["n"]) is int and type(out["x"]) is float
 
 
