@@ -208,11 +208,13 @@ class GristmillProcess:
         assert self.port is not None
         return f"http://127.0.0.1:{self.port}"
 
-    def terminate(self, timeout: float = 20.0) -> tuple[int, float]:
-        """SIGTERM, then SIGKILL after ``timeout``; the exit code and seconds it took."""
+    def terminate(
+        self, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM
+    ) -> tuple[int, float]:
+        """``sig``, then SIGKILL after ``timeout``; the exit code and seconds it took."""
         start = time.monotonic()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -264,7 +266,7 @@ class Launcher:
 
     def close(self) -> None:
         for process in reversed(self.processes):
-            process.terminate()
+            process.terminate(timeout=10)
         for path in self.data_dirs:
             # A Postgres left behind by a killed process (its own process group) is ours.
             for pid, _ in processes_using(path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import time
 
@@ -97,8 +99,10 @@ def test_sigterm_stops_everything_and_a_restart_keeps_state(launch: Launcher) ->
         assert r.status_code == 200 and r.json() == 50, r.text
     finally:
         api.close()
-    code, took = second.terminate(timeout=25)
+    # Ctrl-C stops it as SIGTERM does.
+    code, took = second.terminate(timeout=25, sig=signal.SIGINT)
     assert code == 0 and took < 20, second.describe()
+    assert processes_using(first.data_dir) == []
 
 
 # -- 11. database down at start ------------------------------------------------------------------
@@ -273,7 +277,13 @@ def test_stopping_a_worker_started_first_leaves_the_platform_working(launch: Lau
         assert code == 0 and took < 20, worker.describe()
         time.sleep(1)
         # The API process is still up: it must still have its database.
-        r = api.client.post(f"{api.w}/jobs/run_wait_result/p/{path}", json={"x": 2}, timeout=20)
+        try:
+            r = api.client.post(f"{api.w}/jobs/run_wait_result/p/{path}", json={"x": 2}, timeout=8)
+        except httpx.TimeoutException:
+            pytest.fail(
+                "the API no longer answers after `gristmill worker` stopped: the worker had "
+                f"started the embedded Postgres and stopped it on exit\n{main.stderr[-3000:]}"
+            )
         assert r.status_code == 200, (r.status_code, r.text, main.stderr[-3000:])
         assert r.json() == 3
     finally:
@@ -289,6 +299,27 @@ def test_sigterm_is_prompt_when_the_database_is_gone(launch: Launcher) -> None:
     assert code == 0, database.describe()
     time.sleep(1)  # the server notices its database is gone
 
-    code, took = server.terminate(timeout=60)
+    code, took = server.terminate(timeout=21)
     assert took < 20, f"SIGTERM took {took:.1f} s without a database\n{server.describe()}"
     assert code == 0, server.describe()
+
+
+@pytest.mark.timeout(90)
+def test_port_in_use_fails_clearly(launch: Launcher) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = launch.start("up", port=port, wait=False)
+        try:
+            process.proc.wait(45)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`gristmill up` kept running on a taken port\n{process.describe()}")
+        for reader in process._readers:
+            reader.join(5)
+    output = process.stdout + process.stderr
+    assert process.proc.returncode == 1, process.describe()
+    assert "is ready" not in process.stdout
+    assert str(port) in output and "PORT" in output, process.describe()
+    assert "Traceback" not in output, process.describe()
+    assert processes_using(process.data_dir) == []

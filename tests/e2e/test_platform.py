@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -485,6 +486,41 @@ def test_cli_run_without_server_says_how_to_start_one(tmp_path: Path) -> None:
     assert "gristmill up" in done.stderr, done.stderr
     assert url in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_cli_run_ctrl_c_cancels_the_job(
+    platform: GristmillProcess, api: Api, tmp_path: Path
+) -> None:
+    script = tmp_path / "forever.py"
+    script.write_text(
+        "import time\n\ndef main():\n    print('looping', flush=True)\n    time.sleep(60)\n"
+    )
+    env = clean_env(GRISTMILL_DATA_DIR=str(platform.data_dir))
+    proc = subprocess.Popen(
+        [str(GRISTMILL), "run", str(script), "--url", platform.local_url],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # blocks until the job's first log line arrives
+        assert "looping" in first, first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    found = re.search(r"job ([0-9a-f-]{36}) canceled", err)
+    assert found, err
+    job = api.wait_job(found.group(1), timeout=15)
+    assert job["canceled"] is True, job
+    assert "Ctrl-C" in (job["canceled_reason"] or "")
 
 
 @pytest.mark.timeout(30)

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.platform import Platform, prepare_database

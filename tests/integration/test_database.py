@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from gristmill.db import DatabaseUnavailableError, wait_for_database
 from gristmill.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from gristmill.db.migrations import apply_migrations, list_migrations

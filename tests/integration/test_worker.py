@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import psycopg
-
 from gristmill import hookimpl
 from gristmill.api.app import create_app
 from gristmill.config import Settings
@@ -287,7 +286,7 @@ async def test_a_job_sees_its_variables_and_nothing_of_the_worker(settings: Sett
 
 
 async def test_the_job_token_works_only_while_the_job_runs(settings: Settings) -> None:
-    async with running(settings) as (platform, api):
+    async with running(settings) as (_, api):
         code = "import os, time\ndef main():\n    print(os.environ['WM_TOKEN'], flush=True)\n    time.sleep(1)\n"
         job_id = (
             await api.post(

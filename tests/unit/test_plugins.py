@@ -139,6 +139,7 @@ def test_empty_load_plugins_loads_no_entry_point(monkeypatch: pytest.MonkeyPatch
     assert len(load_runtimes(pm)) == 0
 
 
+@pytest.mark.bundled_plugins
 def test_default_loads_installed_python_plugin() -> None:
     """By default the installed gristmill-python entry point loads and gives python3."""
     pm = build_plugin_manager()
@@ -151,6 +152,7 @@ def test_default_loads_installed_python_plugin() -> None:
     assert infos["python3"].hooks == ["register_runtimes"]
 
 
+@pytest.mark.bundled_plugins
 def test_load_plugins_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """GRISTMILL_LOAD_PLUGINS=python3 loads that entry point."""
     monkeypatch.setenv("GRISTMILL_LOAD_PLUGINS", "python3")
@@ -163,6 +165,7 @@ def test_disable_plugins_blocks_entry_point(monkeypatch: pytest.MonkeyPatch) -> 
     assert "python3" not in load_runtimes(build_plugin_manager())
 
 
+@pytest.mark.bundled_plugins
 def test_installed_and_extra_plugin_clash() -> None:
     """An extra plugin re-registering python3 clashes with the installed one, naming both."""
 

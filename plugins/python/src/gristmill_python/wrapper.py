@@ -100,7 +100,6 @@ def _without_nul(value):
 
 def _run():
     import json
-
     import os
 
     # Absolute: the script may change directory, its result still lands here.
@@ -114,6 +113,7 @@ def _run():
     spec = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     with open(os.path.join(job_dir, "args.json"), "rb") as f:
         args = json.load(f)
+    text = "null"
     try:
         args = _prepare_args(args, spec)
         import main as script
