@@ -208,6 +208,16 @@ class GristmillProcess:
         assert self.port is not None
         return f"http://127.0.0.1:{self.port}"
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process ends by itself, or None if it still runs."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        for reader in self._readers:
+            reader.join(5)
+        return self.proc.returncode
+
     def terminate(
         self, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM
     ) -> tuple[int, float]:

@@ -56,11 +56,11 @@ def cli() -> None:
 def _serve(settings: Settings) -> None:
     from gristmill.db import DatabaseUnavailableError
     from gristmill.db.embedded import EmbeddedPostgresError
-    from gristmill.serve import serve
+    from gristmill.serve import PortInUseError, serve
 
     try:
         serve(settings)
-    except (DatabaseUnavailableError, EmbeddedPostgresError, ConfigError) as exc:
+    except (DatabaseUnavailableError, EmbeddedPostgresError, ConfigError, PortInUseError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -104,7 +104,7 @@ class Platform:
             await self.notifier.stop()
             self.notifier = None
         if self.pool is not None:
-            await self.pool.close()
+            await self.pool.close(timeout=5)
             self.pool = None
 
     def require_registry(self) -> RuntimeRegistry:

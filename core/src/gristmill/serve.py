@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Generator
@@ -42,6 +43,7 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -106,8 +108,14 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedPostgres | None = None
     conninfo = settings.database_url
+    if settings.mode != "worker":
+        _check_port_free(settings)
     try:
-        if not conninfo:
+        if not conninfo and settings.mode == "worker":
+            conninfo = EmbeddedPostgres(settings.data_dir).attach(
+                timeout_s=settings.database_wait_s
+            )
+        elif not conninfo:
             embedded = EmbeddedPostgres(settings.data_dir)
             conninfo = embedded.start()
             log.info("embedded Postgres ready in %s", embedded.pgdata)
@@ -129,6 +137,27 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+class PortInUseError(RuntimeError):
+    """The API's port is taken."""
+
+
+def _port_message(settings: Settings) -> str:
+    return (
+        f"port {settings.port} is already in use on {settings.host}; stop what uses it or "
+        "choose another port with PORT (or --port)"
+    )
+
+
+def _check_port_free(settings: Settings) -> None:
+    """Fail before starting anything when the API could not listen."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError:
+            raise PortInUseError(_port_message(settings)) from None
 
 
 def _run_loop(coro: object) -> None:
@@ -190,10 +219,10 @@ async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[No
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
             if server_task.done():
-                server_task.result()
-                raise SystemExit(
-                    f"the API could not start on port {settings.port} (is the port in use? set PORT)"
-                )
+                # Uvicorn reports a failed start as SystemExit, having logged the reason.
+                with contextlib.suppress(SystemExit):
+                    server_task.result()
+                raise PortInUseError(_port_message(settings))
             try:
                 if (await client.get(url)).status_code == 200:
                     return

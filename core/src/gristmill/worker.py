@@ -47,6 +47,10 @@ __all__ = ["Reservation", "WorkerPool", "worker_tags"]
 
 log = logging.getLogger(__name__)
 
+# How long a stopping worker tries to give its running job back to the queue; past it, the
+# zombie monitor will restart the job.
+_REQUEUE_TIMEOUT_S = 5.0
+
 # Errors that mean "the database is unreachable for now": retried, never fatal to a worker.
 _TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 
@@ -174,24 +178,28 @@ class WorkerPool:
 
     async def stop(self, *, grace_s: float = 5.0) -> None:
         """Stop claiming; give running jobs ``grace_s`` to finish, then stop them and put
-        them back in the queue for another worker."""
+        them back in the queue for another worker. Prompt even without a database: idle
+        workers (perhaps waiting for a connection) are stopped at once."""
         self._stopping = True
         self._wake_all()
-        workers = [t for t in self._tasks if t.get_name() != "heartbeat"]
-        if self._running:
-            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(self._running))
-            _, pending = await asyncio.wait(workers, timeout=grace_s) if workers else ((), ())
-            if pending:
-                for running in self._running.values():
-                    running.stop_reason = "shutdown"
-                    running.cancel.set()
-        if workers:
-            await asyncio.wait(workers, timeout=30)
+        workers = [t for t in self._tasks if t.get_name() in self.names]
+        busy = {running.worker for running in self._running.values()}
+        for task in workers:
+            if task.get_name() not in busy:
+                task.cancel()
+        pending = {t for t in workers if t.get_name() in busy}
+        if pending:
+            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(pending))
+            _, pending = await asyncio.wait(pending, timeout=grace_s)
+        if pending:
+            for running in self._running.values():
+                running.stop_reason = "shutdown"
+                running.cancel.set()
+            # Requeueing takes one statement (with a bounded wait for a connection).
+            _, pending = await asyncio.wait(pending, timeout=_REQUEUE_TIMEOUT_S + 2)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
     # -- wake-ups -----------------------------------------------------------------------
@@ -535,7 +543,10 @@ class WorkerPool:
     async def _requeue(self, name: str, job_id: UUID, job_log: _JobLog) -> None:
         job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")
         with contextlib.suppress(*_TRANSIENT):
-            async with self.pool.connection() as conn, conn.transaction():
+            async with (
+                self.pool.connection(timeout=_REQUEUE_TIMEOUT_S) as conn,
+                conn.transaction(),
+            ):
                 await conn.execute(
                     Q["append_log"],
                     {

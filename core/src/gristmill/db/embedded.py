@@ -244,6 +244,25 @@ class EmbeddedPostgres:
             )
         scratch.rename(self.pgdata)
 
+    def attach(self, *, timeout_s: float = 60.0) -> str:
+        """Use the cluster another Gristmill process runs on this data directory, waiting
+        up to ``timeout_s`` for it; never start (nor, at exit, stop) it.
+
+        This is how ``gristmill worker`` shares the embedded database of a ``gristmill up``
+        on the same machine: the process that owns the cluster is the one that serves.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if (self.pgdata / "PG_VERSION").exists() and self._accepting_connections():
+                return self.conninfo
+            if time.monotonic() >= deadline:
+                raise EmbeddedPostgresError(
+                    f"no embedded Postgres is running in {self.pgdata} (waited {timeout_s:g} s). "
+                    "A worker uses the database of the `gristmill up` (or `gristmill server`) "
+                    "of its data directory: start that first, or set DATABASE_URL."
+                )
+            time.sleep(0.5)
+
     def _accepting_connections(self) -> bool:
         try:
             with psycopg.connect(
