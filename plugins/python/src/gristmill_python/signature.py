@@ -86,6 +86,8 @@ _MAX_LITERAL_DEPTH: Final = 100
 #: Sentinel for "this expression is not a literal".
 _NOT_LITERAL: Final = object()
 
+# A list whose items say nothing of their type. Windmill makes a bare ``list`` a list of
+# strings; Gristmill validates arguments, and `def main(xs: list)` must accept [1, 2].
 _UNKNOWN_LIST: Final = ListType(ANY)
 
 # Names whose meaning does not depend on the script. A dotted name is looked up by its last
@@ -249,7 +251,7 @@ def _make_arg(
     if value is None:
         # ``Optional[T]`` without a default: Windmill makes the argument not required and
         # passes None.
-        return Arg(name, _settle_list(typ), None, optional, description=description)
+        return Arg(name, typ, None, optional, description=description)
     default = _literal(ctx, value)
     if default is _NOT_LITERAL:
         # Known only at run time. The marker is a placeholder, not a string value, so it
@@ -257,13 +259,7 @@ def _make_arg(
         default = FUNCTION_CALL_DEFAULT
     elif typ == ANY or (typ == _UNKNOWN_LIST and isinstance(default, list)):
         typ = infer_typ_from_value(default)
-    return Arg(name, _settle_list(typ), default, True, description=description)
-
-
-def _settle_list(typ: Typ) -> Typ:
-    # Windmill turns a bare ``list`` into a list of strings; Gristmill validates arguments,
-    # and `def main(xs: list)` must accept [1, 2], so the items stay "any value".
-    return typ
+    return Arg(name, typ, default, True, description=description)
 
 
 # -- types ----------------------------------------------------------------------------------
