@@ -10,7 +10,6 @@ import uuid
 
 import httpx
 import psycopg
-
 from gristmill.config import Settings
 from gristmill.serve import configure_logging
 
@@ -33,7 +32,11 @@ async def test_keep_job_dir_keeps_the_job_files(settings: Settings) -> None:
         async with started(settings.with_overrides(keep_job_dir=keep)) as api:
             r = await api.post(
                 "/w/main/jobs/run_wait_result/preview",
-                json={"content": "def main(a: int):\n    return a\n", "language": "python3", "args": {"a": 4}},
+                json={
+                    "content": "def main(a: int):\n    return a\n",
+                    "language": "python3",
+                    "args": {"a": 4},
+                },
             )
             job_dir = settings.jobs_dir / r.headers["x-job-id"]
             await asyncio.sleep(0.2)  # removal happens just after the result is recorded
@@ -71,7 +74,11 @@ async def test_num_workers_run_jobs_side_by_side(settings: Settings) -> None:
         code = "import time\ndef main():\n    time.sleep(1.5)\n    return 1\n"
         begin = time.monotonic()
         ids = [
-            (await api.post("/w/main/jobs/run/preview", json={"content": code, "language": "python3"})).text
+            (
+                await api.post(
+                    "/w/main/jobs/run/preview", json={"content": code, "language": "python3"}
+                )
+            ).text
             for _ in range(3)
         ]
         for job_id in ids:
