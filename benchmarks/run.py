@@ -122,7 +122,13 @@ class BareRun:
         from gristmill_python.runtime import INTERPRETER_FLAGS, PythonRuntime
 
         runtime = PythonRuntime()
-        self.job_dir = tempfile.mkdtemp(prefix="gristmill-bench-bare-")
+        from gristmill.config import default_jobs_root
+
+        # On the same kind of file system as the platform's job directories.
+        memory = default_jobs_root(Path(tempfile.gettempdir())) is not None
+        self.job_dir = tempfile.mkdtemp(
+            prefix="gristmill-bench-bare-", dir="/dev/shm" if memory else None
+        )
         Path(self.job_dir, "main.py").write_text(NOOP)
         Path(self.job_dir, "args.json").write_text("{}")
         self.argv = [runtime.interpreter, *INTERPRETER_FLAGS, runtime.wrapper]
