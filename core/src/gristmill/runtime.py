@@ -82,18 +82,25 @@ class JobContext:
     #: Environment for the job's process: the job variables (``WM_*``) and what plugins added.
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 900.0
+    #: A directory that outlives jobs, this runtime's own (compiled programs, downloads).
+    #: Jobs run side by side: write into it atomically (a temporary name, then a rename).
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to start a job's process: the command, its complete environment and directory.
+    """How to start one process of a job: the command, its complete environment and directory.
 
     The environment is complete: nothing of the worker's own environment is inherited.
+    A job may take several steps (say ``build`` then ``run``): a step other than the last
+    that exits non-zero fails the job with ``failure_name`` and the step's output.
     """
 
     argv: Sequence[str]
     env: Mapping[str, str]
     cwd: Path
+    phase: str = "run"
+    failure_name: str = "ExecutionErr"
 
 
 @dataclass(frozen=True)
@@ -153,8 +160,9 @@ class Runtime(Protocol):
         """Report whether this machine can run the language's jobs (may be cached)."""
         ...
 
-    def prepare(self, ctx: JobContext) -> Recipe:
-        """Write the job's files into ``ctx.job_dir`` and return how to run them.
+    def prepare(self, ctx: JobContext) -> Recipe | Sequence[Recipe]:
+        """Write the job's files into ``ctx.job_dir`` and return how to run them: one recipe,
+        or several run in order (a compile step before the run, say).
 
         The directory already holds ``args.json`` (the job's arguments as JSON).
         """

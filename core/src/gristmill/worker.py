@@ -30,14 +30,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from gristmill.auth import mint_job_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
-from gristmill.executor import ProcessResult, run_recipe
+from gristmill.execution import execute
 from gristmill.jobs import canceled_error, format_hash
 from gristmill.notify import JobDone, Notifier
 from gristmill.runtime import (
     ARGS_FILE,
     JobContext,
     JobOutcome,
-    ProcessExit,
     RuntimeRegistry,
     UnknownRuntimeError,
     error_result,
@@ -160,6 +159,7 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._tag_set = set(tags)
+        self._cache_dirs: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -375,53 +375,26 @@ class WorkerPool:
             if job["runnable_hash"] is not None
             else None,
             timeout_s=timeout_s,
+            cache_dir=self._cache_dir(runtime.name),
         )
         ctx = _with_env(ctx, self._job_env(job, ctx))
-        try:
-            recipe = runtime.prepare(ctx)
-        except Exception as exc:
-            log.exception("preparing job %s failed", job["id"])
-            return _failure("PrepareError", f"{runtime.name} could not prepare the job: {exc}")
-        running.mark("prepare")
-        try:
-            result = await run_recipe(
-                recipe, timeout_s=timeout_s, on_output=job_log.write, cancel=running.cancel
-            )
-            running.mark("process")
-        except OSError as exc:
-            return _failure(
-                "ExecutionErr",
-                f"could not start {recipe.argv[0]!r}: {exc.strerror or exc}. "
-                f"Is the {runtime.display_name} toolchain installed on this worker?",
-            )
-        return await self._outcome(runtime, ctx, result, running, timeout_s)
-
-    async def _outcome(
-        self,
-        runtime: Any,
-        ctx: JobContext,
-        result: ProcessResult,
-        running: _Running,
-        timeout_s: float,
-    ) -> tuple[JobOutcome, str]:
-        if result.canceled and running.stop_reason == "cancel":
+        execution = await execute(
+            runtime, ctx, on_output=job_log.write, cancel=running.cancel, on_step=running.mark
+        )
+        if execution.outcome is not None:
+            return execution.outcome, "success" if execution.outcome.success else "failure"
+        if running.stop_reason == "cancel":
             by, reason = await self._cancel_request(ctx.id)
             return JobOutcome(False, canceled_error(by, reason)), "canceled"
-        if result.canceled:  # shutdown or lost: the caller does not complete the job
-            return JobOutcome(False, "null"), "failure"
-        if result.timed_out:
-            return _failure(
-                "ExecutionErr",
-                f"job timed out after {timeout_s:g} s (its timeout); the job's process and "
-                "everything it started were killed",
-            )
-        exit = ProcessExit(result.returncode, result.last_line, result.output_tail)
-        try:
-            outcome = runtime.collect_result(ctx, exit)
-        except Exception as exc:
-            log.exception("reading the result of job %s failed", ctx.id)
-            return _failure("ResultError", f"the job's result could not be read: {exc}")
-        return outcome, "success" if outcome.success else "failure"
+        # Shutdown or lost: the caller does not record this outcome.
+        return JobOutcome(False, "null"), "failure"
+
+    def _cache_dir(self, runtime: str) -> Path:
+        path = self.settings.data_dir / "cache" / runtime
+        if runtime not in self._cache_dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._cache_dirs.add(runtime)
+        return path
 
     def _job_env(self, job: dict[str, Any], ctx: JobContext) -> dict[str, str]:
         username = job["permissioned_as"].removeprefix("u/")

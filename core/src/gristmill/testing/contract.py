@@ -1,0 +1,208 @@
+"""The conformance kit every runtime's tests subclass.
+
+```python
+from pathlib import Path
+from gristmill.testing.contract import RuntimeContract
+from gristmill_ruby.runtime import RubyRuntime
+
+class TestRubyContract(RuntimeContract):
+    runtime_factory = RubyRuntime
+    fixtures = Path(__file__).parent / "fixtures" / "signatures"
+    hello_script = "def main(name, count = 2)\\n  { 'name' => name, 'count' => count }\\nend\\n"
+    hello_args = {"name": "Ada", "count": 3}
+    hello_result = {"name": "Ada", "count": 3}
+    failing_script = "def main()\\n  raise 'boom'\\nend\\n"
+    failing_message = "boom"
+    bad_script = "def main(\\n"
+```
+
+Golden fixtures are pairs in ``fixtures``: ``<case><ext>`` (the script) with ``<case>.json``
+(``{"signature": ..., "schema": ...}``), or with ``<case>.error.json`` (``{"line": L,
+"message_contains": "..."}``, ``column`` optional) for a script the runtime must refuse. Set
+``GRISTMILL_UPDATE_GOLDEN=1`` to (re)write the ``.json`` files from the parser's output, then
+read every change.
+
+Jobs run for real (:func:`gristmill.testing.runner.run_job`), without a database. A test that
+needs the runtime's toolchain is skipped with the toolchain's own message when it is missing,
+except when ``CI`` is set: there a missing toolchain fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from gristmill.runtime import Recipe, Runtime, ScriptError, Toolchain
+from gristmill.schema import signature_to_schema
+from gristmill.signature import signature_from_json, signature_to_json
+from gristmill.testing.runner import make_context, run_job
+
+__all__ = ["RuntimeContract", "require_toolchain"]
+
+
+def require_toolchain(runtime: Runtime) -> Toolchain:
+    """The runtime's toolchain; skip the test without it (fail it in CI)."""
+    toolchain = runtime.toolchain()
+    if not toolchain.available:
+        message = f"{runtime.name} toolchain missing: {toolchain.message}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it)")
+        pytest.skip(message)
+    return toolchain
+
+
+class RuntimeContract:
+    """Conformance tests for one runtime; set the class attributes in a subclass."""
+
+    #: Makes the runtime under test (a class or a function taking no argument).
+    runtime_factory: ClassVar[Callable[[], Runtime]]
+    #: The folder of golden signature fixtures.
+    fixtures: ClassVar[Path]
+    #: At least this many fixtures (a runtime's rules deserve cases).
+    min_fixtures: ClassVar[int] = 6
+    #: A script whose result is ``hello_result`` when run with ``hello_args``.
+    hello_script: ClassVar[str]
+    hello_args: ClassVar[dict[str, Any]]
+    hello_result: ClassVar[Any]
+    #: A script that fails; its error message contains ``failing_message``.
+    failing_script: ClassVar[str]
+    failing_message: ClassVar[str]
+    #: A script the runtime must refuse with a position (a syntax error).
+    bad_script: ClassVar[str]
+
+    def make_runtime(self) -> Runtime:
+        return type(self).runtime_factory()
+
+    # -- identity and registration ---------------------------------------------------
+
+    def test_contract_identity(self) -> None:
+        runtime = self.make_runtime()
+        assert isinstance(runtime, Runtime)
+        assert runtime.name and runtime.name.strip() == runtime.name and " " not in runtime.name
+        assert runtime.display_name
+        assert all(isinstance(a, str) and a for a in runtime.aliases)
+        assert runtime.file_extensions
+        assert all(e.startswith(".") for e in runtime.file_extensions)
+
+    def test_contract_toolchain_is_reported(self) -> None:
+        toolchain = self.make_runtime().toolchain()
+        assert isinstance(toolchain, Toolchain)
+        if not toolchain.available:
+            assert toolchain.message, "an unavailable toolchain must say what is missing"
+
+    # -- signatures -------------------------------------------------------------------
+
+    def _cases(self) -> list[Path]:
+        scripts = [
+            p
+            for p in sorted(self.fixtures.iterdir())
+            if p.is_file() and not p.name.endswith(".json")
+        ]
+        return scripts
+
+    def test_contract_golden_signatures(self) -> None:
+        runtime = self.make_runtime()
+        cases = self._cases()
+        assert len(cases) >= self.min_fixtures, (
+            f"{len(cases)} fixtures in {self.fixtures}, at least {self.min_fixtures} expected"
+        )
+        update = bool(os.environ.get("GRISTMILL_UPDATE_GOLDEN"))
+        problems = []
+        for script in cases:
+            stem = script.name.removesuffix(script.suffix)
+            source = script.read_text(encoding="utf-8")
+            error_file = script.with_name(f"{stem}.error.json")
+            golden_file = script.with_name(f"{stem}.json")
+            if error_file.exists():
+                expected = json.loads(error_file.read_text())
+                try:
+                    runtime.parse_signature(source)
+                except ScriptError as exc:
+                    if exc.line != expected["line"]:
+                        problems.append(f"{script.name}: error on line {exc.line}, expected {expected['line']}")
+                    if "column" in expected and exc.column != expected["column"]:
+                        problems.append(f"{script.name}: error at column {exc.column}, expected {expected['column']}")
+                    if expected["message_contains"] not in str(exc):
+                        problems.append(f"{script.name}: {exc} lacks {expected['message_contains']!r}")
+                else:
+                    problems.append(f"{script.name}: parsed, but should be refused")
+                continue
+            try:
+                signature = runtime.parse_signature(source)
+            except ScriptError as exc:
+                problems.append(f"{script.name}: refused: {exc}")
+                continue
+            actual = {
+                "signature": signature_to_json(signature),
+                "schema": signature_to_schema(signature),
+            }
+            if update:
+                golden_file.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
+                continue
+            if not golden_file.exists():
+                problems.append(f"{script.name}: no {golden_file.name} (GRISTMILL_UPDATE_GOLDEN=1)")
+                continue
+            expected = json.loads(golden_file.read_text(encoding="utf-8"))
+            if actual["signature"] != expected["signature"]:
+                problems.append(f"{script.name}: signature differs from {golden_file.name}")
+            if actual["schema"] != expected["schema"]:
+                problems.append(f"{script.name}: schema differs from {golden_file.name}")
+            if signature_to_schema(signature_from_json(expected["signature"])) != expected["schema"]:
+                problems.append(f"{golden_file.name}: its signature and schema disagree")
+        assert not problems, "\n".join(problems)
+
+    def test_contract_template_parses(self) -> None:
+        runtime = self.make_runtime()
+        runtime.parse_signature(runtime.template())
+
+    def test_contract_bad_script_is_refused_with_a_position(self) -> None:
+        with pytest.raises(ScriptError) as caught:
+            self.make_runtime().parse_signature(self.bad_script)
+        assert caught.value.line is not None and caught.value.line >= 1
+        assert caught.value.message
+
+    # -- recipes and jobs ---------------------------------------------------------------
+
+    def test_contract_recipes_are_valid(self, tmp_path: Path) -> None:
+        runtime = self.make_runtime()
+        ctx = make_context(runtime, self.hello_script, self.hello_args, tmp_path)
+        prepared = runtime.prepare(ctx)
+        steps = [prepared] if isinstance(prepared, Recipe) else list(prepared)
+        assert steps, "prepare returned no recipe"
+        phases = [step.phase for step in steps]
+        assert len(set(phases)) == len(phases), f"phases repeat: {phases}"
+        assert phases[-1] == "run", "the last step is the run"
+        for step in steps:
+            assert step.argv and all(isinstance(a, str) for a in step.argv)
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in step.env.items())
+            for key, value in ctx.env.items():
+                assert step.env.get(key) == value, f"{step.phase} drops job variable {key}"
+            assert Path(step.cwd).is_dir()
+        if runtime.toolchain().available:
+            for step in steps:
+                program = step.argv[0]
+                assert os.path.isabs(program) and os.access(program, os.X_OK), (
+                    f"{step.phase}: {program!r} must be an absolute path to an executable"
+                )
+
+    def test_contract_hello_world_runs(self, tmp_path: Path) -> None:
+        runtime = self.make_runtime()
+        require_toolchain(runtime)
+        ran = run_job(runtime, self.hello_script, self.hello_args, tmp_path)
+        assert ran.outcome.success, f"{ran.outcome.result_json}\nlogs:\n{ran.logs}"
+        assert ran.result == self.hello_result
+
+    def test_contract_errors_come_back_in_the_error_shape(self, tmp_path: Path) -> None:
+        runtime = self.make_runtime()
+        require_toolchain(runtime)
+        ran = run_job(runtime, self.failing_script, {}, tmp_path)
+        assert not ran.outcome.success
+        error = ran.result["error"]
+        assert isinstance(error["name"], str) and error["name"]
+        assert self.failing_message in error["message"], error
+        assert isinstance(error.get("stack", ""), str)
