@@ -59,8 +59,9 @@ def require_toolchain(runtime: Runtime) -> Toolchain:
 class RuntimeContract:
     """Conformance tests for one runtime; set the class attributes in a subclass."""
 
-    #: Makes the runtime under test (a class or a function taking no argument).
-    runtime_factory: ClassVar[Callable[[], Runtime]]
+    #: Makes the runtime under test (a class or a function taking no argument). Typed
+    #: loosely: a function stored on a class would otherwise read as a method.
+    runtime_factory: ClassVar[Any]
     #: The folder of golden signature fixtures.
     fixtures: ClassVar[Path]
     #: At least this many fixtures (a runtime's rules deserve cases).
@@ -76,7 +77,8 @@ class RuntimeContract:
     bad_script: ClassVar[str]
 
     def make_runtime(self) -> Runtime:
-        return type(self).runtime_factory()
+        factory: Callable[[], Runtime] = type(self).runtime_factory
+        return factory()
 
     # -- identity and registration ---------------------------------------------------
 
