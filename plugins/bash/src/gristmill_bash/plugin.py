@@ -1,0 +1,1 @@
+"""Registers this plugin's runtimes with Gristmill (being written)."""
