@@ -29,6 +29,7 @@ __all__ = [
     "get_job",
     "logs_since",
     "parse_hash",
+    "push_failed_job",
     "push_job",
 ]
 
@@ -151,6 +152,14 @@ async def push_claimed_job(
         "started_at": row[0],
         "log_offset": 0,
     }
+
+
+async def push_failed_job(conn: psycopg.AsyncConnection, job: NewJob, result_json: str) -> UUID:
+    """Record ``job`` straight into the history as failed with ``result_json``."""
+    params = _job_params(job, None)
+    params["result"] = result_json
+    await conn.execute(Q["push_failed_job"], params)
+    return job.id
 
 
 def canceled_error(canceled_by: str | None, reason: str | None) -> str:

@@ -17,6 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.auth import NewAdmin, ensure_first_admin, job_token_secret
+from gristmill.capabilities import WorkerCapabilities
 from gristmill.config import Settings
 from gristmill.db import open_pool, wait_for_database
 from gristmill.db.migrations import apply_migrations
@@ -58,6 +59,7 @@ class Platform:
     pool: AsyncConnectionPool | None = None
     notifier: Notifier | None = None
     workers: WorkerPool | None = None
+    capabilities: WorkerCapabilities | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -74,6 +76,7 @@ class Platform:
         self.pool = await open_pool(self.conninfo, max_size=self.settings.database_connections)
         self.notifier = Notifier(self.conninfo)
         await self.notifier.start()
+        self.capabilities = WorkerCapabilities(self.pool)
         if self.runs_api:
             self._background.append(
                 asyncio.create_task(run_monitor(self.pool, self.settings), name="monitor")

@@ -25,9 +25,11 @@ import orjson
 import pluggy
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gristmill.auth import mint_job_token
+from gristmill.capabilities import PING_EVERY_S
 from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.execution import execute
@@ -152,8 +154,8 @@ class WorkerPool:
         self.plugins = plugins
         self.secret = job_token_secret
         self.tags = tags
-        prefix = f"wk-{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
-        self.names = [f"{prefix}-{i}" for i in range(settings.num_workers)]
+        self.instance = f"wk-{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
+        self.names = [f"{self.instance}-{i}" for i in range(settings.num_workers)]
         self._idle: dict[str, _Slot] = {}
         self._running: dict[str, _Running] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,6 +170,8 @@ class WorkerPool:
         self.notifier.on_queue(self._on_queued)
         self.notifier.on_cancel(self._on_cancel)
         self.notifier.on_reconnect(self._wake_all)
+        await self._announce()
+        self._tasks.append(asyncio.create_task(self._keep_announcing(), name="announce"))
         for name in self.names:
             self._tasks.append(asyncio.create_task(self._work(name), name=name))
         if self.names:
@@ -201,6 +205,38 @@ class WorkerPool:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        with contextlib.suppress(*_TRANSIENT):
+            async with self.pool.connection(timeout=_REQUEUE_TIMEOUT_S) as conn:
+                await conn.execute(Q["worker_gone"], {"worker_instance": self.instance})
+
+    async def _announce(self) -> None:
+        """Tell the API which tags this process takes and which runtimes it cannot run."""
+        unavailable = {
+            runtime.name: runtime.toolchain().message
+            for runtime in self.registry
+            if runtime.name not in self._tag_set and not runtime.toolchain().available
+        }
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    Q["worker_ping"],
+                    {
+                        "worker_instance": self.instance,
+                        "worker_group": self.settings.worker_group,
+                        "hostname": socket.gethostname(),
+                        "pid": os.getpid(),
+                        "num_workers": len(self.names),
+                        "tags": self.tags if self.names else [],
+                        "unavailable": Jsonb(unavailable),
+                    },
+                )
+        except _TRANSIENT as exc:
+            log.warning("could not announce this worker (%s)", exc)
+
+    async def _keep_announcing(self) -> None:
+        while True:
+            await asyncio.sleep(PING_EVERY_S)
+            await self._announce()
 
     # -- wake-ups -----------------------------------------------------------------------
 

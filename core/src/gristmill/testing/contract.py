@@ -126,11 +126,17 @@ class RuntimeContract:
                     runtime.parse_signature(source)
                 except ScriptError as exc:
                     if exc.line != expected["line"]:
-                        problems.append(f"{script.name}: error on line {exc.line}, expected {expected['line']}")
+                        problems.append(
+                            f"{script.name}: error on line {exc.line}, expected {expected['line']}"
+                        )
                     if "column" in expected and exc.column != expected["column"]:
-                        problems.append(f"{script.name}: error at column {exc.column}, expected {expected['column']}")
+                        problems.append(
+                            f"{script.name}: error at column {exc.column}, expected {expected['column']}"
+                        )
                     if expected["message_contains"] not in str(exc):
-                        problems.append(f"{script.name}: {exc} lacks {expected['message_contains']!r}")
+                        problems.append(
+                            f"{script.name}: {exc} lacks {expected['message_contains']!r}"
+                        )
                 else:
                     problems.append(f"{script.name}: parsed, but should be refused")
                 continue
@@ -154,7 +160,10 @@ class RuntimeContract:
                 problems.append(f"{script.name}: signature differs from {golden_file.name}")
             if actual["schema"] != expected["schema"]:
                 problems.append(f"{script.name}: schema differs from {golden_file.name}")
-            if signature_to_schema(signature_from_json(expected["signature"])) != expected["schema"]:
+            if (
+                signature_to_schema(signature_from_json(expected["signature"]))
+                != expected["schema"]
+            ):
                 problems.append(f"{golden_file.name}: its signature and schema disagree")
         assert not problems, "\n".join(problems)
 

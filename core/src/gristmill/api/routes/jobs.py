@@ -38,11 +38,12 @@ from gristmill.jobs import (
     logs_since,
     parse_hash,
     push_claimed_job,
+    push_failed_job,
     push_job,
 )
 from gristmill.notify import JobDone
 from gristmill.platform import Platform
-from gristmill.runtime import ScriptError, UnknownRuntimeError
+from gristmill.runtime import ScriptError, UnknownRuntimeError, error_result
 from gristmill.schema import ArgumentError, signature_to_schema, validate_args
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -333,9 +334,13 @@ async def _push(platform: Platform, runnable: Runnable) -> UUID:
 
 async def _insert(platform: Platform, runnable: Runnable) -> UUID:
     """Insert the job; in a standalone process, hand it to an idle worker of its own when
-    there is one (no notification, no claim: the fast path of a single-machine install)."""
+    there is one (no notification, no claim: the fast path of a single-machine install).
+    A job no worker can run (its toolchain is missing everywhere) is recorded as failed."""
     assert platform.pool is not None
     job = runnable.job
+    refusal = await platform.capabilities.refusal(job.tag) if platform.capabilities else None
+    if refusal is not None:
+        return await _record_unrunnable(platform, job, refusal)
     reservation = None
     if platform.workers is not None and job.scheduled_for is None:
         reservation = platform.workers.reserve(job.tag)
@@ -356,6 +361,15 @@ async def _insert(platform: Platform, runnable: Runnable) -> UUID:
         reservation.release()
         raise
     reservation.hand(claimed)
+    return job.id
+
+
+async def _record_unrunnable(platform: Platform, job: NewJob, reason: str) -> UUID:
+    assert platform.pool is not None and platform.notifier is not None
+    result = error_result("ToolchainMissing", reason)
+    async with platform.pool.connection() as conn:
+        await push_failed_job(conn, job, result)
+    platform.notifier.deliver_done(str(job.id), JobDone("failure", result))
     return job.id
 
 

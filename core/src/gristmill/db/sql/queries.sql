@@ -371,3 +371,44 @@ WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
   AND (%(parent_job)s::uuid IS NULL OR parent_job = %(parent_job)s)
 ORDER BY queued DESC, created_at DESC
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: worker_ping
+-- Announce (or refresh) a worker process.
+INSERT INTO worker_ping (
+    worker_instance, worker_group, hostname, pid, num_workers, tags, unavailable
+) VALUES (
+    %(worker_instance)s, %(worker_group)s, %(hostname)s, %(pid)s, %(num_workers)s, %(tags)s,
+    %(unavailable)s
+)
+ON CONFLICT (worker_instance) DO UPDATE
+SET tags = excluded.tags, unavailable = excluded.unavailable, ping_at = now();
+
+-- name: worker_gone
+DELETE FROM worker_ping WHERE worker_instance = %(worker_instance)s;
+
+-- name: live_workers
+-- Worker processes heard from recently.
+SELECT worker_instance, worker_group, hostname, pid, num_workers, tags, unavailable,
+       started_at, ping_at
+FROM worker_ping
+WHERE ping_at > now() - make_interval(secs => %(within_s)s)
+ORDER BY worker_instance;
+
+-- name: push_failed_job
+-- Record a job that cannot run anywhere straight into the history, as failed.
+WITH j AS (
+    INSERT INTO job (
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
+        root_job, trigger_kind
+    ) VALUES (
+        %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
+        %(root_job)s, %(trigger_kind)s
+    )
+    RETURNING id, workspace_id
+)
+INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms)
+SELECT id, workspace_id, 'failure', %(result)s::jsonb, now(), 0 FROM j
+RETURNING id;
