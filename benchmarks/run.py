@@ -8,7 +8,9 @@ Measures:
   start-up), p50 and p95;
 - 40 sequential fibo(10) jobs and 10 sequential fibo(33) jobs, each waiting for the result
   of the previous one (Windmill's published comparison, as separate jobs until flows exist);
-- queue throughput: no-op jobs queued at once, drained by all workers.
+- queue throughput: no-op jobs queued at once, drained by all workers;
+- for each runtime the server can run: a hello-world job, its first run (cold: compilation,
+  caches) and the p50 of the next runs.
 """
 
 from __future__ import annotations
@@ -93,11 +95,12 @@ class Platform:
             timeout=600,
         )
 
-    def save(self, path: str, content: str) -> None:
+    def save(self, path: str, content: str, language: str = "python3") -> None:
         r = self.client.post(
-            "/scripts/create", json={"path": path, "content": content, "language": "python3"}
+            "/scripts/create", json={"path": path, "content": content, "language": language}
         )
-        r.raise_for_status()
+        if r.status_code != 201:
+            raise SystemExit(f"saving {path} failed: {r.status_code} {r.text}")
 
     def run_wait(self, path: str, args: dict[str, object]) -> object:
         r = self.client.post(f"/jobs/run_wait_result/p/{path}", json=args)
@@ -140,6 +143,63 @@ class BareRun:
 
     def close(self) -> None:
         shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+HELLO: dict[str, str] = {
+    "python3": 'def main(name: str):\n    return f"hello {name}"\n',
+    "bun": 'export function main(name: string) {\n  return "hello " + name;\n}\n',
+    "deno": 'export function main(name: string) {\n  return "hello " + name;\n}\n',
+    "go": (
+        "package inner\n\n"
+        "func main(name string) (interface{}, error) {\n"
+        '\treturn "hello " + name, nil\n'
+        "}\n"
+    ),
+    "bash": 'name="$1"\necho "hello $name"\n',
+    "postgresql": "-- $1 name\nSELECT 'hello ' || $1::text AS greeting;\n",
+    "perl": 'sub main {\n    my ($name) = @_;\n    return "hello $name";\n}\n',
+}
+
+
+def per_language(platform: Platform, runs: int) -> list[tuple[str, str, str]]:
+    """For each runtime this server can run: the first job of a new script (compiles and
+    caches whatever the runtime caches) and the p50 of the next ones."""
+    rows = []
+    runtimes = httpx.get(
+        f"http://127.0.0.1:{platform.port}/api/runtimes",
+        headers={"Authorization": f"Bearer {SECRET}"},
+    ).json()
+    database = {
+        "host": str(platform.data_dir / "postgres"),
+        "port": 5432,
+        "user": "postgres",
+        "dbname": "gristmill",
+    }
+    for runtime in runtimes:
+        name = runtime["name"]
+        if name not in HELLO or not runtime["available"]:
+            continue
+        path = f"u/bench/hello_{name}"
+        platform.save(path, HELLO[name], language=name)
+        args: dict[str, object] = {"name": "bench"}
+        if name == "postgresql":
+            args["database"] = database
+        start = time.perf_counter()
+        platform.run_wait(path, args)
+        first = (time.perf_counter() - start) * 1000
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            platform.run_wait(path, args)
+            times.append((time.perf_counter() - start) * 1000)
+        rows.append(
+            (
+                f"hello world, {name}",
+                f"{statistics.median(times):.1f} ms p50",
+                f"first run {first:.0f} ms (cold: compile, caches), n={runs}",
+            )
+        )
+    return rows
 
 
 def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
@@ -213,6 +273,7 @@ def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
                 f"{total:.2f} s from first submit to last result",
             )
         )
+        rows += per_language(platform, runs=20)
     finally:
         platform.stop()
         bare.close()
