@@ -138,3 +138,17 @@ async def test_unknown_script_and_workspace_are_404(api: httpx.AsyncClient) -> N
     assert r.status_code == 404 and "workspace 'other' does not exist" in r.text
     r = await api.get("/w/main/scripts/get/h/zz")
     assert r.status_code == 400 and "not a script hash" in r.text
+
+
+async def test_the_schema_keeps_the_signature_order(api: httpx.AsyncClient) -> None:
+    """Stored as json, not jsonb (which would sort the properties by name)."""
+    code = "def main(zeta: int, alpha: str, mid: float = 1.0):\n    return 1\n"
+    await create(api, content=code)
+    schema = (await api.get("/w/main/scripts/get/p/u/admin/hello")).json()["schema"]
+    assert list(schema["properties"]) == ["zeta", "alpha", "mid"]
+    r = await api.post(
+        "/w/main/jobs/run_wait_result/preview",
+        json={"content": code, "language": "python3", "args": {"zeta": 1, "alpha": "a"}},
+    )
+    job = (await api.get(f"/w/main/jobs_u/get/{r.headers['x-job-id']}")).json()
+    assert job["type"] == "CompletedJob"

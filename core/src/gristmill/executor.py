@@ -26,6 +26,7 @@ __all__ = ["ProcessResult", "run_recipe"]
 
 _READ_SIZE = 65536
 _TAIL_CHARS = 4000
+_MAX_LINE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class _Output:
         self.on_output = on_output
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.tail = ""
+        self.last_line = ""
+        self.current = ""
         self.closed = asyncio.get_running_loop().create_future()
         os.set_blocking(fd, False)
 
@@ -59,7 +62,21 @@ class _Output:
         # NUL cannot be stored in a Postgres text column.
         text = text.replace("\x00", "\ufffd")
         self.tail = (self.tail + text)[-_TAIL_CHARS:]
+        self._track_last_line(text)
         self.on_output(text)
+
+    def _track_last_line(self, text: str) -> None:
+        # The last non-empty line is a result for shell-like runtimes: kept whole (up to
+        # _MAX_LINE), however long, not cut to the tail.
+        *complete, partial = (self.current + text).split("\n")
+        for line in reversed(complete):
+            if line.strip():
+                self.last_line = line[-_MAX_LINE:]
+                break
+        self.current = partial[-_MAX_LINE:]
+
+    def final_line(self) -> str:
+        return self.current if self.current.strip() else self.last_line
 
     def on_readable(self) -> None:
         while True:
@@ -151,11 +168,10 @@ async def run_recipe(
                 process.wait(5)  # reap it: killed, it ends at once
         loop.remove_reader(output.fd)
         process.stdout.close()
-    lines = [line for line in output.tail.splitlines() if line.strip()]
     return ProcessResult(
         returncode=returncode,
         timed_out=timed_out,
         canceled=canceled,
-        last_line=lines[-1] if lines else "",
+        last_line=output.final_line(),
         output_tail=output.tail,
     )

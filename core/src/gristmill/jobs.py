@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from gristmill.db.queries import Q
 
@@ -82,7 +82,7 @@ def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
         "runnable_hash": job.runnable_hash,
         "language": job.language,
         "raw_code": job.raw_code,
-        "raw_schema": Jsonb(job.raw_schema) if job.raw_schema is not None else None,
+        "raw_schema": Json(job.raw_schema) if job.raw_schema is not None else None,
         "args": Jsonb(dict(job.args)),
         "tag": job.tag,
         "priority": job.priority,

@@ -16,7 +16,7 @@ from gristmill.jobs import format_hash, parse_hash
 from gristmill.runtime import ScriptError, UnknownRuntimeError
 from gristmill.schema import signature_to_schema
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["router", "script_to_json"]
@@ -183,7 +183,7 @@ async def create_script(
                     "summary": body.summary,
                     "description": body.description,
                     "content": body.content,
-                    "schema": Jsonb(schema),
+                    "schema": Json(schema),
                     "language": language,
                     "kind": body.kind,
                     "tag": body.tag,
