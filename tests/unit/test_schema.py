@@ -149,7 +149,11 @@ PROPERTIES: list[tuple[Typ, dict[str, Any]]] = [
     (ListType(ANY), {"type": "array", "items": {}, "originalType": "object[]"}),
     (
         ListType(ListType(INT)),
-        {"type": "array", "items": {"type": "object"}, "originalType": "object[]"},
+        {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "number"}, "originalType": "number[]"},
+            "originalType": "object[]",
+        },
     ),
 ]
 
@@ -544,3 +548,24 @@ def test_schema_built_from_signature_validates() -> None:
     with pytest.raises(ArgumentError) as info:
         validate_args(schema, {"n": 1, "tags": ["a", 2]})
     assert info.value.field == "tags[1]"
+
+
+def test_lists_of_lists_and_of_dates_take_their_real_items() -> None:
+    """Nested lists and lists of dates: the schema says what the items are, so valid
+    arguments pass and wrong ones are named."""
+    from gristmill.signature import DATETIME, INT, ListType
+
+    matrix = property_for_typ(ListType(ListType(INT)))
+    assert matrix["items"] == {
+        "type": "array",
+        "items": {"type": "number"},
+        "originalType": "number[]",
+    }
+    dates = property_for_typ(ListType(DATETIME))
+    assert dates["items"] == {"type": "string", "format": "date-time"}
+    schema = {"type": "object", "properties": {"m": matrix, "d": dates}, "required": ["m", "d"]}
+    assert validate_args(schema, {"m": [[1, 2], [3]], "d": ["2024-01-02T03:04:05Z"]})
+    with pytest.raises(ArgumentError, match=r"m\[1\]\[0\]"):
+        validate_args(schema, {"m": [[1], ["x"]], "d": []})
+    with pytest.raises(ArgumentError, match=r"d\[0\]"):
+        validate_args(schema, {"m": [], "d": ["yesterday"]})

@@ -175,6 +175,11 @@ def _list_items(item: Typ) -> dict[str, Any]:
             }
         case Scalar("unknown"):
             return {"items": {}, "originalType": "object[]"}
+        case Scalar("datetime" | "date" | "email" | "sql" | "yaml"):
+            # Windmill writes {"type": "object"} here, which refuses the strings these are.
+            return {"items": property_for_typ(item), "originalType": "string[]"}
+        case ListType(_):
+            return {"items": property_for_typ(item), "originalType": "object[]"}
     return {"items": {"type": "object"}, "originalType": "object[]"}
 
 

@@ -12,7 +12,9 @@ class TestPythonContract(RuntimeContract):
     runtime_factory = PythonRuntime
     fixtures = Path(__file__).parent / "fixtures" / "signatures"
     min_fixtures = 12
-    hello_script = "def main(name: str, count: int = 2):\n    return {'name': name, 'count': count}\n"
+    hello_script = (
+        "def main(name: str, count: int = 2):\n    return {'name': name, 'count': count}\n"
+    )
     hello_args = {"name": "Ada", "count": 3}
     hello_result = {"name": "Ada", "count": 3}
     failing_script = "def main():\n    raise RuntimeError('boom')\n"

@@ -1,0 +1,108 @@
+# The build step of a Go job, run in the job's module directory as
+#   python -I -S build.py GO OUTPUT [LINK]
+# It compiles the module into a temporary file next to OUTPUT and renames it to OUTPUT, so that
+# a job never sees a half-written program and concurrent builds of one script are safe (the
+# last rename wins; both programs are the same). LINK, when given, is then replaced by a
+# symbolic link to OUTPUT: the job's run step starts LINK.
+# It imports only the standard library and nothing of Gristmill: it runs without site-packages.
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+# Flags that do not change what the program does: paths in stacks are module paths
+# (script/inner/main.go), no VCS stamping (a job directory is no repository), no symbol table
+# or DWARF (a faster link; panics still show file and line).
+BUILD_FLAGS = ("-trimpath", "-buildvcs=false", "-ldflags=-s -w")
+SCRIPT_DIR = "inner/"
+STALE_AFTER_S = 3600.0
+
+_PACKAGE_HEADER = re.compile(r"^# \S+$")
+_MODULE_LOOKUP = re.compile(r"cannot find module providing package ([^\s:]+)")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (3, 4):
+        print("usage: build.py GO OUTPUT [LINK]", file=sys.stderr)
+        return 2
+    go, output = argv[1], argv[2]
+    link = argv[3] if len(argv) == 4 else None
+    directory = os.path.dirname(output)
+    os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
+    temporary = os.path.join(directory, f".{os.path.basename(output)}.{uuid.uuid4().hex}.tmp")
+    try:
+        done = subprocess.run(
+            [go, "build", *BUILD_FLAGS, "-o", temporary, "."],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        print(f"cannot run the Go compiler {go!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
+    report = explain(done.stdout)
+    if report:
+        sys.stderr.write(report)
+    if done.returncode != 0:
+        _remove(temporary)
+        return done.returncode
+    os.replace(temporary, output)
+    if link is not None:
+        pending = f"{link}.{uuid.uuid4().hex}.tmp"
+        os.symlink(output, pending)
+        os.replace(pending, link)
+    return 0
+
+
+def explain(output: str) -> str:
+    """The compiler's output as the user reads it: their script is ``main.go``, the package
+    headers (``# script/inner``) are noise, and an import of a module gets a hint."""
+    lines = []
+    missing: list[str] = []
+    for line in output.splitlines():
+        if _PACKAGE_HEADER.match(line):
+            continue
+        if line.startswith(SCRIPT_DIR):
+            line = line[len(SCRIPT_DIR) :]
+        match = _MODULE_LOOKUP.search(line)
+        if match:
+            missing.append(match.group(1))
+        lines.append(line)
+    if missing:
+        lines.append(
+            f"{', '.join(missing)} is not in Go's standard library: Gristmill does not fetch "
+            "Go modules yet (dependency locking comes later), so a Go script may import the "
+            "standard library only"
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    # Left by builds that were killed (timeout, cancel) before their rename.
+    now = time.time()
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S:
+                        os.unlink(entry.path)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

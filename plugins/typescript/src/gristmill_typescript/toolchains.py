@@ -1,0 +1,77 @@
+"""Finding the ``bun`` and ``deno`` executables and asking them their version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gristmill.runtime import Toolchain
+
+__all__ = ["Executable", "find_executable", "probe_version"]
+
+
+@dataclass(frozen=True)
+class Executable:
+    """Where a tool is, or why it is not usable (``path`` is None then)."""
+
+    path: str | None
+    problem: str = ""
+
+
+def find_executable(
+    name: str,
+    env_var: str,
+    install_hint: str,
+    fallbacks: tuple[Callable[[], str | None], ...] = (),
+) -> Executable:
+    """The absolute path of ``name``: from ``env_var``, else ``PATH``, else the fallbacks.
+
+    A variable that is set but wrong is reported as such rather than silently replaced by
+    another copy of the tool: the operator asked for that one.
+    """
+    configured = os.environ.get(env_var, "").strip()
+    if configured:
+        path = os.path.abspath(os.path.expanduser(configured))
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return Executable(path)
+        return Executable(
+            None,
+            f"{env_var}={configured} is not an executable file; point {env_var} to the "
+            f"`{name}` binary, or unset it to use `{name}` from PATH",
+        )
+    found = shutil.which(name)
+    if found:
+        return Executable(os.path.abspath(found))
+    for fallback in fallbacks:
+        path = fallback()
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return Executable(os.path.abspath(path))
+    return Executable(
+        None, f"`{name}` was not found on PATH; {install_hint}, or set {env_var} to its path"
+    )
+
+
+def probe_version(executable: Executable, parse: Callable[[str], str]) -> Toolchain:
+    """Run ``<tool> --version``: the tool is available when that works."""
+    if executable.path is None:
+        return Toolchain(False, message=executable.problem)
+    try:
+        done = subprocess.run(
+            [executable.path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            # The tool's own environment is not the jobs' one; no update checks or colors.
+            env={**os.environ, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Toolchain(False, message=f"cannot run {executable.path} --version: {exc}")
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip()
+        return Toolchain(
+            False, message=f"{executable.path} --version failed ({done.returncode}): {output}"
+        )
+    return Toolchain(True, version=parse(done.stdout.strip()))
