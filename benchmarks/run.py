@@ -125,13 +125,8 @@ class BareRun:
         from gristmill_python.runtime import INTERPRETER_FLAGS, PythonRuntime
 
         runtime = PythonRuntime()
-        from gristmill.config import default_jobs_root
-
-        # On the same kind of file system as the platform's job directories.
-        memory = default_jobs_root(Path(tempfile.gettempdir())) is not None
-        self.job_dir = tempfile.mkdtemp(
-            prefix="gristmill-bench-bare-", dir="/dev/shm" if memory else None
-        )
+        # On the same file system as the platform's job directories (its data directory).
+        self.job_dir = tempfile.mkdtemp(prefix="gristmill-bench-bare-")
         Path(self.job_dir, "main.py").write_text(NOOP)
         Path(self.job_dir, "args.json").write_text("{}")
         self.argv = [runtime.interpreter, *INTERPRETER_FLAGS, runtime.wrapper]

@@ -6,18 +6,16 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from gristmill.config import ConfigError, Settings, default_data_dir, default_jobs_root
+from gristmill.config import ConfigError, Settings, default_data_dir
 
 
 def test_defaults_from_empty_environment() -> None:
-    """An empty environment gives the dataclass defaults (the jobs directory is chosen for
-    the machine: in memory when it can be)."""
+    """An empty environment gives the dataclass defaults."""
     settings = Settings.from_env({})
     defaults = Settings()
     for f in fields(Settings):
-        if f.name != "jobs_root":
-            assert getattr(settings, f.name) == getattr(defaults, f.name), f.name
-    assert settings.jobs_root == default_jobs_root(settings.data_dir)
+        assert getattr(settings, f.name) == getattr(defaults, f.name), f.name
+    assert settings.jobs_dir == settings.data_dir / "jobs"
     assert settings.data_dir == default_data_dir()
     assert settings.mode == "standalone"
     assert settings.port == 8000
@@ -114,19 +112,10 @@ def test_data_dir_used(tmp_path: Path) -> None:
     assert Settings(data_dir=settings.data_dir).jobs_dir == settings.data_dir / "jobs"
 
 
-def test_jobs_dir_setting_and_default(tmp_path: Path) -> None:
-    """GRISTMILL_JOBS_DIR wins; otherwise memory (/dev/shm) when the machine has room, one
-    directory per data directory."""
+def test_jobs_dir_setting(tmp_path: Path) -> None:
+    """GRISTMILL_JOBS_DIR moves the job directories (for instance to a tmpfs)."""
     settings = Settings.from_env({"GRISTMILL_JOBS_DIR": str(tmp_path / "j")})
     assert settings.jobs_dir == (tmp_path / "j").resolve()
-    a = default_jobs_root(tmp_path / "a")
-    b = default_jobs_root(tmp_path / "b")
-    if Path("/dev/shm").is_dir():
-        assert a is not None and b is not None and a != b
-        assert str(a).startswith("/dev/shm/gristmill-") and a.name == "jobs"
-        assert Settings.from_env({"GRISTMILL_DATA_DIR": str(tmp_path / "a")}).jobs_dir == a
-    else:
-        assert a is None
 
 
 def test_data_dir_relative_is_made_absolute(

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from gristmill import __version__
-from gristmill.config import ConfigError, Settings, default_jobs_root
+from gristmill.config import ConfigError, Settings
 
 __all__ = ["cli", "main"]
 
@@ -27,8 +27,6 @@ def _settings(mode: str, port: int | None, data_dir: Path | None, workers: int |
         changes["port"] = port
     if data_dir is not None:
         changes["data_dir"] = data_dir.expanduser().resolve()
-        if not os.environ.get("GRISTMILL_JOBS_DIR"):
-            changes["jobs_root"] = default_jobs_root(changes["data_dir"])
     if workers is not None:
         changes["num_workers"] = workers
     return settings.with_overrides(**changes)

@@ -464,3 +464,23 @@ def test_bun_installs_versioned_imports(tmp_path: Path) -> None:
     runtime = BunRuntime()
     require_toolchain(runtime)
     _run_cowsay(runtime, tmp_path, "cowsay@1.5.0")
+
+
+def test_a_result_that_cannot_be_written_never_looks_like_success(tmp_path: Path) -> None:
+    """Deno may not write under /dev (/dev/shm included): the job must fail, saying so,
+    not end with exit code 0 and no result (which reads as a null result)."""
+    runtime = DenoRuntime()
+    require_toolchain(runtime)
+    if not Path("/dev/shm").is_dir():
+        pytest.fail("this check needs /dev/shm (Linux)")
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        ran = run_job(runtime, "export function main() { return 1 }", {}, root)
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    assert not ran.outcome.success
+    assert "NotCapable" in ran.outcome.result_json or "could not" in ran.outcome.result_json

@@ -244,7 +244,13 @@ async function fail(error) {
   } catch {
     text = JSON.stringify({ error: { name: "Error", message: "main failed", stack: "" } });
   }
-  await host.writeText(RESULT_PATH, text);
+  try {
+    await host.writeText(RESULT_PATH, text);
+  } catch (writeError) {
+    // No result file: the worker reports the exit code and these lines. Never exit 0 here.
+    console.error(`could not write ${RESULT_PATH}: ${writeError}`);
+    console.error(text);
+  }
   host.exit(1);
 }
 
