@@ -1,20 +1,19 @@
 """Golden tests for the Bash argument parser and its syntax check.
 
-Every ``fixtures/signatures/<case>.sh`` is parsed and compared with its golden file:
+The conformance kit (``test_contract.py``) checks every ``fixtures/signatures/<case>.sh``
+against its golden file:
 ``<case>.json`` (``{"signature", "schema"}``) for a script that parses, ``<case>.error.json``
 (``{"line", "column", "message_contains"}``) for one that must be refused there.
 
 To regenerate after an intended change::
 
-    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/bash/tests/test_signature.py
+    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/bash/tests/test_contract.py
 
 then read the diff of every rewritten file.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import subprocess
 import threading
@@ -23,14 +22,12 @@ from typing import Any
 
 import pytest
 from gristmill.runtime import ScriptError
-from gristmill.schema import signature_to_schema
-from gristmill.signature import STR, signature_from_json, signature_to_json
+from gristmill.signature import STR
 from gristmill.testing.contract import require_toolchain
 from gristmill_bash.runtime import BashRuntime
 from gristmill_bash.signature import arg_lines, signature_from_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "signatures"
-UPDATE = os.environ.get("GRISTMILL_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.sh"))
 # Refused for what they mean, not for their syntax.
 NOT_SYNTAX_ERRORS = {"error_duplicate_name"}
@@ -51,56 +48,6 @@ def _read(case: str) -> str:
     return (FIXTURES / f"{case}.sh").read_text(encoding="utf-8")
 
 
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_golden(case: str) -> None:
-    source = _read(case)
-    error_file = FIXTURES / f"{case}.error.json"
-    golden_file = FIXTURES / f"{case}.json"
-    if error_file.exists():
-        expected = json.loads(error_file.read_text(encoding="utf-8"))
-        for runtime in (_no_bash(), _runtime()):
-            with pytest.raises(ScriptError) as info:
-                runtime.parse_signature(source)
-            err = info.value
-            if UPDATE:
-                keep = expected.get("message_contains", "")
-                contains = keep if keep and keep in err.message else err.message
-                _write_json(
-                    error_file,
-                    {"line": err.line, "column": err.column, "message_contains": contains},
-                )
-                return
-            assert (err.line, err.column) == (expected["line"], expected["column"]), err
-            assert expected["message_contains"] in err.message
-        return
-    if UPDATE and not golden_file.exists():
-        # A new case: record how it is refused, if it is.
-        try:
-            _no_bash().parse_signature(source)
-        except ScriptError as err:
-            _write_json(
-                error_file,
-                {"line": err.line, "column": err.column, "message_contains": err.message},
-            )
-            return
-    sig = _runtime().parse_signature(source)
-    actual = {"signature": signature_to_json(sig), "schema": signature_to_schema(sig)}
-    if UPDATE:
-        _write_json(golden_file, actual)
-        return
-    assert golden_file.exists(), f"no golden file for {case}; run with GRISTMILL_UPDATE_GOLDEN=1"
-    expected = json.loads(golden_file.read_text(encoding="utf-8"))
-    assert actual["signature"] == expected["signature"]
-    assert actual["schema"] == expected["schema"]
-    assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
-    # Without Bash to ask, a valid fixture is still accepted, with the same arguments.
-    assert _no_bash().parse_signature(source) == sig
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_fixture_agrees_with_bash(case: str) -> None:
     """A fixture accepted is valid Bash; one refused for its syntax is not."""
@@ -113,15 +60,6 @@ def test_fixture_agrees_with_bash(case: str) -> None:
     )
     refused = (FIXTURES / f"{case}.error.json").exists() and case not in NOT_SYNTAX_ERRORS
     assert (done.returncode != 0) == refused, done.stderr
-
-
-def test_every_fixture_has_one_golden_file() -> None:
-    assert len(CASES) >= 8
-    for case in CASES:
-        goldens = [(FIXTURES / f"{case}{ext}").exists() for ext in (".json", ".error.json")]
-        assert goldens.count(True) == 1, case
-    orphans = {p.name.split(".")[0] for p in FIXTURES.glob("*.json")} - set(CASES)
-    assert not orphans
 
 
 # -- the rules, one at a time -------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Golden and direct tests of the Go signature parser.
+"""Direct tests of the Go signature parser.
 
-Every ``fixtures/signatures/<case>.go`` is parsed and compared with its golden file:
+The conformance kit (``test_contract.py``) checks every ``fixtures/signatures/<case>.go``
+against its golden file:
 ``<case>.json`` (``{"signature": ..., "schema": ...}``) for a script that parses, or
 ``<case>.error.json`` (``{"line", "column", "message_contains"}``) for one it must refuse. To
 regenerate them after an intended change::
 
-    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/go/tests/test_signature.py
+    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/go/tests/test_contract.py
 
 then read every rewritten file against the rules in ``gristmill_go.typemap``.
 """
@@ -13,7 +14,6 @@ then read every rewritten file against the rules in ``gristmill_go.typemap``.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import threading
@@ -34,15 +34,12 @@ from gristmill.signature import (
     ListType,
     ObjectType,
     Prop,
-    signature_from_json,
-    signature_to_json,
 )
 from gristmill.testing.contract import require_toolchain
 from gristmill_go.runtime import GoRuntime
 from gristmill_go.signature import parse_script, parse_signature
 
 FIXTURES = Path(__file__).parent / "fixtures" / "signatures"
-UPDATE = os.environ.get("GRISTMILL_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.go"))
 # Refused for what they mean, not for their syntax: the Go compiler parses them.
 NOT_SYNTAX_ERRORS = {
@@ -57,52 +54,6 @@ NOT_SYNTAX_ERRORS = {
 
 def _read(case: str) -> str:
     return (FIXTURES / f"{case}.go").read_text(encoding="utf-8")
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_golden(case: str) -> None:
-    source = _read(case)
-    error_file = FIXTURES / f"{case}.error.json"
-    golden_file = FIXTURES / f"{case}.json"
-    if error_file.exists():
-        expected = json.loads(error_file.read_text(encoding="utf-8"))
-        with pytest.raises(ScriptError) as info:
-            parse_signature(source)
-        err = info.value
-        if UPDATE:
-            keep = expected.get("message_contains", "")
-            contains = keep if keep and keep in err.message else err.message
-            _write_json(
-                error_file, {"line": err.line, "column": err.column, "message_contains": contains}
-            )
-            return
-        assert (err.line, err.column) == (expected["line"], expected["column"]), err.message
-        assert expected["message_contains"] in err.message
-        return
-    sig = parse_signature(source)
-    actual = {"signature": signature_to_json(sig), "schema": signature_to_schema(sig)}
-    if UPDATE:
-        _write_json(golden_file, actual)
-        return
-    assert golden_file.exists(), f"no golden file for {case}; run with GRISTMILL_UPDATE_GOLDEN=1"
-    expected = json.loads(golden_file.read_text(encoding="utf-8"))
-    assert actual["signature"] == expected["signature"]
-    assert actual["schema"] == expected["schema"]
-    # The two halves of a fixture cannot drift apart.
-    assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
-
-
-def test_every_fixture_has_one_golden_file() -> None:
-    assert len(CASES) >= 8
-    for case in CASES:
-        goldens = [(FIXTURES / f"{case}{ext}").exists() for ext in (".json", ".error.json")]
-        assert goldens.count(True) == 1, case
-    orphans = {p.name.split(".")[0] for p in FIXTURES.glob("*.json")} - set(CASES)
-    assert not orphans
 
 
 def test_fixtures_agree_with_gofmt() -> None:

@@ -1,6 +1,7 @@
 """Golden tests for the TypeScript signature parser (shared by the Bun and Deno runtimes).
 
-Every ``fixtures/signatures/<case>.ts`` is parsed and compared with its golden file:
+The conformance kit (``test_contract.py``) checks every ``fixtures/signatures/<case>.ts``
+against its golden file:
 
 * ``<case>.json`` holds ``{"signature": signature_to_json(sig), "schema":
   signature_to_schema(sig)}`` for a script that parses;
@@ -9,7 +10,7 @@ Every ``fixtures/signatures/<case>.ts`` is parsed and compared with its golden f
 
 To regenerate them after an intended change, run::
 
-    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/typescript/tests/test_signature.py
+    GRISTMILL_UPDATE_GOLDEN=1 uv run pytest plugins/typescript/tests/test_contract.py
 
 then review the diff of every rewritten file before committing (an error case keeps its
 ``message_contains`` when the new message still contains it).
@@ -18,7 +19,6 @@ then review the diff of every rewritten file before committing (an error case ke
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import threading
@@ -40,7 +40,6 @@ from gristmill.signature import (
     Prop,
     ResourceType,
     StrType,
-    signature_from_json,
     signature_to_json,
 )
 from gristmill.testing.contract import require_toolchain
@@ -50,7 +49,6 @@ from gristmill_typescript.signature import ParamRuntime, parse_main, parse_signa
 from gristmill_typescript.types import snake_case
 
 FIXTURES = Path(__file__).parent / "fixtures" / "signatures"
-UPDATE = os.environ.get("GRISTMILL_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.ts"))
 # Error cases that are valid TypeScript: refused for how main is declared, not for syntax.
 NOT_SYNTAX_ERRORS = {
@@ -65,54 +63,6 @@ NOT_SYNTAX_ERRORS = {
 def _read(case: str) -> str:
     # ``utf-8`` and not ``utf-8-sig``: the BOM case checks the parser strips it itself.
     return (FIXTURES / f"{case}.ts").read_text(encoding="utf-8")
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_golden(case: str) -> None:
-    source = _read(case)
-    error_file = FIXTURES / f"{case}.error.json"
-    golden_file = FIXTURES / f"{case}.json"
-    if error_file.exists() or (UPDATE and case.startswith("error_")):
-        expected = json.loads(error_file.read_text()) if error_file.exists() else {}
-        with pytest.raises(ScriptError) as info:
-            parse_signature(source)
-        err = info.value
-        if UPDATE:
-            keep = expected.get("message_contains", "")
-            contains = keep if keep and keep in err.message else err.message
-            _write_json(
-                error_file, {"line": err.line, "column": err.column, "message_contains": contains}
-            )
-            return
-        assert (err.line, err.column) == (expected["line"], expected["column"]), err.message
-        assert expected["message_contains"] in err.message
-        return
-
-    sig = parse_signature(source)
-    actual = {"signature": signature_to_json(sig), "schema": signature_to_schema(sig)}
-    if UPDATE:
-        _write_json(golden_file, actual)
-        return
-    assert golden_file.exists(), f"no golden file for {case}; run with GRISTMILL_UPDATE_GOLDEN=1"
-    expected = json.loads(golden_file.read_text(encoding="utf-8"))
-    assert actual["signature"] == expected["signature"]
-    # The stored schema must be what the core makes of the parsed signature ...
-    assert signature_to_schema(sig) == expected["schema"]
-    # ... and of the golden signature, so the two halves of a fixture cannot drift apart.
-    assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
-
-
-def test_every_fixture_has_one_golden_file() -> None:
-    assert len(CASES) >= 14
-    for case in CASES:
-        goldens = [(FIXTURES / f"{case}{ext}").exists() for ext in (".json", ".error.json")]
-        assert goldens.count(True) == 1, case
-    orphans = {p.name.split(".")[0] for p in FIXTURES.glob("*.json")} - set(CASES)
-    assert not orphans
 
 
 # Bun's transpiler checks syntax without types (FooBar need not exist): one process for all

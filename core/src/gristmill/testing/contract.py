@@ -45,6 +45,10 @@ from gristmill.testing.runner import make_context, run_job
 __all__ = ["RuntimeContract", "require_toolchain"]
 
 
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def require_toolchain(runtime: Runtime) -> Toolchain:
     """The runtime's toolchain; skip the test without it (fail it in CI)."""
     toolchain = runtime.toolchain()
@@ -100,72 +104,74 @@ class RuntimeContract:
     # -- signatures -------------------------------------------------------------------
 
     def _cases(self) -> list[Path]:
-        scripts = [
+        return [
             p
             for p in sorted(self.fixtures.iterdir())
             if p.is_file() and not p.name.endswith(".json")
         ]
-        return scripts
 
-    def test_contract_golden_signatures(self) -> None:
-        runtime = self.make_runtime()
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        # One test per fixture: a failure names its case.
+        if "golden_case" in metafunc.fixturenames:
+            cases = self._cases()
+            metafunc.parametrize("golden_case", cases, ids=[p.name for p in cases])
+
+    def test_contract_enough_fixtures_each_with_one_golden_file(self) -> None:
         cases = self._cases()
         assert len(cases) >= self.min_fixtures, (
             f"{len(cases)} fixtures in {self.fixtures}, at least {self.min_fixtures} expected"
         )
-        update = bool(os.environ.get("GRISTMILL_UPDATE_GOLDEN"))
-        problems = []
         for script in cases:
             stem = script.name.removesuffix(script.suffix)
-            source = script.read_text(encoding="utf-8")
-            error_file = script.with_name(f"{stem}.error.json")
-            golden_file = script.with_name(f"{stem}.json")
-            if error_file.exists():
-                expected = json.loads(error_file.read_text())
-                try:
-                    runtime.parse_signature(source)
-                except ScriptError as exc:
-                    if exc.line != expected["line"]:
-                        problems.append(
-                            f"{script.name}: error on line {exc.line}, expected {expected['line']}"
-                        )
-                    if "column" in expected and exc.column != expected["column"]:
-                        problems.append(
-                            f"{script.name}: error at column {exc.column}, expected {expected['column']}"
-                        )
-                    if expected["message_contains"] not in str(exc):
-                        problems.append(
-                            f"{script.name}: {exc} lacks {expected['message_contains']!r}"
-                        )
-                else:
-                    problems.append(f"{script.name}: parsed, but should be refused")
-                continue
-            try:
-                signature = runtime.parse_signature(source)
-            except ScriptError as exc:
-                problems.append(f"{script.name}: refused: {exc}")
-                continue
-            actual = {
-                "signature": signature_to_json(signature),
-                "schema": signature_to_schema(signature),
-            }
+            goldens = [script.with_name(f"{stem}{end}") for end in (".json", ".error.json")]
+            assert sum(g.exists() for g in goldens) == 1, (
+                f"{script.name}: needs exactly one of {stem}.json and {stem}.error.json"
+            )
+
+    def test_contract_golden_signature(self, golden_case: Path) -> None:
+        """The fixture parses to its golden signature and schema, or is refused as its
+        ``.error.json`` says."""
+        runtime = self.make_runtime()
+        update = bool(os.environ.get("GRISTMILL_UPDATE_GOLDEN"))
+        stem = golden_case.name.removesuffix(golden_case.suffix)
+        source = golden_case.read_text(encoding="utf-8")
+        error_file = golden_case.with_name(f"{stem}.error.json")
+        golden_file = golden_case.with_name(f"{stem}.json")
+        if error_file.exists():
+            expected = json.loads(error_file.read_text(encoding="utf-8"))
+            with pytest.raises(ScriptError) as caught:
+                runtime.parse_signature(source)
+            error = caught.value
             if update:
-                golden_file.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
-                continue
-            if not golden_file.exists():
-                problems.append(f"{script.name}: no {golden_file.name} (GRISTMILL_UPDATE_GOLDEN=1)")
-                continue
-            expected = json.loads(golden_file.read_text(encoding="utf-8"))
-            if actual["signature"] != expected["signature"]:
-                problems.append(f"{script.name}: signature differs from {golden_file.name}")
-            if actual["schema"] != expected["schema"]:
-                problems.append(f"{script.name}: schema differs from {golden_file.name}")
-            if (
-                signature_to_schema(signature_from_json(expected["signature"]))
-                != expected["schema"]
-            ):
-                problems.append(f"{golden_file.name}: its signature and schema disagree")
-        assert not problems, "\n".join(problems)
+                kept = expected.get("message_contains", "")
+                _write_json(
+                    error_file,
+                    {
+                        "line": error.line,
+                        "column": error.column,
+                        "message_contains": kept if kept and kept in str(error) else error.message,
+                    },
+                )
+                return
+            assert error.line == expected["line"], str(error)
+            if "column" in expected:
+                assert error.column == expected["column"], str(error)
+            assert expected["message_contains"] in str(error)
+            return
+        signature = runtime.parse_signature(source)
+        actual = {
+            "signature": signature_to_json(signature),
+            "schema": signature_to_schema(signature),
+        }
+        if update:
+            _write_json(golden_file, actual)
+            return
+        assert golden_file.exists(), f"no {golden_file.name}: run with GRISTMILL_UPDATE_GOLDEN=1"
+        expected = json.loads(golden_file.read_text(encoding="utf-8"))
+        assert actual["signature"] == expected["signature"]
+        assert actual["schema"] == expected["schema"]
+        # The two halves of a golden file cannot drift apart.
+        assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
 
     def test_contract_template_parses(self) -> None:
         runtime = self.make_runtime()
