@@ -10,6 +10,25 @@ from gristmill_bash.runtime import BashRuntime
 
 class TestBashContract(RuntimeContract):
     runtime_factory = BashRuntime
+    mangle_pieces = (
+        *"(){}[]\"'`$;|&<>#\n\t ",
+        "if ",
+        "fi",
+        "do",
+        "done",
+        "$(",
+        "${",
+        "<<EOF\n",
+        "é",
+    )
+    mangle_position_required = True
+
+    def make_parsing_runtime(self) -> BashRuntime:
+        # Without Bash, so that no process is started per parse: tree-sitter alone decides.
+        runtime = BashRuntime(bash="/nonexistent/bash")
+        assert not runtime.toolchain().available
+        return runtime
+
     fixtures = Path(__file__).parent / "fixtures" / "signatures"
     min_fixtures = 8
     hello_script = (

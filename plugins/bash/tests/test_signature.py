@@ -14,9 +14,7 @@ then read the diff of every rewritten file.
 
 from __future__ import annotations
 
-import random
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -147,42 +145,3 @@ def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ScriptError, match=r'"v" is both \$1 and \$2') as info:
         _runtime().parse_signature('v="$1"\nv="$2"\n')
     assert (info.value.line, info.value.column) == (2, 1)
-
-
-def test_concurrent_parses_share_the_parser() -> None:
-    source = _read("realistic")
-    expected = _runtime().parse_signature(source)
-    results: list[bool] = []
-
-    def work() -> None:
-        runtime = _runtime()
-        results.extend(runtime.parse_signature(source) == expected for _ in range(50))
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [True] * 200
-
-
-def test_mangled_scripts_only_raise_script_error() -> None:
-    # Whatever a user types, the parser answers with a signature or a ScriptError. Without
-    # Bash, so that no process is started per case.
-    runtime = _no_bash()
-    rnd = random.Random(20240611)
-    sources = [_read(case) for case in CASES]
-    pieces = [*"(){}[]\"'`$;|&<>#\n\t ", "if ", "fi", "do", "done", "$(", "${", "<<EOF\n", "é"]
-    for _ in range(300):
-        source = rnd.choice(sources)
-        for _ in range(rnd.randint(1, 3)):
-            at = rnd.randrange(len(source) + 1)
-            if rnd.random() < 0.5:
-                source = source[:at] + rnd.choice(pieces) + source[at:]
-            else:
-                source = source[:at] + source[at + rnd.randint(1, 5) :]
-        try:
-            runtime.parse_signature(source)
-        except ScriptError as err:
-            assert err.line is not None and err.line >= 1
-            assert err.column is not None and err.column >= 1

@@ -12,6 +12,7 @@ from gristmill_go.runtime import GoRuntime
 
 class TestGoContract(RuntimeContract):
     runtime_factory = GoRuntime
+    mangle_pieces = (*"()[]{}:,.=*\"'`\n\t ", "func ", "main", "struct", "package ", "...", "é")
     fixtures = Path(__file__).parent / "fixtures" / "signatures"
     min_fixtures = 8
     hello_script = (

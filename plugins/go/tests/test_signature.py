@@ -14,9 +14,7 @@ then read every rewritten file against the rules in ``gristmill_go.typemap``.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -248,41 +246,6 @@ def test_a_struct_reused_by_many_fields_stays_small() -> None:
         f"package inner\n{structs}type C12 struct{{ Leaf int }}\nfunc main(c C0) {{}}\n"
     )
     assert json.dumps(signature_to_schema(sig)).count('"description"') < 10_000
-
-
-def test_concurrent_parses_share_the_parser() -> None:
-    source = _read("named_types")
-    expected = parse_signature(source)
-    results: list[bool] = []
-
-    def work() -> None:
-        results.extend(parse_signature(source) == expected for _ in range(50))
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [True] * 200
-
-
-def test_mangled_scripts_only_raise_script_error() -> None:
-    # Whatever a user types, the parser answers with a signature or a ScriptError.
-    rnd = random.Random(20240611)
-    sources = [_read(case) for case in CASES]
-    pieces = [*"()[]{}:,.=*\"'`\n\t ", "func ", "main", "struct", "package ", "...", "é"]
-    for _ in range(300):
-        source = rnd.choice(sources)
-        for _ in range(rnd.randint(1, 3)):
-            at = rnd.randrange(len(source) + 1)
-            if rnd.random() < 0.5:
-                source = source[:at] + rnd.choice(pieces) + source[at:]
-            else:
-                source = source[:at] + source[at + rnd.randint(1, 5) :]
-        try:
-            parse_script(source)
-        except ScriptError as err:
-            assert err.line is None or (err.line >= 1 and (err.column or 0) >= 1)
 
 
 def test_deep_nesting_does_not_crash() -> None:

@@ -10,6 +10,7 @@ from gristmill_python.runtime import PythonRuntime
 
 class TestPythonContract(RuntimeContract):
     runtime_factory = PythonRuntime
+    mangle_pieces = (*"()[]{}:,.=*\"'#\n\t ", "def ", "main", "class ", "->", "|", '"""', "é")
     fixtures = Path(__file__).parent / "fixtures" / "signatures"
     min_fixtures = 12
     hello_script = (

@@ -20,6 +20,9 @@ UNUSED_CONNECTION = {"host": "/nonexistent", "dbname": "none"}
 
 class TestPostgresContract(RuntimeContract):
     runtime_factory = PostgresRuntime
+    mangle_pieces = (*"()[]\"';$-/*:=\n ", "$$", "$1", "--", "/*", "*/", "E'", "::int", "é", "$a$")
+    mangle_rounds = 500
+    mangle_column_with_line = False
     fixtures = Path(__file__).parent / "fixtures" / "signatures"
     min_fixtures = 8
     hello_script = "-- $1 name (text)\n-- $2 count (int) = 2\nSELECT $1 AS name, $2 AS count;\n"

@@ -15,8 +15,6 @@ then read the diff of every rewritten file.
 from __future__ import annotations
 
 import json
-import random
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -156,38 +154,3 @@ def test_renumbering_keeps_lengths() -> None:
     assert first["sql"] == "SELECT $2 ::int, $1;" and first["params"] == [3, 12]
     assert second["sql"] == "\nSELECT $1, '$12', $2 ;" and second["params"] == [3, 12]
     assert second["offset"] == len("SELECT $12::int, $3;")
-
-
-def test_concurrent_parses() -> None:
-    source = _read("type_map")
-    expected = _parse(source)
-    results: list[bool] = []
-
-    def work() -> None:
-        results.extend(_parse(source) == expected for _ in range(50))
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [True] * 200
-
-
-def test_mangled_scripts_only_raise_script_error() -> None:
-    rnd = random.Random(20240611)
-    sources = [_read(case) for case in CASES]
-    pieces = [*"()[]\"';$-/*:=\n ", "$$", "$1", "--", "/*", "*/", "E'", "::int", "é", "$a$"]
-    for _ in range(500):
-        source = rnd.choice(sources)
-        for _ in range(rnd.randint(1, 3)):
-            at = rnd.randrange(len(source) + 1)
-            if rnd.random() < 0.5:
-                source = source[:at] + rnd.choice(pieces) + source[at:]
-            else:
-                source = source[:at] + source[at + rnd.randint(1, 5) :]
-        try:
-            _parse(source)
-        except ScriptError as err:
-            assert err.line is None or err.line >= 1
-            assert err.column is None or err.column >= 1

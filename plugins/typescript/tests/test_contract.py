@@ -24,6 +24,7 @@ class _TypeScriptContract(RuntimeContract):
     failing_script = 'export function main() {\n  throw new Error("boom");\n}\n'
     failing_message = "boom"
     bad_script = "export function main(x: string {\n  return x;\n}\n"
+    mangle_pieces = (*"()[]{}<>:;,.=|?\"'`\n\t ", "export ", "function ", "main", "=>", "${", "é")
 
 
 class TestBunContract(_TypeScriptContract):

@@ -19,9 +19,7 @@ then review the diff of every rewritten file before committing (an error case ke
 from __future__ import annotations
 
 import json
-import random
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -283,41 +281,6 @@ def test_missing_main_message() -> None:
         parse_signature("const x = 1;\n")
     assert info.value.line is None
     assert "export async function main" in info.value.message
-
-
-def test_concurrent_parses_share_the_parser() -> None:
-    source = _read("windmill_example")
-    expected = parse_signature(source)
-    results: list[bool] = []
-
-    def work() -> None:
-        results.extend(parse_signature(source) == expected for _ in range(50))
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [True] * 200
-
-
-def test_mangled_scripts_only_raise_script_error() -> None:
-    # Whatever a user types, the parser answers with a signature or a ScriptError.
-    rnd = random.Random(20240611)
-    sources = [_read(case) for case in CASES]
-    pieces = [*"()[]{}<>:;,.=|?\"'`\n\t ", "export ", "function ", "main", "=>", "${", "é"]
-    for _ in range(300):
-        source = rnd.choice(sources)
-        for _ in range(rnd.randint(1, 3)):
-            at = rnd.randrange(len(source) + 1)
-            if rnd.random() < 0.5:
-                source = source[:at] + rnd.choice(pieces) + source[at:]
-            else:
-                source = source[:at] + source[at + rnd.randint(1, 5) :]
-        try:
-            parse_main(source)
-        except ScriptError as err:
-            assert err.line is None or (err.line >= 1 and (err.column or 0) >= 1)
 
 
 # -- npm: specifiers for Bun ------------------------------------------------------------------

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,6 +81,14 @@ class RuntimeContract:
     failing_message: ClassVar[str]
     #: A script the runtime must refuse with a position (a syntax error).
     bad_script: ClassVar[str]
+    #: What is inserted at random into the fixtures to make broken scripts: the language's
+    #: brackets, quotes and keywords.
+    mangle_pieces: ClassVar[tuple[str, ...]] = tuple("()[]{}\"'\n\t ")
+    mangle_rounds: ClassVar[int] = 300
+    #: A refusal of a mangled script must give a line and a column.
+    mangle_position_required: ClassVar[bool] = False
+    #: A refusal that gives a line must give a column too.
+    mangle_column_with_line: ClassVar[bool] = True
 
     def make_runtime(self) -> Runtime:
         factory: Callable[[], Runtime] = type(self).runtime_factory
@@ -172,6 +182,56 @@ class RuntimeContract:
         assert actual["schema"] == expected["schema"]
         # The two halves of a golden file cannot drift apart.
         assert signature_to_schema(signature_from_json(expected["signature"])) == expected["schema"]
+
+    def make_parsing_runtime(self) -> Runtime:
+        """The runtime the parser checks use (one that needs no process to parse, say)."""
+        return self.make_runtime()
+
+    def test_contract_parser_is_safe_across_threads(self) -> None:
+        """The API parses in several threads at once: one shared parser must not mix them."""
+        runtime = self.make_parsing_runtime()
+        accepted = [
+            p
+            for p in self._cases()
+            if not p.with_name(p.name.removesuffix(p.suffix) + ".error.json").exists()
+        ]
+        source = accepted[0].read_text(encoding="utf-8")
+        expected = runtime.parse_signature(source)
+        results: list[bool] = []
+
+        def work() -> None:
+            results.extend(runtime.parse_signature(source) == expected for _ in range(50))
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [True] * 200
+
+    def test_contract_mangled_scripts_only_raise_script_error(self) -> None:
+        """Whatever a user types, the parser answers with a signature or a ScriptError."""
+        runtime = self.make_parsing_runtime()
+        rnd = random.Random(20240611)
+        sources = [p.read_text(encoding="utf-8") for p in self._cases()]
+        for _ in range(self.mangle_rounds):
+            source = rnd.choice(sources)
+            for _ in range(rnd.randint(1, 3)):
+                at = rnd.randrange(len(source) + 1)
+                if rnd.random() < 0.5:
+                    source = source[:at] + rnd.choice(self.mangle_pieces) + source[at:]
+                else:
+                    source = source[:at] + source[at + rnd.randint(1, 5) :]
+            try:
+                runtime.parse_signature(source)
+            except ScriptError as err:
+                if self.mangle_position_required:
+                    assert err.line is not None and err.column is not None, err
+                if err.line is not None:
+                    assert err.line >= 1, err
+                    if self.mangle_column_with_line:
+                        assert (err.column or 0) >= 1, err
+                assert err.column is None or err.column >= 1, err
 
     def test_contract_template_parses(self) -> None:
         runtime = self.make_runtime()
