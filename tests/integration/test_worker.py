@@ -27,6 +27,21 @@ from .test_api_jobs import completed, save, wait_until
 SLEEPER = "import time\ndef main(s: float = 2):\n    print('start', flush=True)\n    time.sleep(s)\n    return 'done'\n"
 
 
+async def start_sleeper(api: httpx.AsyncClient, seconds: float) -> str:
+    """Queue the SLEEPER job; return its id once it has started (printed its first line)."""
+    r = await api.post(
+        "/w/main/jobs/run/preview",
+        json={"content": SLEEPER, "language": "python3", "args": {"s": seconds}},
+    )
+    job_id = r.text
+
+    async def started() -> bool:
+        return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
+
+    await wait_until(started, timeout=15)
+    return job_id
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, plugins: list[object] | None = None
@@ -130,16 +145,7 @@ async def test_zombies_fail_when_restarting_is_off(settings: Settings) -> None:
 
 async def test_a_job_taken_over_is_stopped_and_not_completed_twice(settings: Settings) -> None:
     async with running(settings) as (_, api):
-        r = await api.post(
-            "/w/main/jobs/run/preview",
-            json={"content": SLEEPER, "language": "python3", "args": {"s": 30}},
-        )
-        job_id = r.text
-
-        async def started() -> bool:
-            return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
-
-        await wait_until(started, timeout=15)
+        job_id = await start_sleeper(api, 30)
         # The zombie monitor of another server gave the job to another worker.
         sql(
             settings,
@@ -156,16 +162,7 @@ async def test_a_job_taken_over_is_stopped_and_not_completed_twice(settings: Set
 
 async def test_results_survive_a_dropped_database_connection(settings: Settings) -> None:
     async with running(settings) as (_, api):
-        r = await api.post(
-            "/w/main/jobs/run/preview",
-            json={"content": SLEEPER, "language": "python3", "args": {"s": 1.5}},
-        )
-        job_id = r.text
-
-        async def started() -> bool:
-            return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
-
-        await wait_until(started, timeout=15)
+        job_id = await start_sleeper(api, 1.5)
         # Every connection of this test database is cut, the listener's included.
         killed = sql(
             settings,
@@ -191,16 +188,7 @@ async def test_results_survive_a_dropped_database_connection(settings: Settings)
 async def test_stopping_a_worker_requeues_its_running_job(settings: Settings) -> None:
     settings = settings.with_overrides(num_workers=1)
     async with running(settings) as (platform, api):
-        r = await api.post(
-            "/w/main/jobs/run/preview",
-            json={"content": SLEEPER, "language": "python3", "args": {"s": 30}},
-        )
-        job_id = r.text
-
-        async def started() -> bool:
-            return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
-
-        await wait_until(started, timeout=15)
+        job_id = await start_sleeper(api, 30)
         assert platform.workers is not None
         await platform.workers.stop(grace_s=0.2)
         platform.workers = None
