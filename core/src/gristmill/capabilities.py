@@ -39,10 +39,6 @@ class WorkerCapabilities:
             self._read_at = time.monotonic()
         return self._workers
 
-    def forget(self) -> None:
-        """Read again at the next check (a worker of this process changed)."""
-        self._read_at = float("-inf")
-
     async def refusal(self, tag: str) -> str | None:
         """Why no live worker can run jobs of ``tag``, when some worker knows the runtime
         but lacks its toolchain and none takes the tag; else ``None`` (the job can wait)."""
