@@ -68,6 +68,17 @@ class Settings:
 
     #: Where job directories are made; ``None`` means ``<data_dir>/jobs``.
     jobs_root: Path | None = None
+    #: Dependency environments unused for this long are removed (days).
+    env_max_age_days: float = 14.0
+    #: Below this much free disk, the least recently used environments are removed (MB).
+    min_free_disk_space_mb: int = 1024
+    #: How often a worker process collects unused environments (s).
+    env_gc_every_s: float = 3600.0
+
+    @property
+    def cache_dir(self) -> Path:
+        """Caches that outlive jobs: each runtime's own, and installed dependencies."""
+        return self.data_dir / "cache"
 
     @property
     def jobs_dir(self) -> Path:
@@ -126,6 +137,9 @@ class Settings:
             log_flush_ms=reader.integer("GRISTMILL_LOG_FLUSH_MS", 250, minimum=10),
             heartbeat_s=reader.positive("GRISTMILL_HEARTBEAT_S", 5.0),
             database_wait_s=reader.positive("GRISTMILL_DB_WAIT_S", 60.0),
+            env_max_age_days=reader.positive("GRISTMILL_ENV_MAX_AGE_DAYS", 14.0),
+            min_free_disk_space_mb=reader.integer("MIN_FREE_DISK_SPACE_MB", 1024, minimum=0),
+            env_gc_every_s=reader.positive("GRISTMILL_ENV_GC_EVERY_S", 3600.0),
         )
 
 

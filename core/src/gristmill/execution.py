@@ -1,4 +1,5 @@
-"""Running a prepared job: the runtime's steps in order, then its outcome.
+"""Running a job: its dependencies locked and installed when it has some, then the runtime's
+steps in order, then its outcome.
 
 Shared by the workers and by ``gristmill.testing`` (which runs jobs without a database).
 """
@@ -6,17 +7,36 @@ Shared by the workers and by ``gristmill.testing`` (which runs jobs without a da
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from gristmill.executor import run_recipe
-from gristmill.runtime import JobContext, JobOutcome, ProcessExit, Recipe, Runtime, error_result
+from gristmill.environments import EnvironmentCache
+from gristmill.executor import ProcessResult, run_recipe
+from gristmill.runtime import (
+    DependencyLocking,
+    JobContext,
+    JobOutcome,
+    ProcessExit,
+    Recipe,
+    Runtime,
+    ScriptError,
+    error_result,
+)
 
-__all__ = ["Execution", "execute"]
+__all__ = ["Execution", "LockOutcome", "execute", "lock_job"]
 
 log = logging.getLogger(__name__)
+
+#: How long a lock resolved on the fly (a preview, a version whose lock job has not run yet)
+#: is reused for the same inputs, as Windmill's resolution cache.
+RESOLUTION_REUSE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +48,75 @@ class Execution:
     canceled: bool = False
 
 
+@dataclass(frozen=True)
+class LockOutcome:
+    """The end of a lock phase: the lock (``""`` when the script needs nothing), or an error
+    whose ``logs`` are the resolver's output."""
+
+    lock: str | None
+    error: Execution | None = None
+    logs: str = ""
+
+
 def _failure(name: str, message: str) -> Execution:
     return Execution(JobOutcome(False, error_result(name, message)))
+
+
+@dataclass
+class _Steps:
+    """Runs recipes within one deadline, with the job's output and cancel."""
+
+    runtime: Runtime
+    ctx: JobContext
+    on_output: Callable[[str], None]
+    cancel: asyncio.Event
+    on_step: Callable[[str], None]
+    deadline: float
+
+    async def run(self, step: Recipe) -> ProcessResult | Execution:
+        """The step's process result, or the job's end (cancel, timeout, cannot start)."""
+        try:
+            result = await run_recipe(
+                step,
+                timeout_s=max(0.0, self.deadline - time.monotonic()),
+                on_output=self.on_output,
+                cancel=self.cancel,
+            )
+        except OSError as exc:
+            return _failure(
+                "ExecutionErr",
+                f"could not start {step.argv[0]!r} ({step.phase}): {exc.strerror or exc}. "
+                f"Is the {self.runtime.display_name} toolchain installed on this worker?",
+            )
+        self.on_step(step.phase)
+        if result.canceled:
+            return Execution(None, canceled=True)
+        if result.timed_out:
+            return _failure(
+                "ExecutionErr",
+                f"job timed out after {self.ctx.timeout_s:g} s (its timeout) during "
+                f"{step.phase}; the job's process and everything it started were killed",
+            )
+        return result
+
+    async def run_all(self, steps: Sequence[Recipe]) -> Execution | None:
+        """Run steps that must all succeed; ``None`` when they did."""
+        for step in steps:
+            result = await self.run(step)
+            if isinstance(result, Execution):
+                return result
+            if result.returncode != 0:
+                tail = result.output_tail.strip()
+                return _failure(
+                    step.failure_name,
+                    f"{step.phase} failed (exit code {result.returncode})"
+                    + (f":\n{tail}" if tail else ""),
+                )
+        return None
+
+
+def _as_steps(prepared: Recipe | Sequence[Recipe]) -> list[Recipe]:
+    return [prepared] if isinstance(prepared, Recipe) else list(prepared)
 
 
 async def execute(
@@ -39,54 +126,162 @@ async def execute(
     on_output: Callable[[str], None],
     cancel: asyncio.Event,
     on_step: Callable[[str], None] = lambda phase: None,
+    environments: EnvironmentCache | None = None,
 ) -> Execution:
-    """Prepare the job, run its steps within ``ctx.timeout_s``, and read its outcome."""
+    """Lock and install the job's dependencies when it has some, prepare the job, run its
+    steps within ``ctx.timeout_s``, and read its outcome."""
+    runner = _Steps(runtime, ctx, on_output, cancel, on_step, time.monotonic() + ctx.timeout_s)
+    if not isinstance(runtime, DependencyLocking):
+        return await _run(runner, ctx)
+    locked = await _resolve_lock(runtime, runner, ctx)
+    if locked.error is not None:
+        return locked.error
+    if not locked.lock:
+        return await _run(runner, replace(ctx, lock=locked.lock))
+    envs = environments or _default_environments(ctx)
+    lock = locked.lock
+
+    async def build(target: Path) -> Execution | None:
+        on_output(f"[gristmill] installing the dependencies of this lock into {target.parent}\n")
+        try:
+            steps = _as_steps(runtime.prepare_install(ctx, lock, target))
+        except ScriptError as exc:
+            return _failure("InstallError", str(exc))
+        except Exception as exc:
+            log.exception("preparing the install of job %s failed", ctx.id)
+            return _failure("InstallError", f"{runtime.name} could not prepare the install: {exc}")
+        return await runner.run_all(steps)
+
+    async with envs.use(runtime.name, lock, build) as (deps_dir, failure):
+        if failure is not None:
+            return failure
+        return await _run(runner, replace(ctx, lock=lock, deps_dir=deps_dir))
+
+
+async def _run(runner: _Steps, ctx: JobContext) -> Execution:
+    runtime = runner.runtime
+    runner.ctx = ctx
     try:
-        prepared = runtime.prepare(ctx)
+        steps = _as_steps(runtime.prepare(ctx))
     except Exception as exc:
         log.exception("preparing job %s failed", ctx.id)
         return _failure("PrepareError", f"{runtime.name} could not prepare the job: {exc}")
-    steps = [prepared] if isinstance(prepared, Recipe) else list(prepared)
     if not steps:
         return _failure("PrepareError", f"{runtime.name} returned nothing to run")
-    on_step("prepare")
-    deadline = time.monotonic() + ctx.timeout_s
-    for index, step in enumerate(steps):
-        try:
-            result = await run_recipe(
-                step,
-                timeout_s=max(0.0, deadline - time.monotonic()),
-                on_output=on_output,
-                cancel=cancel,
-            )
-        except OSError as exc:
-            return _failure(
-                "ExecutionErr",
-                f"could not start {step.argv[0]!r} ({step.phase}): {exc.strerror or exc}. "
-                f"Is the {runtime.display_name} toolchain installed on this worker?",
-            )
-        on_step(step.phase)
-        if result.canceled:
-            return Execution(None, canceled=True)
-        if result.timed_out:
-            return _failure(
-                "ExecutionErr",
-                f"job timed out after {ctx.timeout_s:g} s (its timeout) during {step.phase}; "
-                "the job's process and everything it started were killed",
-            )
-        if index < len(steps) - 1:
-            if result.returncode != 0:
-                tail = result.output_tail.strip()
-                return _failure(
-                    step.failure_name,
-                    f"{step.phase} failed (exit code {result.returncode})"
-                    + (f":\n{tail}" if tail else ""),
-                )
-            continue
-        exit = ProcessExit(result.returncode, result.last_line, result.output_tail)
-        try:
-            return Execution(runtime.collect_result(ctx, exit))
-        except Exception as exc:
-            log.exception("reading the result of job %s failed", ctx.id)
-            return _failure("ResultError", f"the job's result could not be read: {exc}")
-    raise AssertionError("unreachable")
+    runner.on_step("prepare")
+    failed = await runner.run_all(steps[:-1])
+    if failed is not None:
+        return failed
+    result = await runner.run(steps[-1])
+    if isinstance(result, Execution):
+        return result
+    exit = ProcessExit(result.returncode, result.last_line, result.output_tail)
+    try:
+        return Execution(runtime.collect_result(ctx, exit))
+    except Exception as exc:
+        log.exception("reading the result of job %s failed", ctx.id)
+        return _failure("ResultError", f"the job's result could not be read: {exc}")
+
+
+def _default_environments(ctx: JobContext) -> EnvironmentCache:
+    # The runtime's cache directory is <cache root>/<runtime>; environments sit beside it.
+    base = ctx.cache_dir.parent if ctx.cache_dir is not None else ctx.job_dir.parent / "cache"
+    return EnvironmentCache(base / "envs")
+
+
+async def _resolve_lock(runtime: DependencyLocking, runner: _Steps, ctx: JobContext) -> LockOutcome:
+    """The job's lock: the stored one, else one resolved now (reused for a few minutes)."""
+    if ctx.lock is not None:
+        return LockOutcome(ctx.lock)
+    try:
+        inputs = runtime.lock_inputs(ctx.code)
+    except ScriptError as exc:
+        return LockOutcome(None, _failure("LockError", f"the script's requirements: {exc}"))
+    if inputs is None:
+        return LockOutcome("")
+    reuse = _resolution_file(ctx, inputs)
+    if reuse is not None:
+        with contextlib.suppress(OSError):
+            if time.time() - reuse.stat().st_mtime < RESOLUTION_REUSE_S:
+                return LockOutcome(reuse.read_text(encoding="utf-8"))
+    locked = await _lock(runtime, runner, ctx, inputs)
+    if locked.lock is not None and reuse is not None:
+        _write_atomically(reuse, locked.lock)
+    return locked
+
+
+async def _lock(
+    runtime: DependencyLocking, runner: _Steps, ctx: JobContext, inputs: str
+) -> LockOutcome:
+    """Run the lock phase in its own directory inside the job's."""
+    lock_ctx = replace(ctx, job_dir=ctx.job_dir / "lock")
+    lock_ctx.job_dir.mkdir(parents=True, exist_ok=True)
+    output: list[str] = []
+    forward = runner.on_output
+
+    def on_output(text: str) -> None:
+        output.append(text)
+        forward(text)
+
+    lock_runner = replace(runner, ctx=lock_ctx, on_output=on_output)
+    try:
+        steps = _as_steps(runtime.prepare_lock(lock_ctx, inputs))
+    except ScriptError as exc:
+        message = f"the script's requirements: {exc}"
+        return LockOutcome(None, _failure("LockError", message), message)
+    except Exception as exc:
+        log.exception("preparing the lock of job %s failed", ctx.id)
+        message = f"could not prepare the lock: {exc}"
+        return LockOutcome(None, _failure("LockError", message), message)
+    failed = await lock_runner.run_all(steps)
+    if failed is not None:
+        return LockOutcome(None, failed, "".join(output))
+    try:
+        return LockOutcome(runtime.read_lock(lock_ctx), None, "".join(output))
+    except Exception as exc:
+        message = f"the resolver succeeded but its lock could not be read: {exc}"
+        return LockOutcome(None, _failure("LockError", message), message)
+
+
+async def lock_job(
+    runtime: Runtime,
+    ctx: JobContext,
+    *,
+    on_output: Callable[[str], None],
+    cancel: asyncio.Event,
+) -> LockOutcome:
+    """A dependency job: resolve the script's lock now (never reusing an earlier one)."""
+    runner = _Steps(
+        runtime, ctx, on_output, cancel, lambda phase: None, time.monotonic() + ctx.timeout_s
+    )
+    if not isinstance(runtime, DependencyLocking):
+        return LockOutcome("")
+    try:
+        inputs = runtime.lock_inputs(ctx.code)
+    except ScriptError as exc:
+        message = f"the script's requirements: {exc}"
+        return LockOutcome(None, _failure("LockError", message), message)
+    if inputs is None:
+        return LockOutcome("")
+    locked = await _lock(runtime, runner, ctx, inputs)
+    reuse = _resolution_file(ctx, inputs)
+    if locked.lock is not None and reuse is not None:
+        _write_atomically(reuse, locked.lock)
+    return locked
+
+
+def _resolution_file(ctx: JobContext, inputs: str) -> Path | None:
+    if ctx.cache_dir is None:
+        return None
+    digest = hashlib.sha256(inputs.encode()).hexdigest()[:40]
+    return ctx.cache_dir / "resolutions" / digest
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not keep the resolved lock in %s: %s", path, exc)

@@ -20,6 +20,7 @@ from psycopg.types.json import Json, Jsonb
 from gristmill.db.queries import Q
 
 __all__ = [
+    "DEPENDENCY_TAG",
     "CancelOutcome",
     "NewJob",
     "StaleScriptError",
@@ -27,12 +28,16 @@ __all__ = [
     "canceled_error",
     "format_hash",
     "get_job",
+    "lock_error_message",
     "logs_since",
     "parse_hash",
     "push_failed_job",
     "push_job",
 ]
 
+
+#: The tag of dependency jobs (locking a saved version), as in Windmill.
+DEPENDENCY_TAG = "dependency"
 
 _HASH = re.compile(r"[0-9a-fA-F]{16}")
 
@@ -63,6 +68,8 @@ class NewJob:
     runnable_hash: int | None = None
     raw_code: str | None = None
     raw_schema: Mapping[str, Any] | None = None
+    #: A preview's own lock (the script's dependencies); ``None`` resolves them at run time.
+    raw_lock: str | None = None
     priority: int | None = None
     timeout: int | None = None
     parent_job: UUID | None = None
@@ -83,6 +90,7 @@ def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
         "language": job.language,
         "raw_code": job.raw_code,
         "raw_schema": Json(job.raw_schema) if job.raw_schema is not None else None,
+        "raw_lock": job.raw_lock,
         "args": Jsonb(dict(job.args)),
         "tag": job.tag,
         "priority": job.priority,
@@ -122,6 +130,8 @@ async def push_claimed_job(
     worker: str,
     code: str,
     schema: Mapping[str, Any] | None,
+    lock: str | None = None,
+    lock_error_logs: str | None = None,
     live_hash: int | None = None,
 ) -> dict[str, Any]:
     """Insert ``job`` as already claimed by ``worker``; return what a claim would have.
@@ -142,6 +152,8 @@ async def push_claimed_job(
         "language": job.language,
         "code": code,
         "schema": schema,
+        "lock": job.raw_lock if job.raw_code is not None else lock,
+        "lock_error_logs": lock_error_logs,
         "args": dict(job.args),
         "timeout": job.timeout,
         "created_by": job.created_by,
@@ -160,6 +172,14 @@ async def push_failed_job(conn: psycopg.AsyncConnection, job: NewJob, result_jso
     params["result"] = result_json
     await conn.execute(Q["push_failed_job"], params)
     return job.id
+
+
+def lock_error_message(logs: str) -> str:
+    """Why a version whose dependency job failed cannot run."""
+    return (
+        "the dependencies of this script version could not be locked, so it cannot run; "
+        "fix its requirements and save a new version. The resolver said:\n" + logs.strip()
+    )
 
 
 def canceled_error(canceled_by: str | None, reason: str | None) -> str:

@@ -18,6 +18,7 @@ from gristmill.signature import Signature
 __all__ = [
     "PLUGIN_API_VERSION",
     "RESULT_FILE",
+    "DependencyLocking",
     "DuplicateRuntimeError",
     "JobContext",
     "JobOutcome",
@@ -85,6 +86,11 @@ class JobContext:
     #: A directory that outlives jobs, this runtime's own (compiled programs, downloads).
     #: Jobs run side by side: write into it atomically (a temporary name, then a rename).
     cache_dir: Path | None = None
+    #: The lock the job runs against (see :class:`DependencyLocking`); ``None`` when the
+    #: script needs nothing beyond its language's standard library.
+    lock: str | None = None
+    #: Where that lock is installed (read-only, shared by every job of the same lock).
+    deps_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,46 @@ class Runtime(Protocol):
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         """Turn what the process left behind into the job's outcome."""
+        ...
+
+
+@runtime_checkable
+class DependencyLocking(Protocol):
+    """Optional: a runtime whose scripts import packages implements these four methods too.
+
+    The core calls them in three phases. ``lock`` when a version is saved (a dependency job)
+    or, for a preview, just before its run: :meth:`lock_inputs` says what the script needs,
+    :meth:`prepare_lock` returns the resolver's recipes and :meth:`read_lock` the text stored
+    on the version. ``install`` once per lock and worker host: :meth:`prepare_install` fills
+    an empty directory the core then renames into its content-addressed cache. ``run``: the
+    runtime's :meth:`Runtime.prepare` finds the lock in ``ctx.lock`` and its installed
+    directory in ``ctx.deps_dir``.
+    """
+
+    def lock_inputs(self, source: str) -> str | None:
+        """What the script asks for (a requirements list, a ``package.json``, ``go.mod``
+        lines...), as text: deterministic, for it keys the resolution cache. ``None`` when
+        the script needs nothing beyond the standard library. Raise :class:`ScriptError`
+        for a malformed requirement annotation."""
+        ...
+
+    def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe | Sequence[Recipe]:
+        """Write the resolver's input files into ``ctx.job_dir``; the recipes resolve them.
+
+        A recipe that fails fails the lock with its output (the resolver's message)."""
+        ...
+
+    def read_lock(self, ctx: JobContext) -> str:
+        """After the lock recipes succeeded: the lock text to store on the version."""
+        ...
+
+    def prepare_install(
+        self, ctx: JobContext, lock: str, target: Path
+    ) -> Recipe | Sequence[Recipe]:
+        """Recipes that install exactly ``lock`` into ``target`` (an empty directory).
+
+        The core runs them under a file lock and renames ``target`` into the cache only when
+        all succeed: a half-installed directory is never used."""
         ...
 
 

@@ -32,11 +32,13 @@ from gristmill.auth import mint_job_token
 from gristmill.capabilities import PING_EVERY_S
 from gristmill.config import Settings
 from gristmill.db.queries import Q
-from gristmill.execution import execute
-from gristmill.jobs import canceled_error, format_hash
+from gristmill.environments import EnvironmentCache
+from gristmill.execution import execute, lock_job
+from gristmill.jobs import DEPENDENCY_TAG, canceled_error, format_hash, lock_error_message
 from gristmill.notify import JobDone, Notifier
 from gristmill.runtime import (
     ARGS_FILE,
+    DependencyLocking,
     JobContext,
     JobOutcome,
     RuntimeRegistry,
@@ -57,10 +59,11 @@ _TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 
 
 def worker_tags(settings: Settings, registry: RuntimeRegistry) -> list[str]:
-    """The tags this process's workers take: ``WORKER_TAGS``, or the available runtimes."""
+    """The tags this process's workers take: ``WORKER_TAGS``, or the available runtimes and,
+    when one of them locks dependencies, ``dependency`` (the lock jobs of saved versions)."""
     if settings.worker_tags:
         return list(settings.worker_tags)
-    tags = []
+    tags: list[str] = []
     for runtime in registry:
         toolchain = runtime.toolchain()
         if toolchain.available:
@@ -71,6 +74,8 @@ def worker_tags(settings: Settings, registry: RuntimeRegistry) -> list[str]:
                 runtime.name,
                 toolchain.message,
             )
+    if any(isinstance(registry.get(tag), DependencyLocking) for tag in tags):
+        tags.append(DEPENDENCY_TAG)
     return tags
 
 
@@ -162,6 +167,7 @@ class WorkerPool:
         self._stopping = False
         self._tag_set = set(tags)
         self._cache_dirs: set[str] = set()
+        self.environments = EnvironmentCache(settings.cache_dir / "envs")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -176,6 +182,7 @@ class WorkerPool:
             self._tasks.append(asyncio.create_task(self._work(name), name=name))
         if self.names:
             self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+            self._tasks.append(asyncio.create_task(self._collect_environments(), name="env-gc"))
         log.info(
             "%d workers started, taking tags: %s", len(self.names), ", ".join(self.tags) or "none"
         )
@@ -414,8 +421,20 @@ class WorkerPool:
             cache_dir=self._cache_dir(runtime.name),
         )
         ctx = _with_env(ctx, self._job_env(job, ctx))
+        if job["kind"] == "dependencies":
+            return await self._lock_version(job, ctx, job_log, running)
+        if isinstance(runtime, DependencyLocking):
+            lock, errors = await self._version_lock(job)
+            if errors is not None:
+                return _failure("LockError", lock_error_message(errors))
+            ctx = replace(ctx, lock=lock)
         execution = await execute(
-            runtime, ctx, on_output=job_log.write, cancel=running.cancel, on_step=running.mark
+            runtime,
+            ctx,
+            on_output=job_log.write,
+            cancel=running.cancel,
+            on_step=running.mark,
+            environments=self.environments,
         )
         if execution.outcome is not None:
             return execution.outcome, "success" if execution.outcome.success else "failure"
@@ -425,8 +444,98 @@ class WorkerPool:
         # Shutdown or lost: the caller does not record this outcome.
         return JobOutcome(False, "null"), "failure"
 
+    async def _version_lock(self, job: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The lock a job runs against, and the lock errors of its version. A version whose
+        dependency job has not ended yet (or whose row the API had cached before it did)
+        is read again; still without a lock, the job resolves one itself."""
+        lock, errors = job["lock"], job["lock_error_logs"]
+        if lock is None and errors is None and job["runnable_hash"] is not None:
+            with contextlib.suppress(*_TRANSIENT):
+                async with self.pool.connection() as conn:
+                    row = await (
+                        await conn.execute(
+                            Q["get_script_lock"],
+                            {"workspace_id": job["workspace_id"], "hash": job["runnable_hash"]},
+                        )
+                    ).fetchone()
+                if row is not None:
+                    lock, errors = row
+        return lock, errors
+
+    async def _lock_version(
+        self, job: dict[str, Any], ctx: JobContext, job_log: _JobLog, running: _Running
+    ) -> tuple[JobOutcome, str]:
+        """A dependency job: lock the version's requirements; its completion stores the lock
+        (or the resolver's output) on the version."""
+        runtime = self.registry.get(job["language"])
+        toolchain = runtime.toolchain()
+        if not toolchain.available:
+            outcome = await self._store_lock(job, None, toolchain.message)
+            return outcome or _failure("ToolchainMissing", toolchain.message)
+        locked = await lock_job(runtime, ctx, on_output=job_log.write, cancel=running.cancel)
+        if locked.lock is None and locked.error is not None and locked.error.canceled:
+            if running.stop_reason == "cancel":
+                by, reason = await self._cancel_request(ctx.id)
+                await self._store_lock(job, None, f"the dependency job was canceled: {reason}")
+                return JobOutcome(False, canceled_error(by, reason)), "canceled"
+            return JobOutcome(False, "null"), "failure"
+        if locked.lock is not None:
+            await self._store_lock(job, locked.lock, None)
+            result = orjson.dumps(
+                {"status": "Successful lock file generation", "lock": locked.lock}
+            ).decode()
+            return JobOutcome(True, result), "success"
+        assert locked.error is not None and locked.error.outcome is not None
+        logs = (
+            locked.logs.strip()
+            or orjson.loads(locked.error.outcome.result_json)["error"]["message"]
+        )
+        await self._store_lock(job, None, logs)
+        return locked.error.outcome, "failure"
+
+    async def _store_lock(
+        self, job: dict[str, Any], lock: str | None, errors: str | None
+    ) -> tuple[JobOutcome, str] | None:
+        """Record a version's lock or lock errors; retried while the database is away."""
+        params = {
+            "workspace_id": job["workspace_id"],
+            "hash": job["runnable_hash"],
+            "lock": lock,
+            "lock_error_logs": errors,
+        }
+        delay = 0.1
+        for _ in range(8):
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute(Q["set_script_lock"], params)
+                return None
+            except _TRANSIENT as exc:
+                log.warning("cannot store the lock of job %s yet (%s)", job["id"], exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return _failure("StoreError", "the lock could not be stored: the database is unreachable")
+
+    async def _collect_environments(self) -> None:
+        """Remove dependency environments unused for long, or when the disk runs short."""
+        while True:
+            try:
+                report = await asyncio.to_thread(
+                    self.environments.gc,
+                    max_age_s=self.settings.env_max_age_days * 86400,
+                    min_free_mb=self.settings.min_free_disk_space_mb,
+                )
+                if report.removed:
+                    log.info(
+                        "removed %d unused dependency environments; %.0f MB free",
+                        len(report.removed),
+                        report.free_mb,
+                    )
+            except OSError as exc:
+                log.warning("could not collect dependency environments: %s", exc)
+            await asyncio.sleep(self.settings.env_gc_every_s)
+
     def _cache_dir(self, runtime: str) -> Path:
-        path = self.settings.data_dir / "cache" / runtime
+        path = self.settings.cache_dir / runtime
         if runtime not in self._cache_dirs:
             path.mkdir(parents=True, exist_ok=True)
             self._cache_dirs.add(runtime)

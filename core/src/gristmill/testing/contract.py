@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from gristmill.runtime import Recipe, Runtime, ScriptError, Toolchain
+from gristmill.runtime import DependencyLocking, Recipe, Runtime, ScriptError, Toolchain
 from gristmill.schema import signature_to_schema
 from gristmill.signature import signature_from_json, signature_to_json
 from gristmill.testing.runner import make_context, run_job
@@ -89,6 +89,9 @@ class RuntimeContract:
     mangle_position_required: ClassVar[bool] = False
     #: A refusal that gives a line must give a column too.
     mangle_column_with_line: ClassVar[bool] = True
+    #: For a runtime with dependencies (:class:`DependencyLocking`): a script that imports a
+    #: package. ``None`` for a runtime whose scripts use the standard library only.
+    dependency_script: ClassVar[str | None] = None
 
     def make_runtime(self) -> Runtime:
         factory: Callable[[], Runtime] = type(self).runtime_factory
@@ -276,6 +279,21 @@ class RuntimeContract:
         ran = run_job(runtime, self.hello_script, self.hello_args, tmp_path)
         assert ran.outcome.success, f"{ran.outcome.result_json}\nlogs:\n{ran.logs}"
         assert ran.result == self.hello_result
+
+    def test_contract_lock_inputs_are_deterministic(self) -> None:
+        """A runtime with dependencies reports the same inputs for the same script (they key
+        the resolution cache), and none for a script without package imports."""
+        runtime = self.make_runtime()
+        if not isinstance(runtime, DependencyLocking):
+            assert self.dependency_script is None, (
+                "dependency_script is set but the runtime does not implement DependencyLocking"
+            )
+            return
+        assert self.dependency_script is not None, "set dependency_script for this runtime"
+        assert runtime.lock_inputs(self.hello_script) is None
+        first = runtime.lock_inputs(self.dependency_script)
+        assert isinstance(first, str) and first.strip()
+        assert all(runtime.lock_inputs(self.dependency_script) == first for _ in range(3))
 
     def test_contract_errors_come_back_in_the_error_shape(self, tmp_path: Path) -> None:
         runtime = self.make_runtime()

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gristmill.execution import execute
+from gristmill.environments import EnvironmentCache
+from gristmill.execution import LockOutcome, execute, lock_job
 from gristmill.runtime import ARGS_FILE, JobContext, JobOutcome, Runtime
 from gristmill.schema import signature_to_schema
 
-__all__ = ["RanJob", "make_context", "run_job"]
+__all__ = ["RanJob", "lock_script", "make_context", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def make_context(
     *,
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
+    lock: str | None = None,
 ) -> JobContext:
     """A job context as a worker makes it: a fresh job directory holding ``args.json``, the
     schema the API would have stored, a job environment with the ``WM_*`` variables."""
@@ -69,6 +71,7 @@ def make_context(
         env=env,
         timeout_s=timeout_s,
         cache_dir=cache,
+        lock=lock,
     )
 
 
@@ -80,10 +83,20 @@ async def run_job_async(
     *,
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
+    lock: str | None = None,
 ) -> RanJob:
-    ctx = make_context(runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir)
+    ctx = make_context(
+        runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir, lock=lock
+    )
     output: list[str] = []
-    execution = await execute(runtime, ctx, on_output=output.append, cancel=asyncio.Event())
+    assert ctx.cache_dir is not None
+    execution = await execute(
+        runtime,
+        ctx,
+        on_output=output.append,
+        cancel=asyncio.Event(),
+        environments=EnvironmentCache(ctx.cache_dir.parent / "envs"),
+    )
     assert execution.outcome is not None
     return RanJob(execution.outcome, "".join(output), ctx.job_dir)
 
@@ -96,8 +109,29 @@ def run_job(
     *,
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
+    lock: str | None = None,
 ) -> RanJob:
-    """Run ``code`` with ``args`` as a job of ``runtime`` under ``root``; wait for its end."""
+    """Run ``code`` with ``args`` as a job of ``runtime`` under ``root``; wait for its end.
+
+    A runtime with dependencies locks them first (unless ``lock`` is given) and installs
+    them into ``<cache_dir>/../envs``, as a worker does."""
     return asyncio.run(
-        run_job_async(runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir)
+        run_job_async(
+            runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir, lock=lock
+        )
     )
+
+
+def lock_script(
+    runtime: Runtime,
+    code: str,
+    root: Path,
+    *,
+    timeout_s: float = 120.0,
+    cache_dir: Path | None = None,
+) -> tuple[LockOutcome, str]:
+    """Run the dependency job of ``code``: its lock (or the failure) and the job's logs."""
+    ctx = make_context(runtime, code, {}, root, timeout_s=timeout_s, cache_dir=cache_dir)
+    output: list[str] = []
+    outcome = asyncio.run(lock_job(runtime, ctx, on_output=output.append, cancel=asyncio.Event()))
+    return outcome, "".join(output)

@@ -35,6 +35,7 @@ from gristmill.jobs import (
     format_hash,
     get_job,
     get_logs,
+    lock_error_message,
     logs_since,
     parse_hash,
     push_claimed_job,
@@ -151,6 +152,8 @@ class Preview(BaseModel):
     args: dict[str, Any] = {}
     path: str | None = None
     tag: str | None = None
+    #: The script's lock (as stored on a version); without it the worker resolves one.
+    lock: str | None = None
 
 
 def parse_args_body(raw: bytes) -> dict[str, Any]:
@@ -198,6 +201,20 @@ class Runnable:
     schema: dict[str, Any] | None
     #: Set when the script came from this process's cache: the insert checks it is live.
     live_hash: int | None = None
+    #: The version's lock, and why it could not be locked (the job then fails at once).
+    lock: str | None = None
+    lock_error_logs: str | None = None
+
+    @classmethod
+    def of_script(cls, job: NewJob, row: dict[str, Any], *, cached: bool = False) -> Runnable:
+        return cls(
+            job,
+            row["content"],
+            row["schema"],
+            row["hash"] if cached else None,
+            row["lock"],
+            row["lock_error_logs"],
+        )
 
 
 class ScriptCache:
@@ -270,22 +287,20 @@ async def _queue_script_by_path(
     if row is not None:
         try:
             job = _script_job(ctx, row, args)
-            return await _push(
-                ctx.platform, Runnable(job, row["content"], row["schema"], row["hash"])
-            )
+            return await _push(ctx.platform, Runnable.of_script(job, row, cached=True))
         except StaleScriptError:
             cache.drop(ctx.workspace, path)
         except ApiError:
             cache.drop(ctx.workspace, path)  # judged on an old schema: judge on the live one
     row = await _live_script(ctx, path, cache)
     job = _script_job(ctx, row, args)
-    return await _push(ctx.platform, Runnable(job, row["content"], row["schema"]))
+    return await _push(ctx.platform, Runnable.of_script(job, row))
 
 
 async def _queue_script_by_hash(ctx: RunContext, hash: str, args: dict[str, Any]) -> UUID:
     row = await get_script_row_by_hash(ctx.platform, ctx.workspace, hash)
     job = _script_job(ctx, row, args)
-    return await _push(ctx.platform, Runnable(job, row["content"], row["schema"]))
+    return await _push(ctx.platform, Runnable.of_script(job, row))
 
 
 def _preview_job(ctx: RunContext, body: Preview) -> Runnable:
@@ -317,6 +332,7 @@ def _preview_job(ctx: RunContext, body: Preview) -> Runnable:
         runnable_path=body.path,
         raw_code=body.content,
         raw_schema=schema,
+        raw_lock=body.lock,
         timeout=options.timeout,
         parent_job=options.parent_job,
         scheduled_for=options.when(),
@@ -338,9 +354,13 @@ async def _insert(platform: Platform, runnable: Runnable) -> UUID:
     A job no worker can run (its toolchain is missing everywhere) is recorded as failed."""
     assert platform.pool is not None
     job = runnable.job
+    if runnable.lock_error_logs is not None:
+        return await _record_unrunnable(
+            platform, job, "LockError", lock_error_message(runnable.lock_error_logs)
+        )
     refusal = await platform.capabilities.refusal(job.tag) if platform.capabilities else None
     if refusal is not None:
-        return await _record_unrunnable(platform, job, refusal)
+        return await _record_unrunnable(platform, job, "ToolchainMissing", refusal)
     reservation = None
     if platform.workers is not None and job.scheduled_for is None:
         reservation = platform.workers.reserve(job.tag)
@@ -355,6 +375,8 @@ async def _insert(platform: Platform, runnable: Runnable) -> UUID:
                 worker=reservation.worker,
                 code=runnable.code,
                 schema=runnable.schema,
+                lock=runnable.lock,
+                lock_error_logs=runnable.lock_error_logs,
                 live_hash=runnable.live_hash,
             )
     except BaseException:
@@ -364,9 +386,9 @@ async def _insert(platform: Platform, runnable: Runnable) -> UUID:
     return job.id
 
 
-async def _record_unrunnable(platform: Platform, job: NewJob, reason: str) -> UUID:
+async def _record_unrunnable(platform: Platform, job: NewJob, name: str, reason: str) -> UUID:
     assert platform.pool is not None and platform.notifier is not None
-    result = error_result("ToolchainMissing", reason)
+    result = error_result(name, reason)
     async with platform.pool.connection() as conn:
         await push_failed_job(conn, job, result)
     platform.notifier.deliver_done(str(job.id), JobDone("failure", result))

@@ -12,8 +12,8 @@ from fastapi.responses import PlainTextResponse
 from gristmill.api.deps import ActorDep, PlatformDep, WorkspaceDep, current_actor
 from gristmill.api.errors import bad_request, not_found
 from gristmill.db.queries import Q
-from gristmill.jobs import format_hash, parse_hash
-from gristmill.runtime import ScriptError, UnknownRuntimeError
+from gristmill.jobs import DEPENDENCY_TAG, NewJob, format_hash, parse_hash, push_job
+from gristmill.runtime import DependencyLocking, Runtime, ScriptError, UnknownRuntimeError
 from gristmill.schema import signature_to_schema
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
@@ -59,6 +59,14 @@ def check_path(path: str) -> None:
 
 def script_error_message(exc: ScriptError) -> str:
     return f"the script cannot be used: {exc}"
+
+
+def _needs_lock_job(runtime: Runtime, body: NewScript) -> bool:
+    """Whether saving this version queues a dependency job: its runtime locks dependencies,
+    the script asks for some, and the request carries no lock of its own."""
+    if body.lock is not None or not isinstance(runtime, DependencyLocking):
+        return False
+    return runtime.lock_inputs(body.content) is not None
 
 
 def compute_hash(workspace: str, body: NewScript, language: str, schema: Any) -> int:
@@ -143,8 +151,12 @@ async def create_script(
     runtime = registry.get(language)
     try:
         signature = runtime.parse_signature(body.content)
+        needs_lock = _needs_lock_job(runtime, body)
     except ScriptError as exc:
         raise bad_request(script_error_message(exc)) from None
+    lock = body.lock
+    if lock is None and not needs_lock and isinstance(runtime, DependencyLocking):
+        lock = ""  # nothing to lock: ready at once
     assert platform.pool is not None
     async with platform.pool.connection() as conn, conn.transaction():
         await conn.execute(Q["lock_script_path"], {"workspace_id": workspace, "path": body.path})
@@ -187,7 +199,7 @@ async def create_script(
                     "language": language,
                     "kind": body.kind,
                     "tag": body.tag,
-                    "lock": body.lock,
+                    "lock": lock,
                     "timeout": body.timeout,
                     "priority": body.priority,
                     "envs": body.envs,
@@ -204,6 +216,22 @@ async def create_script(
         if parent is not None:
             await conn.execute(
                 Q["archive_script"], {"workspace_id": workspace, "hash": parent["hash"]}
+            )
+        if needs_lock:
+            await push_job(
+                conn,
+                NewJob(
+                    workspace_id=workspace,
+                    kind="dependencies",
+                    tag=DEPENDENCY_TAG,
+                    args={},
+                    created_by=actor.username,
+                    permissioned_as=actor.permissioned_as,
+                    email=actor.email,
+                    language=language,
+                    runnable_path=body.path,
+                    runnable_hash=new_hash,
+                ),
             )
     request.app.state.script_cache.drop(workspace, body.path)
     return format_hash(new_hash)
@@ -251,6 +279,32 @@ async def get_script_by_hash(
 ) -> dict[str, Any]:
     """One exact version."""
     return script_to_json(await get_script_row_by_hash(platform, workspace, hash))
+
+
+@router.get("/deployment_status/h/{hash}")
+async def deployment_status(
+    hash: str, workspace: WorkspaceDep, platform: PlatformDep
+) -> dict[str, Any]:
+    """Whether a version is ready to run: its lock, or why locking failed, and its
+    dependency job. ``status`` is ``deployed``, ``locking`` or ``failed``."""
+    row = await get_script_row_by_hash(platform, workspace, hash)
+    job = await _fetch(
+        platform,
+        "last_dependency_job",
+        {"workspace_id": workspace, "path": row["path"], "hash": row["hash"]},
+    )
+    if row["lock_error_logs"] is not None:
+        status = "failed"
+    elif row["lock"] is None and job is not None:
+        status = "locking"
+    else:
+        status = "deployed"
+    return {
+        "lock": row["lock"],
+        "lock_error_logs": row["lock_error_logs"],
+        "job_id": str(job["id"]) if job else None,
+        "status": status,
+    }
 
 
 @router.get("/raw/p/{path:path}", response_class=PlainTextResponse)

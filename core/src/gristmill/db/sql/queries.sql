@@ -112,13 +112,13 @@ ORDER BY created_at DESC;
 -- one at its path (the caller used a cached copy of it); no row comes back then.
 WITH j AS (
     INSERT INTO job (
-        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
         root_job, trigger_kind
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
-        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
         %(root_job)s, %(trigger_kind)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
@@ -142,13 +142,13 @@ FROM q;
 -- `live_hash` guards as in push_job.
 WITH j AS (
     INSERT INTO job (
-        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
         root_job, trigger_kind
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
-        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
         %(root_job)s, %(trigger_kind)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
@@ -186,6 +186,8 @@ SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
     coalesce(j.raw_code, s.content) AS code,
     coalesce(j.raw_schema, s.schema) AS schema,
+    CASE WHEN j.raw_code IS NOT NULL THEN j.raw_lock ELSE s.lock END AS lock,
+    s.lock_error_logs,
     j.args, j.timeout, j.created_by, j.permissioned_as, j.email, j.parent_job, j.root_job,
     claimed.started_at,
     (SELECT coalesce(max(l.log_offset + char_length(l.content)), 0)
@@ -398,12 +400,12 @@ ORDER BY worker_instance;
 -- Record a job that cannot run anywhere straight into the history, as failed.
 WITH j AS (
     INSERT INTO job (
-        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema,
+        id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
         root_job, trigger_kind
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
-        %(language)s, %(raw_code)s, %(raw_schema)s, %(args)s, %(tag)s, %(priority)s,
+        %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
         %(root_job)s, %(trigger_kind)s
     )
@@ -412,3 +414,23 @@ WITH j AS (
 INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms)
 SELECT id, workspace_id, 'failure', %(result)s::jsonb, now(), 0 FROM j
 RETURNING id;
+
+-- name: set_script_lock
+-- The outcome of a version's dependency job: its lock, or why it could not be locked.
+UPDATE script SET lock = %(lock)s, lock_error_logs = %(lock_error_logs)s
+WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+
+-- name: get_script_lock
+SELECT lock, lock_error_logs FROM script
+WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+
+-- name: last_dependency_job
+-- The newest dependency job of a version, with its state.
+SELECT j.id, q.running, c.status
+FROM job j
+LEFT JOIN job_queue q USING (id)
+LEFT JOIN job_completed c USING (id)
+WHERE j.workspace_id = %(workspace_id)s AND j.runnable_path = %(path)s
+  AND j.runnable_hash = %(hash)s AND j.kind = 'dependencies'
+ORDER BY j.created_at DESC
+LIMIT 1;
