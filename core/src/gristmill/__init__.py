@@ -8,6 +8,7 @@ from __future__ import annotations
 from gristmill.hookspecs import hookimpl
 from gristmill.runtime import (
     PLUGIN_API_VERSION,
+    DependencyLocking,
     JobContext,
     JobOutcome,
     ProcessExit,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PLUGIN_API_VERSION",
     "Arg",
+    "DependencyLocking",
     "JobContext",
     "JobOutcome",
     "ProcessExit",
