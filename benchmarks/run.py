@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import dependencies
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,6 +270,7 @@ def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
             )
         )
         rows += per_language(platform, runs=20)
+        rows += dependencies.measure(platform, ["python3", "bun"], runs=20)
     finally:
         platform.stop()
         bare.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -124,15 +125,38 @@ def test_compile_errors_name_the_file_and_line(runtime: GoRuntime, tmp_path: Pat
     assert "inner/main.go" not in error["message"]
 
 
-def test_importing_a_module_is_a_clear_compile_error(runtime: GoRuntime, tmp_path: Path) -> None:
+def test_importing_a_module_that_cannot_be_fetched_fails_the_lock(
+    go_build_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOPROXY", "off")  # this machine has no module proxy anyway
+    runtime = GoRuntime(build_cache=go_build_cache)
+    require_toolchain(runtime)
     code = (
         'package inner\n\nimport "github.com/google/uuid"\n\n'
         "func main() string {\n\treturn uuid.NewString()\n}\n"
     )
     error = _error(_run(runtime, code, {}, tmp_path))
-    assert error["name"] == "CompilationError"
-    assert "main.go:3:8" in error["message"]
-    assert "github.com/google/uuid is not in Go's standard library" in error["message"]
+    assert error["name"] == "LockError"
+    assert "cannot find module providing package github.com/google/uuid" in error["message"]
+    assert "module lookup disabled by GOPROXY=off" in error["message"]
+
+
+def test_a_build_without_a_lock_explains_a_module_import(
+    runtime: GoRuntime, tmp_path: Path
+) -> None:
+    # A job the core did not lock (it always does for such a script): the build says why.
+    code = (
+        'package inner\n\nimport "github.com/google/uuid"\n\n'
+        "func main() string {\n\treturn uuid.NewString()\n}\n"
+    )
+    build = runtime.prepare(make_context(runtime, code, {}, tmp_path))[0]
+    done = subprocess.run(
+        list(build.argv), env=dict(build.env), cwd=build.cwd, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "main.go:3:8" in done.stderr
+    assert "github.com/google/uuid is not in Go's standard library" in done.stderr
+    assert "built without a lock" in done.stderr
 
 
 def test_a_panic_is_the_error_with_its_stack(runtime: GoRuntime, tmp_path: Path) -> None:

@@ -29,6 +29,11 @@ class TestGoContract(RuntimeContract):
     )
     failing_message = "boom"
     bad_script = "package inner\n\nfunc main(x int {\n\treturn\n}\n"
+    dependency_script = (
+        'package inner\n\nimport "github.com/google/uuid"\n\n'
+        "//require github.com/google/uuid v1.6.0\n\n"
+        "func main() string {\n\treturn uuid.NewString()\n}\n"
+    )
 
     @pytest.fixture(autouse=True)
     def _shared_build_cache(self, go_build_cache: Path) -> None:

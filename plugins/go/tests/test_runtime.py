@@ -132,10 +132,28 @@ def test_compiler_output_is_told_in_the_script_terms() -> None:
         "main.go:4:2: declared and not used: y\n"
         "main.go:3:8: cannot find module providing package example.com/x/y: "
         "module lookup disabled by GOPROXY=off\n"
-        "example.com/x/y is not in Go's standard library: Gristmill does not fetch Go modules "
-        "yet (dependency locking comes later), so a Go script may import the standard "
-        "library only\n"
+        "example.com/x/y is not in Go's standard library, and this job was built without a "
+        "lock (the go.mod and go.sum that `go mod tidy` makes of the script's imports and "
+        "//require lines), so no module provides it\n"
     )
+
+
+def test_a_locked_build_output_says_to_lock_again() -> None:
+    output = (
+        "inner/main.go:6:2: cannot find module providing package example.com/other: "
+        "import lookup disabled by -mod=readonly\n"
+        "inner/main.go:7:2: no required module provides package example.com/more; to add it:\n"
+        "\tgo get example.com/more\n"
+    )
+    assert explain(output) == (
+        "main.go:6:2: cannot find module providing package example.com/other: "
+        "import lookup disabled by -mod=readonly\n"
+        "main.go:7:2: no required module provides package example.com/more\n"
+        "the script's lock has no module providing example.com/other, example.com/more: lock "
+        "the script again (save it) so that `go mod tidy` adds it\n"
+    )
+    uncached = "go: downloading example.com/a v1.0.0\ninner/main.go:3:8: module lookup disabled by GOPROXY=off\n"
+    assert "not in the lock's installed module cache" in explain(uncached)
 
 
 def test_entry_point_resolves_to_plugin_module() -> None:

@@ -21,3 +21,4 @@ class TestPythonContract(RuntimeContract):
     failing_script = "def main():\n    raise RuntimeError('boom')\n"
     failing_message = "boom"
     bad_script = "def main(x:\n    return x\n"
+    dependency_script = "import requests\nimport yaml\n\ndef main():\n    return 1\n"

@@ -29,7 +29,15 @@ class _TypeScriptContract(RuntimeContract):
 
 class TestBunContract(_TypeScriptContract):
     runtime_factory = BunRuntime
+    dependency_script = (
+        'import * as cowsay from "cowsay@1.5.0";\n'
+        "export function main(text: string) {\n  return cowsay.say({ text });\n}\n"
+    )
 
 
 class TestDenoContract(_TypeScriptContract):
     runtime_factory = DenoRuntime
+    dependency_script = (
+        'import * as cowsay from "npm:cowsay@1.5.0";\n'
+        "export function main(text: string) {\n  return cowsay.say({ text });\n}\n"
+    )

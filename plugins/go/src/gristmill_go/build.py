@@ -23,7 +23,14 @@ SCRIPT_DIR = "inner/"
 STALE_AFTER_S = 3600.0
 
 _PACKAGE_HEADER = re.compile(r"^# \S+$")
+# An import no module provides: without a lock (GOFLAGS=-mod=mod, GOPROXY=off), or with one
+# (-mod=readonly) that does not hold the import's module.
 _MODULE_LOOKUP = re.compile(r"cannot find module providing package ([^\s:]+)")
+_NOT_IN_LOCK = re.compile(r"no required module provides package ([^\s:;]+)")
+_LOCKED = "-mod=readonly"
+# A module of the lock that is not in the installed module cache (a build never downloads).
+_NOT_IN_CACHE = "module lookup disabled by GOPROXY=off"
+_GO_GET = re.compile(r"^\s*(?:to add it:|go get \S+)\s*$")
 
 
 def main(argv: list[str]) -> int:
@@ -66,20 +73,37 @@ def explain(output: str) -> str:
     headers (``# script/inner``) are noise, and an import of a module gets a hint."""
     lines = []
     missing: list[str] = []
+    not_locked: list[str] = []
+    uncached = False
     for line in output.splitlines():
-        if _PACKAGE_HEADER.match(line):
-            continue
+        if _PACKAGE_HEADER.match(line) or _GO_GET.match(line):
+            continue  # `go get` is not how a script gets a module: its lock is
         if line.startswith(SCRIPT_DIR):
             line = line[len(SCRIPT_DIR) :]
-        match = _MODULE_LOOKUP.search(line)
-        if match:
+        line = line.replace("; to add it:", "")
+        if (match := _MODULE_LOOKUP.search(line)) and _LOCKED not in line:
             missing.append(match.group(1))
+        elif match := _MODULE_LOOKUP.search(line) or _NOT_IN_LOCK.search(line):
+            not_locked.append(match.group(1))
+        elif _NOT_IN_CACHE in line:
+            uncached = True
         lines.append(line)
     if missing:
         lines.append(
-            f"{', '.join(missing)} is not in Go's standard library: Gristmill does not fetch "
-            "Go modules yet (dependency locking comes later), so a Go script may import the "
-            "standard library only"
+            f"{', '.join(missing)} is not in Go's standard library, and this job was built "
+            "without a lock (the go.mod and go.sum that `go mod tidy` makes of the script's "
+            "imports and //require lines), so no module provides it"
+        )
+    if not_locked:
+        lines.append(
+            f"the script's lock has no module providing {', '.join(not_locked)}: lock the "
+            "script again (save it) so that `go mod tidy` adds it"
+        )
+    elif uncached and not missing:
+        lines.append(
+            "a module of the script's lock is not in the lock's installed module cache "
+            "(GOMODCACHE), and a build never downloads: was the job run with a lock but "
+            "without its installed directory, or was that directory changed?"
         )
     return "".join(line + "\n" for line in lines)
 

@@ -23,18 +23,26 @@ from tree_sitter import Language, Node, Parser
 from gristmill_go.syntax import SyntaxChecker, position, text
 from gristmill_go.typemap import TypeResolver
 
-__all__ = ["PACKAGE", "ResultShape", "Script", "parse_script", "parse_signature"]
+__all__ = [
+    "LANGUAGE",
+    "PACKAGE",
+    "ResultShape",
+    "Script",
+    "parse_script",
+    "parse_signature",
+    "parse_tree",
+]
 
 #: The package a script declares; the wrapper imports it under this name.
 PACKAGE: Final = "inner"
 
 # Built once: creating a Language/Parser/Query costs far more than parsing a script.
-_LANGUAGE: Final = Language(tree_sitter_go.language())
-_PARSER: Final = Parser(_LANGUAGE)
+LANGUAGE: Final = Language(tree_sitter_go.language())
+_PARSER: Final = Parser(LANGUAGE)
 # A tree-sitter parser is not safe to share between threads; parsing is short, so a lock is
 # cheaper than one parser per thread.
 _PARSER_LOCK: Final = threading.Lock()
-_SYNTAX: Final = SyntaxChecker(_LANGUAGE)
+_SYNTAX: Final = SyntaxChecker(LANGUAGE)
 
 _EXAMPLE: Final = "func main(name string, count int) (interface{}, error)"
 
@@ -58,13 +66,19 @@ def parse_signature(source: str) -> Signature:
     return parse_script(source).signature
 
 
-def parse_script(source: str) -> Script:
+def parse_tree(source: str) -> tuple[Node, bytes]:
+    """The syntax tree of ``source`` (unchecked: it may hold ERROR nodes) and the bytes its
+    offsets index."""
     if source.startswith("\ufeff"):  # the Go compiler ignores a leading BOM too
         source = source[1:]
     data = source.encode("utf-8", "replace")
     with _PARSER_LOCK:
         tree = _PARSER.parse(data)
-    root = tree.root_node
+    return tree.root_node, data
+
+
+def parse_script(source: str) -> Script:
+    root, data = parse_tree(source)
     _SYNTAX.check(root, data)
     _check_package(root, data)
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from gristmill import (
@@ -15,11 +16,14 @@ from gristmill import (
     JobOutcome,
     ProcessExit,
     Recipe,
+    ScriptError,
     Signature,
     Toolchain,
     read_result_file,
 )
 
+from gristmill_python import dependencies
+from gristmill_python.requirements import lock_inputs
 from gristmill_python.signature import parse_signature
 
 __all__ = ["PythonRuntime"]
@@ -51,9 +55,13 @@ class PythonRuntime:
     aliases = ("python", "py")
     file_extensions = (".py",)
 
-    def __init__(self, interpreter: str | None = None) -> None:
+    def __init__(self, interpreter: str | None = None, uv: str | None = None) -> None:
+        """``interpreter``: the jobs' Python (default: PYTHON_PATH, else this process's).
+        ``uv``: the resolver and installer of dependencies (default: UV_PATH, else the
+        ``uv`` package's binary, else ``uv`` on PATH)."""
         self.interpreter = interpreter or os.environ.get("PYTHON_PATH") or _default_interpreter()
         self.wrapper = str(resources.files("gristmill_python").joinpath("wrapper.py"))
+        self._uv = uv
 
     def parse_signature(self, source: str) -> Signature:
         return parse_signature(source)
@@ -80,9 +88,48 @@ class PythonRuntime:
             return Toolchain(False, message=f"{self.interpreter} failed: {done.stderr.strip()}")
         return Toolchain(True, version=done.stdout.strip())
 
+    def python_version(self) -> str:
+        """The jobs' interpreter as ``major.minor``, the ``# py:`` line of its locks."""
+        if self.interpreter == _default_interpreter():
+            return f"{sys.version_info.major}.{sys.version_info.minor}"
+        toolchain = self.toolchain()
+        if not toolchain.available or not toolchain.version:
+            raise ScriptError(toolchain.message or f"cannot run {self.interpreter}")
+        return ".".join(toolchain.version.split(".")[:2])
+
+    @property
+    def uv(self) -> str:
+        if self._uv is None:
+            self._uv = dependencies.locate_uv()
+        return self._uv
+
+    # Dependency locking (gristmill.DependencyLocking); see dependencies.py.
+
+    def lock_inputs(self, source: str) -> str | None:
+        return lock_inputs(source)
+
+    def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe:
+        return dependencies.lock_recipe(ctx, inputs, uv=self.uv, python=self.interpreter)
+
+    def read_lock(self, ctx: JobContext) -> str:
+        return dependencies.read_lock_file(ctx, self.python_version())
+
+    def prepare_install(self, ctx: JobContext, lock: str, target: Path) -> Recipe:
+        return dependencies.install_recipe(
+            ctx,
+            lock,
+            target,
+            uv=self.uv,
+            python=self.interpreter,
+            python_version=self.python_version(),
+        )
+
     def prepare(self, ctx: JobContext) -> Recipe:
         (ctx.job_dir / "main.py").write_text(ctx.code, encoding="utf-8")
         argv = [self.interpreter, *INTERPRETER_FLAGS, self.wrapper]
+        if ctx.deps_dir is not None:
+            # -I ignores PYTHONPATH: the wrapper adds the directory itself.
+            argv += ["--deps", str(ctx.deps_dir)]
         spec = argument_spec(ctx.schema)
         if spec:
             argv.append(json.dumps(spec, separators=(",", ":")))

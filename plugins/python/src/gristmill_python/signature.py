@@ -16,11 +16,9 @@ import ast
 import base64
 import math
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import tree_sitter_python
 from gristmill.runtime import ScriptError
 from gristmill.signature import (
     ANY,
@@ -45,22 +43,17 @@ from gristmill.signature import (
     Typ,
     infer_typ_from_value,
 )
-from tree_sitter import Language, Node, Parser, Query, QueryCursor
+from tree_sitter import Node, Query, QueryCursor
+
+from gristmill_python.grammar import LANGUAGE, parse
 
 __all__ = ["parse_signature"]
-
-# Built once: creating a Language/Parser/Query costs far more than parsing a script.
-_LANGUAGE: Final = Language(tree_sitter_python.language())
-_PARSER: Final = Parser(_LANGUAGE)
-# A tree-sitter parser is not safe to share between threads; parsing is short, so a lock is
-# cheaper than one parser per thread.
-_PARSER_LOCK: Final = threading.Lock()
 
 # What tree-sitter accepts but CPython rejects, plus its own error nodes. An empty block is how
 # tree-sitter recovers from a missing indented body ("def f():" followed by nothing); the
 # Python 2 statements are part of the grammar for compatibility but are errors in Python 3.
 _PROBLEMS: Final = Query(
-    _LANGUAGE,
+    LANGUAGE,
     """
     (ERROR) @error
     (MISSING) @missing
@@ -71,7 +64,7 @@ _PROBLEMS: Final = Query(
 )
 # Only run when there is no top-level main, to tell the user where their main is.
 _NESTED_MAIN: Final = Query(
-    _LANGUAGE, '(function_definition name: (identifier) @name (#eq? @name "main"))'
+    LANGUAGE, '(function_definition name: (identifier) @name (#eq? @name "main"))'
 )
 
 _MAX_DEPTH: Final = 10  # nesting of models / generics; deeper types become "any value"
@@ -179,8 +172,7 @@ def parse_signature(source: str) -> Signature:
     if source.startswith("\ufeff"):  # CPython ignores a BOM; tree-sitter would not
         source = source[1:]
     data = source.encode("utf-8", "replace")
-    with _PARSER_LOCK:
-        tree = _PARSER.parse(data)
+    tree = parse(data)
     root = tree.root_node
     _check_syntax(root, data)
 
@@ -324,8 +316,7 @@ def _forward_ref_typ(ctx: _Context, node: Node, depth: int, in_model: bool) -> t
     ref = ref.strip()
     if _DOTTED_NAME.fullmatch(ref):  # the common case needs no second parse
         return _named_typ(ctx, ref, depth, in_model), False
-    with _PARSER_LOCK:
-        tree = _PARSER.parse(ref.encode("utf-8", "replace"))
+    tree = parse(ref.encode("utf-8", "replace"))
     statement = tree.root_node.named_children[0] if tree.root_node.named_child_count else None
     if tree.root_node.has_error or statement is None or statement.type != "expression_statement":
         return ANY, False

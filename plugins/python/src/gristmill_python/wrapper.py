@@ -1,6 +1,6 @@
 # pyright: reportMissingImports=false
 # The job wrapper of Gristmill's Python runtime, run in the job directory as
-#   python -I -S -B -u -X utf8 wrapper.py [CONVERSIONS_JSON]
+#   python -I -S -B -u -X utf8 wrapper.py [--deps DIR] [CONVERSIONS_JSON]
 # It reads args.json, calls main.main(**args) and writes result.json: the result, or
 # {"error": {"name", "message", "stack"}} with exit code 1 when main raises.
 # It imports as little as it can: every module here is paid for by every job.
@@ -110,7 +110,16 @@ def _run():
 
     # `exit()` and `quit()` come from the site module, which jobs start without.
     builtins.exit = builtins.quit = sys.exit
-    spec = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    argv = sys.argv[1:]
+    if argv[:1] == ["--deps"]:
+        # The script's installed dependencies, after the standard library (a PyPI backport
+        # never shadows the real module); addsitedir also runs their .pth files, which some
+        # packages need (namespace packages, pywin32). -S kept site from doing anything else.
+        import site
+
+        site.addsitedir(argv[1])
+        argv = argv[2:]
+    spec = json.loads(argv[0]) if argv else {}
     with open(os.path.join(job_dir, "args.json"), "rb") as f:
         args = json.load(f)
     text = "null"

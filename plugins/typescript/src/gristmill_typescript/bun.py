@@ -1,11 +1,24 @@
-"""The Bun runtime (``bun``): TypeScript run by Bun, packages installed by Bun on import."""
+"""The Bun runtime (``bun``): TypeScript run by Bun, with its packages locked and installed
+by ``bun install`` (see dependencies.py), or, for a job run without the core's locking,
+installed by Bun on import."""
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+import subprocess
 from pathlib import Path
 
-from gristmill import JobContext, Toolchain
+from gristmill import JobContext, Recipe, ScriptError, Toolchain
 
+from gristmill_typescript.dependencies import (
+    join_bun_lock,
+    network_env,
+    package_json,
+    pinned_removed,
+    split_bun_lock,
+)
 from gristmill_typescript.imports import without_npm_prefixes
 from gristmill_typescript.runtime import TypeScriptRuntime
 from gristmill_typescript.toolchains import Executable, find_executable, probe_version
@@ -21,6 +34,23 @@ def find_bun() -> Executable:
     return find_executable("bun", "BUN_PATH", "install it with `npm install -g bun`")
 
 
+@functools.cache
+def install_flags(bun: str) -> frozenset[str]:
+    """The flags this Bun's ``bun install`` knows: ``--lockfile-only``,
+    ``--save-text-lockfile`` and ``--linker`` are missing from older versions."""
+    try:
+        done = subprocess.run(
+            [bun, "install", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z][a-z-]*", done.stdout + done.stderr))
+
+
 class BunRuntime(TypeScriptRuntime):
     name = "bun"
     display_name = "TypeScript (Bun)"
@@ -34,15 +64,31 @@ class BunRuntime(TypeScriptRuntime):
     def _probe_toolchain(self) -> Toolchain:
         return probe_version(self.executable, lambda out: out.splitlines()[0].strip())
 
+    # -- running --------------------------------------------------------------------------------
+
     def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
         (ctx.job_dir / "package.json").write_text(PACKAGE_JSON, encoding="utf-8")
-        return [self.bun]
+        if ctx.deps_dir is None:
+            return [self.bun]
+        # Bun resolves packages from the nearest node_modules up from the script (the
+        # packages' own imports from their real paths, inside deps_dir); with auto-install off,
+        # the job runs exactly the lock's versions, and a package missing from the lock fails
+        # at once instead of being fetched.
+        installed = ctx.deps_dir / "node_modules"
+        if installed.is_dir():
+            link = ctx.job_dir / "node_modules"
+            if link.is_symlink():  # the same job prepared again
+                link.unlink()
+            link.symlink_to(installed, target_is_directory=True)
+        return [self.bun, "--no-install"]
 
     def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+        return {**ctx.env, **self._bun_env(cache_dir)}
+
+    def _bun_env(self, cache_dir: Path) -> dict[str, str]:
         return {
-            **ctx.env,
-            # Packages a script imports are installed once for all jobs, not in each job's
-            # HOME (the job directory, deleted after the job).
+            # Packages are downloaded once for all jobs, not into each job's HOME (the job
+            # directory, deleted after the job).
             "BUN_INSTALL_CACHE_DIR": str(cache_dir / "install"),
             "BUN_RUNTIME_TRANSPILER_CACHE_PATH": str(cache_dir / "transpiler"),
             # No telemetry or crash reports from the workers; logs without color codes.
@@ -50,5 +96,65 @@ class BunRuntime(TypeScriptRuntime):
             "NO_COLOR": "1",
         }
 
-    def _script_for_job(self, code: str) -> str:
-        return without_npm_prefixes(code)
+    def _script_for_job(self, ctx: JobContext) -> str:
+        if ctx.deps_dir is not None:
+            return pinned_removed(ctx.code)
+        return without_npm_prefixes(ctx.code)
+
+    # -- dependencies (gristmill.DependencyLocking) --------------------------------------------
+
+    def lock_inputs(self, source: str) -> str | None:
+        return package_json(source)
+
+    def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe:
+        # The lock directory has its own package.json: bun walks up to the nearest one.
+        (ctx.job_dir / "package.json").write_text(inputs, encoding="utf-8")
+        flags = install_flags(self.bun)
+        # Only the lock is wanted; a Bun too old to skip the install installs into the lock
+        # directory, which the job directory's removal cleans up.
+        argv = [self.bun, "install", "--no-progress", "--ignore-scripts"]
+        argv += [flag for flag in ("--lockfile-only", "--save-text-lockfile") if flag in flags]
+        return Recipe(
+            argv=argv,
+            env=self._install_env(ctx),
+            cwd=ctx.job_dir,
+            phase="lock",
+            failure_name="LockError",
+        )
+
+    def read_lock(self, ctx: JobContext) -> str:
+        package = (ctx.job_dir / "package.json").read_text(encoding="utf-8")
+        text = ctx.job_dir / "bun.lock"
+        if text.is_file():
+            return join_bun_lock(package, text.read_text(encoding="utf-8"))
+        return join_bun_lock(package, (ctx.job_dir / "bun.lockb").read_bytes())
+
+    def prepare_install(self, ctx: JobContext, lock: str, target: Path) -> Recipe:
+        try:
+            parts = split_bun_lock(lock)
+        except ValueError as exc:
+            raise ScriptError(str(exc)) from exc
+        (target / "package.json").write_text(parts.package_json, encoding="utf-8")
+        lock_file = target / parts.lock_file
+        if isinstance(parts.lock, str):
+            lock_file.write_text(parts.lock, encoding="utf-8")
+        else:
+            lock_file.write_bytes(parts.lock)
+        argv = [self.bun, "install", "--frozen-lockfile", "--no-progress"]
+        if "--linker" in install_flags(self.bun):
+            # A flat node_modules of real directories: the environment is renamed into its
+            # cache place after the install, and jobs link to it from anywhere.
+            argv.append("--linker=hoisted")
+        return Recipe(
+            argv=argv,
+            env=self._install_env(ctx),
+            cwd=target,
+            phase="install",
+            failure_name="InstallError",
+        )
+
+    def _install_env(self, ctx: JobContext) -> dict[str, str]:
+        cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
+        # The worker's registry, proxy and certificate settings; a job_env hook's (in
+        # ctx.env) win over them.
+        return {**network_env(), **ctx.env, **self._bun_env(cache_dir)}

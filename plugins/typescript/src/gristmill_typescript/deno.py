@@ -1,16 +1,22 @@
-"""The Deno runtime (``deno``): TypeScript run by Deno with explicit permissions."""
+"""The Deno runtime (``deno``): TypeScript run by Deno with explicit permissions, its
+``npm:``, ``jsr:`` and URL imports locked in a ``deno.lock``."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from gristmill import JobContext, Toolchain
+from gristmill import JobContext, Recipe, ScriptError, Toolchain
 
+from gristmill_typescript.dependencies import deno_entrypoint_from_lock, deno_inputs, network_env
 from gristmill_typescript.runtime import TypeScriptRuntime
 from gristmill_typescript.toolchains import Executable, find_executable, probe_version
 
 __all__ = ["DenoRuntime"]
+
+LOCK_FILE = "deno.lock"
+# The lock phase's and the install's entrypoint: a module that only imports what is locked.
+DEPS_FILE = "deps.ts"
 
 
 def _deno_from_pypi() -> str | None:
@@ -57,7 +63,7 @@ class DenoRuntime(TypeScriptRuntime):
             # The job is its own project: no deno.json, lock file or node_modules of a
             # directory above it applies, and none is written.
             "--no-config",
-            "--no-lock",
+            *self._lock_flags(ctx),
             "--node-modules-dir=none",
             # What the wrapper needs (args.json in, result.json out), what Windmill allows
             # (environment, network), and reading the npm packages it downloads (some read
@@ -68,9 +74,18 @@ class DenoRuntime(TypeScriptRuntime):
             "--allow-net",
         ]
 
+    def _lock_flags(self, ctx: JobContext) -> list[str]:
+        if ctx.deps_dir is None:
+            return ["--no-lock"]
+        # Exactly the lock: an import it does not pin fails the job rather than resolving
+        # anew, and a module missing from the cache is downloaded and checked against it.
+        return [f"--lock={ctx.deps_dir / LOCK_FILE}", "--frozen"]
+
     def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+        return {**ctx.env, **self._deno_env(cache_dir)}
+
+    def _deno_env(self, cache_dir: Path) -> dict[str, str]:
         return {
-            **ctx.env,
             # Downloaded modules and compiled code are shared by all jobs.
             "DENO_DIR": str(cache_dir / "deno"),
             "DENO_NO_UPDATE_CHECK": "1",
@@ -80,3 +95,52 @@ class DenoRuntime(TypeScriptRuntime):
             "DENO_TLS_CA_STORE": "system,mozilla",
             "NO_COLOR": "1",
         }
+
+    # -- dependencies (gristmill.DependencyLocking) --------------------------------------------
+
+    def lock_inputs(self, source: str) -> str | None:
+        return deno_inputs(source)
+
+    def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe:
+        (ctx.job_dir / DEPS_FILE).write_text(inputs, encoding="utf-8")
+        return self._install_recipe(ctx, ctx.job_dir, frozen=False, phase="lock")
+
+    def read_lock(self, ctx: JobContext) -> str:
+        return (ctx.job_dir / LOCK_FILE).read_text(encoding="utf-8")
+
+    def prepare_install(self, ctx: JobContext, lock: str, target: Path) -> Recipe:
+        # The packages go to the shared DENO_DIR, where Deno keeps them by name and version
+        # (and checks them against the lock's hashes); the environment holds the lock the
+        # jobs run with. Fetching them now makes a bad lock an install error, and the first
+        # job as fast as the next ones.
+        try:
+            entrypoint = deno_entrypoint_from_lock(lock)
+        except ValueError as exc:
+            raise ScriptError(str(exc)) from exc
+        (target / LOCK_FILE).write_text(lock, encoding="utf-8")
+        (target / DEPS_FILE).write_text(entrypoint, encoding="utf-8")
+        return self._install_recipe(ctx, target, frozen=True, phase="install")
+
+    def _install_recipe(self, ctx: JobContext, where: Path, *, frozen: bool, phase: str) -> Recipe:
+        cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
+        argv = [
+            self.deno,
+            "install",
+            "--quiet",
+            f"--lock={where / LOCK_FILE}",
+            *(["--frozen"] if frozen else []),
+            "--no-config",
+            "--node-modules-dir=none",
+            # Last, as separate words: ``--entrypoint=FILE`` installs nothing (Deno 2.9).
+            "--entrypoint",
+            str(where / DEPS_FILE),
+        ]
+        return Recipe(
+            argv=argv,
+            # The worker's registry, proxy and certificate settings; a job_env hook's (in
+            # ctx.env) win over them.
+            env={**network_env(), **ctx.env, **self._deno_env(cache_dir)},
+            cwd=where,
+            phase=phase,
+            failure_name="LockError" if phase == "lock" else "InstallError",
+        )

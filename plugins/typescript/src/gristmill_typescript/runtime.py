@@ -62,7 +62,7 @@ class TypeScriptRuntime:
         # only the source says (positions, ``bigint``, ``?`` versus ``| null``). A script is
         # checked when it is saved, so this does not fail for a stored script.
         parsed = parse_main(ctx.code)
-        (ctx.job_dir / MAIN_FILE).write_text(self._script_for_job(ctx.code), encoding="utf-8")
+        (ctx.job_dir / MAIN_FILE).write_text(self._script_for_job(ctx), encoding="utf-8")
         cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
         argv = [*self._command(ctx, cache_dir), self.wrapper, argument_spec(parsed)]
         return Recipe(argv=argv, env=self._env(ctx, cache_dir), cwd=ctx.job_dir)
@@ -82,8 +82,8 @@ class TypeScriptRuntime:
     def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
         raise NotImplementedError
 
-    def _script_for_job(self, code: str) -> str:
-        return code
+    def _script_for_job(self, ctx: JobContext) -> str:
+        return ctx.code
 
 
 def argument_spec(parsed: ParsedMain) -> str:
