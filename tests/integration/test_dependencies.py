@@ -107,7 +107,9 @@ async def test_a_version_that_cannot_be_locked_says_why_and_its_runs_fail_fast(
 
 
 async def test_a_script_without_imports_is_ready_at_once(api: httpx.AsyncClient) -> None:
-    hash_ = await save(api, "u/admin/plain", "import json\n\ndef main():\n    return json.dumps(1)\n")
+    hash_ = await save(
+        api, "u/admin/plain", "import json\n\ndef main():\n    return json.dumps(1)\n"
+    )
     status = (await api.get(f"/w/main/scripts/deployment_status/h/{hash_}")).json()
     assert status == {"lock": "", "lock_error_logs": None, "job_id": None, "status": "deployed"}
 
@@ -117,7 +119,9 @@ async def test_a_lock_sent_with_the_version_is_kept_without_a_lock_job(
 ) -> None:
     """Windmill's CLI sends the lock it generated (`.script.lock`) with the script."""
     lock = "# py: 3.11\nsix==1.16.0\n"
-    hash_ = await save(api, "u/admin/sent", "import six\n\ndef main():\n    return six.PY3\n", lock=lock)
+    hash_ = await save(
+        api, "u/admin/sent", "import six\n\ndef main():\n    return six.PY3\n", lock=lock
+    )
     status = (await api.get(f"/w/main/scripts/deployment_status/h/{hash_}")).json()
     assert status["lock"] == lock and status["job_id"] is None and status["status"] == "deployed"
     r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/sent", json={})
@@ -132,7 +136,7 @@ async def test_a_runtime_without_dependencies_has_no_lock(api: httpx.AsyncClient
 
 
 async def test_a_malformed_requirement_is_refused_when_saving(api: httpx.AsyncClient) -> None:
-    bad = "# /// script\n# dependencies = [\"requests\"\n# ///\n\ndef main():\n    return 1\n"
+    bad = '# /// script\n# dependencies = ["requests"\n# ///\n\ndef main():\n    return 1\n'
     r = await api.post(
         "/w/main/scripts/create",
         json={"path": "u/admin/bad", "content": bad, "language": "python3"},
