@@ -10,7 +10,12 @@ Measures:
   of the previous one (Windmill's published comparison, as separate jobs until flows exist);
 - queue throughput: no-op jobs queued at once, drained by all workers;
 - for each runtime the server can run: a hello-world job, its first run (cold: compilation,
-  caches) and the p50 of the next runs.
+  caches) and the p50 of the next runs;
+- the sandbox's per-job overhead, bwrap against none (``benchmarks/sandbox.py``; alone with
+  ``--sandbox-only``).
+
+The main platform runs its jobs as ``GRISTMILL_SANDBOX`` says, ``none`` when unset (until
+every bundled runtime declares the mounts its jobs need under bwrap).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 
 import dependencies
 import httpx
+import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret"
@@ -61,8 +67,9 @@ def percentile(values: list[float], q: float) -> float:
 class Platform:
     """``gristmill up`` in a subprocess, on a private data directory and port."""
 
-    def __init__(self, workers: int) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="gristmill-bench-"))
+    def __init__(self, workers: int, sandbox: str | None = None) -> None:
+        # Not under /tmp, which is private inside a sandbox; reachable by its user.
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gristmill-bench-", dir="/var/tmp"))
         self.data_dir.chmod(0o755)
         self.port = free_port()
         env = {
@@ -72,6 +79,7 @@ class Platform:
             "NUM_WORKERS": str(workers),
             "SUPERADMIN_SECRET": SECRET,
             "GRISTMILL_LOG_LEVEL": "WARNING",
+            "GRISTMILL_SANDBOX": sandbox or os.environ.get("GRISTMILL_SANDBOX", "none"),
         }
         env.pop("DATABASE_URL", None)
         self.process = subprocess.Popen(
@@ -274,6 +282,7 @@ def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
     finally:
         platform.stop()
         bare.close()
+    rows += sandbox.measure(lambda choice: Platform(1, sandbox=choice), runs=max(20, jobs // 2))
     return rows
 
 
@@ -297,8 +306,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100, help="no-op jobs for the overhead figures")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--sandbox-only", action="store_true", help="only the sandbox's overhead (bwrap - none)"
+    )
     options = parser.parse_args()
-    rows = measure(options.workers, options.jobs)
+    if options.sandbox_only:
+        runs = max(20, options.jobs // 2)
+        rows = sandbox.measure(lambda choice: Platform(1, sandbox=choice), runs=runs)
+    else:
+        rows = measure(options.workers, options.jobs)
     print(f"machine: {machine()}")
     if options.markdown:
         print("| measure | value | detail |\n|---|---|---|")

@@ -61,6 +61,9 @@ def clean_env(**overrides: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("GRISTMILL_") and k not in _PRODUCT_VARIABLES
     }
+    # Jobs run unsandboxed until every bundled runtime declares its mounts (the sandbox's
+    # own tests choose bwrap).
+    env["GRISTMILL_SANDBOX"] = "none"
     env.update(overrides)
     return env
 

@@ -11,14 +11,18 @@ from gristmill.runtime import (
     DependencyLocking,
     JobContext,
     JobOutcome,
+    Limits,
+    Mount,
     ProcessExit,
     Recipe,
+    RecipeError,
     Runtime,
     ScriptError,
     Toolchain,
     error_result,
     read_result_file,
 )
+from gristmill.sandbox.toolchain import toolchain_mounts
 from gristmill.signature import Arg, Signature
 
 __version__ = "0.1.0"
@@ -29,8 +33,11 @@ __all__ = [
     "DependencyLocking",
     "JobContext",
     "JobOutcome",
+    "Limits",
+    "Mount",
     "ProcessExit",
     "Recipe",
+    "RecipeError",
     "Runtime",
     "ScriptError",
     "Signature",
@@ -39,4 +46,5 @@ __all__ = [
     "error_result",
     "hookimpl",
     "read_result_file",
+    "toolchain_mounts",
 ]

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["MODES", "ConfigError", "Settings", "default_data_dir"]
+__all__ = ["MODES", "SANDBOXES", "ConfigError", "Settings", "default_data_dir"]
 
 MODES = ("standalone", "server", "worker")
+#: ``auto``: bwrap where it runs, else nsjail where installed; see docs/security.md.
+SANDBOXES = ("auto", "bwrap", "nsjail", "none")
 
 
 class ConfigError(ValueError):
@@ -75,6 +77,22 @@ class Settings:
     #: How often a worker process collects unused environments (s).
     env_gc_every_s: float = 3600.0
 
+    #: The sandbox jobs run in (``GRISTMILL_SANDBOX``): one of :data:`SANDBOXES`.
+    sandbox: str = "auto"
+    #: Who a root worker's sandboxes are outside (default 65534; 0: root, weaker).
+    sandbox_uid: int | None = None
+    sandbox_gid: int | None = None
+    bwrap_path: str = ""
+    nsjail_path: str = ""
+    #: Whether jobs have the network (``GRISTMILL_JOB_NETWORK``), as in Windmill by default.
+    job_network: bool = True
+    #: Caps the address-space limit of job steps that have one (MB).
+    job_max_memory_mb: int | None = None
+    #: A job's log beyond this is dropped, after a marker line (MB).
+    max_log_size_mb: int = 10
+    #: A job's result larger than this is refused (MB).
+    max_result_size_mb: int = 64
+
     @property
     def cache_dir(self) -> Path:
         """Caches that outlive jobs: each runtime's own, and installed dependencies."""
@@ -109,6 +127,11 @@ class Settings:
             Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
         )
         jobs_dir = env.get("GRISTMILL_JOBS_DIR", "").strip()
+        sandbox = (env.get("GRISTMILL_SANDBOX") or "auto").strip().lower()
+        if sandbox not in SANDBOXES:
+            raise ConfigError(
+                f"GRISTMILL_SANDBOX must be one of {', '.join(SANDBOXES)}; got {sandbox!r}"
+            )
         return cls(
             data_dir=resolved_data_dir,
             jobs_root=Path(jobs_dir).expanduser().resolve() if jobs_dir else None,
@@ -140,6 +163,15 @@ class Settings:
             env_max_age_days=reader.positive("GRISTMILL_ENV_MAX_AGE_DAYS", 14.0),
             min_free_disk_space_mb=reader.integer("MIN_FREE_DISK_SPACE_MB", 1024, minimum=0),
             env_gc_every_s=reader.positive("GRISTMILL_ENV_GC_EVERY_S", 3600.0),
+            sandbox=sandbox,
+            sandbox_uid=reader.optional_integer("GRISTMILL_SANDBOX_UID"),
+            sandbox_gid=reader.optional_integer("GRISTMILL_SANDBOX_GID"),
+            bwrap_path=env.get("GRISTMILL_BWRAP_PATH", "").strip(),
+            nsjail_path=env.get("GRISTMILL_NSJAIL_PATH", "").strip(),
+            job_network=reader.boolean("GRISTMILL_JOB_NETWORK", True),
+            job_max_memory_mb=reader.optional_integer("GRISTMILL_JOB_MAX_MEMORY_MB"),
+            max_log_size_mb=reader.integer("GRISTMILL_MAX_LOG_SIZE_MB", 10, minimum=1),
+            max_result_size_mb=reader.integer("GRISTMILL_MAX_RESULT_SIZE_MB", 64, minimum=1),
         )
 
 

@@ -20,15 +20,18 @@ from pathlib import Path
 from gristmill.environments import EnvironmentCache
 from gristmill.executor import ProcessResult, run_recipe
 from gristmill.runtime import (
+    RESULT_FILE,
     DependencyLocking,
     JobContext,
     JobOutcome,
     ProcessExit,
     Recipe,
+    RecipeError,
     Runtime,
     ScriptError,
     error_result,
 )
+from gristmill.sandbox import RunPolicy, SandboxError
 
 __all__ = ["Execution", "LockOutcome", "execute", "lock_job"]
 
@@ -72,6 +75,7 @@ class _Steps:
     cancel: asyncio.Event
     on_step: Callable[[str], None]
     deadline: float
+    policy: RunPolicy | None = None
 
     async def run(self, step: Recipe) -> ProcessResult | Execution:
         """The step's process result, or the job's end (cancel, timeout, cannot start)."""
@@ -81,6 +85,15 @@ class _Steps:
                 timeout_s=max(0.0, self.deadline - time.monotonic()),
                 on_output=self.on_output,
                 cancel=self.cancel,
+                policy=self.policy,
+            )
+        except RecipeError as exc:
+            return _failure(
+                "PrepareError", f"{self.runtime.name} returned an invalid {step.phase} step: {exc}"
+            )
+        except SandboxError as exc:
+            return _failure(
+                "ExecutionErr", f"the sandbox cannot start the {step.phase} step: {exc}"
             )
         except OSError as exc:
             return _failure(
@@ -127,10 +140,14 @@ async def execute(
     cancel: asyncio.Event,
     on_step: Callable[[str], None] = lambda phase: None,
     environments: EnvironmentCache | None = None,
+    policy: RunPolicy | None = None,
 ) -> Execution:
     """Lock and install the job's dependencies when it has some, prepare the job, run its
-    steps within ``ctx.timeout_s``, and read its outcome."""
-    runner = _Steps(runtime, ctx, on_output, cancel, on_step, time.monotonic() + ctx.timeout_s)
+    steps within ``ctx.timeout_s`` under ``policy`` (default: no sandbox), and read its
+    outcome."""
+    runner = _Steps(
+        runtime, ctx, on_output, cancel, on_step, time.monotonic() + ctx.timeout_s, policy
+    )
     if not isinstance(runtime, DependencyLocking):
         return await _run(runner, ctx)
     locked = await _resolve_lock(runtime, runner, ctx)
@@ -176,11 +193,38 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
     if isinstance(result, Execution):
         return result
     exit = ProcessExit(result.returncode, result.last_line, result.output_tail)
+    limit = (runner.policy or _DEFAULT_POLICY).max_result_bytes
+    # Checked before the runtime reads the file: a result is held whole in memory.
+    too_big = _result_too_big(_file_size(ctx.job_dir / RESULT_FILE), limit)
+    if too_big is not None:
+        return too_big
     try:
-        return Execution(runtime.collect_result(ctx, exit))
+        outcome = runtime.collect_result(ctx, exit)
     except Exception as exc:
         log.exception("reading the result of job %s failed", ctx.id)
         return _failure("ResultError", f"the job's result could not be read: {exc}")
+    return _result_too_big(len(outcome.result_json.encode()), limit) or Execution(outcome)
+
+
+_DEFAULT_POLICY = RunPolicy()
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _result_too_big(size: int, limit: int | None) -> Execution | None:
+    if limit is None or size <= limit:
+        return None
+    return _failure(
+        "ResultTooLarge",
+        f"the job's result is {size / 1048576:.1f} MB, over the limit of "
+        f"{limit / 1048576:g} MB (GRISTMILL_MAX_RESULT_SIZE_MB); return a smaller result, "
+        "and keep large data in a file or an object store",
+    )
 
 
 def _default_environments(ctx: JobContext) -> EnvironmentCache:
@@ -249,10 +293,17 @@ async def lock_job(
     *,
     on_output: Callable[[str], None],
     cancel: asyncio.Event,
+    policy: RunPolicy | None = None,
 ) -> LockOutcome:
     """A dependency job: resolve the script's lock now (never reusing an earlier one)."""
     runner = _Steps(
-        runtime, ctx, on_output, cancel, lambda phase: None, time.monotonic() + ctx.timeout_s
+        runtime,
+        ctx,
+        on_output,
+        cancel,
+        lambda phase: None,
+        time.monotonic() + ctx.timeout_s,
+        policy,
     )
     if not isinstance(runtime, DependencyLocking):
         return LockOutcome("")

@@ -1,7 +1,9 @@
 """Running a job's process from its recipe, streaming its output, enforcing time and cancel.
 
-This is the ``none`` backend: the process runs directly on the worker's machine, in its own
-session (process group) so that a timeout or a cancel kills everything it started.
+The worker's sandbox backend (:mod:`gristmill.sandbox`) turns the recipe into the process to
+start; with ``none`` that is the recipe's own command. The process runs in its own session
+(process group) so that a timeout or a cancel kills everything it started; in a sandbox,
+killing the group kills bwrap, and with it the job's PID namespace and every process in it.
 
 The process is started with :class:`subprocess.Popen` (which uses ``vfork``: about 1 ms from
 a large server process, where uvloop's subprocess support forks in about 6 ms) and watched
@@ -21,12 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gristmill.runtime import Recipe
+from gristmill.sandbox.diagnose import limit_message
+from gristmill.sandbox.policy import RunPolicy
 
 __all__ = ["ProcessResult", "run_recipe"]
 
 _READ_SIZE = 65536
+# Reads per wake-up: a job printing as fast as it can must not keep the event loop (and the
+# other jobs, heartbeats and API requests of this process) waiting.
+_READS_PER_WAKE = 16
 _TAIL_CHARS = 4000
 _MAX_LINE = 1 << 20
+_DEFAULT_POLICY = RunPolicy()
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,22 @@ def _kill_group(pid: int) -> None:
 
 
 class _Output:
-    """Reads a pipe from the event loop, decoding UTF-8 as it comes."""
+    """Reads a pipe from the event loop, decoding UTF-8 as it comes.
 
-    def __init__(self, fd: int, on_output: Callable[[str], None]) -> None:
+    Past ``max_bytes`` of output the log gets one marker line and nothing more; the pipe is
+    still read to its end (the process keeps running, never blocked on a full pipe) and the
+    end of the output is still tracked (the last line is a shell job's result, the tail goes
+    into error messages), in bounded memory.
+    """
+
+    def __init__(
+        self, fd: int, on_output: Callable[[str], None], max_bytes: int | None = None
+    ) -> None:
         self.fd = fd
         self.on_output = on_output
+        self.max_bytes = max_bytes
+        self.read_bytes = 0
+        self.truncated = False
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.tail = ""
         self.last_line = ""
@@ -63,7 +82,26 @@ class _Output:
         text = text.replace("\x00", "\ufffd")
         self.tail = (self.tail + text)[-_TAIL_CHARS:]
         self._track_last_line(text)
+        if not self.truncated:
+            self.on_output(text)
+
+    def note(self, line: str) -> None:
+        """A line of Gristmill's own, in the log (even a truncated one) and the tail."""
+        text = ("\n" if self.tail and not self.tail.endswith("\n") else "") + line + "\n"
+        self.tail = (self.tail + text)[-_TAIL_CHARS:]
         self.on_output(text)
+
+    def _count(self, chunk: bytes) -> bytes:
+        """The part of ``chunk`` that still fits in the log (all of it once truncated: the
+        caller then drops it)."""
+        if self.max_bytes is None or self.truncated:
+            self.read_bytes += len(chunk)
+            return chunk
+        room = self.max_bytes - self.read_bytes
+        self.read_bytes += len(chunk)
+        if len(chunk) <= room:
+            return chunk
+        return chunk[:room]
 
     def _track_last_line(self, text: str) -> None:
         # The last non-empty line is a result for shell-like runtimes: kept whole (up to
@@ -79,7 +117,7 @@ class _Output:
         return self.current if self.current.strip() else self.last_line
 
     def on_readable(self) -> None:
-        while True:
+        for _ in range(_READS_PER_WAKE):
             try:
                 chunk = os.read(self.fd, _READ_SIZE)
             except BlockingIOError:
@@ -89,7 +127,21 @@ class _Output:
             if not chunk:
                 self.finish()
                 return
-            self.emit(self.decoder.decode(chunk))
+            if self.truncated:
+                self.read_bytes += len(chunk)
+                self.emit(self.decoder.decode(chunk))
+                continue
+            kept = self._count(chunk)
+            self.emit(self.decoder.decode(kept))
+            if len(kept) < len(chunk):
+                assert self.max_bytes is not None
+                self.note(
+                    f"[gristmill] log truncated: this job printed more than "
+                    f"{_size(self.max_bytes)} (GRISTMILL_MAX_LOG_SIZE_MB); the rest of its "
+                    "output is not kept"
+                )
+                self.truncated = True
+                self.emit(self.decoder.decode(chunk[len(kept) :]))
 
     def finish(self) -> None:
         if not self.closed.done():
@@ -114,31 +166,51 @@ async def _wait_exit(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
+def _size(n: int) -> str:
+    mb = n / (1024 * 1024)
+    return f"{mb:g} MB" if mb >= 1 else f"{n} bytes"
+
+
 async def run_recipe(
     recipe: Recipe,
     *,
     timeout_s: float,
     on_output: Callable[[str], None],
     cancel: asyncio.Event,
+    policy: RunPolicy | None = None,
 ) -> ProcessResult:
     """Run ``recipe`` to its end, its timeout, or ``cancel``; stdout and stderr are merged.
 
     Output is decoded as UTF-8 (invalid bytes replaced) and passed to ``on_output`` as it
-    arrives. When the main process exits, whatever it left running is killed.
+    arrives, up to the policy's log cap. When the main process exits, whatever it left
+    running is killed. Raises :class:`~gristmill.runtime.RecipeError` for an invalid recipe,
+    :class:`~gristmill.sandbox.SandboxError` when the sandbox cannot start it as asked, and
+    :class:`OSError` when the program cannot be started at all.
     """
+    policy = policy or _DEFAULT_POLICY
+    backend = policy.backend
+    recipe.validate()
+    limits = policy.limits_for(recipe)
+    launch = backend.launch(recipe, network=policy.network_for(recipe), limits=limits)
+    if launch.handover:
+        await asyncio.to_thread(backend.handover, launch.handover)
     loop = asyncio.get_running_loop()
-    # Popen blocks only for the vfork+exec (about 0.3 ms); see the module docstring.
-    process = subprocess.Popen(  # noqa: ASYNC220
-        list(recipe.argv),
-        cwd=recipe.cwd,
-        env=dict(recipe.env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        # Popen blocks only for the vfork+exec (about 0.3 ms); see the module docstring.
+        process = subprocess.Popen(  # noqa: ASYNC220
+            launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=launch.pass_fds,
+        )
+    finally:
+        launch.close()
     assert process.stdout is not None
-    output = _Output(process.stdout.fileno(), on_output)
+    output = _Output(process.stdout.fileno(), on_output, policy.max_log_bytes)
     loop.add_reader(output.fd, output.on_readable)
     exit_task = asyncio.ensure_future(_wait_exit(process))
     cancel_task = asyncio.ensure_future(cancel.wait())
@@ -168,6 +240,13 @@ async def run_recipe(
                 process.wait(5)  # reap it: killed, it ends at once
         loop.remove_reader(output.fd)
         process.stdout.close()
+    returncode = backend.exit_status(returncode)
+    if returncode != 0 and not (timed_out or canceled):
+        why = backend.explain(recipe, returncode, output.tail) or limit_message(
+            limits, returncode, output.tail, sandboxed=backend.isolates
+        )
+        if why:
+            output.note(f"[gristmill] {why}")
     return ProcessResult(
         returncode=returncode,
         timed_out=timed_out,

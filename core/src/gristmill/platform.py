@@ -25,6 +25,7 @@ from gristmill.monitor import run_monitor
 from gristmill.notify import Notifier
 from gristmill.plugins import build_plugin_manager, load_runtimes
 from gristmill.runtime import RuntimeRegistry
+from gristmill.sandbox import RunPolicy, select_backend
 from gristmill.worker import WorkerPool, worker_tags
 
 __all__ = ["Platform", "PreparedDatabase", "prepare_database"]
@@ -73,6 +74,8 @@ class Platform:
     async def start(self) -> None:
         if self.registry is None:
             self.registry = load_runtimes(self.plugins)
+        # Before anything starts: a worker whose sandbox cannot run refuses to start.
+        policy = run_policy(self.settings) if self.runs_workers else None
         self.pool = await open_pool(self.conninfo, max_size=self.settings.database_connections)
         self.notifier = Notifier(self.conninfo)
         await self.notifier.start()
@@ -90,6 +93,7 @@ class Platform:
                 plugins=self.plugins,
                 job_token_secret=self.job_token_secret,
                 tags=worker_tags(self.settings, self.registry),
+                policy=policy,
             )
             await self.workers.start()
 
@@ -113,3 +117,17 @@ class Platform:
     def require_registry(self) -> RuntimeRegistry:
         assert self.registry is not None, "the platform is not started"
         return self.registry
+
+
+def run_policy(settings: Settings) -> RunPolicy:
+    """What this process's workers apply to every job step: the sandbox ``GRISTMILL_SANDBOX``
+    chooses (checked now: :class:`~gristmill.sandbox.SandboxUnavailable` says what to do
+    when it cannot run), the network policy and the caps."""
+    mb = 1024 * 1024
+    return RunPolicy(
+        backend=select_backend(settings),
+        network=settings.job_network,
+        max_memory_mb=settings.job_max_memory_mb,
+        max_log_bytes=settings.max_log_size_mb * mb,
+        max_result_bytes=settings.max_result_size_mb * mb,
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from gristmill.sandbox.spec import Limits, Mount, RecipeError
 from gristmill.signature import Signature
 
 __all__ = [
@@ -22,8 +23,11 @@ __all__ = [
     "DuplicateRuntimeError",
     "JobContext",
     "JobOutcome",
+    "Limits",
+    "Mount",
     "ProcessExit",
     "Recipe",
+    "RecipeError",
     "Runtime",
     "RuntimeRegistry",
     "ScriptError",
@@ -95,11 +99,22 @@ class JobContext:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to start one process of a job: the command, its complete environment and directory.
+    """How to start one process of a job: the command, its complete environment and directory,
+    and what the sandbox must let it see and use.
 
     The environment is complete: nothing of the worker's own environment is inherited.
     A job may take several steps (say ``build`` then ``run``): a step other than the last
     that exits non-zero fails the job with ``failure_name`` and the step's output.
+
+    Inside the sandbox a step sees the system directories (``/usr``, ``/bin``, ``/lib*``,
+    the parts of ``/etc`` programs need) read-only, a private ``/tmp``, its own ``/proc`` and
+    a minimal ``/dev``, its working directory ``cwd`` (the job directory) read-write, and
+    ``mounts``: nothing else of the host. A runtime declares there its toolchain when it
+    lives outside the system directories (an interpreter's prefix, GOROOT, the bun binary's
+    directory) and its caches, read-only in a run step, ``writable`` in the lock or install
+    step that fills them. ``network`` ``None`` follows the worker's policy
+    (``GRISTMILL_JOB_NETWORK``); ``True`` asks for it (a lock or install step fetching
+    packages keeps it even where the worker's jobs have none); ``False`` cuts it.
     """
 
     argv: Sequence[str]
@@ -107,6 +122,40 @@ class Recipe:
     cwd: Path
     phase: str = "run"
     failure_name: str = "ExecutionErr"
+    mounts: Sequence[Mount] = ()
+    limits: Limits = field(default_factory=Limits)
+    network: bool | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`RecipeError` saying which field is wrong and why."""
+        argv = list(self.argv) if not isinstance(self.argv, str) else None
+        if not argv:
+            raise RecipeError("argv must be a non-empty list of strings (the command first)")
+        for index, arg in enumerate(argv):
+            if not isinstance(arg, str) or "\x00" in arg:
+                raise RecipeError(f"argv[{index}] must be a string without NUL; got {arg!r}")
+        if not argv[0]:
+            raise RecipeError("argv[0] (the program) is empty")
+        if not Path(self.cwd).is_absolute():
+            raise RecipeError(f"cwd must be an absolute path; got {str(self.cwd)!r}")
+        for key, value in self.env.items():
+            if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
+                raise RecipeError(f"env has an invalid variable name: {key!r}")
+            if not isinstance(value, str) or "\x00" in value:
+                raise RecipeError(f"env[{key!r}] must be a string without NUL; got {value!r}")
+        if not self.phase:
+            raise RecipeError("phase must name the step (run, build, lock, install...)")
+        if not isinstance(self.limits, Limits):
+            raise RecipeError(f"limits must be a gristmill.Limits; got {self.limits!r}")
+        self.limits.validate()
+        if self.network is not None and not isinstance(self.network, bool):
+            raise RecipeError(f"network must be True, False or None; got {self.network!r}")
+        # The working directory is mounted read-write: the same rules as a writable mount.
+        Mount(str(self.cwd), writable=True).validate()
+        for mount in self.mounts:
+            if not isinstance(mount, Mount):
+                raise RecipeError(f"mounts must hold gristmill.Mount objects; got {mount!r}")
+            mount.validate()
 
 
 @dataclass(frozen=True)

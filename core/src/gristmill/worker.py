@@ -45,6 +45,7 @@ from gristmill.runtime import (
     UnknownRuntimeError,
     error_result,
 )
+from gristmill.sandbox import RunPolicy
 
 __all__ = ["Reservation", "WorkerPool", "worker_tags"]
 
@@ -151,6 +152,7 @@ class WorkerPool:
         plugins: pluggy.PluginManager,
         job_token_secret: bytes,
         tags: list[str],
+        policy: RunPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -159,6 +161,8 @@ class WorkerPool:
         self.plugins = plugins
         self.secret = job_token_secret
         self.tags = tags
+        #: The sandbox, network policy and caps of every job step (default: no sandbox).
+        self.policy = policy or RunPolicy()
         self.instance = f"wk-{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
         self.names = [f"{self.instance}-{i}" for i in range(settings.num_workers)]
         self._idle: dict[str, _Slot] = {}
@@ -435,6 +439,7 @@ class WorkerPool:
             cancel=running.cancel,
             on_step=running.mark,
             environments=self.environments,
+            policy=self.policy,
         )
         if execution.outcome is not None:
             return execution.outcome, "success" if execution.outcome.success else "failure"
@@ -472,7 +477,9 @@ class WorkerPool:
         if not toolchain.available:
             outcome = await self._store_lock(job, None, toolchain.message)
             return outcome or _failure("ToolchainMissing", toolchain.message)
-        locked = await lock_job(runtime, ctx, on_output=job_log.write, cancel=running.cancel)
+        locked = await lock_job(
+            runtime, ctx, on_output=job_log.write, cancel=running.cancel, policy=self.policy
+        )
         if locked.lock is None and locked.error is not None and locked.error.canceled:
             if running.stop_reason == "cancel":
                 by, reason = await self._cancel_request(ctx.id)

@@ -89,6 +89,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         heartbeat_s=0.5,
         log_flush_ms=50,
         database_connections=6,
+        # Until every bundled runtime declares the mounts its steps need, the suite runs jobs
+        # unsandboxed; the sandbox's own tests choose bwrap explicitly.
+        sandbox="none",
     )
 
 
@@ -134,3 +137,5 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 def pytest_configure(config: pytest.Config) -> None:
     # Tests never read the developer's own data directory.
     os.environ.setdefault("GRISTMILL_DATA_DIR", tempfile.mkdtemp(prefix="gristmill-test-data-"))
+    # Platforms started from the environment (the CLI) run jobs unsandboxed too, for now.
+    os.environ.setdefault("GRISTMILL_SANDBOX", "none")

@@ -19,12 +19,14 @@ from typing import Any, Final
 from gristmill import (
     JobContext,
     JobOutcome,
+    Limits,
     ProcessExit,
     Recipe,
     ScriptError,
     Signature,
     Toolchain,
     error_result,
+    toolchain_mounts,
 )
 from gristmill.runtime import RESULT_FILE
 
@@ -43,6 +45,10 @@ echo "$greeting, $name!"
 """
 
 SCRIPT_FILE: Final = "main.sh"
+# Windmill's limit for Bash jobs (its nsjail recipe's rlimit_as): the address space of each
+# process. A script that starts a JVM or Bun (which reserve far more than they use) needs
+# more; GRISTMILL_JOB_MAX_MEMORY_MB can only lower it.
+MEMORY_MB: Final = 4096
 # Lines of output quoted in the error of a failed script.
 _TAIL_LINES: Final = 20
 
@@ -103,6 +109,10 @@ class BashRuntime:
             argv=[self.bash or "bash", SCRIPT_FILE, *positional],
             env=dict(ctx.env),
             cwd=ctx.job_dir,
+            # Nothing when bash is a system one (/usr/bin/bash); its directory otherwise
+            # (BASH_PATH=/opt/bash5/bin/bash). The tools a script calls are the system's.
+            mounts=toolchain_mounts(self.bash),
+            limits=Limits(memory_mb=MEMORY_MB),
         )
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:

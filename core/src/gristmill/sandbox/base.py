@@ -1,0 +1,82 @@
+"""The interface between the executor and a sandbox backend.
+
+A backend turns a validated :class:`~gristmill.runtime.Recipe` into the process the executor
+starts (:class:`Launch`: argv, environment, directory, descriptors to pass), reads that
+process's exit status back in the executor's terms, and explains failures that are the
+sandbox's own ("not visible inside the sandbox") in words a runtime author can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from gristmill.config import ConfigError
+from gristmill.sandbox.spec import Limits
+
+if TYPE_CHECKING:
+    from gristmill.runtime import Recipe
+
+__all__ = ["Backend", "Launch", "SandboxError", "SandboxUnavailable"]
+
+
+class SandboxError(RuntimeError):
+    """A step the sandbox cannot start as asked (a mount that does not exist, a program
+    outside every mount...): the job fails with this message."""
+
+
+class SandboxUnavailable(ConfigError):
+    """The chosen backend cannot run on this machine: the worker does not start."""
+
+
+@dataclass
+class Launch:
+    """What the executor starts for one step."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    #: Descriptors the process inherits (a configuration passed through a memfd, say);
+    #: closed by :meth:`close` once the process has started.
+    pass_fds: tuple[int, ...] = ()
+    #: Host directories that must be handed to the sandbox's user before the start, and
+    #: may be large (a cache the worker filled before the sandbox was on): done off the
+    #: event loop.
+    handover: Sequence[str] = field(default_factory=tuple)
+
+    def close(self) -> None:
+        for fd in self.pass_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Backend(Protocol):
+    """A sandbox: ``none`` (the process as is), ``bwrap`` or ``nsjail``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def isolates(self) -> bool:
+        """Whether steps run isolated (``False`` only for ``none``)."""
+        ...
+
+    def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
+        """The process to start for ``recipe``; raise :class:`SandboxError` when it cannot
+        be started as asked. Fast: it runs on the event loop for every step."""
+        ...
+
+    def handover(self, paths: Sequence[str]) -> None:
+        """Make ``paths`` (from :attr:`Launch.handover`) the sandbox user's; may be slow."""
+        ...
+
+    def exit_status(self, returncode: int) -> int:
+        """The step's own exit status from the started process's (negative: a signal)."""
+        ...
+
+    def explain(self, recipe: Recipe, returncode: int, output_tail: str) -> str | None:
+        """A line saying why a step that failed failed, when the cause is the sandbox."""
+        ...

@@ -1,0 +1,161 @@
+"""The sandbox's settings, the choice of backend, and how a limit that was hit is named."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gristmill.config import ConfigError, Settings
+from gristmill.sandbox import Limits, SandboxUnavailable, select_backend
+from gristmill.sandbox.diagnose import limit_message
+from gristmill.sandbox.hostpaths import blocking_dir
+from gristmill.sandbox.none import NoSandbox
+from gristmill.sandbox.policy import _check_reachable
+
+
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A data directory a root worker's sandbox user can reach (pytest's are root's own)."""
+    path = Path(tempfile.mkdtemp(prefix="gm-select-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sandbox_settings_from_the_environment() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.sandbox == "auto" and defaults.job_network is True
+    assert defaults.max_log_size_mb == 10 and defaults.max_result_size_mb == 64
+    assert defaults.job_max_memory_mb is None and defaults.sandbox_uid is None
+    settings = Settings.from_env(
+        {
+            "GRISTMILL_SANDBOX": " BWRAP ",
+            "GRISTMILL_JOB_NETWORK": "off",
+            "GRISTMILL_SANDBOX_UID": "1234",
+            "GRISTMILL_JOB_MAX_MEMORY_MB": "256",
+            "GRISTMILL_MAX_LOG_SIZE_MB": "2",
+            "GRISTMILL_MAX_RESULT_SIZE_MB": "3",
+        }
+    )
+    assert settings.sandbox == "bwrap" and settings.job_network is False
+    assert settings.sandbox_uid == 1234 and settings.job_max_memory_mb == 256
+    assert (settings.max_log_size_mb, settings.max_result_size_mb) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GRISTMILL_SANDBOX": "docker"}, "GRISTMILL_SANDBOX must be one of auto, bwrap"),
+        ({"GRISTMILL_JOB_NETWORK": "maybe"}, "GRISTMILL_JOB_NETWORK must be true or false"),
+        ({"GRISTMILL_MAX_LOG_SIZE_MB": "0"}, "GRISTMILL_MAX_LOG_SIZE_MB must be at least 1"),
+    ],
+)
+def test_bad_sandbox_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert message in str(info.value)
+
+
+def test_none_is_chosen_explicitly_and_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        backend = select_backend(Settings(data_dir=tmp_path, sandbox="none"))
+    assert isinstance(backend, NoSandbox) and not backend.isolates
+    assert "jobs run unisolated" in caplog.text
+
+
+def test_an_unusable_bwrap_stops_the_worker_with_the_fix(reachable: Path) -> None:
+    with pytest.raises(SandboxUnavailable) as info:
+        select_backend(Settings(data_dir=reachable, sandbox="bwrap", bwrap_path="/bin/false"))
+    text = str(info.value)
+    assert "sandbox cannot run on this machine" in text
+    assert "unprivileged user namespaces" in text and "GRISTMILL_SANDBOX=none" in text
+
+
+def test_nsjail_chosen_without_a_binary(reachable: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(reachable))
+    with pytest.raises(SandboxUnavailable) as info:
+        select_backend(Settings(data_dir=reachable, sandbox="nsjail"))
+    assert "no nsjail binary is on PATH" in str(info.value)
+
+
+def test_an_unreachable_jobs_directory_is_explained(reachable: Path) -> None:
+    """A root worker's sandboxes run as 65534, which must be able to walk to every path."""
+    private = reachable / "private"
+    private.mkdir(mode=0o700)
+    assert blocking_dir(str(private / "jobs" / "x"), 65534, 65534) == str(private)
+    assert blocking_dir(str(reachable / "x"), 65534, 65534) is None
+    assert blocking_dir(str(private / "jobs"), 0, 0) is None
+    with pytest.raises(SandboxUnavailable) as info:
+        _check_reachable(private / "jobs", (65534, 65534), "the jobs directory")
+    assert f"{private} does not let other users through" in str(info.value)
+    assert f"chmod o+x {private}" in str(info.value)
+
+
+MEMORY = Limits(memory_mb=64)
+
+
+@pytest.mark.parametrize(
+    ("limits", "returncode", "tail", "expected"),
+    [
+        (MEMORY, 2, "main.sh: xmalloc: cannot allocate 4096 bytes", "out of memory"),
+        (MEMORY, 1, "MemoryError", "limited to 64 MB"),
+        (MEMORY, -signal.SIGSEGV, "", "killed: over its memory limit of 64 MB (SIGSEGV"),
+        (MEMORY, -signal.SIGKILL, "", "over its memory limit"),
+        (MEMORY, 1, "ValueError: nope", None),
+        (MEMORY, 0, "MemoryError", None),
+        (Limits(), -signal.SIGSEGV, "", None),  # no memory limit: nothing to blame
+        (Limits(file_size_mb=2), -signal.SIGXFSZ, "", "file size limit of 2 MB"),
+    ],
+)
+def test_the_limit_a_failed_step_hit_is_named(
+    limits: Limits, returncode: int, tail: str, expected: str | None
+) -> None:
+    found = limit_message(limits, returncode, tail, sandboxed=True)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and expected in found
+    # Without a sandbox no limit applies, so none is blamed.
+    assert limit_message(limits, returncode, tail, sandboxed=False) is None
+
+
+def test_the_sandbox_etc_follows_the_host(tmp_path: Path) -> None:
+    from gristmill.sandbox.layout import EtcCopy
+
+    host = tmp_path / "etc"
+    (host / "ssl" / "certs").mkdir(parents=True)
+    (host / "hosts").write_text("127.0.0.1 localhost\n")
+    (host / "shadow").write_text("root:secret\n")
+    (host / "ssl" / "certs" / "ca.pem").write_text("CA")
+    (host / "ssl" / "certs" / "link.pem").symlink_to("ca.pem")
+    (host / "resolv.conf").symlink_to(tmp_path / "run-resolv.conf")
+    (tmp_path / "run-resolv.conf").write_text("nameserver 127.0.0.53\n")
+    copy = EtcCopy(tmp_path / "sandbox-etc", source=str(host))
+    copy.refresh()
+    root = copy.root
+    assert (root / "hosts").read_text() == "127.0.0.1 localhost\n"
+    assert not (root / "shadow").exists(), "only the allowed entries"
+    assert (root / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"
+    assert not (root / "resolv.conf").is_symlink(), "a link out of /etc becomes its content"
+    assert os.readlink(root / "ssl" / "certs" / "link.pem") == "ca.pem"
+    assert "nobody:x:65534:65534" in (root / "passwd").read_text()
+    assert (root / "group").read_text().startswith("root:x:0:")
+    (host / "hosts").write_text("127.0.0.1 localhost changed\n")
+    os.utime(host / "hosts", ns=(1, 10**18))
+    (host / "ssl" / "certs" / "new.pem").write_text("NEW")
+    os.utime(host / "ssl" / "certs", ns=(1, 10**18))
+    (tmp_path / "run-resolv.conf").unlink()
+    copy.refresh()
+    assert "changed" in (root / "hosts").read_text()
+    assert (root / "ssl" / "certs" / "new.pem").read_text() == "NEW"
+    assert not (root / "resolv.conf").exists(), "a dangling link is dropped"
