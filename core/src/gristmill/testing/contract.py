@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import pytest
 
 from gristmill.runtime import DependencyLocking, Recipe, Runtime, ScriptError, Toolchain
+from gristmill.sandbox import RunPolicy
 from gristmill.schema import signature_to_schema
 from gristmill.signature import signature_from_json, signature_to_json
 from gristmill.testing.runner import make_context, run_job
@@ -294,6 +295,19 @@ class RuntimeContract:
         first = runtime.lock_inputs(self.dependency_script)
         assert isinstance(first, str) and first.strip()
         assert all(runtime.lock_inputs(self.dependency_script) == first for _ in range(3))
+
+    def test_contract_hello_world_runs_in_the_sandbox(
+        self, sandbox_policy: RunPolicy, sandbox_root: Path
+    ) -> None:
+        """The runtime's recipes declare every mount they need: the hello world runs under
+        bubblewrap as a worker runs it."""
+        runtime = self.make_runtime()
+        require_toolchain(runtime)
+        ran = run_job(
+            runtime, self.hello_script, self.hello_args, sandbox_root, policy=sandbox_policy
+        )
+        assert ran.outcome.success, f"{ran.outcome.result_json}\nlogs:\n{ran.logs}"
+        assert ran.result == self.hello_result
 
     def test_contract_errors_come_back_in_the_error_shape(self, tmp_path: Path) -> None:
         runtime = self.make_runtime()

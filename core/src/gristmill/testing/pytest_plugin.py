@@ -22,6 +22,7 @@ from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.db.migrations import apply_migrations
 from gristmill.platform import Platform, prepare_database
+from gristmill.sandbox import RunPolicy
 
 __all__ = ["SUPERADMIN_SECRET", "PgCluster"]
 
@@ -116,6 +117,44 @@ async def _prepare(settings: Settings) -> bytes:
 
     prepared = await asyncio.to_thread(prepare_database, settings.database_url)
     return prepared.job_token_secret
+
+
+@pytest.fixture(scope="session")
+def sandbox_data_dir() -> Iterator[Path]:
+    """A data directory the sandbox's user can enter (when the tests run as root, jobs run
+    as uid 65534 and pytest's own temporary directories are private to root). Outside
+    /tmp, which is private inside a sandbox."""
+    path = Path(tempfile.mkdtemp(prefix="gm-sandbox-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_policy(sandbox_data_dir: Path) -> RunPolicy:
+    """The bwrap sandbox as a worker applies it, for ``run_job(..., policy=...)``. Skipped
+    with the reason where bwrap cannot run, except in CI (``CI`` set), where it fails."""
+    from gristmill.platform import run_policy
+    from gristmill.sandbox import SandboxUnavailable
+
+    settings = Settings(data_dir=sandbox_data_dir, sandbox="bwrap")
+    try:
+        return run_policy(settings)
+    except SandboxUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"bwrap cannot run here: {exc}")
+
+
+@pytest.fixture
+def sandbox_root(sandbox_data_dir: Path) -> Iterator[Path]:
+    """A fresh directory for the job directories and caches of sandboxed ``run_job`` calls."""
+    path = sandbox_data_dir / "jobs" / uuid.uuid4().hex[:12]
+    path.mkdir(parents=True)
+    path.chmod(0o755)
+    path.parent.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest_asyncio.fixture

@@ -17,6 +17,7 @@ from typing import Any
 from gristmill.environments import EnvironmentCache
 from gristmill.execution import LockOutcome, execute, lock_job
 from gristmill.runtime import ARGS_FILE, JobContext, JobOutcome, Runtime
+from gristmill.sandbox import RunPolicy
 from gristmill.schema import signature_to_schema
 
 __all__ = ["RanJob", "lock_script", "make_context", "run_job"]
@@ -84,6 +85,7 @@ async def run_job_async(
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
     lock: str | None = None,
+    policy: RunPolicy | None = None,
 ) -> RanJob:
     ctx = make_context(
         runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir, lock=lock
@@ -96,6 +98,7 @@ async def run_job_async(
         on_output=output.append,
         cancel=asyncio.Event(),
         environments=EnvironmentCache(ctx.cache_dir.parent / "envs"),
+        policy=policy,
     )
     assert execution.outcome is not None
     return RanJob(execution.outcome, "".join(output), ctx.job_dir)
@@ -110,14 +113,23 @@ def run_job(
     timeout_s: float = 120.0,
     cache_dir: Path | None = None,
     lock: str | None = None,
+    policy: RunPolicy | None = None,
 ) -> RanJob:
     """Run ``code`` with ``args`` as a job of ``runtime`` under ``root``; wait for its end.
 
     A runtime with dependencies locks them first (unless ``lock`` is given) and installs
-    them into ``<cache_dir>/../envs``, as a worker does."""
+    them into ``<cache_dir>/../envs``, as a worker does. ``policy`` runs the steps in a
+    sandbox (see the ``sandbox_policy`` fixture); by default they run unsandboxed."""
     return asyncio.run(
         run_job_async(
-            runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir, lock=lock
+            runtime,
+            code,
+            args,
+            root,
+            timeout_s=timeout_s,
+            cache_dir=cache_dir,
+            lock=lock,
+            policy=policy,
         )
     )
 
