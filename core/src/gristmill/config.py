@@ -79,7 +79,7 @@ class Settings:
 
     #: The sandbox jobs run in (``GRISTMILL_SANDBOX``): one of :data:`SANDBOXES`.
     sandbox: str = "auto"
-    #: Who a root worker's sandboxes are outside (default 65534; 0: root, weaker).
+    #: Who a root worker's sandboxes are outside (default 65533; 0: root, weaker).
     sandbox_uid: int | None = None
     sandbox_gid: int | None = None
     bwrap_path: str = ""

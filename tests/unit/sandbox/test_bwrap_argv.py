@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from gristmill import Limits, Mount, Recipe
 from gristmill.sandbox import SandboxError
+from gristmill.sandbox.base import Protected
 from gristmill.sandbox.bwrap import BwrapBackend
 from gristmill.sandbox.layout import HostEntry, SystemLayout
 
@@ -26,7 +27,11 @@ def backend(tmp_path: Path, **kwargs: object) -> BwrapBackend:
         bwrap="/opt/bwrap",
         prlimit="/usr/bin/prlimit",
         layout=LAYOUT,
-        protected=[tmp_path / "data", tmp_path / "data" / "jobs"],
+        protected=Protected(
+            roots=[str(tmp_path / "data"), str(tmp_path / "data" / "jobs")],
+            shared=[str(tmp_path / "data" / "cache")],
+            jobs_dir=str(tmp_path / "data" / "jobs"),
+        ),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -148,6 +153,10 @@ def test_a_root_worker_starts_bwrap_as_another_user(tmp_path: Path) -> None:
         (lambda t: [Mount(str(t / "missing"))], "does not exist on this worker"),
         (lambda t: [Mount(str(t / "data"))], "holds"),
         (lambda t: [Mount(str(t))], "mount the directories the step needs"),
+        # Inside the platform's directories: another job's, the database's (a mount path
+        # may come from a script, as a Go `//replace`).
+        (lambda t: [Mount(str(t / "data" / "jobs" / "other"))], "its own job directory"),
+        (lambda t: [Mount(str(t / "data" / "postgres"))], "may see only the caches"),
     ],
 )
 def test_mounts_the_sandbox_refuses(tmp_path: Path, make: object, message: str) -> None:
@@ -156,6 +165,18 @@ def test_mounts_the_sandbox_refuses(tmp_path: Path, make: object, message: str) 
     with pytest.raises(SandboxError) as info:
         backend(tmp_path).launch(r, network=True, limits=r.limits)
     assert message in str(info.value)
+
+
+def test_caches_and_the_jobs_own_directory_may_be_mounted(tmp_path: Path) -> None:
+    cwd = job(tmp_path) / "build"
+    cwd.mkdir()
+    cache = tmp_path / "data" / "cache" / "go"
+    cache.mkdir(parents=True)
+    r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(cache)), Mount(str(cwd.parent / "x"))])
+    (cwd.parent / "x").mkdir()
+    argv = backend(tmp_path).launch(r, network=True, limits=r.limits).argv
+    assert (str(cache), str(cache)) in pairs(argv, "--ro-bind")
+    assert (str(cwd.parent / "x"), str(cwd.parent / "x")) in pairs(argv, "--ro-bind")
 
 
 def test_a_program_outside_every_mount_is_named(tmp_path: Path) -> None:

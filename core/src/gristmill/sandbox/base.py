@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from gristmill.config import ConfigError
-from gristmill.sandbox.spec import Limits
+from gristmill.sandbox.spec import Limits, is_under
 
 if TYPE_CHECKING:
     from gristmill.runtime import Recipe
 
-__all__ = ["Backend", "Launch", "SandboxError", "SandboxUnavailable"]
+__all__ = ["Backend", "Launch", "Protected", "SandboxError", "SandboxUnavailable"]
 
 
 class SandboxError(RuntimeError):
@@ -30,6 +30,43 @@ class SandboxError(RuntimeError):
 
 class SandboxUnavailable(ConfigError):
     """The chosen backend cannot run on this machine: the worker does not start."""
+
+
+@dataclass(frozen=True)
+class Protected:
+    """Host directories no step may see into: ``roots`` (the data directory, the jobs
+    directory) except what lies under ``shared`` (the caches, which runtimes mount) and the
+    step's own job directory."""
+
+    roots: Sequence[str] = ()
+    shared: Sequence[str] = ()
+    jobs_dir: str | None = None
+
+    def check(self, source: str, phase: str, cwd: str) -> None:
+        """Raise :class:`SandboxError` when mounting ``source`` would expose a protected
+        directory: one that holds a root, or lies inside one (not shared, not the step's
+        own job directory). A mount path can come from a script (a Go ``//replace``)."""
+        for root in self.roots:
+            if is_under(root, source):
+                raise SandboxError(
+                    f"the {phase} step mounts {source}, which holds {root} (other jobs' "
+                    "directories, the database, the CLI token): mount the directories the "
+                    "step needs, not their parent"
+                )
+        inside = [root for root in self.roots if is_under(source, root)]
+        if not inside or any(is_under(source, shared) for shared in self.shared):
+            return
+        if self.jobs_dir is not None and is_under(cwd, self.jobs_dir) and cwd != self.jobs_dir:
+            own = (
+                self.jobs_dir.rstrip("/") + "/" + cwd[len(self.jobs_dir) :].strip("/").split("/")[0]
+            )
+            if is_under(source, own):
+                return
+        raise SandboxError(
+            f"the {phase} step mounts {source}, inside {inside[0]}: of the platform's own "
+            f"directories a step may see only the caches ({', '.join(self.shared) or 'none'}) "
+            "and its own job directory"
+        )
 
 
 @dataclass

@@ -17,11 +17,24 @@ from typing import Literal
 
 from gristmill.sandbox.spec import SYSTEM_DIRS
 
-__all__ = ["ETC_ENTRIES", "SANDBOX_GID", "SANDBOX_UID", "EtcCopy", "HostEntry", "SystemLayout"]
+__all__ = [
+    "ETC_ENTRIES",
+    "SANDBOX_GID",
+    "SANDBOX_OUTSIDE_GID",
+    "SANDBOX_OUTSIDE_UID",
+    "SANDBOX_UID",
+    "EtcCopy",
+    "HostEntry",
+    "SystemLayout",
+]
 
 #: The user and group a job is inside its sandbox ("nobody"), whoever it is outside.
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
+#: Who a root worker's sandboxes are outside, by default: not 65534 (``nobody``), which the
+#: embedded Postgres runs as when Gristmill runs as root: a job must share nothing with it.
+SANDBOX_OUTSIDE_UID = 65533
+SANDBOX_OUTSIDE_GID = 65533
 
 #: The parts of /etc a program may need, and nothing that holds a secret (no shadow, no
 #: ssh host keys, no ssl/private, no credentials a package manager keeps there): name

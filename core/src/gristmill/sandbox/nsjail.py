@@ -10,7 +10,7 @@ system directories and a few files of /etc, the job's uid mapped to an unprivile
 outside, ``RLIMIT_NPROC`` per job, no capabilities).
 
 nsjail runs as the worker (root or not) and maps uid 65534 inside to ``outside_uid``
-(65534 by default for a root worker; the worker's own uid otherwise). The configuration
+(65533 by default for a root worker; the worker's own uid otherwise). The configuration
 reaches nsjail through a memfd (``--config /proc/self/fd/N``): no file to clean up, and
 nothing of it inside the job's directory.
 """
@@ -22,13 +22,18 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gristmill.sandbox.base import Launch, SandboxError
+from gristmill.sandbox.base import Launch, Protected, SandboxError
 from gristmill.sandbox.hostpaths import chown_tree, is_owned_by
-from gristmill.sandbox.layout import SANDBOX_GID, SANDBOX_UID, SystemLayout
-from gristmill.sandbox.spec import Limits, is_under
+from gristmill.sandbox.layout import (
+    SANDBOX_GID,
+    SANDBOX_OUTSIDE_GID,
+    SANDBOX_OUTSIDE_UID,
+    SANDBOX_UID,
+    SystemLayout,
+)
+from gristmill.sandbox.spec import Limits
 
 if TYPE_CHECKING:
     from gristmill.runtime import Recipe
@@ -97,8 +102,8 @@ def render(
     network: bool,
     limits: Limits,
     time_limit_s: float,
-    outside_uid: int | None = SANDBOX_UID,
-    outside_gid: int | None = SANDBOX_GID,
+    outside_uid: int | None = SANDBOX_OUTSIDE_UID,
+    outside_gid: int | None = SANDBOX_OUTSIDE_GID,
     name: str = "gristmill",
 ) -> str:
     """nsjail's configuration for one step. ``outside_uid`` ``None`` maps the job to
@@ -196,13 +201,13 @@ class NsjailBackend:
         *,
         nsjail: str,
         layout: SystemLayout,
-        protected: Sequence[Path] = (),
-        outside: tuple[int, int] | None = (SANDBOX_UID, SANDBOX_GID),
+        protected: Protected | None = None,
+        outside: tuple[int, int] | None = (SANDBOX_OUTSIDE_UID, SANDBOX_OUTSIDE_GID),
         timeout_s: float = 900.0,
     ) -> None:
         self.nsjail = nsjail
         self.layout = layout
-        self.protected = [str(p) for p in protected]
+        self.protected = protected or Protected()
         self.outside = outside
         self.timeout_s = timeout_s
 
@@ -210,15 +215,11 @@ class NsjailBackend:
         cwd = str(recipe.cwd)
         self.layout.refresh()
         for mount in recipe.mounts:
+            self.protected.check(mount.source, recipe.phase, cwd)
             if not mount.optional and not os.path.exists(mount.source):
                 raise SandboxError(
                     f"the {recipe.phase} step mounts {mount.source}, which does not exist on "
                     "this worker"
-                )
-            if any(is_under(p, mount.source) for p in self.protected):
-                raise SandboxError(
-                    f"the {recipe.phase} step mounts {mount.source}, which holds other jobs' "
-                    "directories or the database: mount what the step needs, not its parent"
                 )
         handover: list[str] = []
         if self.outside is not None:

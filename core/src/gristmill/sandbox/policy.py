@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gristmill.sandbox.base import Backend, SandboxUnavailable
+from gristmill.sandbox.base import Backend, Protected, SandboxUnavailable
 from gristmill.sandbox.bwrap import BwrapBackend, find_bwrap
 from gristmill.sandbox.hostpaths import blocking_dir
-from gristmill.sandbox.layout import SANDBOX_GID, SANDBOX_UID, SystemLayout
+from gristmill.sandbox.layout import SANDBOX_OUTSIDE_GID, SANDBOX_OUTSIDE_UID, SystemLayout
 from gristmill.sandbox.none import NoSandbox
 from gristmill.sandbox.nsjail import NsjailBackend, find_nsjail
 from gristmill.sandbox.spec import Limits
@@ -92,13 +92,13 @@ def _run_as(settings: Settings) -> tuple[int, int] | None:
     """Who the sandbox is outside: ``None`` for the worker's own user."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
-    uid = settings.sandbox_uid if settings.sandbox_uid is not None else SANDBOX_UID
+    uid = settings.sandbox_uid if settings.sandbox_uid is not None else SANDBOX_OUTSIDE_UID
     if uid == 0:
         return None
     gid = (
         settings.sandbox_gid
         if settings.sandbox_gid is not None
-        else (SANDBOX_GID if uid == SANDBOX_UID else uid)
+        else (SANDBOX_OUTSIDE_GID if uid == SANDBOX_OUTSIDE_UID else uid)
     )
     return uid, gid
 
@@ -169,8 +169,12 @@ def _reachable_copy(binary: str, into: Path) -> str:
     return str(target_pkg / Path(binary).relative_to(package))
 
 
-def _protected(settings: Settings) -> list[Path]:
-    return [settings.data_dir, settings.jobs_dir]
+def _protected(settings: Settings) -> Protected:
+    return Protected(
+        roots=[str(settings.data_dir), str(settings.jobs_dir)],
+        shared=[str(settings.cache_dir)],
+        jobs_dir=str(settings.jobs_dir),
+    )
 
 
 def _probe(backend: Backend, scratch: Path) -> None:
