@@ -348,7 +348,7 @@ def test_a_locked_build_uses_exactly_the_lock(
     keys = set()
     for text in (lock, changed):
         ctx = _locked_context(runtime, code, {}, tmp_path, tmp_path / "cache", text, deps)
-        keys.add(runtime.prepare(ctx)[0].argv[-2])
+        keys.add(runtime.prepare(ctx)[0].argv[-1])
     assert len(keys) == 2
 
 

@@ -1,9 +1,8 @@
 # The build step of a Go job, run in the job's module directory as
-#   python -I -S build.py GO OUTPUT [LINK]
+#   python -I -S build.py GO OUTPUT
 # It compiles the module into a temporary file next to OUTPUT and renames it to OUTPUT, so that
 # a job never sees a half-written program and concurrent builds of one script are safe (the
-# last rename wins; both programs are the same). LINK, when given, is then replaced by a
-# symbolic link to OUTPUT: the job's run step starts LINK.
+# last rename wins; both programs are the same). The job's run step starts OUTPUT.
 # It imports only the standard library and nothing of Gristmill: it runs without site-packages.
 from __future__ import annotations
 
@@ -34,11 +33,10 @@ _GO_GET = re.compile(r"^\s*(?:to add it:|go get \S+)\s*$")
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (3, 4):
-        print("usage: build.py GO OUTPUT [LINK]", file=sys.stderr)
+    if len(argv) != 3:
+        print("usage: build.py GO OUTPUT", file=sys.stderr)
         return 2
     go, output = argv[1], argv[2]
-    link = argv[3] if len(argv) == 4 else None
     directory = os.path.dirname(output)
     os.makedirs(directory, exist_ok=True)
     _remove_stale_temporaries(directory)
@@ -61,10 +59,6 @@ def main(argv: list[str]) -> int:
         _remove(temporary)
         return done.returncode
     os.replace(temporary, output)
-    if link is not None:
-        pending = f"{link}.{uuid.uuid4().hex}.tmp"
-        os.symlink(output, pending)
-        os.replace(pending, link)
     return 0
 
 

