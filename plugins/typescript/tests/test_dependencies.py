@@ -288,7 +288,9 @@ def test_a_job_without_dependencies_runs_as_before(tmp_path: Path) -> None:
     ctx = make_context(runtime, "export function main() {\n  return 1;\n}\n", {}, tmp_path)
     recipe = runtime.prepare(ctx)
     assert isinstance(recipe, Recipe)
-    assert recipe.argv[0] == runtime.bun and recipe.argv[1].endswith("wrapper.mjs")
+    # Auto-install is off for every job, with a lock or without.
+    assert recipe.argv[:2] == [runtime.bun, "--no-install"]
+    assert recipe.argv[2].endswith("wrapper.mjs")
     assert not (ctx.job_dir / "node_modules").exists()
 
 

@@ -1,6 +1,6 @@
 """The Bun runtime (``bun``): TypeScript run by Bun, with its packages locked and installed
-by ``bun install`` (see dependencies.py), or, for a job run without the core's locking,
-installed by Bun on import."""
+by ``bun install`` (see dependencies.py). Jobs never install packages themselves: Bun's
+auto-install is off, a job imports exactly what its lock installed."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ import re
 import subprocess
 from pathlib import Path
 
-from gristmill import JobContext, Recipe, ScriptError, Toolchain
+from gristmill import JobContext, Mount, Recipe, ScriptError, Toolchain
 
 from gristmill_typescript.dependencies import (
     join_bun_lock,
     network_env,
+    network_mounts,
     package_json,
     pinned_removed,
     split_bun_lock,
 )
 from gristmill_typescript.imports import without_npm_prefixes
-from gristmill_typescript.runtime import TypeScriptRuntime
+from gristmill_typescript.runtime import LIMITS, TypeScriptRuntime
 from gristmill_typescript.toolchains import Executable, find_executable, probe_version
 
 __all__ = ["BunRuntime"]
@@ -68,19 +69,25 @@ class BunRuntime(TypeScriptRuntime):
 
     def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
         (ctx.job_dir / "package.json").write_text(PACKAGE_JSON, encoding="utf-8")
-        if ctx.deps_dir is None:
-            return [self.bun]
-        # Bun resolves packages from the nearest node_modules up from the script (the
-        # packages' own imports from their real paths, inside deps_dir); with auto-install off,
-        # the job runs exactly the lock's versions, and a package missing from the lock fails
-        # at once instead of being fetched.
-        installed = ctx.deps_dir / "node_modules"
-        if installed.is_dir():
-            link = ctx.job_dir / "node_modules"
-            if link.is_symlink():  # the same job prepared again
-                link.unlink()
-            link.symlink_to(installed, target_is_directory=True)
+        if ctx.deps_dir is not None:
+            # Bun resolves packages from the nearest node_modules up from the script (the
+            # packages' own imports from their real paths, inside deps_dir).
+            installed = ctx.deps_dir / "node_modules"
+            if installed.is_dir():
+                link = ctx.job_dir / "node_modules"
+                if link.is_symlink():  # the same job prepared again
+                    link.unlink()
+                link.symlink_to(installed, target_is_directory=True)
+        # Auto-install off, always: the job runs exactly the lock's versions, and a package
+        # missing from the lock (or imported by a computed name, which no lock can know)
+        # fails at once, naming it, instead of being fetched into a shared cache that the
+        # sandbox keeps read-only in a run step.
         return [self.bun, "--no-install"]
+
+    def _run_mounts(self, ctx: JobContext, cache_dir: Path) -> list[Mount]:
+        # The job's node_modules link points into the environment: read-only, shared by every
+        # job of the lock.
+        return [Mount(str(ctx.deps_dir))] if ctx.deps_dir is not None else []
 
     def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
         return {**ctx.env, **self._bun_env(cache_dir)}
@@ -90,7 +97,11 @@ class BunRuntime(TypeScriptRuntime):
             # Packages are downloaded once for all jobs, not into each job's HOME (the job
             # directory, deleted after the job).
             "BUN_INSTALL_CACHE_DIR": str(cache_dir / "install"),
-            "BUN_RUNTIME_TRANSPILER_CACHE_PATH": str(cache_dir / "transpiler"),
+            # No runtime transpiler cache ("0" turns it off): a cache written by jobs and read
+            # by the next ones is one a job could poison (its entries are the code other jobs
+            # execute), so run steps never get a shared cache writable. Bun caches only files
+            # over 50 KB there: a script and most packages lose nothing.
+            "BUN_RUNTIME_TRANSPILER_CACHE_PATH": "0",
             # No telemetry or crash reports from the workers; logs without color codes.
             "DO_NOT_TRACK": "1",
             "NO_COLOR": "1",
@@ -114,12 +125,17 @@ class BunRuntime(TypeScriptRuntime):
         # directory, which the job directory's removal cleans up.
         argv = [self.bun, "install", "--no-progress", "--ignore-scripts"]
         argv += [flag for flag in ("--lockfile-only", "--save-text-lockfile") if flag in flags]
+        env = self._install_env(ctx)
         return Recipe(
             argv=argv,
-            env=self._install_env(ctx),
+            env=env,
             cwd=ctx.job_dir,
             phase="lock",
             failure_name="LockError",
+            # Bun keeps the registry's manifests in its install cache.
+            mounts=self._install_mounts(ctx, env),
+            limits=LIMITS,
+            network=True,
         )
 
     def read_lock(self, ctx: JobContext) -> str:
@@ -145,13 +161,26 @@ class BunRuntime(TypeScriptRuntime):
             # A flat node_modules of real directories: the environment is renamed into its
             # cache place after the install, and jobs link to it from anywhere.
             argv.append("--linker=hoisted")
+        env = self._install_env(ctx)
         return Recipe(
             argv=argv,
-            env=self._install_env(ctx),
+            env=env,
+            # The target is the step's working directory: writable, like the install cache.
             cwd=target,
             phase="install",
             failure_name="InstallError",
+            mounts=self._install_mounts(ctx, env),
+            limits=LIMITS,
+            network=True,
         )
+
+    def _install_cache(self, ctx: JobContext) -> Path:
+        return (ctx.cache_dir or ctx.job_dir / ".cache") / "install"
+
+    def _install_mounts(self, ctx: JobContext, env: dict[str, str]) -> list[Mount]:
+        cache = self._install_cache(ctx)
+        cache.mkdir(parents=True, exist_ok=True)  # a mount's source must exist
+        return [*self.toolchain_mounts(), Mount(str(cache), writable=True), *network_mounts(env)]
 
     def _install_env(self, ctx: JobContext) -> dict[str, str]:
         cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"

@@ -6,10 +6,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from gristmill import JobContext, Recipe, ScriptError, Toolchain
+from gristmill import JobContext, Mount, Recipe, ScriptError, Toolchain
 
-from gristmill_typescript.dependencies import deno_entrypoint_from_lock, deno_inputs, network_env
-from gristmill_typescript.runtime import TypeScriptRuntime
+from gristmill_typescript.dependencies import (
+    deno_entrypoint_from_lock,
+    deno_inputs,
+    network_env,
+    network_mounts,
+)
+from gristmill_typescript.runtime import LIMITS, TypeScriptRuntime
 from gristmill_typescript.toolchains import Executable, find_executable, probe_version
 
 __all__ = ["DenoRuntime"]
@@ -55,7 +60,7 @@ class DenoRuntime(TypeScriptRuntime):
         return probe_version(self.executable, _parse_version)
 
     def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
-        deno_dir = cache_dir / "deno"
+        deno_dir = _deno_dir(cache_dir)
         return [
             self.deno,
             "run",
@@ -72,22 +77,45 @@ class DenoRuntime(TypeScriptRuntime):
             f"--allow-write={ctx.job_dir}",
             "--allow-env",
             "--allow-net",
+            # A run step writes nothing into DENO_DIR (read-only in the sandbox), not even
+            # V8's code cache (see _env for the other one).
+            "--no-code-cache",
         ]
 
     def _lock_flags(self, ctx: JobContext) -> list[str]:
         if ctx.deps_dir is None:
             return ["--no-lock"]
         # Exactly the lock: an import it does not pin fails the job rather than resolving
-        # anew, and a module missing from the cache is downloaded and checked against it.
+        # anew. A module missing from the cache is downloaded and checked against the lock
+        # outside the sandbox; inside, DENO_DIR is read-only and the job fails, naming it.
         return [f"--lock={ctx.deps_dir / LOCK_FILE}", "--frozen"]
 
+    def _run_mounts(self, ctx: JobContext, cache_dir: Path) -> list[Mount]:
+        # DENO_DIR read-only: it holds what the lock pinned (the install step fetched it), and
+        # a job must not change what the next jobs load. Deno keeps its own caches there too
+        # (emitted JavaScript, code cache, CommonJS analysis): in a run step it works without
+        # writing them. The environment holds the lock file the job runs against.
+        mounts = [Mount(str(_made(_deno_dir(cache_dir))))]
+        if ctx.deps_dir is not None:
+            mounts.append(Mount(str(ctx.deps_dir)))
+        return mounts
+
     def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
-        return {**ctx.env, **self._deno_env(cache_dir)}
+        return {
+            **ctx.env,
+            **self._deno_env(cache_dir),
+            # A run step does not write DENO_DIR (read-only in the sandbox: a cache jobs write
+            # is one a job could poison for the next ones). Deno would still try to keep the
+            # JavaScript it emits for main.ts there, and retry the failed write for 165 ms
+            # (measured); both of its caches hold one entry per job directory anyway, never
+            # hit again, so unsandboxed they only grew. Transpiling a script costs a few ms.
+            "DENO_EMIT_CACHE_MODE": "disable",
+        }
 
     def _deno_env(self, cache_dir: Path) -> dict[str, str]:
         return {
             # Downloaded modules and compiled code are shared by all jobs.
-            "DENO_DIR": str(cache_dir / "deno"),
+            "DENO_DIR": str(_deno_dir(cache_dir)),
             "DENO_NO_UPDATE_CHECK": "1",
             "DENO_NO_PACKAGE_JSON": "1",
             # Trust the machine's certificate authorities as well as Deno's own list, like Bun
@@ -135,12 +163,32 @@ class DenoRuntime(TypeScriptRuntime):
             "--entrypoint",
             str(where / DEPS_FILE),
         ]
+        # The worker's registry, proxy and certificate settings; a job_env hook's (in ctx.env)
+        # win over them.
+        env = {**network_env(), **ctx.env, **self._deno_env(cache_dir)}
         return Recipe(
             argv=argv,
-            # The worker's registry, proxy and certificate settings; a job_env hook's (in
-            # ctx.env) win over them.
-            env={**network_env(), **ctx.env, **self._deno_env(cache_dir)},
+            env=env,
+            # The lock directory, or the install target: writable, as the step's cwd.
             cwd=where,
             phase=phase,
             failure_name="LockError" if phase == "lock" else "InstallError",
+            # The steps that fill DENO_DIR are the only ones that may write it.
+            mounts=[
+                *self.toolchain_mounts(),
+                Mount(str(_made(_deno_dir(cache_dir))), writable=True),
+                *network_mounts(env),
+            ],
+            limits=LIMITS,
+            network=True,
         )
+
+
+def _deno_dir(cache_dir: Path) -> Path:
+    return cache_dir / "deno"
+
+
+def _made(path: Path) -> Path:
+    """``path``, created when missing: a mount's source must exist."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

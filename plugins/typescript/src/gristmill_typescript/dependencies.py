@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from gristmill import ScriptError
+from gristmill import Mount, ScriptError, toolchain_mounts
 
 from gristmill_typescript.imports import ImportSource, import_sources, rewrite_sources
 
@@ -30,6 +30,7 @@ __all__ = [
     "deno_inputs",
     "join_bun_lock",
     "network_env",
+    "network_mounts",
     "package_json",
     "package_of",
     "pinned_removed",
@@ -134,10 +135,29 @@ _NETWORK_ENV: Final = (
 )
 
 
+#: Those of them that name certificate files or directories (``SSL_CERT_DIR`` may list several).
+_CERTIFICATE_ENV: Final = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "DENO_CERT")
+
+
 def network_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The registry, proxy and certificate settings of ``environ`` (the worker's)."""
     source = os.environ if environ is None else environ
     return {name: source[name] for name in _NETWORK_ENV if source.get(name)}
+
+
+def network_mounts(env: Mapping[str, str]) -> list[Mount]:
+    """Read-only mounts of the certificate files and directories ``env`` names, so that a lock
+    or install step in the sandbox can read them. The system directories need none (the
+    sandbox has them, and its /etc holds the certificate stores: ``ssl/certs``,
+    ``pki/ca-trust``...); a file elsewhere under /etc cannot be shown there. Optional: a
+    setting naming a missing file is the resolver's to report, as without a sandbox."""
+    paths = [
+        part
+        for name in _CERTIFICATE_ENV
+        for part in env.get(name, "").split(":")
+        if part.startswith("/")
+    ]
+    return [Mount(m.source, optional=True) for m in toolchain_mounts(prefixes=paths)]
 
 
 # -- Bun ------------------------------------------------------------------------------------

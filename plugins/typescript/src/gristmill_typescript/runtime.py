@@ -5,24 +5,36 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
 from gristmill import (
     JobContext,
     JobOutcome,
+    Limits,
+    Mount,
     ProcessExit,
     Recipe,
     Signature,
     Toolchain,
     read_result_file,
+    toolchain_mounts,
 )
 
 from gristmill_typescript.signature import ParsedMain, parse_main, parse_signature
+from gristmill_typescript.toolchains import Executable
 
-__all__ = ["MAIN_FILE", "TEMPLATE", "TypeScriptRuntime", "argument_spec"]
+__all__ = ["LIMITS", "MAIN_FILE", "TEMPLATE", "TypeScriptRuntime", "argument_spec"]
 
 MAIN_FILE = "main.ts"
+
+#: The limits of every Bun and Deno step: the defaults (processes, open files, file size,
+#: /tmp), without a memory limit, which would be an address-space limit (``RLIMIT_AS``). Deno
+#: cannot run under one: V8 reserves its heap cage up front, and a hello world needs more than
+#: 32 GB of address space (measured, Deno 2.9). Bun 1.4 can (it ran with 2 GB and failed an
+#: allocation past it with ``RangeError: Out of memory``), but stays without one for now.
+LIMITS = Limits(memory_mb=None)
 
 TEMPLATE = """\
 // `main`'s parameters become the script's form and its API arguments.
@@ -43,6 +55,8 @@ class TypeScriptRuntime:
     display_name: str
     aliases: tuple[str, ...] = ()
     file_extensions = (".ts",)
+    #: The runtime's binary (``bun`` or ``deno``), or why there is none.
+    executable: Executable
 
     def __init__(self) -> None:
         self.wrapper = str(resources.files("gristmill_typescript").joinpath("wrapper.mjs"))
@@ -65,14 +79,36 @@ class TypeScriptRuntime:
         (ctx.job_dir / MAIN_FILE).write_text(self._script_for_job(ctx), encoding="utf-8")
         cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
         argv = [*self._command(ctx, cache_dir), self.wrapper, argument_spec(parsed)]
-        return Recipe(argv=argv, env=self._env(ctx, cache_dir), cwd=ctx.job_dir)
+        return Recipe(
+            argv=argv,
+            env=self._env(ctx, cache_dir),
+            cwd=ctx.job_dir,
+            # What the sandbox shows the run step besides the job directory, all read-only:
+            # the runtime's binary, the wrapper, the installed packages and caches.
+            mounts=[
+                *self.toolchain_mounts(),
+                Mount(os.path.dirname(self.wrapper)),
+                *self._run_mounts(ctx, cache_dir),
+            ],
+            limits=LIMITS,
+        )
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         return read_result_file(ctx, exit)
 
     # -- what each runtime supplies -----------------------------------------------------------
 
+    def toolchain_mounts(self) -> list[Mount]:
+        """The read-only mounts that make the runtime's binary runnable in the sandbox: its
+        directory, and the real binary's when it is a link (``node_modules/.bin/bun``)."""
+        path = self.executable.path
+        return toolchain_mounts(path) if path else []
+
     def _probe_toolchain(self) -> Toolchain:
+        raise NotImplementedError
+
+    def _run_mounts(self, ctx: JobContext, cache_dir: Path) -> list[Mount]:
+        """The run step's mounts besides the binary's and the wrapper's (read-only)."""
         raise NotImplementedError
 
     def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
