@@ -1,7 +1,7 @@
 """The PostgreSQL runtime passes the conformance kit every runtime passes.
 
 The kit's job tests run a script with fixed arguments; a PostgreSQL script needs its
-connection among them, known only once the session's Postgres runs. Those two tests are
+connection among them, known only once the session's Postgres runs. Those tests are
 overridden to add it, with the kit's own assertions: the hello-world really runs on Postgres.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gristmill.sandbox import RunPolicy
 from gristmill.testing.contract import RuntimeContract, require_toolchain
 from gristmill.testing.runner import run_job
 from gristmill_sql.runtime import PostgresRuntime
@@ -53,3 +54,14 @@ class TestPostgresContract(RuntimeContract):
         assert isinstance(error["name"], str) and error["name"]
         assert self.failing_message in error["message"], error
         assert isinstance(error.get("stack", ""), str)
+
+    def test_contract_hello_world_runs_in_the_sandbox(  # type: ignore[override]
+        self, sandbox_policy: RunPolicy, sandbox_root: Path, tcp_database: dict[str, Any]
+    ) -> None:
+        """Under bwrap, as a worker runs it, reaching its database over the network."""
+        runtime = self.make_runtime()
+        require_toolchain(runtime)
+        args = {**self.hello_args, "database": tcp_database}
+        ran = run_job(runtime, self.hello_script, args, sandbox_root, policy=sandbox_policy)
+        assert ran.outcome.success, f"{ran.outcome.result_json}\nlogs:\n{ran.logs}"
+        assert ran.result == self.hello_result

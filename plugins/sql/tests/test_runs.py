@@ -13,7 +13,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from gristmill.config import Settings
+from gristmill.platform import run_policy
 from gristmill.runtime import Runtime
+from gristmill.sandbox import RunPolicy
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.pytest_plugin import PgCluster
 from gristmill.testing.runner import RanJob, make_context, run_job
@@ -112,6 +115,60 @@ def test_recipe(runtime: PostgresRuntime, tmp_path: Path) -> None:
     assert list(recipe.argv) == [runtime.interpreter, "-I", "-B", "-u", runtime.wrapper]
     assert dict(recipe.env) == dict(ctx.env)
     assert (ctx.job_dir / "plan.json").is_file()
+
+
+def test_recipe_declares_what_the_sandbox_must_show(
+    runtime: PostgresRuntime, tmp_path: Path
+) -> None:
+    """Read-only: the interpreter and its standard library, the site-packages psycopg is
+    imported from, the wrapper; the network (the database); a memory limit."""
+    recipe = runtime.prepare(make_context(runtime, "SELECT 1", {"database": {}}, tmp_path))
+    recipe.validate()
+    assert not any(m.writable for m in recipe.mounts)
+    sources = [m.source for m in recipe.mounts]
+
+    def visible(path: str) -> bool:
+        return path.startswith("/usr/") or any(
+            path == s or path.startswith(s + "/") for s in sources
+        )
+
+    site_packages = os.path.dirname(os.path.dirname(psycopg.__file__))
+    for path in (runtime.interpreter, runtime.wrapper, site_packages, sys.base_prefix):
+        assert visible(path), (path, sources)
+    if sys.prefix != sys.base_prefix:
+        assert os.path.join(sys.prefix, "pyvenv.cfg") in sources
+    assert recipe.network is True
+    assert recipe.limits.memory_mb == 4096
+
+
+def test_sandboxed_job_reaches_its_database_over_the_network(
+    runtime: PostgresRuntime,
+    tcp_database: dict[str, Any],
+    sandbox_policy: RunPolicy,
+    sandbox_data_dir: Path,
+    sandbox_root: Path,
+) -> None:
+    """Under bwrap a job reaches a database over TCP, unless the worker group's jobs have no
+    network (GRISTMILL_JOB_NETWORK=off): the recipe asks for it, the policy wins."""
+    code = "SELECT current_database() AS db;"
+    ran = run_job(runtime, code, {"database": tcp_database}, sandbox_root, policy=sandbox_policy)
+    assert _ok(ran) == [{"db": tcp_database["dbname"]}]
+    offline = run_policy(Settings(data_dir=sandbox_data_dir, sandbox="bwrap", job_network=False))
+    ran = run_job(runtime, code, {"database": tcp_database}, sandbox_root, policy=offline)
+    assert _error(ran)["name"] == "ConnectionError"
+
+
+def test_sandboxed_job_cannot_reach_a_unix_socket(
+    runtime: PostgresRuntime, db: dict[str, Any], sandbox_policy: RunPolicy, sandbox_root: Path
+) -> None:
+    """A unix-socket host is not visible in the sandbox: the runtime mounts no directory an
+    argument names (any directory of the host, local databases' sockets among them)."""
+    assert str(db["host"]).startswith("/")
+    ran = run_job(
+        runtime, "SELECT 1 AS one;", {"database": db}, sandbox_root, policy=sandbox_policy
+    )
+    error = _error(ran)
+    assert error["name"] == "ConnectionError", error
 
 
 def test_template_runs(runtime: PostgresRuntime, db: dict[str, Any], tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ requirements, one per line. ``uv pip compile`` resolves it against the job inter
 ``uv pip install --no-deps --target`` installs exactly those pins into a directory that the
 core keeps per lock and shares between jobs. Installs hard-link files from uv's cache (both
 live under the worker's cache directory, on one filesystem), so a new environment of
-already-downloaded packages costs little disk and time.
+already-downloaded packages costs little disk and time. In the sandbox the cache and the
+target are two mounts, which hard links cannot cross: uv copies instead (see "In the
+sandbox" in docs/dependencies.md for why the cost is accepted).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from gristmill import JobContext, Recipe, ScriptError
+from gristmill import JobContext, Mount, Recipe, ScriptError
 
 __all__ = [
     "INSTALL_FILE",
@@ -123,9 +125,26 @@ def _uv_cache(ctx: JobContext) -> Path:
     return (ctx.cache_dir or ctx.job_dir) / "uv"
 
 
-def lock_recipe(ctx: JobContext, inputs: str, *, uv: str, python: str) -> Recipe:
+def _cache_mounts(ctx: JobContext) -> list[Mount]:
+    """uv's cache, writable: the lock and install steps fill it (it must exist to be
+    mounted). Inside the job directory (no runtime cache) it needs no mount of its own."""
+    cache = _uv_cache(ctx)
+    cache.mkdir(parents=True, exist_ok=True)
+    if cache.is_relative_to(ctx.job_dir):
+        return []
+    return [Mount(str(cache), writable=True)]
+
+
+def lock_recipe(
+    ctx: JobContext, inputs: str, *, uv: str, python: str, toolchain: Sequence[Mount] = ()
+) -> Recipe:
     """Write ``requirements.in`` into the job directory; the recipe resolves it into
-    ``requirements.txt``."""
+    ``requirements.txt``.
+
+    The step sees ``toolchain`` (uv and the interpreter, read-only), uv's cache (writable)
+    and the network (the index), which it keeps even where the worker's jobs have none.
+    Resolving may build a source distribution to read its metadata: that runs the
+    package's code, in this sandbox."""
     (ctx.job_dir / LOCK_INPUT).write_text(inputs, encoding="utf-8")
     argv = [
         uv,
@@ -143,7 +162,15 @@ def lock_recipe(ctx: JobContext, inputs: str, *, uv: str, python: str) -> Recipe
         "--cache-dir",
         str(_uv_cache(ctx)),
     ]
-    return Recipe(argv, uv_env(ctx), ctx.job_dir, phase="lock", failure_name="LockError")
+    return Recipe(
+        argv,
+        uv_env(ctx),
+        ctx.job_dir,
+        phase="lock",
+        failure_name="LockError",
+        mounts=[*toolchain, *_cache_mounts(ctx)],
+        network=True,
+    )
 
 
 def read_lock_file(ctx: JobContext, python_version: str) -> str:
@@ -174,9 +201,18 @@ def lock_python_version(lock: str) -> str | None:
 
 
 def install_recipe(
-    ctx: JobContext, lock: str, target: Path, *, uv: str, python: str, python_version: str
+    ctx: JobContext,
+    lock: str,
+    target: Path,
+    *,
+    uv: str,
+    python: str,
+    python_version: str,
+    toolchain: Sequence[Mount] = (),
 ) -> Recipe:
     """The recipe that installs exactly ``lock`` into ``target``.
+
+    The step sees what the lock step sees, and ``target``, writable.
 
     Raises :class:`ScriptError` when the lock was made for another Python: its pins (and
     their wheels) may not exist for this interpreter.
@@ -210,4 +246,12 @@ def install_recipe(
         # with -B): compiled once here, or each job would compile its imports again.
         "--compile-bytecode",
     ]
-    return Recipe(argv, uv_env(ctx), ctx.job_dir, phase="install", failure_name="InstallError")
+    return Recipe(
+        argv,
+        uv_env(ctx),
+        ctx.job_dir,
+        phase="install",
+        failure_name="InstallError",
+        mounts=[*toolchain, *_cache_mounts(ctx), Mount(str(target), writable=True)],
+        network=True,
+    )

@@ -14,12 +14,15 @@ from typing import Any
 from gristmill import (
     JobContext,
     JobOutcome,
+    Limits,
+    Mount,
     ProcessExit,
     Recipe,
     ScriptError,
     Signature,
     Toolchain,
     read_result_file,
+    toolchain_mounts,
 )
 
 from gristmill_python import dependencies
@@ -42,6 +45,14 @@ def main(name: str = "world", times: int = 1) -> str:
 #     twice as fast without the interpreter's .pth files); -B: no .pyc files in the job
 #     directory; -u: unbuffered, so logs stream while the job runs; -X utf8: UTF-8 I/O.
 INTERPRETER_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
+
+#: The address space of each process of a run step (RLIMIT_AS), as in Windmill.
+MEMORY_LIMIT_MB = 4096
+
+# Prints what the toolchain report and the sandbox's mounts need to know of an interpreter:
+# its version and its installation prefix (where its standard library is, whatever the path
+# of the binary: a link, a virtual environment's python).
+_PROBE = "import sys; print(sys.version.split()[0]); print(sys.base_prefix)"
 
 
 def _default_interpreter() -> str:
@@ -71,22 +82,55 @@ class PythonRuntime:
 
     @functools.cache  # noqa: B019 - one runtime object per process
     def toolchain(self) -> Toolchain:
+        probe = self._probe()
+        if isinstance(probe, str):
+            return Toolchain(False, message=probe)
+        return Toolchain(True, version=probe[0])
+
+    @functools.cache  # noqa: B019 - one runtime object per process
+    def _probe(self) -> tuple[str, str] | str:
+        """The interpreter's version and installation prefix; or why it cannot run."""
         try:
             done = subprocess.run(
-                [self.interpreter, "-I", "-S", "-c", "import sys; print(sys.version.split()[0])"],
+                [self.interpreter, "-I", "-S", "-c", _PROBE],
                 capture_output=True,
                 text=True,
                 timeout=30,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return Toolchain(
-                False,
-                message=f"cannot run the Python interpreter {self.interpreter!r} ({exc}); "
-                "install Python 3 or set PYTHON_PATH to an interpreter",
+            return (
+                f"cannot run the Python interpreter {self.interpreter!r} ({exc}); "
+                "install Python 3 or set PYTHON_PATH to an interpreter"
             )
-        if done.returncode != 0:
-            return Toolchain(False, message=f"{self.interpreter} failed: {done.stderr.strip()}")
-        return Toolchain(True, version=done.stdout.strip())
+        lines = done.stdout.splitlines()
+        if done.returncode != 0 or len(lines) != 2:
+            return f"{self.interpreter} failed: {done.stderr.strip() or done.stdout.strip()}"
+        version, prefix = lines
+        return version, prefix
+
+    def interpreter_mounts(self, *programs: str) -> list[Mount]:
+        """Read-only mounts for a step that runs the interpreter (and ``programs``): their
+        directories (and those of what links to them point to) and the interpreter's
+        installation prefix, whose standard library it imports."""
+        probe = self._probe()
+        # Without a probe the step fails anyway, saying what the sandbox lacks (and the
+        # toolchain report already keeps jobs away from this worker).
+        prefixes = [] if isinstance(probe, str) else [probe[1]]
+        mounts = toolchain_mounts(self.interpreter, *programs, prefixes=prefixes)
+        # A virtual environment's python finds its prefix through the pyvenv.cfg next to it
+        # or one level up (where site would find site-packages, which jobs do not use).
+        bin_dir = os.path.dirname(os.path.abspath(self.interpreter))
+        for directory in (bin_dir, os.path.dirname(bin_dir)):
+            config = os.path.join(directory, "pyvenv.cfg")
+            if os.path.isfile(config):
+                if not any(config.startswith(m.source.rstrip("/") + "/") for m in mounts):
+                    mounts.append(Mount(config))
+                break
+        return mounts
+
+    @functools.cached_property
+    def _run_mounts(self) -> list[Mount]:
+        return self.interpreter_mounts(self.wrapper)
 
     def python_version(self) -> str:
         """The jobs' interpreter as ``major.minor``, the ``# py:`` line of its locks."""
@@ -108,8 +152,17 @@ class PythonRuntime:
     def lock_inputs(self, source: str) -> str | None:
         return lock_inputs(source)
 
+    def _uv_mounts(self) -> list[Mount]:
+        # uv runs the interpreter (to learn its version and platform, and to compile the
+        # installed modules): both must be visible. A bare "uv" (none found) is not mounted:
+        # the step then fails saying it cannot start uv.
+        uv = self.uv
+        return self.interpreter_mounts(uv) if os.path.isabs(uv) else self.interpreter_mounts()
+
     def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe:
-        return dependencies.lock_recipe(ctx, inputs, uv=self.uv, python=self.interpreter)
+        return dependencies.lock_recipe(
+            ctx, inputs, uv=self.uv, python=self.interpreter, toolchain=self._uv_mounts()
+        )
 
     def read_lock(self, ctx: JobContext) -> str:
         return dependencies.read_lock_file(ctx, self.python_version())
@@ -122,18 +175,28 @@ class PythonRuntime:
             uv=self.uv,
             python=self.interpreter,
             python_version=self.python_version(),
+            toolchain=self._uv_mounts(),
         )
 
     def prepare(self, ctx: JobContext) -> Recipe:
         (ctx.job_dir / "main.py").write_text(ctx.code, encoding="utf-8")
         argv = [self.interpreter, *INTERPRETER_FLAGS, self.wrapper]
+        mounts = list(self._run_mounts)
         if ctx.deps_dir is not None:
-            # -I ignores PYTHONPATH: the wrapper adds the directory itself.
+            # -I ignores PYTHONPATH: the wrapper adds the directory itself. Read-only: every
+            # job of the same lock shares it (its modules were compiled at install).
             argv += ["--deps", str(ctx.deps_dir)]
+            mounts.append(Mount(str(ctx.deps_dir)))
         spec = argument_spec(ctx.schema)
         if spec:
             argv.append(json.dumps(spec, separators=(",", ":")))
-        return Recipe(argv=argv, env=dict(ctx.env), cwd=ctx.job_dir)
+        return Recipe(
+            argv=argv,
+            env=dict(ctx.env),
+            cwd=ctx.job_dir,
+            mounts=mounts,
+            limits=Limits(memory_mb=MEMORY_LIMIT_MB),
+        )
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         return read_result_file(ctx, exit)
