@@ -61,9 +61,6 @@ def clean_env(**overrides: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("GRISTMILL_") and k not in _PRODUCT_VARIABLES
     }
-    # Jobs run unsandboxed until every bundled runtime declares its mounts (the sandbox's
-    # own tests choose bwrap).
-    env["GRISTMILL_SANDBOX"] = "none"
     env.update(overrides)
     return env
 
@@ -103,6 +100,21 @@ def processes_using(path: Path) -> list[tuple[int, str]]:
         if _is_zombie(int(entry.name)):
             continue
         if text in cmdline or cwd == text or cwd.startswith(text + "/"):
+            found.append((int(entry.name), cmdline.strip()))
+    return found
+
+
+def processes_running(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and not _is_zombie(int(entry.name)):
             found.append((int(entry.name), cmdline.strip()))
     return found
 

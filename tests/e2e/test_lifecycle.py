@@ -232,7 +232,10 @@ def main(marker: str):
 
 @pytest.mark.timeout(120)
 def test_sigterm_requeues_a_running_job_which_a_restart_finishes(launch: Launcher) -> None:
-    first = launch.start("up")
+    # The job tells its attempts apart by a marker file outside its job directory: only an
+    # unsandboxed job can leave one (requeueing, not isolation, is under test here).
+    unsandboxed = {"GRISTMILL_SANDBOX": "none"}
+    first = launch.start("up", env=unsandboxed)
     assert first.admin_email and first.admin_password
     marker = launch.data_dir() / "marker"
     api = Api(first.local_url, login(first.local_url, first.admin_email, first.admin_password))
@@ -248,7 +251,7 @@ def test_sigterm_requeues_a_running_job_which_a_restart_finishes(launch: Launche
     assert code == 0, first.describe()
     assert processes_using(first.data_dir) == []
 
-    second = launch.start("up", data_dir=first.data_dir)
+    second = launch.start("up", data_dir=first.data_dir, env=unsandboxed)
     api = Api(second.local_url, login(second.local_url, first.admin_email, first.admin_password))
     try:
         job = api.wait_job(job_id, timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -15,7 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import GRISTMILL, Api, GristmillProcess, clean_env, closed_port, process_alive
+from .conftest import (
+    GRISTMILL,
+    Api,
+    GristmillProcess,
+    clean_env,
+    closed_port,
+    process_alive,
+    processes_running,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -320,17 +329,22 @@ def test_logs_stream_while_the_job_runs(api: Api) -> None:
 
 @pytest.mark.timeout(60)
 def test_cancel_kills_the_job_and_its_children(api: Api) -> None:
+    # A duration no other process uses: the child is found on the host by its command line
+    # (inside the sandbox its pid is its PID namespace's, not the host's).
+    duration = f"300.{random.randrange(10**8):08d}"
     path = api.create_script(
         "import subprocess, time\n\n"
         "def main():\n"
-        "    child = subprocess.Popen(['sleep', '300'])\n"
-        "    print(f'child pid {child.pid}', flush=True)\n"
+        f"    child = subprocess.Popen(['sleep', '{duration}'])\n"
+        "    print('child started', flush=True)\n"
         "    time.sleep(60)\n"
         "    return 'not canceled'\n"
     )
     job_id = api.run_async(path)
-    seen = api.wait_logs(job_id, "child pid", timeout=15)
-    pid = int(re.search(r"child pid (\d+)", seen["logs"]).group(1))  # type: ignore[union-attr]
+    api.wait_logs(job_id, "child started", timeout=15)
+    pids = [pid for pid, cmdline in processes_running(f"sleep {duration}")]
+    assert len(pids) == 1, pids
+    pid = pids[0]
     assert process_alive(pid)
 
     start = time.monotonic()

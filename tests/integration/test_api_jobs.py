@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -216,11 +217,14 @@ async def test_cancel_a_queued_job(api: httpx.AsyncClient) -> None:
 
 
 async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClient) -> None:
+    # A duration no other process uses: the child is found on the host by its command line
+    # (inside the sandbox its pid is its PID namespace's).
+    duration = f"300.{uuid.uuid4().int % 10**8:08d}"
     code = (
         "import subprocess, time\n"
         "def main():\n"
-        "    child = subprocess.Popen(['sleep', '300'])\n"
-        "    print('child', child.pid, flush=True)\n"
+        f"    child = subprocess.Popen(['sleep', '{duration}'])\n"
+        "    print('child started', flush=True)\n"
         "    time.sleep(300)\n"
     )
     job_id = (
@@ -229,7 +233,16 @@ async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClie
 
     async def child_pid() -> int | None:
         logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
-        return int(logs.split()[1]) if logs.startswith("child") else None
+        if not logs.startswith("child"):
+            return None
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if entry.name.isdigit() and cmdline == f"sleep\0{duration}\0".encode():
+                return int(entry.name)
+        return None
 
     pid = await wait_until(child_pid, timeout=15)
     assert os.path.exists(f"/proc/{pid}")

@@ -13,6 +13,7 @@ from typing import Any
 from gristmill import (
     JobContext,
     JobOutcome,
+    Mount,
     ProcessExit,
     Recipe,
     Signature,
@@ -46,15 +47,18 @@ class ShellSteps:
         assert ctx.cache_dir is not None
         build, run = ctx.code.split("||")
         env = dict(ctx.env)
+        cache = str(ctx.cache_dir)
+        # The build fills the cache (writable there); the run only reads it.
         return [
             Recipe(
-                ["/bin/sh", "-c", build],
+                ["/bin/sh", "-c", build, "sh", cache],
                 env,
                 ctx.job_dir,
                 phase="build",
                 failure_name="CompilationError",
+                mounts=[Mount(cache, writable=True)],
             ),
-            Recipe(["/bin/sh", "-c", run, "sh", str(ctx.cache_dir)], env, ctx.job_dir),
+            Recipe(["/bin/sh", "-c", run, "sh", cache], env, ctx.job_dir, mounts=[Mount(cache)]),
         ]
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
@@ -80,15 +84,15 @@ async def run(settings: Settings, code: str) -> dict[str, Any]:
 
 async def test_steps_run_in_order_and_the_cache_outlives_the_job(settings: Settings) -> None:
     code = (
-        'echo building; echo compiled > "$HOME/../built"'
-        '||echo running; cp "$HOME/../built" "$1/artifact"; printf \'"%s"\' "$1" > result.json'
+        'echo building; echo compiled > "$1/artifact"'
+        '||echo running; cat "$1/artifact"; printf \'"%s"\' "$1" > result.json'
     )
     outcome = await run(settings, code)
-    assert outcome["success"] is True
+    assert outcome["success"] is True, outcome
     cache_dir = Path(outcome["result"])
     assert cache_dir == settings.data_dir / "cache" / "shsteps"
     assert (cache_dir / "artifact").read_text() == "compiled\n"
-    assert outcome["logs"] == "building\nrunning\n"
+    assert outcome["logs"] == "building\nrunning\ncompiled\n"
 
 
 async def test_a_failed_build_step_is_the_jobs_error(settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """PostgreSQL scripts end to end: saved through the API, run by real workers, against the
-session's Postgres with the connection passed inline as the `database` argument."""
+session's Postgres with the connection passed inline as the `database` argument. Jobs run
+sandboxed, as in the product: they reach the database over TCP (``tcp_database``)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ async def _save(
 
 
 async def test_a_sql_script_runs_through_the_api(
-    api: httpx.AsyncClient, sql_database: dict[str, Any]
+    api: httpx.AsyncClient, tcp_database: dict[str, Any]
 ) -> None:
     saved = await _save(api, "u/admin/orders", SCRIPT)
     assert saved.status_code == 201, saved.text
@@ -47,7 +48,7 @@ async def test_a_sql_script_runs_through_the_api(
     assert schema["properties"]["qty"] == {"type": "integer", "description": "", "default": 1}
 
     hostile = "x'); DROP TABLE orders; --"
-    args = {"database": sql_database, "name": hostile}
+    args = {"database": tcp_database, "name": hostile}
     r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/orders", json=args)
     assert r.status_code == 200, r.text
     assert r.json() == [[], [], [{"name": hostile, "qty": 1}]]
@@ -56,17 +57,17 @@ async def test_a_sql_script_runs_through_the_api(
     r = await _save(api, "u/admin/one", "SELECT $1::int * 2 AS doubled", language="sql")
     assert r.status_code == 201, r.text
     r = await api.post(
-        "/w/main/jobs/run_wait_result/p/u/admin/one", json={"database": sql_database, "$1": 21}
+        "/w/main/jobs/run_wait_result/p/u/admin/one", json={"database": tcp_database, "$1": 21}
     )
     assert r.status_code == 200 and r.json() == [{"doubled": 42}]
 
 
 async def test_sql_failures_and_refusals(
-    api: httpx.AsyncClient, sql_database: dict[str, Any]
+    api: httpx.AsyncClient, tcp_database: dict[str, Any]
 ) -> None:
     assert (await _save(api, "u/admin/bad", "SELECT 1;\nSELECT nope;")).status_code == 201
     r = await api.post(
-        "/w/main/jobs/run_wait_result/p/u/admin/bad", json={"database": sql_database}
+        "/w/main/jobs/run_wait_result/p/u/admin/bad", json={"database": tcp_database}
     )
     assert r.status_code == 422
     error = r.json()["error"]

@@ -80,9 +80,22 @@ def database_url(pg_cluster: PgCluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def reachable_tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """A fresh directory every user can enter: jobs run sandboxed as another user (when the
+    tests run as root), and pytest's own temporary directories are private to root. Outside
+    /tmp, like the product's data directory (/tmp is private inside a sandbox)."""
+    path = Path(tempfile.mkdtemp(prefix="gm-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(reachable_tmp_path: Path, database_url: str) -> Settings:
+    """A platform's settings as a user gets them, jobs sandboxed by the default backend
+    (``GRISTMILL_SANDBOX``: bwrap on Linux); fast flushes and heartbeats for tests."""
     return Settings(
-        data_dir=tmp_path,
+        data_dir=reachable_tmp_path,
         database_url=database_url,
         num_workers=2,
         superadmin_secret=SUPERADMIN_SECRET,
@@ -90,9 +103,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         heartbeat_s=0.5,
         log_flush_ms=50,
         database_connections=6,
-        # Until every bundled runtime declares the mounts its steps need, the suite runs jobs
-        # unsandboxed; the sandbox's own tests choose bwrap explicitly.
-        sandbox="none",
     )
 
 
@@ -176,5 +186,3 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 def pytest_configure(config: pytest.Config) -> None:
     # Tests never read the developer's own data directory.
     os.environ.setdefault("GRISTMILL_DATA_DIR", tempfile.mkdtemp(prefix="gristmill-test-data-"))
-    # Platforms started from the environment (the CLI) run jobs unsandboxed too, for now.
-    os.environ.setdefault("GRISTMILL_SANDBOX", "none")
