@@ -68,7 +68,13 @@ async def wait_until(
 
 async def completed(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        r = (await api.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")).json()
+        response = await api.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")
+        if response.status_code == 503:
+            # The database was unreachable for that request (a test cutting connections):
+            # the API says to retry, as a client does.
+            assert response.text.startswith("Service unavailable"), response.text
+            return None
+        r = response.json()
         return r if r["completed"] else None
 
     return await wait_until(check)
