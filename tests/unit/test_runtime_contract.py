@@ -241,6 +241,18 @@ def test_result_exit_one_without_file(tmp_path: Path) -> None:
     assert error["message"].endswith("last output:\nstarting\nboom")
 
 
+def test_a_result_file_that_is_not_a_file(tmp_path: Path) -> None:
+    """A job that made result.json a directory: a clear ResultError when it exited 0, and its
+    own exit explained (not a crash of the reader) when it failed."""
+    (tmp_path / RESULT_FILE).mkdir()
+    ok = json.loads(read_result_file(_ctx(tmp_path), ProcessExit(0)).result_json)["error"]
+    assert ok["name"] == "ResultError"
+    assert f"its {RESULT_FILE} cannot be read: Is a directory" in ok["message"]
+    failed = read_result_file(_ctx(tmp_path), ProcessExit(3, "", "boom"))
+    message = json.loads(failed.result_json)["error"]["message"]
+    assert message == "the process exited with code 3; last output:\nboom"
+
+
 def test_result_exit_code_without_output(tmp_path: Path) -> None:
     """A process that printed nothing says so."""
     outcome = read_result_file(_ctx(tmp_path), ProcessExit(2))

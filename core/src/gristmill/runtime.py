@@ -362,10 +362,22 @@ def read_result_file(ctx: JobContext, exit: ProcessExit) -> JobOutcome:
     ended and shows the end of its output.
     """
     path = ctx.job_dir / RESULT_FILE
+    unreadable: OSError | None = None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = None
+    except OSError as exc:  # a directory, a file the job made unreadable...
+        text, unreadable = None, exc
+    if exit.returncode == 0 and unreadable is not None:
+        return JobOutcome(
+            False,
+            error_result(
+                "ResultError",
+                f"the job ended well but its {RESULT_FILE} cannot be read: "
+                f"{unreadable.strerror or unreadable}",
+            ),
+        )
     if exit.returncode == 0:
         return JobOutcome(True, text if text and text.strip() else "null")
     if text:
