@@ -140,6 +140,9 @@ def test_the_sandbox_etc_follows_the_host(tmp_path: Path) -> None:
     (host / "ssl" / "certs" / "link.pem").symlink_to("ca.pem")
     (host / "resolv.conf").symlink_to(tmp_path / "run-resolv.conf")
     (tmp_path / "run-resolv.conf").write_text("nameserver 127.0.0.53\n")
+    zone = "/usr/share/zoneinfo/Etc/UTC"
+    if os.path.exists(zone):
+        (host / "localtime").symlink_to(zone)
     copy = EtcCopy(tmp_path / "sandbox-etc", source=str(host))
     copy.refresh()
     root = copy.root
@@ -148,6 +151,8 @@ def test_the_sandbox_etc_follows_the_host(tmp_path: Path) -> None:
     assert (root / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"
     assert not (root / "resolv.conf").is_symlink(), "a link out of /etc becomes its content"
     assert os.readlink(root / "ssl" / "certs" / "link.pem") == "ca.pem"
+    if os.path.exists(zone):
+        assert os.readlink(root / "localtime") == zone, "a link into /usr stays a link"
     assert "nobody:x:65534:65534" in (root / "passwd").read_text()
     assert (root / "group").read_text().startswith("root:x:0:")
     (host / "hosts").write_text("127.0.0.1 localhost changed\n")

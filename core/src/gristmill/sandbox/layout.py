@@ -127,8 +127,9 @@ class EtcCopy:
     start and brought up to date when a source changes (looked at every ``REFRESH_S``
     seconds, by the launching worker): a changed resolv.conf or certificate bundle reaches
     jobs within that time. Files are copied with their content (a /etc/resolv.conf link into
-    /run becomes its text); links inside copied directories are kept (/etc/alternatives and
-    /etc/ssl/certs point into /usr, which sandboxes see).
+    /run becomes its text), except links into /usr, kept as links (/etc/localtime); links
+    inside copied directories are kept (/etc/alternatives and /etc/ssl/certs point into /usr,
+    which sandboxes see).
     """
 
     REFRESH_S = 30.0
@@ -186,11 +187,16 @@ def _copy(source: str, target: Path) -> None:
     """Replace ``target`` with a copy of ``source`` (whole, then renamed into place)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.new")
     _remove(tmp)
-    if os.path.isdir(source):
+    if os.path.islink(source) and os.path.realpath(source).startswith("/usr/"):
+        # A link into /usr (which sandboxes see) stays a link: /etc/localtime's target is how
+        # ICU (Deno, Node) names the time zone; as a plain file it scans every zone file.
+        os.symlink(os.readlink(source), tmp)
+    elif os.path.isdir(source):
         shutil.copytree(source, tmp, symlinks=True)
     else:
         shutil.copyfile(source, tmp)
-    _chmod_readable(tmp)
+    if not tmp.is_symlink():
+        _chmod_readable(tmp)
     if target.is_dir() and not target.is_symlink():
         # A directory cannot be renamed over another: swap, then drop the old one.
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
