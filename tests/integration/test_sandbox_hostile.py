@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gristmill.api.app import create_app
 from gristmill.config import Settings
-from gristmill.platform import Platform, prepare_database
 from gristmill.sandbox import SandboxUnavailable, select_backend
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.pytest_plugin import PgCluster
 
 from .test_api_jobs import completed, wait_until
+from .test_worker import running
 
 pytestmark = pytest.mark.bundled_plugins
 
@@ -40,24 +36,11 @@ OK = 'echo "still serving"\n'
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data directory the sandbox's user (65534, when the tests run as root) can enter:
-    pytest's own temporary directories are private to root."""
-    # Outside /tmp, as the product's /var/lib/gristmill: /tmp is private inside a sandbox,
-    # which would hide the data directory for a reason of its own.
-    path = Path(tempfile.mkdtemp(prefix="gm-sandbox-", dir="/var/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def sandboxed(settings: Settings, data_dir: Path) -> Settings:
-    """The suite's settings with the bwrap sandbox. Skipped where bwrap cannot run, except in
-    CI, where the hostile suite must run."""
-    chosen = settings.with_overrides(data_dir=data_dir, sandbox="bwrap", log_flush_ms=50)
+def sandboxed(settings: Settings) -> Settings:
+    """The suite's settings (a data directory the sandbox's user can reach, outside /tmp)
+    with the bwrap sandbox chosen explicitly. Skipped where bwrap cannot run, except in CI,
+    where the hostile suite must run."""
+    chosen = settings.with_overrides(sandbox="bwrap", log_flush_ms=50)
     try:
         select_backend(chosen)
     except SandboxUnavailable as exc:
@@ -65,27 +48,6 @@ def sandboxed(settings: Settings, data_dir: Path) -> Settings:
             raise
         pytest.skip(f"bwrap cannot run here: {exc}")
     return chosen
-
-
-@asynccontextmanager
-async def platform_with(settings: Settings) -> AsyncIterator[tuple[Platform, httpx.AsyncClient]]:
-    prepared = await asyncio.to_thread(prepare_database, settings.database_url)
-    platform = Platform(
-        settings=settings,
-        conninfo=settings.database_url,
-        job_token_secret=prepared.job_token_secret,
-    )
-    await platform.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(platform)),
-            base_url="http://gristmill.test/api",
-            headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
-            timeout=120,
-        ) as api:
-            yield platform, api
-    finally:
-        await platform.stop()
 
 
 async def run(
@@ -117,7 +79,7 @@ async def test_the_workers_environment_is_not_readable(sandboxed: Settings) -> N
     os.environ["SUPERADMIN_SECRET"] = "leak-me-not"
     os.environ["DATABASE_URL"] = sandboxed.database_url
     try:
-        async with platform_with(sandboxed) as (_, api):
+        async with running(sandboxed) as (_, api):
             code = (
                 'pid="$1"\n'
                 'cat "/proc/$pid/environ" | tr "\\0" "\\n"\n'
@@ -139,7 +101,7 @@ async def test_the_workers_environment_is_not_readable(sandboxed: Settings) -> N
 
 
 async def test_only_the_jobs_own_processes_are_visible(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         code = (
             'pid="$1"\n'
             "for p in /proc/[0-9]*; do echo \"pid ${p#/proc/} $(tr '\\0' ' ' < $p/cmdline)\"; done\n"
@@ -158,7 +120,7 @@ async def test_only_the_jobs_own_processes_are_visible(sandboxed: Settings) -> N
 
 
 async def test_another_jobs_directory_is_not_readable(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         secret = uuid.uuid4().hex
         keeper = 'secret="$1"\necho "$secret" > secret.txt\necho ready\nsleep 60\n'
         r = await api.post(
@@ -197,7 +159,7 @@ async def test_another_jobs_directory_is_not_readable(sandboxed: Settings) -> No
 
 
 async def test_nothing_outside_the_job_directory_is_writable(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         data = str(sandboxed.data_dir)
         code = (
             'data="$1"\n'
@@ -226,7 +188,7 @@ async def test_the_database_and_the_data_directory_are_invisible(
     socket_dir = pg_cluster.server.socket_dir
     assert any(p.name.startswith(".s.PGSQL") for p in socket_dir.iterdir())
     (sandboxed.data_dir / "cli-token").write_text("secret-token")
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         code = (
             'sockets="$1"\n'
             'data="$2"\n'
@@ -253,7 +215,7 @@ async def test_the_database_and_the_data_directory_are_invisible(
 
 
 async def test_the_worker_cannot_be_killed(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         code = 'pid="$1"\nkill -9 "$pid"\nkill -9 -1\nkill -9 1\necho "after kill"\n'
         ok, result, logs = await run(api, code, {"pid": str(os.getpid())})
         assert "No such process" in logs
@@ -264,7 +226,7 @@ async def test_the_worker_cannot_be_killed(sandboxed: Settings) -> None:
 
 
 async def test_exhausting_memory_fails_with_a_memory_error(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed.with_overrides(job_max_memory_mb=64)) as (_, api):
+    async with running(sandboxed.with_overrides(job_max_memory_mb=64)) as (_, api):
         code = 's=$(head -c 300000000 /dev/zero | tr "\\0" a)\necho "allocated ${#s}"\n'
         started = time.monotonic()
         ok, result, logs = await run(api, code)
@@ -279,7 +241,7 @@ async def test_exhausting_memory_fails_with_a_memory_error(sandboxed: Settings) 
 
 
 async def test_a_fork_bomb_is_contained(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         bomb = "bomb() { bomb | bomb & }\nbomb\nsleep 8\necho survived\n"
         started = time.monotonic()
         r = await api.post(
@@ -317,10 +279,10 @@ async def test_no_network_when_the_worker_group_has_none(sandboxed: Settings) ->
     )
     try:
         # The control: with the network (the default), the job reaches the listener.
-        async with platform_with(sandboxed) as (_, api):
+        async with running(sandboxed) as (_, api):
             ok, result, _ = await run(api, code, {"port": str(port)})
             assert ok and result == "connected", result
-        async with platform_with(sandboxed.with_overrides(job_network=False)) as (_, api):
+        async with running(sandboxed.with_overrides(job_network=False)) as (_, api):
             ok, result, logs = await run(api, code, {"port": str(port)})
             assert ok and "connected" not in logs and result == "refused", logs
             await still_serving(api)
@@ -331,7 +293,7 @@ async def test_no_network_when_the_worker_group_has_none(sandboxed: Settings) ->
 async def test_a_huge_log_is_truncated_and_the_worker_stays_healthy(
     sandboxed: Settings,
 ) -> None:
-    async with platform_with(sandboxed.with_overrides(max_log_size_mb=1)) as (_, api):
+    async with running(sandboxed.with_overrides(max_log_size_mb=1)) as (_, api):
         code = "head -c 30000000 /dev/zero | tr '\\0' x | fold -w 100\necho\necho the-end\n"
         ok, result, logs = await run(api, code)
         assert ok and result == "the-end", (result, logs[-300:])
@@ -342,7 +304,7 @@ async def test_a_huge_log_is_truncated_and_the_worker_stays_healthy(
 
 
 async def test_a_huge_result_is_refused(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed.with_overrides(max_result_size_mb=1)) as (_, api):
+    async with running(sandboxed.with_overrides(max_result_size_mb=1)) as (_, api):
         code = (
             "{ printf '\"'; head -c 3000000 /dev/zero | tr '\\0' a; printf '\"'; } > result.json\n"
         )
@@ -354,7 +316,7 @@ async def test_a_huge_result_is_refused(sandboxed: Settings) -> None:
 
 
 async def test_a_timeout_kills_the_whole_tree(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         code = "sleep 313 &\n( sleep 313 & wait ) &\nsetsid sleep 313 &\nsleep 313\n"
         started = time.monotonic()
         ok, result, _ = await run(api, code, timeout=2)
@@ -366,7 +328,7 @@ async def test_a_timeout_kills_the_whole_tree(sandboxed: Settings) -> None:
 
 
 async def test_cancel_kills_the_whole_tree(sandboxed: Settings) -> None:
-    async with platform_with(sandboxed) as (_, api):
+    async with running(sandboxed) as (_, api):
         code = "sleep 317 &\necho started\nsleep 317\n"
         r = await api.post("/w/main/jobs/run/preview", json={"content": code, "language": "bash"})
         job_id = r.text

@@ -150,7 +150,11 @@ async def execute(
     )
     if not isinstance(runtime, DependencyLocking):
         return await _run(runner, ctx)
-    locked = await _resolve_lock(runtime, runner, ctx)
+    if ctx.lock is not None:
+        locked = LockOutcome(ctx.lock)
+    else:
+        # A preview, or a version whose dependency job has not ended: lock it now.
+        locked = await _resolve_lock(runtime, runner, ctx, reuse_recent=True)
     if locked.error is not None:
         return locked.error
     if not locked.lock:
@@ -233,24 +237,27 @@ def _default_environments(ctx: JobContext) -> EnvironmentCache:
     return EnvironmentCache(base / "envs")
 
 
-async def _resolve_lock(runtime: DependencyLocking, runner: _Steps, ctx: JobContext) -> LockOutcome:
-    """The job's lock: the stored one, else one resolved now (reused for a few minutes)."""
-    if ctx.lock is not None:
-        return LockOutcome(ctx.lock)
+async def _resolve_lock(
+    runtime: DependencyLocking, runner: _Steps, ctx: JobContext, *, reuse_recent: bool
+) -> LockOutcome:
+    """Resolve the script's lock now (``""`` when it needs nothing); with ``reuse_recent``,
+    a lock resolved for the same inputs in the last few minutes is taken instead. A
+    resolved lock is kept for the next ones either way."""
     try:
         inputs = runtime.lock_inputs(ctx.code)
     except ScriptError as exc:
-        return LockOutcome(None, _failure("LockError", f"the script's requirements: {exc}"))
+        message = f"the script's requirements: {exc}"
+        return LockOutcome(None, _failure("LockError", message), message)
     if inputs is None:
         return LockOutcome("")
-    reuse = _resolution_file(ctx, inputs)
-    if reuse is not None:
+    kept = _resolution_file(ctx, inputs)
+    if reuse_recent and kept is not None:
         with contextlib.suppress(OSError):
-            if time.time() - reuse.stat().st_mtime < RESOLUTION_REUSE_S:
-                return LockOutcome(reuse.read_text(encoding="utf-8"))
+            if time.time() - kept.stat().st_mtime < RESOLUTION_REUSE_S:
+                return LockOutcome(kept.read_text(encoding="utf-8"))
     locked = await _lock(runtime, runner, ctx, inputs)
-    if locked.lock is not None and reuse is not None:
-        _write_atomically(reuse, locked.lock)
+    if locked.lock is not None and kept is not None:
+        _write_atomically(kept, locked.lock)
     return locked
 
 
@@ -307,18 +314,7 @@ async def lock_job(
     )
     if not isinstance(runtime, DependencyLocking):
         return LockOutcome("")
-    try:
-        inputs = runtime.lock_inputs(ctx.code)
-    except ScriptError as exc:
-        message = f"the script's requirements: {exc}"
-        return LockOutcome(None, _failure("LockError", message), message)
-    if inputs is None:
-        return LockOutcome("")
-    locked = await _lock(runtime, runner, ctx, inputs)
-    reuse = _resolution_file(ctx, inputs)
-    if locked.lock is not None and reuse is not None:
-        _write_atomically(reuse, locked.lock)
-    return locked
+    return await _resolve_lock(runtime, runner, ctx, reuse_recent=False)
 
 
 def _resolution_file(ctx: JobContext, inputs: str) -> Path | None:

@@ -296,32 +296,6 @@ def test_a_job_without_dependencies_runs_as_before(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ real resolver
 
-REGISTRY = ("registry.npmjs.org", 443)
-
-
-@pytest.fixture(scope="module")
-def registry() -> None:
-    """Fail at once, and clearly, when the npm registry cannot be reached: the lock would
-    otherwise fail with the resolver's own (less clear) message."""
-    try:
-        socket.create_connection(REGISTRY, timeout=5).close()
-    except OSError as exc:
-        pytest.fail(f"the npm registry {REGISTRY[0]} is not reachable from this machine: {exc}")
-
-
-@pytest.fixture(scope="module")
-def bun() -> BunRuntime:
-    runtime = BunRuntime()
-    require_toolchain(runtime)
-    return runtime
-
-
-@pytest.fixture(scope="module")
-def deno() -> DenoRuntime:
-    runtime = DenoRuntime()
-    require_toolchain(runtime)
-    return runtime
-
 
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

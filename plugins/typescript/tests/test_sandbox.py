@@ -10,7 +10,6 @@ lock and install steps run in the sandbox from an empty cache.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,29 +30,6 @@ COWSAY = (
     "  return cowsay.say({{ text }});\n"
     "}}\n"
 )
-REGISTRY = ("registry.npmjs.org", 443)
-
-
-@pytest.fixture(scope="module")
-def registry() -> None:
-    try:
-        socket.create_connection(REGISTRY, timeout=5).close()
-    except OSError as exc:
-        pytest.fail(f"the npm registry {REGISTRY[0]} is not reachable from this machine: {exc}")
-
-
-@pytest.fixture(scope="module")
-def bun() -> BunRuntime:
-    runtime = BunRuntime()
-    require_toolchain(runtime)
-    return runtime
-
-
-@pytest.fixture(scope="module")
-def deno() -> DenoRuntime:
-    runtime = DenoRuntime()
-    require_toolchain(runtime)
-    return runtime
 
 
 def ok(ran: RanJob) -> Any:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +17,9 @@ from gristmill.sandbox.policy import _check_reachable
 
 
 @pytest.fixture
-def reachable() -> Iterator[Path]:
+def reachable(reachable_tmp_path: Path) -> Path:
     """A data directory a root worker's sandbox user can reach (pytest's are root's own)."""
-    path = Path(tempfile.mkdtemp(prefix="gm-select-", dir="/var/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    return reachable_tmp_path
 
 
 def test_sandbox_settings_from_the_environment() -> None:

@@ -80,7 +80,7 @@ def database_url(pg_cluster: PgCluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def reachable_tmp_path(tmp_path: Path) -> Iterator[Path]:
+def reachable_tmp_path() -> Iterator[Path]:
     """A fresh directory every user can enter: jobs run sandboxed as another user (when the
     tests run as root), and pytest's own temporary directories are private to root. Outside
     /tmp, like the product's data directory (/tmp is private inside a sandbox)."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gristmill.environments import EnvironmentCache
 from gristmill.execution import LockOutcome, execute, lock_job
 from gristmill.runtime import ARGS_FILE, JobContext, JobOutcome, Runtime
 from gristmill.sandbox import RunPolicy
@@ -91,14 +90,9 @@ async def run_job_async(
         runtime, code, args, root, timeout_s=timeout_s, cache_dir=cache_dir, lock=lock
     )
     output: list[str] = []
-    assert ctx.cache_dir is not None
+    # Environments go beside the runtime's cache directory (execute's default, as a worker).
     execution = await execute(
-        runtime,
-        ctx,
-        on_output=output.append,
-        cancel=asyncio.Event(),
-        environments=EnvironmentCache(ctx.cache_dir.parent / "envs"),
-        policy=policy,
+        runtime, ctx, on_output=output.append, cancel=asyncio.Event(), policy=policy
     )
     assert execution.outcome is not None
     return RanJob(execution.outcome, "".join(output), ctx.job_dir)
