@@ -83,7 +83,7 @@ class Platform:
         }
         env.pop("DATABASE_URL", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gristmill.cli", "up"],
+            [sys.executable, "-m", "gristmill.server.cli", "up"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -95,10 +95,10 @@ def measure(make_platform: Callable[[str], BenchPlatform], runs: int) -> list[Ro
 
 def startup(runs: int) -> list[Row]:
     from gristmill.config import Settings
-    from gristmill.executor import run_recipe
-    from gristmill.platform import run_policy
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
     from gristmill.sandbox import RunPolicy
+    from gristmill.server.platform import run_policy
+    from gristmill.worker.processes import run_recipe
 
     data = Path(tempfile.mkdtemp(prefix="gristmill-bench-sandbox-", dir="/var/tmp"))
     data.chmod(0o755)

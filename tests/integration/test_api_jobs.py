@@ -16,7 +16,7 @@ import httpx
 import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
-from gristmill.platform import Platform, prepare_database
+from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
 
 ECHO = "def main(x: int, label: str = 'n'):\n    print('got', x)\n    return {label: x * 2}\n"

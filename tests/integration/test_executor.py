@@ -6,8 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from gristmill.executor import run_recipe
-from gristmill.runtime import Recipe
+from gristmill.runtimes import Recipe
+from gristmill.worker.processes import run_recipe
 
 
 async def _run(tmp_path: Path, script: str) -> tuple[str, str]:

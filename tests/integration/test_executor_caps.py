@@ -6,10 +6,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from gristmill.executor import run_recipe
-from gristmill.runtime import Recipe
+from gristmill.runtimes import Recipe
 from gristmill.sandbox import RunPolicy
 from gristmill.testing.runner import run_job
+from gristmill.worker.processes import run_recipe
 from gristmill_bash.runtime import BashRuntime
 
 
@@ -34,7 +34,7 @@ async def test_a_log_over_the_cap_is_cut_with_a_marker_and_read_to_the_end(
 
 async def test_an_invalid_recipe_is_refused_before_anything_starts(tmp_path: Path) -> None:
     import pytest
-    from gristmill.runtime import RecipeError
+    from gristmill.runtimes import RecipeError
 
     with pytest.raises(RecipeError):
         await run_recipe(

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import psycopg
 from gristmill.config import Settings
-from gristmill.serve import configure_logging
+from gristmill.server.serve import configure_logging
 
 from .test_api_jobs import completed, started
 from .test_worker import queue_preview, sql

@@ -22,7 +22,7 @@ from gristmill import (
     read_result_file,
 )
 from gristmill.config import Settings
-from gristmill.runtime import Runtime
+from gristmill.runtimes import Runtime
 
 from .test_api_jobs import completed
 from .test_worker import running

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from gristmill import JobContext, JobOutcome, ProcessExit, Recipe, Signature, Toolchain, hookimpl
 from gristmill.config import Settings
-from gristmill.runtime import Runtime
+from gristmill.runtimes import Runtime
 
 from .test_worker import running
 

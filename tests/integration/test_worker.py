@@ -16,10 +16,10 @@ from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.db import open_pool
 from gristmill.db.queries import Q
-from gristmill.jobs import NewJob, push_job
-from gristmill.monitor import handle_zombies
-from gristmill.platform import Platform, prepare_database
 from gristmill.plugins import build_plugin_manager
+from gristmill.queue.enqueue import NewJob, push_job
+from gristmill.queue.zombies import handle_zombies
+from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
 
 from .test_api_jobs import completed, save, wait_until

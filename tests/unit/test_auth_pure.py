@@ -9,14 +9,8 @@ import json
 from uuid import uuid4
 
 import pytest
-from gristmill.auth import (
-    hash_password,
-    hash_token,
-    mint_job_token,
-    new_api_token,
-    read_job_token,
-    verify_password,
-)
+from gristmill.auth.passwords import hash_password, verify_password
+from gristmill.auth.tokens import hash_token, mint_job_token, new_api_token, read_job_token
 
 SECRET = bytes.fromhex("11" * 32)
 

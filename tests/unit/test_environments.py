@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gristmill.environments import EnvironmentCache, lock_key
+from gristmill.worker.environments import EnvironmentCache, lock_key
 
 LOCK = "requests==2.32.3\n"
 
@@ -47,7 +47,7 @@ def test_an_environment_is_built_once_for_concurrent_jobs(tmp_path: Path) -> Non
 _CHILD = """
 import asyncio, os, sys, time
 from pathlib import Path
-from gristmill.environments import EnvironmentCache
+from gristmill.worker.environments import EnvironmentCache
 
 async def build(target):
     Path(sys.argv[2], f"built-{os.getpid()}").touch()

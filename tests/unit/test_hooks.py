@@ -14,9 +14,9 @@ from fastapi import APIRouter, FastAPI
 from gristmill.config import Settings
 from gristmill.hookspecs import hookimpl
 from gristmill.plugins import build_plugin_manager, load_runtimes
-from gristmill.runtime import JobContext, Runtime, RuntimeRegistry, Toolchain
-from gristmill.signature import Signature
-from gristmill.worker import WorkerPool
+from gristmill.runtimes import JobContext, Runtime, Toolchain
+from gristmill.runtimes.signature import Signature
+from gristmill.worker.jobenv import job_env
 
 
 class EchoRuntime:
@@ -147,15 +147,6 @@ def test_hook_job_env(tmp_path: Path) -> None:
 
 def _worker_env(tmp_path: Path, *plugins: object) -> tuple[dict[str, str], str]:
     """The environment the worker builds for a job, with the given job_env plugins."""
-    pool = WorkerPool(
-        settings=Settings(data_dir=tmp_path, num_workers=0),
-        pool=None,  # type: ignore[arg-type]  # not used to build an environment
-        notifier=None,  # type: ignore[arg-type]
-        registry=RuntimeRegistry(),
-        plugins=build_plugin_manager(load_entrypoints=False, extra=plugins),
-        job_token_secret=b"k" * 32,
-        tags=[],
-    )
     job_id = uuid4()
     job = {
         "id": job_id,
@@ -165,7 +156,14 @@ def _worker_env(tmp_path: Path, *plugins: object) -> tuple[dict[str, str], str]:
         "runnable_path": "u/alice/script",
         "root_job": None,
     }
-    return pool._job_env(job, _ctx(tmp_path)), str(job_id)
+    env = job_env(
+        Settings(data_dir=tmp_path, num_workers=0),
+        build_plugin_manager(load_entrypoints=False, extra=plugins),
+        b"k" * 32,
+        job,
+        _ctx(tmp_path),
+    )
+    return env, str(job_id)
 
 
 def test_hook_job_env_core_variables_win(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from gristmill.jobs import canceled_error, format_hash, parse_hash
+from gristmill.queue.cancel import canceled_error
+from gristmill.scripts.hashes import format_hash, parse_hash
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from gristmill.hookspecs import hookimpl
 from gristmill.plugins import build_plugin_manager, list_plugins, load_runtimes
-from gristmill.runtime import DuplicateRuntimeError, JobContext, Runtime, Toolchain
-from gristmill.signature import Signature
+from gristmill.runtimes import DuplicateRuntimeError, JobContext, Runtime, Toolchain
+from gristmill.runtimes.signature import Signature
 
 
 class TinyRuntime:

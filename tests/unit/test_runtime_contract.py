@@ -8,7 +8,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from gristmill.runtime import (
+from gristmill.runtimes import (
     RESULT_FILE,
     DuplicateRuntimeError,
     JobContext,
@@ -23,7 +23,7 @@ from gristmill.runtime import (
     error_result,
     read_result_file,
 )
-from gristmill.signature import Signature
+from gristmill.runtimes.signature import Signature
 
 
 class FakeLang:

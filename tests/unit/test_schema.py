@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gristmill.schema import (
+from gristmill.runtimes.schema import (
     JSON_SCHEMA_DIALECT,
     ArgumentError,
     empty_schema,
@@ -13,7 +13,7 @@ from gristmill.schema import (
     signature_to_schema,
     validate_args,
 )
-from gristmill.signature import (
+from gristmill.runtimes.signature import (
     ANY,
     BOOL,
     BYTES,
@@ -553,7 +553,7 @@ def test_schema_built_from_signature_validates() -> None:
 def test_lists_of_lists_and_of_dates_take_their_real_items() -> None:
     """Nested lists and lists of dates: the schema says what the items are, so valid
     arguments pass and wrong ones are named."""
-    from gristmill.signature import DATETIME, INT, ListType
+    from gristmill.runtimes.signature import DATETIME, INT, ListType
 
     matrix = property_for_typ(ListType(ListType(INT)))
     assert matrix["items"] == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gristmill.signature import (
+from gristmill.runtimes.signature import (
     ANY,
     BOOL,
     BYTES,

@@ -1,4 +1,4 @@
-"""The named queries file and the migrations list (read only, no database)."""
+"""The named query files and the migrations list (read only, no database)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from gristmill.db.queries import Q, load_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE_SRC = ROOT / "core" / "src" / "gristmill"
-QUERIES_SQL = CORE_SRC / "db" / "sql" / "queries.sql"
+QUERIES_DIR = CORE_SRC / "db" / "sql" / "queries"
 
 
 def _declared_names() -> list[str]:
-    """Every ``-- name:`` line of queries.sql, read loosely (any spacing, any characters)."""
-    text = QUERIES_SQL.read_text(encoding="utf-8")
-    return re.findall(r"^--\s*name\s*:\s*(\S+)", text, re.MULTILINE)
+    """Every ``-- name:`` line of the query files, read loosely (any spacing, any characters)."""
+    names: list[str] = []
+    for path in sorted(QUERIES_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        names += re.findall(r"^--\s*name\s*:\s*(\S+)", text, re.MULTILINE)
+    return names
 
 
 def test_every_block_parsed() -> None:
@@ -52,12 +55,12 @@ def _used_names() -> set[str]:
     for path in CORE_SRC.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         used.update(re.findall(r"""\bQ\[\s*["'](\w+)["']\s*\]""", text))
-        used.update(re.findall(r"""_fetch\(\s*\w+\s*,\s*["'](\w+)["']""", text))
+        used.update(re.findall(r"""_fetch(?:_one)?\(\s*\w+\s*,\s*["'](\w+)["']""", text))
     return used
 
 
 def test_every_used_query_exists() -> None:
-    """Every query name the source refers to is defined in queries.sql."""
+    """Every query name the source refers to is defined in a query file."""
     used = _used_names()
     assert len(used) > 10
     assert sorted(used - set(load_queries())) == []
@@ -80,3 +83,27 @@ def test_migration_files_match_list() -> None:
     files = sorted(p.name for p in folder.glob("*.sql"))
     assert all(re.fullmatch(r"\d{4}_\w+\.sql", name) for name in files), files
     assert [f"{m.version:04d}_{m.name}.sql" for m in list_migrations()] == files
+
+
+def test_queries_are_split_by_domain() -> None:
+    """Each query file names a domain of the core, and no SQL is left in a single file."""
+    files = sorted(p.stem for p in QUERIES_DIR.glob("*.sql"))
+    assert {"queue", "scripts", "auth"} <= set(files)
+    assert not (CORE_SRC / "db" / "sql" / "queries.sql").exists()
+
+
+def test_no_sql_written_inline_in_python() -> None:
+    """The core's SQL lives in .sql files: no module executes a statement written as text
+    (the test fixtures' CREATE DATABASE of generated names excepted)."""
+    statement = re.compile(
+        r"""\.execute\(\s*f?["'](?:SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WITH)\b""",
+        re.IGNORECASE,
+    )
+    offenders = []
+    for path in CORE_SRC.rglob("*.py"):
+        if "testing" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if statement.search(line):
+                offenders.append(f"{path.relative_to(CORE_SRC)}:{number}: {line.strip()}")
+    assert offenders == []

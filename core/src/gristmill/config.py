@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+from gristmill.errors import GristmillError
+
 __all__ = ["MODES", "SANDBOXES", "ConfigError", "Settings", "default_data_dir"]
 
 MODES = ("standalone", "server", "worker")
@@ -20,7 +22,7 @@ MODES = ("standalone", "server", "worker")
 SANDBOXES = ("auto", "bwrap", "nsjail", "none")
 
 
-class ConfigError(ValueError):
+class ConfigError(GristmillError, ValueError):
     """An environment variable with a value Gristmill cannot use."""
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import click
     from fastapi import FastAPI
 
-    from gristmill.runtime import JobContext, Runtime
+    from gristmill.runtimes import JobContext, Runtime
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -27,7 +27,7 @@ hookimpl = pluggy.HookimplMarker("gristmill")
 def register_runtimes(register: Callable[[Runtime], None]) -> None:
     """Add language runtimes by calling ``register(runtime)`` once per runtime.
 
-    :param register: takes an object implementing :class:`gristmill.runtime.Runtime`.
+    :param register: takes an object implementing :class:`gristmill.runtimes.Runtime`.
     """
 
 

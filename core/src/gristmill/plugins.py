@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pluggy
 
 from gristmill import hookspecs
-from gristmill.runtime import Runtime, RuntimeRegistry
+from gristmill.runtimes import Runtime, RuntimeRegistry
 
 __all__ = ["PluginInfo", "build_plugin_manager", "list_plugins", "load_runtimes"]
 

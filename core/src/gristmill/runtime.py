@@ -1,22 +1,33 @@
-"""The runtime contract: what a language plugin supplies, and the registry that holds them.
-
-A runtime is one object per language, added through the ``register_runtimes`` hook. The core
-dispatches to it by language name (a dictionary lookup); it never imports a plugin.
-"""
+"""Deprecated location of the runtime contract, kept so that a runtime written against plugin API 1
+keeps working: import these names from :mod:`gristmill` instead."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-from uuid import UUID
-
-from gristmill.sandbox.spec import Limits, Mount, RecipeError
-from gristmill.signature import Signature
+from gristmill.runtimes import (
+    ARGS_FILE,
+    PLUGIN_API_VERSION,
+    RESULT_FILE,
+    DependencyLocking,
+    DuplicateRuntimeError,
+    JobContext,
+    JobOutcome,
+    Limits,
+    Mount,
+    ProcessExit,
+    Recipe,
+    RecipeError,
+    RegisteredRuntime,
+    Runtime,
+    RuntimeRegistry,
+    ScriptError,
+    Toolchain,
+    UnknownRuntimeError,
+    error_result,
+    read_result_file,
+)
 
 __all__ = [
+    "ARGS_FILE",
     "PLUGIN_API_VERSION",
     "RESULT_FILE",
     "DependencyLocking",
@@ -28,6 +39,7 @@ __all__ = [
     "ProcessExit",
     "Recipe",
     "RecipeError",
+    "RegisteredRuntime",
     "Runtime",
     "RuntimeRegistry",
     "ScriptError",
@@ -36,361 +48,3 @@ __all__ = [
     "error_result",
     "read_result_file",
 ]
-
-#: Bumped when the contract below changes incompatibly; plugins may check it at registration.
-PLUGIN_API_VERSION = 1
-
-ARGS_FILE = "args.json"
-RESULT_FILE = "result.json"
-
-
-class ScriptError(ValueError):
-    """A script the runtime cannot accept (syntax error, no ``main``, ...).
-
-    ``line`` and ``column`` are 1-based positions in the source when known.
-    """
-
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
-        self.message = message
-        self.line = line
-        self.column = column
-        where = ""
-        if line is not None:
-            where = f"line {line}" + (f", column {column}" if column is not None else "") + ": "
-        super().__init__(where + message)
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """Whether the tools a runtime needs are on this machine."""
-
-    available: bool
-    version: str | None = None
-    #: When unavailable: what is missing and how to install it.
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """Everything a runtime may use to prepare and run one job."""
-
-    id: UUID
-    workspace_id: str
-    language: str
-    code: str
-    args: Mapping[str, Any]
-    job_dir: Path
-    #: The stored JSON schema of the script, used for typed argument conversions.
-    schema: Mapping[str, Any] | None = None
-    script_path: str | None = None
-    script_hash: str | None = None
-    #: Environment for the job's process: the job variables (``WM_*``) and what plugins added.
-    env: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 900.0
-    #: A directory that outlives jobs, this runtime's own (compiled programs, downloads).
-    #: Jobs run side by side: write into it atomically (a temporary name, then a rename).
-    cache_dir: Path | None = None
-    #: The lock the job runs against (see :class:`DependencyLocking`); ``None`` when the
-    #: script needs nothing beyond its language's standard library.
-    lock: str | None = None
-    #: Where that lock is installed (read-only, shared by every job of the same lock).
-    deps_dir: Path | None = None
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to start one process of a job: the command, its complete environment and directory,
-    and what the sandbox must let it see and use.
-
-    The environment is complete: nothing of the worker's own environment is inherited.
-    A job may take several steps (say ``build`` then ``run``): a step other than the last
-    that exits non-zero fails the job with ``failure_name`` and the step's output.
-
-    Inside the sandbox a step sees the system directories (``/usr``, ``/bin``, ``/lib*``,
-    the parts of ``/etc`` programs need) read-only, a private ``/tmp``, its own ``/proc`` and
-    a minimal ``/dev``, its working directory ``cwd`` (the job directory) read-write, and
-    ``mounts``: nothing else of the host. A runtime declares there its toolchain when it
-    lives outside the system directories (an interpreter's prefix, GOROOT, the bun binary's
-    directory) and its caches, read-only in a run step, ``writable`` in the lock or install
-    step that fills them. ``network`` ``None`` follows the worker's policy
-    (``GRISTMILL_JOB_NETWORK``); ``True`` asks for it (a lock or install step fetching
-    packages keeps it even where the worker's jobs have none); ``False`` cuts it.
-    """
-
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    cwd: Path
-    phase: str = "run"
-    failure_name: str = "ExecutionErr"
-    mounts: Sequence[Mount] = ()
-    limits: Limits = field(default_factory=Limits)
-    network: bool | None = None
-
-    def validate(self) -> None:
-        """Raise :class:`RecipeError` saying which field is wrong and why."""
-        argv = list(self.argv) if not isinstance(self.argv, str) else None
-        if not argv:
-            raise RecipeError("argv must be a non-empty list of strings (the command first)")
-        for index, arg in enumerate(argv):
-            if not isinstance(arg, str) or "\x00" in arg:
-                raise RecipeError(f"argv[{index}] must be a string without NUL; got {arg!r}")
-        if not argv[0]:
-            raise RecipeError("argv[0] (the program) is empty")
-        if not Path(self.cwd).is_absolute():
-            raise RecipeError(f"cwd must be an absolute path; got {str(self.cwd)!r}")
-        for key, value in self.env.items():
-            if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
-                raise RecipeError(f"env has an invalid variable name: {key!r}")
-            if not isinstance(value, str) or "\x00" in value:
-                raise RecipeError(f"env[{key!r}] must be a string without NUL; got {value!r}")
-        if not self.phase:
-            raise RecipeError("phase must name the step (run, build, lock, install...)")
-        if not isinstance(self.limits, Limits):
-            raise RecipeError(f"limits must be a gristmill.Limits; got {self.limits!r}")
-        self.limits.validate()
-        if self.network is not None and not isinstance(self.network, bool):
-            raise RecipeError(f"network must be True, False or None; got {self.network!r}")
-        # The working directory is mounted read-write: the same rules as a writable mount.
-        Mount(str(self.cwd), writable=True).validate()
-        for mount in self.mounts:
-            if not isinstance(mount, Mount):
-                raise RecipeError(f"mounts must hold gristmill.Mount objects; got {mount!r}")
-            mount.validate()
-
-
-@dataclass(frozen=True)
-class ProcessExit:
-    """How a job's process ended."""
-
-    returncode: int
-    #: Last non-empty line the process printed (a result for shell-like runtimes).
-    last_line: str = ""
-    #: The end of what the process printed, for error messages.
-    output_tail: str = ""
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """The result of a job: ``result_json`` is JSON text, an error object when not success."""
-
-    success: bool
-    result_json: str
-
-
-@runtime_checkable
-class Runtime(Protocol):
-    """One language. See docs/plugins.md for a walk-through of each member."""
-
-    # Read-only members: a plain class attribute (``name = "python3"``) provides each.
-
-    @property
-    def name(self) -> str:
-        """Stable id stored with scripts and jobs; Windmill's language name (``python3``)."""
-        ...
-
-    @property
-    def display_name(self) -> str:
-        """Label for people."""
-        ...
-
-    @property
-    def aliases(self) -> tuple[str, ...]:
-        """Other names accepted in requests (``python``); scripts always store ``name``."""
-        ...
-
-    @property
-    def file_extensions(self) -> tuple[str, ...]:
-        """File extensions, for the CLI and the editor (``.py``)."""
-        ...
-
-    def parse_signature(self, source: str) -> Signature:
-        """Parse the parameters of ``main``; raise :class:`ScriptError` on bad source."""
-        ...
-
-    def template(self) -> str:
-        """A starter script."""
-        ...
-
-    def toolchain(self) -> Toolchain:
-        """Report whether this machine can run the language's jobs (may be cached)."""
-        ...
-
-    def prepare(self, ctx: JobContext) -> Recipe | Sequence[Recipe]:
-        """Write the job's files into ``ctx.job_dir`` and return how to run them: one recipe,
-        or several run in order (a compile step before the run, say).
-
-        The directory already holds ``args.json`` (the job's arguments as JSON).
-        """
-        ...
-
-    def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
-        """Turn what the process left behind into the job's outcome."""
-        ...
-
-
-@runtime_checkable
-class DependencyLocking(Protocol):
-    """Optional: a runtime whose scripts import packages implements these four methods too.
-
-    The core calls them in three phases. ``lock`` when a version is saved (a dependency job)
-    or, for a preview, just before its run: :meth:`lock_inputs` says what the script needs,
-    :meth:`prepare_lock` returns the resolver's recipes and :meth:`read_lock` the text stored
-    on the version. ``install`` once per lock and worker host: :meth:`prepare_install` fills
-    an empty directory the core then renames into its content-addressed cache. ``run``: the
-    runtime's :meth:`Runtime.prepare` finds the lock in ``ctx.lock`` and its installed
-    directory in ``ctx.deps_dir``.
-    """
-
-    def lock_inputs(self, source: str) -> str | None:
-        """What the script asks for (a requirements list, a ``package.json``, ``go.mod``
-        lines...), as text: deterministic, for it keys the resolution cache. ``None`` when
-        the script needs nothing beyond the standard library. Raise :class:`ScriptError`
-        for a malformed requirement annotation."""
-        ...
-
-    def prepare_lock(self, ctx: JobContext, inputs: str) -> Recipe | Sequence[Recipe]:
-        """Write the resolver's input files into ``ctx.job_dir``; the recipes resolve them.
-
-        A recipe that fails fails the lock with its output (the resolver's message)."""
-        ...
-
-    def read_lock(self, ctx: JobContext) -> str:
-        """After the lock recipes succeeded: the lock text to store on the version."""
-        ...
-
-    def prepare_install(
-        self, ctx: JobContext, lock: str, target: Path
-    ) -> Recipe | Sequence[Recipe]:
-        """Recipes that install exactly ``lock`` into ``target`` (an empty directory).
-
-        The core runs them under a file lock and renames ``target`` into the cache only when
-        all succeed: a half-installed directory is never used."""
-        ...
-
-
-class UnknownRuntimeError(LookupError):
-    """No runtime of that name is registered."""
-
-    def __init__(self, name: str, available: Sequence[str]):
-        self.name = name
-        self.available = list(available)
-        names = ", ".join(self.available) or "none (install a runtime plugin)"
-        super().__init__(f"unknown language '{name}'; available languages: {names}")
-
-
-class DuplicateRuntimeError(RuntimeError):
-    """Two plugins registered the same runtime name."""
-
-
-@dataclass(frozen=True)
-class RegisteredRuntime:
-    runtime: Runtime
-    #: The plugin (and distribution) that registered it, e.g. ``gristmill-python 0.1.0``.
-    source: str
-
-
-class RuntimeRegistry:
-    """The runtimes of this process, keyed by name; aliases resolve to their runtime."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, RegisteredRuntime] = {}
-        self._aliases: dict[str, str] = {}
-
-    def register(self, runtime: Runtime, *, source: str = "unknown") -> None:
-        missing = [
-            member
-            for member in ("name", "display_name", "aliases", "file_extensions")
-            if not hasattr(runtime, member)
-        ]
-        if missing or not isinstance(runtime, Runtime):
-            raise TypeError(
-                f"{source} registered {runtime!r}, which does not implement the Runtime "
-                f"contract (missing: {', '.join(missing) or 'a method'}); see docs/plugins.md"
-            )
-        for name in (runtime.name, *runtime.aliases):
-            owner = self._owner(name)
-            if owner is not None:
-                raise DuplicateRuntimeError(
-                    f"runtime '{name}' is registered twice: by {owner} and by {source}; "
-                    "uninstall one of them or disable it with GRISTMILL_DISABLE_PLUGINS"
-                )
-        self._entries[runtime.name] = RegisteredRuntime(runtime, source)
-        for alias in runtime.aliases:
-            self._aliases[alias] = runtime.name
-
-    def _owner(self, name: str) -> str | None:
-        canonical = self._aliases.get(name, name)
-        entry = self._entries.get(canonical)
-        return entry.source if entry else None
-
-    def resolve(self, name: str) -> str:
-        """The canonical name of ``name`` (itself or the runtime it is an alias of)."""
-        canonical = self._aliases.get(name, name)
-        if canonical not in self._entries:
-            raise UnknownRuntimeError(name, self.names())
-        return canonical
-
-    def get(self, name: str) -> Runtime:
-        return self._entries[self.resolve(name)].runtime
-
-    def source(self, name: str) -> str:
-        return self._entries[self.resolve(name)].source
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def __iter__(self) -> Iterator[Runtime]:
-        return (self._entries[name].runtime for name in self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._aliases.get(name, name) in self._entries
-
-
-def error_result(name: str, message: str, stack: str = "") -> str:
-    """The JSON text of a failed job's result, Windmill's error shape."""
-    return json.dumps({"error": {"name": name, "message": message, "stack": stack}})
-
-
-def read_result_file(ctx: JobContext, exit: ProcessExit) -> JobOutcome:
-    """The default result protocol: the process writes ``result.json`` into its directory.
-
-    A zero exit code means success (no file means a ``null`` result); otherwise the file holds
-    the error object, or, when the process died before writing one, the error says how it
-    ended and shows the end of its output.
-    """
-    path = ctx.job_dir / RESULT_FILE
-    unreadable: OSError | None = None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = None
-    except OSError as exc:  # a directory, a file the job made unreadable...
-        text, unreadable = None, exc
-    if exit.returncode == 0 and unreadable is not None:
-        return JobOutcome(
-            False,
-            error_result(
-                "ResultError",
-                f"the job ended well but its {RESULT_FILE} cannot be read: "
-                f"{unreadable.strerror or unreadable}",
-            ),
-        )
-    if exit.returncode == 0:
-        return JobOutcome(True, text if text and text.strip() else "null")
-    if text:
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return JobOutcome(False, text)
-    if exit.returncode < 0:
-        how = f"the process was killed by signal {-exit.returncode}"
-    else:
-        how = f"the process exited with code {exit.returncode}"
-    tail = exit.output_tail.strip()
-    message = how + (f"; last output:\n{tail}" if tail else " and printed nothing")
-    return JobOutcome(False, error_result("ExecutionErr", message))

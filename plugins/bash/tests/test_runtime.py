@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.runtime import Runtime
+from gristmill.runtimes import Runtime
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, make_context, run_job
 from gristmill_bash.runtime import BashRuntime

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.runtime import ScriptError
-from gristmill.signature import STR
+from gristmill.runtimes import ScriptError
+from gristmill.runtimes.signature import STR
 from gristmill.testing.contract import require_toolchain
 from gristmill_bash.runtime import BashRuntime
 from gristmill_bash.signature import arg_lines, signature_from_lines

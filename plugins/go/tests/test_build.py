@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.execution import execute
-from gristmill.runtime import Recipe
+from gristmill.runtimes import Recipe
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, make_context, run_job, run_job_async
+from gristmill.worker.execution import execute
 from gristmill_go.runtime import GoRuntime
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import Runtime
+from gristmill.runtimes import Runtime
 from gristmill.testing.contract import RuntimeContract
 from gristmill_go.runtime import GoRuntime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import ScriptError
+from gristmill.runtimes import ScriptError
 from gristmill_go.dependencies import (
     LockFiles,
     go_mod,

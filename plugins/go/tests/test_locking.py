@@ -3,7 +3,7 @@
 The Go module proxy is out of reach of this machine: modules come from a directory on disk
 (``//replace``) or from a proxy made of files (``GOPROXY=file://...``, Go's proxy protocol).
 The core's part (lock when the script asks for modules, install once per lock, then run) is
-done here by hand, as :func:`gristmill.execution.execute` does it.
+done here by hand, as :func:`gristmill.worker.execution.execute` does it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.execution import execute
-from gristmill.runtime import JobContext, Recipe
+from gristmill.runtimes import JobContext, Recipe
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, make_context, run_job
+from gristmill.worker.execution import execute
 from gristmill_go.runtime import GoRuntime
 
 GREET_SCRIPT = """package inner

@@ -7,8 +7,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import Runtime
-from gristmill.signature import INT, STR
+from gristmill.runtimes import Runtime
+from gristmill.runtimes.signature import INT, STR
 from gristmill_go import toolchain as go_toolchain
 from gristmill_go.build import explain
 from gristmill_go.runtime import GoRuntime, program_key

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import Mount, ScriptError
+from gristmill.runtimes import Mount, ScriptError
 from gristmill.sandbox import RunPolicy
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, make_context, run_job

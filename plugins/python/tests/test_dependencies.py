@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.runtime import JobContext, Recipe, ScriptError
+from gristmill.runtimes import JobContext, Recipe, ScriptError
 from gristmill.testing.runner import lock_script, make_context, run_job
 from gristmill_python import dependencies
 from gristmill_python.runtime import INTERPRETER_FLAGS, PythonRuntime

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import DependencyLocking, ScriptError
+from gristmill.runtimes import DependencyLocking, ScriptError
 from gristmill_python.mapping import distribution_for
 from gristmill_python.requirements import lock_inputs
 from gristmill_python.runtime import PythonRuntime

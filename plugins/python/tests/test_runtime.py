@@ -9,8 +9,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import Runtime, ScriptError
-from gristmill.signature import INT, STR
+from gristmill.runtimes import Runtime, ScriptError
+from gristmill.runtimes.signature import INT, STR
 from gristmill_python.runtime import PythonRuntime
 
 

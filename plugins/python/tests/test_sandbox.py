@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from gristmill import Limits, Mount
-from gristmill.runtime import JobContext
+from gristmill.runtimes import JobContext
 from gristmill.sandbox import RunPolicy
 from gristmill.testing.runner import make_context, run_job
 from gristmill_python.runtime import MEMORY_LIMIT_MB, PythonRuntime

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.runtime import ScriptError
-from gristmill.schema import signature_to_schema
-from gristmill.signature import (
+from gristmill.runtimes import ScriptError
+from gristmill.runtimes.schema import signature_to_schema
+from gristmill.runtimes.signature import (
     ANY,
     FUNCTION_CALL_DEFAULT,
     INT,

@@ -18,9 +18,9 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from gristmill.runtime import JobContext, JobOutcome, ProcessExit
-from gristmill.schema import signature_to_schema
-from gristmill.signature import FUNCTION_CALL_DEFAULT
+from gristmill.runtimes import JobContext, JobOutcome, ProcessExit
+from gristmill.runtimes.schema import signature_to_schema
+from gristmill.runtimes.signature import FUNCTION_CALL_DEFAULT
 from gristmill_python.runtime import INTERPRETER_FLAGS, PythonRuntime, argument_spec
 from gristmill_python.signature import parse_signature
 

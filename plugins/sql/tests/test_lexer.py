@@ -7,7 +7,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from gristmill.runtime import ScriptError
+from gristmill.runtimes import ScriptError
 from gristmill_sql.lexer import lex, read_type_name
 
 # Scripts whose every statement returns one row with one column: psql prints one line per

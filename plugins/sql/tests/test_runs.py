@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 from gristmill.config import Settings
-from gristmill.platform import run_policy
-from gristmill.runtime import Runtime
+from gristmill.runtimes import Runtime
 from gristmill.sandbox import RunPolicy
+from gristmill.server.platform import run_policy
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.pytest_plugin import PgCluster
 from gristmill.testing.runner import RanJob, make_context, run_job

@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from gristmill.runtime import ScriptError
-from gristmill.schema import signature_to_schema
-from gristmill.signature import (
+from gristmill.runtimes import ScriptError
+from gristmill.runtimes.schema import signature_to_schema
+from gristmill.runtimes.signature import (
     DATE,
     DATETIME,
     FLOAT,

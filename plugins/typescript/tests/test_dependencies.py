@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import DependencyLocking, Recipe, ScriptError
+from gristmill.runtimes import DependencyLocking, Recipe, ScriptError
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, lock_script, make_context, run_job
 from gristmill_typescript.bun import BunRuntime

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from gristmill.runtime import Runtime, RuntimeRegistry
+from gristmill.runtimes import Runtime, RuntimeRegistry
 from gristmill_typescript import plugin
 from gristmill_typescript.bun import BunRuntime
 from gristmill_typescript.deno import DenoRuntime

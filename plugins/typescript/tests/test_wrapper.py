@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gristmill.runtime import Recipe, Runtime
-from gristmill.signature import FUNCTION_CALL_DEFAULT
+from gristmill.runtimes import Recipe, Runtime
+from gristmill.runtimes.signature import FUNCTION_CALL_DEFAULT
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import RanJob, make_context, run_job
 from gristmill_typescript.bun import BunRuntime

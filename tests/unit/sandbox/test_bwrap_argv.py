@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from gristmill import Limits, Mount, Recipe
 from gristmill.sandbox import SandboxError
+from gristmill.sandbox.backends.bwrap import BwrapBackend
 from gristmill.sandbox.base import Protected
-from gristmill.sandbox.bwrap import BwrapBackend
 from gristmill.sandbox.layout import HostEntry, SystemLayout
 
 LAYOUT = SystemLayout(

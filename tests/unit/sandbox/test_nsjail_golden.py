@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from gristmill import Limits, Mount, Recipe
+from gristmill.sandbox.backends.nsjail import render
 from gristmill.sandbox.layout import HostEntry, SystemLayout
-from gristmill.sandbox.nsjail import render
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from gristmill.config import ConfigError, Settings
 from gristmill.sandbox import Limits, SandboxUnavailable, select_backend
+from gristmill.sandbox.backends.none import NoSandbox
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.hostpaths import blocking_dir
-from gristmill.sandbox.none import NoSandbox
 from gristmill.sandbox.policy import _check_reachable
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from gristmill import __version__
-from gristmill.api.deps import TokenCache
 from gristmill.api.errors import install_error_handlers
-from gristmill.api.routes import auth, jobs, meta, scripts
-from gristmill.platform import Platform
+from gristmill.api.routes import auth, jobs, meta, scripts, workers
+from gristmill.server.platform import Platform
 
 __all__ = ["create_app"]
 
@@ -26,13 +26,11 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     app.state.platform = platform
-    app.state.token_cache = TokenCache()
-    app.state.known_workspaces = set()
-    app.state.script_cache = jobs.ScriptCache()
     install_error_handlers(app)
     for router in (
         meta.public_router,
         meta.router,
+        workers.router,
         auth.public_router,
         auth.router,
         scripts.router,

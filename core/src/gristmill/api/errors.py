@@ -1,4 +1,9 @@
-"""API errors: plain-text bodies with Windmill's prefixes (``Bad request: ...``)."""
+"""API errors: plain-text bodies with Windmill's prefixes (``Bad request: ...``).
+
+Domain code raises :mod:`gristmill.errors`' kinds (:class:`~gristmill.errors.BadInput`,
+:class:`~gristmill.errors.NotFound`, ...); the handlers here give each its status, so that
+routes need no ``try``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gristmill.errors import BadInput, GristmillError, NotFound, Unauthorized, Unavailable
+from gristmill.queue.waiting import WaitTimeout
+
 __all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
 
 
-class ApiError(Exception):
+class ApiError(GristmillError):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         self.status = status
         self.message = message
@@ -49,6 +57,30 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> PlainTextResponse:
         return PlainTextResponse(exc.message, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BadInput)
+    async def _bad_input(request: Request, exc: BadInput) -> PlainTextResponse:
+        return PlainTextResponse(f"Bad request: {exc}", status_code=400)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> PlainTextResponse:
+        return PlainTextResponse(f"Not found: {exc}", status_code=404)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> PlainTextResponse:
+        return PlainTextResponse(
+            f"Not authorized: {exc}", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> PlainTextResponse:
+        return PlainTextResponse(str(exc), status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(WaitTimeout)
+    async def _wait_timeout(request: Request, exc: WaitTimeout) -> PlainTextResponse:
+        # Windmill answers a run_wait_result that outlives its wait with a 500 and this text;
+        # the job itself is fine and keeps running.
+        return PlainTextResponse(str(exc), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> PlainTextResponse:

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import psycopg
 
+from gristmill.db.queries import Q
+from gristmill.errors import GristmillError
+
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_postgres_bin"]
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ _SUPERUSER = "postgres"
 DATABASE = "gristmill"
 
 
-class EmbeddedPostgresError(RuntimeError):
+class EmbeddedPostgresError(GristmillError, RuntimeError):
     """The embedded Postgres could not be set up or started."""
 
 
@@ -294,11 +297,8 @@ class EmbeddedPostgres:
         with psycopg.connect(
             self.conninfo.replace(f"dbname={DATABASE}", "dbname=postgres"), autocommit=True
         ) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f"CREATE DATABASE {DATABASE}")
+            if not conn.execute(Q["gristmill_database_exists"]).fetchone():
+                conn.execute(Q["create_gristmill_database"])
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

@@ -13,6 +13,8 @@ from typing import LiteralString, cast
 
 import psycopg
 
+from gristmill.db.queries import Q
+
 __all__ = ["Migration", "apply_migrations", "list_migrations"]
 
 log = logging.getLogger(__name__)
@@ -46,14 +48,10 @@ def list_migrations() -> list[Migration]:
 def apply_migrations(conn: psycopg.Connection) -> list[int]:
     """Bring the schema up to date; return the versions applied now."""
     conn.autocommit = True
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+    conn.execute(Q["migration_lock"], {"lock_id": _LOCK_ID})
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS gristmill_migration ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM gristmill_migration")}
+        conn.execute(Q["create_migration_table"])
+        done = {row[0] for row in conn.execute(Q["applied_migrations"])}
         applied = []
         for migration in list_migrations():
             if migration.version in done:
@@ -62,10 +60,9 @@ def apply_migrations(conn: psycopg.Connection) -> list[int]:
             with conn.transaction():
                 conn.execute(cast(LiteralString, migration.sql))
                 conn.execute(
-                    "INSERT INTO gristmill_migration (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
+                    Q["record_migration"], {"version": migration.version, "name": migration.name}
                 )
             applied.append(migration.version)
         return applied
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+        conn.execute(Q["migration_unlock"], {"lock_id": _LOCK_ID})

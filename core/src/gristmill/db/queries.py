@@ -1,4 +1,4 @@
-"""The named queries of ``sql/queries.sql``, loaded once."""
+"""The named queries of ``sql/queries/*.sql`` (one file per domain), loaded once."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ _BLOCK = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
 
 @cache
 def load_queries() -> dict[str, LiteralString]:
-    text = resources.files("gristmill.db").joinpath("sql/queries.sql").read_text("utf-8")
-    parts = _BLOCK.split(text)
+    folder = resources.files("gristmill.db").joinpath("sql/queries")
     queries: dict[str, LiteralString] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice in queries.sql")
-        # The text comes from a file inside the package, never from user input, which is
-        # what LiteralString promises the type checker.
-        queries[name] = cast(LiteralString, body.strip())
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        parts = _BLOCK.split(entry.read_text("utf-8"))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice (again in {entry.name})")
+            # The text comes from a file inside the package, never from user input, which
+            # is what LiteralString promises the type checker.
+            queries[name] = cast(LiteralString, body.strip())
     return queries
 
 

@@ -2,8 +2,8 @@
 
 - :mod:`~gristmill.sandbox.spec`: :class:`Mount`, :class:`Limits` and their checks (data only);
 - :mod:`~gristmill.sandbox.base`: the :class:`Backend` interface the executor uses;
-- backends: :mod:`~gristmill.sandbox.bwrap` (default on Linux), :mod:`~gristmill.sandbox.nsjail`,
-  :mod:`~gristmill.sandbox.none` (development);
+- backends: :mod:`~gristmill.sandbox.backends.bwrap` (default on Linux), :mod:`~gristmill.sandbox.backends.nsjail`,
+  :mod:`~gristmill.sandbox.backends.none` (development);
 - :mod:`~gristmill.sandbox.policy`: a worker's choices (backend, network, caps) and the
   selection of its backend from the settings.
 

@@ -1,6 +1,6 @@
 """The interface between the executor and a sandbox backend.
 
-A backend turns a validated :class:`~gristmill.runtime.Recipe` into the process the executor
+A backend turns a validated :class:`~gristmill.runtimes.Recipe` into the process the executor
 starts (:class:`Launch`: argv, environment, directory, descriptors to pass), reads that
 process's exit status back in the executor's terms, and explains failures that are the
 sandbox's own ("not visible inside the sandbox") in words a runtime author can act on.
@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from gristmill.config import ConfigError
+from gristmill.errors import GristmillError
 from gristmill.sandbox.spec import Limits, is_under
 
 if TYPE_CHECKING:
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
 __all__ = ["Backend", "Launch", "Protected", "SandboxError", "SandboxUnavailable"]
 
 
-class SandboxError(RuntimeError):
+class SandboxError(GristmillError, RuntimeError):
     """A step the sandbox cannot start as asked (a mount that does not exist, a program
     outside every mount...): the job fails with this message."""
 

@@ -1,7 +1,7 @@
 """Host paths and the sandbox's user: can it reach them, and handing directories over.
 
 When the worker runs as root, the sandbox is started as an unprivileged user (see
-:mod:`gristmill.sandbox.bwrap`), which must be able to walk to every path it mounts, and own
+:mod:`gristmill.sandbox.backends.bwrap`), which must be able to walk to every path it mounts, and own
 the directories a step writes (its job directory, a cache in a lock or install step).
 """
 

@@ -1,6 +1,6 @@
 """What a worker applies to every step it runs: its backend, network policy and caps.
 
-:class:`RunPolicy` is handed to :func:`gristmill.execution.execute`; the default (no
+:class:`RunPolicy` is handed to :func:`gristmill.worker.execution.execute`; the default (no
 sandbox, the default caps) is what :mod:`gristmill.testing.runner` and the conformance kit
 use. A worker builds its own from its settings with :func:`select_backend`.
 """
@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gristmill.sandbox.backends.bwrap import BwrapBackend, find_bwrap
+from gristmill.sandbox.backends.none import NoSandbox
+from gristmill.sandbox.backends.nsjail import NsjailBackend, find_nsjail
 from gristmill.sandbox.base import Backend, Protected, SandboxUnavailable
-from gristmill.sandbox.bwrap import BwrapBackend, find_bwrap
 from gristmill.sandbox.hostpaths import blocking_dir
 from gristmill.sandbox.layout import SANDBOX_OUTSIDE_GID, SANDBOX_OUTSIDE_UID, SystemLayout
-from gristmill.sandbox.none import NoSandbox
-from gristmill.sandbox.nsjail import NsjailBackend, find_nsjail
 from gristmill.sandbox.spec import Limits
 
 if TYPE_CHECKING:
     from gristmill.config import Settings
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
 __all__ = [
     "DEFAULT_MAX_LOG_BYTES",
@@ -180,7 +180,7 @@ def _protected(settings: Settings) -> Protected:
 def _probe(backend: Backend, scratch: Path) -> None:
     """Start one trivial sandboxed step, so that a machine where the sandbox cannot run
     refuses to start the worker instead of failing every job."""
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
     scratch.mkdir(parents=True, exist_ok=True)
     scratch.chmod(0o755)

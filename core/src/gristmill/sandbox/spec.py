@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from gristmill.errors import GristmillError
+
 __all__ = [
     "PROTECTED_TARGETS",
     "SYSTEM_DIRS",
@@ -41,7 +43,7 @@ PROTECTED_TARGETS: tuple[str, ...] = ("/", "/tmp", "/proc", "/dev", "/sys")
 _PSEUDO_FILESYSTEMS: tuple[str, ...] = ("/proc", "/dev", "/sys")
 
 
-class RecipeError(ValueError):
+class RecipeError(GristmillError, ValueError):
     """A recipe the core refuses to run: the message says which field and why."""
 
 

@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from gristmill.runtime import DependencyLocking, Recipe, Runtime, ScriptError, Toolchain
+from gristmill.runtimes import DependencyLocking, Recipe, Runtime, ScriptError, Toolchain
+from gristmill.runtimes.schema import signature_to_schema
+from gristmill.runtimes.signature import signature_from_json, signature_to_json
 from gristmill.sandbox import RunPolicy
-from gristmill.schema import signature_to_schema
-from gristmill.signature import signature_from_json, signature_to_json
 from gristmill.testing.runner import make_context, run_job
 
 __all__ = ["RuntimeContract", "require_toolchain"]

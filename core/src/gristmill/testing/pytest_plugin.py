@@ -21,8 +21,8 @@ import pytest_asyncio
 from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.db.migrations import apply_migrations
-from gristmill.platform import Platform, prepare_database
 from gristmill.sandbox import RunPolicy
+from gristmill.server.platform import Platform, prepare_database
 
 __all__ = ["SUPERADMIN_SECRET", "PgCluster"]
 
@@ -144,8 +144,8 @@ def sandbox_data_dir() -> Iterator[Path]:
 def sandbox_policy(sandbox_data_dir: Path) -> RunPolicy:
     """The bwrap sandbox as a worker applies it, for ``run_job(..., policy=...)``. Skipped
     with the reason where bwrap cannot run, except in CI (``CI`` set), where it fails."""
-    from gristmill.platform import run_policy
     from gristmill.sandbox import SandboxUnavailable
+    from gristmill.server.platform import run_policy
 
     settings = Settings(data_dir=sandbox_data_dir, sandbox="bwrap")
     try:

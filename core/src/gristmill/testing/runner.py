@@ -1,6 +1,6 @@
 """Running one job of a runtime for real, without a database or a worker.
 
-The job goes through the same code as a worker's (:func:`gristmill.execution.execute`): the
+The job goes through the same code as a worker's (:func:`gristmill.worker.execution.execute`): the
 runtime prepares it, its steps run as processes, its outcome is read.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gristmill.execution import LockOutcome, execute, lock_job
-from gristmill.runtime import ARGS_FILE, JobContext, JobOutcome, Runtime
+from gristmill.runtimes import ARGS_FILE, JobContext, JobOutcome, Runtime
+from gristmill.runtimes.schema import signature_to_schema
 from gristmill.sandbox import RunPolicy
-from gristmill.schema import signature_to_schema
+from gristmill.worker.execution import LockOutcome, execute, lock_job
 
 __all__ = ["RanJob", "lock_script", "make_context", "run_job"]
 

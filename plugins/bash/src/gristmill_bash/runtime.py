@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from gristmill import (
+    RESULT_FILE,
     JobContext,
     JobOutcome,
     Limits,
@@ -28,7 +29,6 @@ from gristmill import (
     error_result,
     toolchain_mounts,
 )
-from gristmill.runtime import RESULT_FILE
 
 from gristmill_bash.signature import ArgLine, arg_lines, parse, signature_from_lines
 from gristmill_bash.syntax import check_syntax

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import tree_sitter_bash
-from gristmill.signature import STR, Arg, Signature
+from gristmill import STR, Arg, Signature
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 __all__ = ["ArgLine", "BashParse", "arg_lines", "parse", "signature_from_lines"]

@@ -19,7 +19,7 @@ import re
 import subprocess
 from typing import Final
 
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 from tree_sitter import Node
 
 from gristmill_bash.signature import BashParse

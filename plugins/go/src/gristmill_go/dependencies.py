@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 from tree_sitter import Node, Query, QueryCursor
 
 from gristmill_go.signature import LANGUAGE, parse_tree

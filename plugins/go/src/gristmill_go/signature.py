@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import tree_sitter_go
-from gristmill.runtime import ScriptError
-from gristmill.signature import Arg, ListType, Signature
+from gristmill import Arg, ListType, ScriptError, Signature
 from tree_sitter import Language, Node, Parser
 
 from gristmill_go.syntax import SyntaxChecker, position, text

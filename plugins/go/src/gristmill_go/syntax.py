@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 from tree_sitter import Language, Node, Query, QueryCursor
 
 __all__ = ["SyntaxChecker", "position", "text"]

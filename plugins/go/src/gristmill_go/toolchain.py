@@ -16,7 +16,7 @@ import sysconfig
 from dataclasses import dataclass
 from typing import Final
 
-from gristmill.runtime import Toolchain
+from gristmill import Toolchain
 
 __all__ = ["MIN_GO", "GoCommand", "GoVersion", "goroot", "locate_go", "probe"]
 

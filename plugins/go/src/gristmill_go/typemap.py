@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-from gristmill.signature import (
+from gristmill import (
     ANY,
     BOOL,
     BYTES,

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tree_sitter import Node, Query, QueryCursor

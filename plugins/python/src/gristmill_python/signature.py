@@ -1,7 +1,7 @@
 """The signature of a Python script's ``main``, read with tree-sitter.
 
 The rules follow Windmill's Python parser so that a script gets the same form in both
-products: annotations map to :mod:`gristmill.signature` types, defaults become JSON values,
+products: annotations map to :mod:`gristmill.runtimes.signature` types, defaults become JSON values,
 enums / dataclasses / pydantic models defined in the script are expanded, and the Google-style
 ``Args:`` section of ``main``'s docstring gives the argument descriptions.
 
@@ -19,8 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gristmill.runtime import ScriptError
-from gristmill.signature import (
+from gristmill import (
     ANY,
     BOOL,
     BYTES,
@@ -38,6 +37,7 @@ from gristmill.signature import (
     ObjectType,
     Prop,
     ResourceType,
+    ScriptError,
     Signature,
     StrType,
     Typ,

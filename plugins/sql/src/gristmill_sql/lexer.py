@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 
 __all__ = ["Comment", "Lexed", "Param", "Statement", "lex", "line_column", "read_type_name"]
 

@@ -25,8 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gristmill.runtime import ScriptError
-from gristmill.signature import (
+from gristmill import (
     BOOL,
     BYTES,
     DATE,
@@ -39,6 +38,7 @@ from gristmill.signature import (
     ObjectType,
     ResourceType,
     Scalar,
+    ScriptError,
     Signature,
     StrType,
     Typ,

@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from gristmill.runtime import ScriptError
-from gristmill.signature import (
+from gristmill import (
     ANY,
     DATETIME,
     FUNCTION_CALL_DEFAULT,
     Arg,
+    ScriptError,
     Signature,
     infer_typ_from_value,
 )

@@ -11,7 +11,7 @@ import threading
 from typing import Final
 
 import tree_sitter_typescript
-from gristmill.runtime import ScriptError
+from gristmill import ScriptError
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 __all__ = ["LANGUAGE", "check_syntax", "first_child", "parse", "position", "text"]

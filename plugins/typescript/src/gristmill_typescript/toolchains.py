@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gristmill.runtime import Toolchain
+from gristmill import Toolchain
 
 __all__ = ["Executable", "find_executable", "probe_version"]
 

@@ -1,4 +1,4 @@
-"""TypeScript type annotations -> :mod:`gristmill.signature` types (Windmill's rules).
+"""TypeScript type annotations -> :mod:`gristmill.runtimes.signature` types (Windmill's rules).
 
 ``string`` is a string, ``number`` a float, ``bigint`` an integer, ``boolean`` a boolean,
 ``object`` an object of unknown shape; ``T[]`` and ``Array<T>`` are lists; string literals and
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from gristmill.signature import (
+from gristmill import (
     ANY,
     BOOL,
     BYTES,

@@ -45,7 +45,7 @@ from gristmill.sandbox.layout import SANDBOX_GID, SANDBOX_UID, SystemLayout
 from gristmill.sandbox.spec import Limits, Mount, is_under
 
 if TYPE_CHECKING:
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
 __all__ = ["BwrapBackend", "find_bwrap", "rlimit_args"]
 

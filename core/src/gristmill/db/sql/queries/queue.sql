@@ -1,109 +1,6 @@
--- Named queries. Each block starts with `-- name: <name>`; the comment lines right after it
--- say what it does. Python refers to them by name (gristmill.db.queries.Q) and never builds
--- SQL text itself.
-
--- name: get_setting
-SELECT value FROM instance_setting WHERE name = %(name)s;
-
--- name: init_setting
--- Store a setting unless one exists, and return the stored value (the first writer wins).
-WITH ins AS (
-    INSERT INTO instance_setting (name, value) VALUES (%(name)s, %(value)s)
-    ON CONFLICT (name) DO NOTHING
-    RETURNING value
-)
-SELECT value FROM ins
-UNION ALL
-SELECT value FROM instance_setting WHERE name = %(name)s
-LIMIT 1;
-
--- name: count_users
-SELECT count(*) FROM app_user;
-
--- name: insert_user
-INSERT INTO app_user (email, username, password_hash, super_admin)
-VALUES (%(email)s, %(username)s, %(password_hash)s, %(super_admin)s)
-ON CONFLICT DO NOTHING
-RETURNING email;
-
--- name: get_user
-SELECT email, username, password_hash, super_admin FROM app_user WHERE email = %(email)s;
-
--- name: insert_token
-INSERT INTO token (token_hash, token_prefix, email, label, expiration)
-VALUES (%(token_hash)s, %(token_prefix)s, %(email)s, %(label)s, %(expiration)s);
-
--- name: get_token_owner
--- The owner of a valid (unexpired) token.
-SELECT u.email, u.username, u.super_admin
-FROM token t JOIN app_user u USING (email)
-WHERE t.token_hash = %(token_hash)s AND (t.expiration IS NULL OR t.expiration > now());
-
--- name: delete_token
-DELETE FROM token WHERE token_hash = %(token_hash)s;
-
--- name: workspace_exists
-SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted;
-
--- name: insert_script
-INSERT INTO script (
-    workspace_id, hash, path, parent_hashes, summary, description, content, schema,
-    language, kind, tag, lock, timeout, priority, envs, deployment_message, created_by
-) VALUES (
-    %(workspace_id)s, %(hash)s, %(path)s, %(parent_hashes)s, %(summary)s, %(description)s,
-    %(content)s, %(schema)s, %(language)s, %(kind)s, %(tag)s, %(lock)s, %(timeout)s,
-    %(priority)s, %(envs)s, %(deployment_message)s, %(created_by)s
-)
-ON CONFLICT DO NOTHING
-RETURNING hash;
-
--- name: archive_script
-UPDATE script SET archived = true WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
-
--- name: lock_script_path
--- Serialize creations at one path, so that two saves cannot both become the latest.
-SELECT pg_advisory_xact_lock(hashtextextended(%(workspace_id)s || '/' || %(path)s, 0));
-
--- name: get_script_by_path
--- The newest version at a path, archived or not (as Windmill's get/p).
-SELECT * FROM script
-WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
-ORDER BY created_at DESC
-LIMIT 1;
-
--- name: get_live_script_by_path
--- The version that runs at a path: the newest one not archived.
-SELECT * FROM script
-WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT archived AND NOT deleted
-ORDER BY created_at DESC
-LIMIT 1;
-
--- name: get_script_by_hash
-SELECT * FROM script WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s AND NOT deleted;
-
--- name: find_script_hash
-SELECT workspace_id, path FROM script WHERE hash = %(hash)s;
-
--- name: list_scripts
--- The newest version of each path, newest paths first.
-SELECT * FROM (
-    SELECT DISTINCT ON (path) *
-    FROM script
-    WHERE workspace_id = %(workspace_id)s AND NOT deleted
-      AND (%(show_archived)s OR NOT archived)
-      AND (%(path_start)s::text IS NULL OR path LIKE %(path_start)s || '%%')
-      AND (%(path_exact)s::text IS NULL OR path = %(path_exact)s)
-      AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
-      AND (%(language)s::text IS NULL OR language = %(language)s)
-    ORDER BY path, created_at DESC
-) latest
-ORDER BY created_at DESC
-LIMIT %(limit)s OFFSET %(offset)s;
-
--- name: script_history
-SELECT hash, deployment_message, created_at FROM script
-WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
-ORDER BY created_at DESC;
+-- The job queue: inserting, claiming, completing, cancelling and reading jobs and logs.
+-- Each block starts with `-- name: <name>` (unique across sql/queries/*.sql); the comment
+-- lines right after it say what it does. Python refers to them by name (gristmill.db.queries.Q).
 
 -- name: push_job
 -- Insert a job and queue it. Workers listening on the queue channel are notified at commit
@@ -374,28 +271,6 @@ WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
 ORDER BY queued DESC, created_at DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
--- name: worker_ping
--- Announce (or refresh) a worker process.
-INSERT INTO worker_ping (
-    worker_instance, worker_group, hostname, pid, num_workers, tags, unavailable
-) VALUES (
-    %(worker_instance)s, %(worker_group)s, %(hostname)s, %(pid)s, %(num_workers)s, %(tags)s,
-    %(unavailable)s
-)
-ON CONFLICT (worker_instance) DO UPDATE
-SET tags = excluded.tags, unavailable = excluded.unavailable, ping_at = now();
-
--- name: worker_gone
-DELETE FROM worker_ping WHERE worker_instance = %(worker_instance)s;
-
--- name: live_workers
--- Worker processes heard from recently.
-SELECT worker_instance, worker_group, hostname, pid, num_workers, tags, unavailable,
-       started_at, ping_at
-FROM worker_ping
-WHERE ping_at > now() - make_interval(secs => %(within_s)s)
-ORDER BY worker_instance;
-
 -- name: push_failed_job
 -- Record a job that cannot run anywhere straight into the history, as failed.
 WITH j AS (
@@ -415,22 +290,10 @@ INSERT INTO job_completed (id, workspace_id, status, result, started_at, duratio
 SELECT id, workspace_id, 'failure', %(result)s::jsonb, now(), 0 FROM j
 RETURNING id;
 
--- name: set_script_lock
--- The outcome of a version's dependency job: its lock, or why it could not be locked.
-UPDATE script SET lock = %(lock)s, lock_error_logs = %(lock_error_logs)s
-WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+-- name: job_is_queued
+-- Whether a job is queued or running (a job token is valid only then).
+SELECT 1 FROM job_queue WHERE id = %(id)s;
 
--- name: get_script_lock
-SELECT lock, lock_error_logs FROM script
-WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
-
--- name: last_dependency_job
--- The newest dependency job of a version, with its state.
-SELECT j.id, q.running, c.status
-FROM job j
-LEFT JOIN job_queue q USING (id)
-LEFT JOIN job_completed c USING (id)
-WHERE j.workspace_id = %(workspace_id)s AND j.runnable_path = %(path)s
-  AND j.runnable_hash = %(hash)s AND j.kind = 'dependencies'
-ORDER BY j.created_at DESC
-LIMIT 1;
+-- name: get_cancel_request
+-- Who asked to cancel a running job, and why.
+SELECT canceled_by, canceled_reason FROM job_queue WHERE id = %(id)s;

@@ -5,7 +5,7 @@ automatically when bwrap cannot run). No package registry reachable here ships n
 rendering is pinned by golden tests (tests/unit/sandbox/golden/*.cfg) rather than run; the
 layout is the bwrap backend's, field for field, so that both give a job the same view:
 Windmill's own nsjail recipes (``backend/windmill-worker/nsjail/*.config.proto``) are the
-model, with the differences of :mod:`gristmill.sandbox.bwrap` (a read-only root with only the
+model, with the differences of :mod:`gristmill.sandbox.backends.bwrap` (a read-only root with only the
 system directories and a few files of /etc, the job's uid mapped to an unprivileged user
 outside, ``RLIMIT_NPROC`` per job, no capabilities).
 
@@ -36,7 +36,7 @@ from gristmill.sandbox.layout import (
 from gristmill.sandbox.spec import Limits
 
 if TYPE_CHECKING:
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
 __all__ = ["NsjailBackend", "find_nsjail", "render"]
 

@@ -16,17 +16,20 @@ import pluggy
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth import NewAdmin, ensure_first_admin, job_token_secret
-from gristmill.capabilities import WorkerCapabilities
+from gristmill.auth.tokens import TokenResolver, job_token_secret
+from gristmill.auth.users import NewAdmin, ensure_first_admin
 from gristmill.config import Settings
 from gristmill.db import open_pool, wait_for_database
 from gristmill.db.migrations import apply_migrations
-from gristmill.monitor import run_monitor
-from gristmill.notify import Notifier
 from gristmill.plugins import build_plugin_manager, load_runtimes
-from gristmill.runtime import RuntimeRegistry
+from gristmill.queue.notify import Notifier
+from gristmill.queue.submit import Submitter
+from gristmill.queue.zombies import run_monitor
+from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
-from gristmill.worker import WorkerPool, worker_tags
+from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
+from gristmill.worker.pool import WorkerPool
+from gristmill.workspace.workspaces import Workspaces
 
 __all__ = ["Platform", "PreparedDatabase", "prepare_database"]
 
@@ -61,6 +64,9 @@ class Platform:
     notifier: Notifier | None = None
     workers: WorkerPool | None = None
     capabilities: WorkerCapabilities | None = None
+    submitter: Submitter | None = None
+    tokens: TokenResolver | None = None
+    workspaces: Workspaces | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -96,6 +102,19 @@ class Platform:
                 policy=policy,
             )
             await self.workers.start()
+        self.submitter = Submitter(
+            pool=self.pool,
+            registry=self.registry,
+            notifier=self.notifier,
+            capabilities=self.capabilities,
+            reserve=self.workers.reserve if self.workers is not None else None,
+        )
+        self.tokens = TokenResolver(
+            self.pool,
+            job_token_secret=self.job_token_secret,
+            superadmin_secret=self.settings.superadmin_secret,
+        )
+        self.workspaces = Workspaces(self.pool)
 
     async def stop(self) -> None:
         if self.workers is not None:
@@ -117,6 +136,18 @@ class Platform:
     def require_registry(self) -> RuntimeRegistry:
         assert self.registry is not None, "the platform is not started"
         return self.registry
+
+    # The parts below exist once :meth:`start` has run; the API is served only after it.
+
+    @property
+    def db(self) -> AsyncConnectionPool:
+        assert self.pool is not None, "the platform is not started"
+        return self.pool
+
+    @property
+    def runs(self) -> Submitter:
+        assert self.submitter is not None, "the platform is not started"
+        return self.submitter
 
 
 def run_policy(settings: Settings) -> RunPolicy:

@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gristmill.runtime import Recipe
+from gristmill.runtimes import Recipe
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.policy import RunPolicy
 
@@ -183,7 +183,7 @@ async def run_recipe(
 
     Output is decoded as UTF-8 (invalid bytes replaced) and passed to ``on_output`` as it
     arrives, up to the policy's log cap. When the main process exits, whatever it left
-    running is killed. Raises :class:`~gristmill.runtime.RecipeError` for an invalid recipe,
+    running is killed. Raises :class:`~gristmill.runtimes.RecipeError` for an invalid recipe,
     :class:`~gristmill.sandbox.SandboxError` when the sandbox cannot start it as asked, and
     :class:`OSError` when the program cannot be started at all.
     """

@@ -56,7 +56,7 @@ def cli() -> None:
 def _serve(settings: Settings) -> None:
     from gristmill.db import DatabaseUnavailableError
     from gristmill.db.embedded import EmbeddedPostgresError
-    from gristmill.serve import PortInUseError, serve
+    from gristmill.server.serve import PortInUseError, serve
 
     try:
         serve(settings)
@@ -150,7 +150,7 @@ def _cli_token(data_dir: Path | None) -> str | None:
     token = os.environ.get("GRISTMILL_TOKEN") or os.environ.get("SUPERADMIN_SECRET")
     if token:
         return token
-    from gristmill.serve import cli_token_path
+    from gristmill.server.serve import cli_token_path
 
     settings = _settings("standalone", None, data_dir, None)
     path = cli_token_path(settings)

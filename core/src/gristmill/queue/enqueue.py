@@ -1,63 +1,38 @@
-"""Jobs in the database: queueing, cancelling, reading state and logs.
+"""Putting jobs into the queue.
 
-Each function is one named query (see ``db/sql/queries.sql``) on a given connection.
+One statement inserts a job into ``job`` (what never changes) and ``job_queue`` (the small hot
+queue) and notifies its tag's workers at commit (see ``sql/queries/queue.sql``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 
 from gristmill.db.queries import Q
+from gristmill.errors import GristmillError
+from gristmill.queue.states import JobKind
 
 __all__ = [
-    "DEPENDENCY_TAG",
-    "CancelOutcome",
     "NewJob",
     "StaleScriptError",
-    "cancel_job",
-    "canceled_error",
-    "format_hash",
-    "get_job",
-    "lock_error_message",
-    "logs_since",
-    "parse_hash",
+    "count_queued",
+    "push_claimed_job",
     "push_failed_job",
     "push_job",
 ]
 
 
-#: The tag of dependency jobs (locking a saved version), as in Windmill.
-DEPENDENCY_TAG = "dependency"
-
-_HASH = re.compile(r"[0-9a-fA-F]{16}")
-
-
-def format_hash(value: int) -> str:
-    """A script hash as Windmill writes it: the 8 big-endian bytes of an i64, in hex."""
-    return (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
-
-
-def parse_hash(text: str) -> int:
-    """Inverse of :func:`format_hash`; raises ValueError with a clear message."""
-    if not _HASH.fullmatch(text):
-        raise ValueError(f"'{text}' is not a script hash (16 hexadecimal digits)")
-    return int.from_bytes(bytes.fromhex(text), "big", signed=True)
-
-
 @dataclass(frozen=True)
 class NewJob:
     workspace_id: str
-    kind: str
+    kind: JobKind
     tag: str
     args: Mapping[str, Any]
     created_by: str
@@ -105,7 +80,7 @@ def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
     }
 
 
-class StaleScriptError(LookupError):
+class StaleScriptError(GristmillError, LookupError):
     """The script version a job was built from is no longer the live one at its path."""
 
 
@@ -174,96 +149,7 @@ async def push_failed_job(conn: psycopg.AsyncConnection, job: NewJob, result_jso
     return job.id
 
 
-def lock_error_message(logs: str) -> str:
-    """Why a version whose dependency job failed cannot run."""
-    return (
-        "the dependencies of this script version could not be locked, so it cannot run; "
-        "fix its requirements and save a new version. The resolver said:\n" + logs.strip()
-    )
-
-
-def canceled_error(canceled_by: str | None, reason: str | None) -> str:
-    """The result of a canceled job (Windmill's shape)."""
-    reason = reason or "no reason given"
-    by = canceled_by or "unknown"
-    return json.dumps(
-        {
-            "error": {
-                "name": "Canceled",
-                "message": f"Job canceled: {reason} by {by}",
-                "reason": reason,
-                "canceler": by,
-            }
-        }
-    )
-
-
-@dataclass(frozen=True)
-class CancelOutcome:
-    #: ``canceled`` (it was queued: now in the history), ``stopping`` (its worker was asked
-    #: to stop it), ``completed`` (too late) or ``not_found``.
-    state: str
-
-
-async def cancel_job(
-    conn: psycopg.AsyncConnection,
-    *,
-    workspace_id: str,
-    job_id: UUID,
-    canceled_by: str,
-    reason: str | None,
-) -> CancelOutcome:
-    params = {
-        "id": job_id,
-        "workspace_id": workspace_id,
-        "canceled_by": canceled_by,
-        "reason": reason,
-        "result": canceled_error(canceled_by, reason),
-    }
-    if await (await conn.execute(Q["cancel_queued_job"], params)).fetchone():
-        return CancelOutcome("canceled")
-    if await (await conn.execute(Q["cancel_running_job"], params)).fetchone():
-        return CancelOutcome("stopping")
-    state = await (
-        await conn.execute(Q["get_job_state"], {"id": job_id, "workspace_id": workspace_id})
-    ).fetchone()
-    if state and state[0] and state[2] is not None:
-        return CancelOutcome("completed")
-    # Claimed between the two statements above: ask its worker again.
-    if (
-        state
-        and state[0]
-        and state[1] is not None
-        and await (await conn.execute(Q["cancel_running_job"], params)).fetchone()
-    ):
-        return CancelOutcome("stopping")
-    return CancelOutcome("not_found")
-
-
-async def get_job(
-    conn: psycopg.AsyncConnection, *, workspace_id: str, job_id: UUID
-) -> dict[str, Any] | None:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(Q["get_job"], {"id": job_id, "workspace_id": workspace_id})
-    return await cur.fetchone()
-
-
-async def get_logs(conn: psycopg.AsyncConnection, job_id: UUID) -> str:
-    row = await (await conn.execute(Q["get_logs"], {"id": job_id})).fetchone()
-    return row[0] if row else ""
-
-
-async def logs_since(conn: psycopg.AsyncConnection, job_id: UUID, offset: int) -> tuple[str, int]:
-    """The log text after character ``offset``, and the offset after it."""
-    rows = await (
-        await conn.execute(Q["get_logs_since"], {"id": job_id, "log_offset": offset})
-    ).fetchall()
-    if not rows:
-        return "", offset
-    parts = []
-    end = offset
-    for chunk_offset, content in rows:
-        start = max(0, offset - chunk_offset)
-        parts.append(content[start:])
-        end = chunk_offset + len(content)
-    return "".join(parts), end
+async def count_queued(conn: psycopg.AsyncConnection, workspace_id: str) -> int:
+    """Jobs of a workspace waiting for a worker (not running)."""
+    row = await (await conn.execute(Q["count_queued"], {"workspace_id": workspace_id})).fetchone()
+    return row[0] if row else 0

@@ -17,7 +17,7 @@ from gristmill.sandbox.base import Launch
 from gristmill.sandbox.spec import Limits
 
 if TYPE_CHECKING:
-    from gristmill.runtime import Recipe
+    from gristmill.runtimes import Recipe
 
 __all__ = ["NoSandbox"]
 

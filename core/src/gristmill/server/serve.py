@@ -21,11 +21,11 @@ import httpx
 import psycopg
 import uvicorn
 
-from gristmill.auth import hash_token, new_api_token
+from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
-from gristmill.db.queries import Q
-from gristmill.platform import Platform, prepare_database
+from gristmill.errors import GristmillError
+from gristmill.server.platform import Platform, prepare_database
 
 __all__ = ["cli_token_path", "configure_logging", "serve"]
 
@@ -66,29 +66,11 @@ def cli_token_path(settings: Settings) -> Path:
 
 def _ensure_cli_token(settings: Settings, conninfo: str) -> None:
     path = cli_token_path(settings)
+    current = path.read_text().strip() if path.exists() else None
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        if path.exists():
-            row = conn.execute(
-                Q["get_token_owner"], {"token_hash": hash_token(path.read_text().strip())}
-            ).fetchone()
-            if row is not None:
-                return
-        admin = conn.execute(
-            "SELECT email FROM app_user WHERE super_admin ORDER BY created_at LIMIT 1"
-        ).fetchone()
-        if admin is None:
-            return
-        token = new_api_token()
-        conn.execute(
-            Q["insert_token"],
-            {
-                "token_hash": hash_token(token),
-                "token_prefix": token[:10],
-                "email": admin[0],
-                "label": "cli",
-                "expiration": None,
-            },
-        )
+        token = cli_token_for_first_admin(conn, current)
+    if token is None:
+        return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token)
@@ -139,7 +121,7 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
             embedded.stop()
 
 
-class PortInUseError(RuntimeError):
+class PortInUseError(GristmillError, RuntimeError):
     """The API's port is taken."""
 
 

@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gristmill.environments import EnvironmentCache
-from gristmill.executor import ProcessResult, run_recipe
-from gristmill.runtime import (
+from gristmill.runtimes import (
     RESULT_FILE,
     DependencyLocking,
     JobContext,
@@ -32,6 +30,8 @@ from gristmill.runtime import (
     error_result,
 )
 from gristmill.sandbox import RunPolicy, SandboxError
+from gristmill.worker.environments import EnvironmentCache
+from gristmill.worker.processes import ProcessResult, run_recipe
 
 __all__ = ["Execution", "LockOutcome", "execute", "lock_job"]
 

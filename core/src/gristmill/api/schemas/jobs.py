@@ -1,0 +1,163 @@
+"""Jobs: runs (request bodies and options), a job, its updates and result, lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gristmill.queue.states import JobStatus
+
+__all__ = [
+    "CancelBody",
+    "CompletedJob",
+    "Job",
+    "JobFilters",
+    "JobUpdate",
+    "PreviewBody",
+    "QueuedJob",
+    "ResultMaybe",
+    "RunOptionsQuery",
+]
+
+
+class RunOptionsQuery(BaseModel):
+    """Query parameters shared by the run endpoints."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    scheduled_for: dt.datetime | None = None
+    scheduled_in_secs: int | None = None
+    tag: str | None = None
+    job_id: UUID | None = None
+    parent_job: UUID | None = None
+    timeout: int | None = None
+
+    def when(self) -> dt.datetime | None:
+        if self.scheduled_in_secs is not None:
+            return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.scheduled_in_secs)
+        if self.scheduled_for is not None and self.scheduled_for.tzinfo is None:
+            return self.scheduled_for.replace(tzinfo=dt.UTC)
+        return self.scheduled_for
+
+
+class PreviewBody(BaseModel):
+    """Code to run without saving it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    content: str
+    language: str
+    args: dict[str, Any] = {}
+    path: str | None = None
+    tag: str | None = None
+    #: The script's lock (as stored on a version); without it the worker resolves one.
+    lock: str | None = None
+
+
+class CancelBody(BaseModel):
+    reason: str | None = None
+
+
+class JobFilters(BaseModel):
+    """Filters of the job lists."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = 1
+    per_page: int = 100
+    script_path_exact: str | None = None
+    script_path_start: str | None = None
+    script_hash: str | None = None
+    created_by: str | None = None
+    created_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    running: bool | None = None
+    success: bool | None = None
+    #: Comma-separated job kinds (``script,preview``).
+    job_kinds: str | None = None
+    tag: str | None = None
+    parent_job: UUID | None = None
+
+
+class _JobBase(BaseModel):
+    id: str
+    workspace_id: str
+    created_by: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    job_kind: str
+    permissioned_as: str
+    email: str
+    tag: str
+    priority: int | None
+    language: str | None
+    script_path: str | None
+    script_hash: str | None
+    parent_job: str | None
+    visible_to_owner: bool = True
+    is_flow_step: bool = False
+    same_worker: bool = False
+    flow_status: None = None
+    schedule_path: None = None
+    mem_peak: None = None
+    canceled: bool
+    canceled_by: str | None
+    canceled_reason: str | None
+    # Present on a single job, not in lists.
+    args: dict[str, Any] | None = None
+    raw_code: str | None = None
+    logs: str | None = None
+    root_job: str | None = None
+    worker: str | None = None
+
+
+class QueuedJob(_JobBase):
+    """A job waiting for a worker, or running."""
+
+    type: Literal["QueuedJob"] = "QueuedJob"
+    running: bool
+    scheduled_for: dt.datetime | None
+    last_ping: dt.datetime | None = None
+
+
+class CompletedJob(_JobBase):
+    """A finished job."""
+
+    type: Literal["CompletedJob"] = "CompletedJob"
+    success: bool
+    status: JobStatus
+    duration_ms: int | None
+    is_skipped: bool
+    deleted: bool = False
+    #: The script's result (any JSON), or the error object of a failed job.
+    result: Any = None
+    completed_at: dt.datetime | None = None
+
+
+#: A job, queued (or running) or completed, told apart by ``type`` as in Windmill.
+Job = Annotated[QueuedJob | CompletedJob, Field(discriminator="type")]
+
+
+class JobUpdate(BaseModel):
+    """What changed since a log offset."""
+
+    running: bool
+    completed: bool
+    new_logs: str
+    #: Pass it back as ``log_offset`` to get only what comes after.
+    log_offset: int
+    mem_peak: None = None
+    flow_status: None = None
+
+
+class ResultMaybe(BaseModel):
+    """A job's result when it has one, else its state."""
+
+    completed: bool
+    started: bool | None
+    success: bool | None
+    #: The script's result (any JSON) once completed.
+    result: Any = None

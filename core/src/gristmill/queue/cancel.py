@@ -1,0 +1,85 @@
+"""Cancelling jobs: a queued one goes straight to the history, a running one is stopped by
+its worker (notified at once), which records it as canceled."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.db.queries import Q
+from gristmill.errors import BadInput, JobErrorName, NotFound
+
+__all__ = ["CancelState", "cancel_job", "canceled_error", "read_cancel_request"]
+
+
+def canceled_error(canceled_by: str | None, reason: str | None) -> str:
+    """The result of a canceled job (Windmill's shape)."""
+    reason = reason or "no reason given"
+    by = canceled_by or "unknown"
+    return json.dumps(
+        {
+            "error": {
+                "name": JobErrorName.CANCELED.value,
+                "message": f"Job canceled: {reason} by {by}",
+                "reason": reason,
+                "canceler": by,
+            }
+        }
+    )
+
+
+class CancelState(StrEnum):
+    #: It was queued: now in the history, canceled.
+    CANCELED = "canceled"
+    #: It was running: its worker was asked to stop it.
+    STOPPING = "stopping"
+
+
+async def cancel_job(
+    pool: AsyncConnectionPool,
+    *,
+    workspace_id: str,
+    job_id: UUID,
+    canceled_by: str,
+    reason: str | None,
+) -> CancelState:
+    """Cancel ``job_id``; raise :class:`BadInput` when it has completed already and
+    :class:`NotFound` when there is no such job."""
+    params = {
+        "id": job_id,
+        "workspace_id": workspace_id,
+        "canceled_by": canceled_by,
+        "reason": reason,
+        "result": canceled_error(canceled_by, reason),
+    }
+    async with pool.connection() as conn:
+        if await (await conn.execute(Q["cancel_queued_job"], params)).fetchone():
+            return CancelState.CANCELED
+        if await (await conn.execute(Q["cancel_running_job"], params)).fetchone():
+            return CancelState.STOPPING
+        state = await (
+            await conn.execute(Q["get_job_state"], {"id": job_id, "workspace_id": workspace_id})
+        ).fetchone()
+        if state and state[0] and state[2] is not None:
+            raise BadInput(f"queued job id {job_id} is already completed")
+        # Claimed between the two statements above: ask its worker again.
+        if (
+            state
+            and state[0]
+            and state[1] is not None
+            and await (await conn.execute(Q["cancel_running_job"], params)).fetchone()
+        ):
+            return CancelState.STOPPING
+    raise NotFound(f"queued job id {job_id} does not exist")
+
+
+async def read_cancel_request(
+    pool: AsyncConnectionPool, job_id: UUID
+) -> tuple[str | None, str | None]:
+    """Who asked to cancel a running job, and why."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(Q["get_cancel_request"], {"id": job_id})).fetchone()
+    return (row[0], row[1]) if row else (None, None)

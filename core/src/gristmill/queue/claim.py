@@ -1,0 +1,93 @@
+"""The worker's side of the queue: claiming a due job, marking running jobs alive, and
+moving a job to the history (or back to the queue). Each is one statement of
+``sql/queries/queue.sql``; a job is completed only by the worker that still holds it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from gristmill.db.queries import Q
+from gristmill.queue.rows import append_log
+from gristmill.queue.states import JobStatus
+
+__all__ = [
+    "Heartbeat",
+    "claim_job",
+    "complete_job",
+    "heartbeat",
+    "next_scheduled",
+    "requeue_job",
+]
+
+
+async def claim_job(
+    conn: psycopg.AsyncConnection, tags: list[str], worker: str
+) -> dict[str, Any] | None:
+    """Take the most urgent due job of ``tags`` for ``worker``, with all it needs to run."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(Q["claim_job"], {"tags": tags, "worker": worker})
+    return await cur.fetchone()
+
+
+async def next_scheduled(conn: psycopg.AsyncConnection, tags: list[str]) -> dt.datetime | None:
+    """When the earliest job of ``tags`` scheduled for later becomes due."""
+    row = await (await conn.execute(Q["next_scheduled"], {"tags": tags})).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    job_id: UUID
+    #: Set when someone asked to cancel the job.
+    canceled_by: str | None
+
+
+async def heartbeat(
+    conn: psycopg.AsyncConnection, job_ids: list[UUID], worker: str
+) -> list[Heartbeat]:
+    """Mark ``worker``'s running jobs alive; return those it still holds."""
+    rows = await (await conn.execute(Q["heartbeat"], {"ids": job_ids, "worker": worker})).fetchall()
+    return [Heartbeat(row[0], row[1]) for row in rows]
+
+
+async def complete_job(
+    conn: psycopg.AsyncConnection,
+    *,
+    job_id: UUID,
+    worker: str,
+    status: JobStatus,
+    result_json: str,
+    log_offset: int,
+    logs: str,
+) -> bool:
+    """Move the job to the history with its result and the end of its log, and notify its
+    waiters; ``False`` when ``worker`` no longer holds it (nothing is written then)."""
+    row = await (
+        await conn.execute(
+            Q["complete_job"],
+            {
+                "id": job_id,
+                "worker": worker,
+                "status": status,
+                "result": result_json,
+                "log_offset": log_offset,
+                "logs": logs,
+            },
+        )
+    ).fetchone()
+    return row is not None
+
+
+async def requeue_job(
+    conn: psycopg.AsyncConnection, *, job_id: UUID, worker: str, log_offset: int, logs: str
+) -> None:
+    """Give a running job back to the queue with the end of its log (one transaction)."""
+    async with conn.transaction():
+        await append_log(conn, job_id, log_offset, logs)
+        await conn.execute(Q["requeue_job"], {"id": job_id, "worker": worker})

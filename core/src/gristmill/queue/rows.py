@@ -1,0 +1,176 @@
+"""Reading jobs: one job with its queue or history state, its logs, its result, and lists.
+
+A job is in ``job`` (what never changes) plus exactly one of ``job_queue`` (queued or
+running) and ``job_completed`` (the history); its output is in ``job_log`` chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.db.queries import Q
+from gristmill.errors import NotFound
+from gristmill.queue.states import JobStatus
+
+__all__ = [
+    "CompletedResult",
+    "JobQuery",
+    "JobState",
+    "append_log",
+    "completed_result",
+    "fetch_job",
+    "get_logs",
+    "job_is_alive",
+    "job_state",
+    "list_jobs",
+    "logs_since",
+]
+
+
+async def fetch_job(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) -> dict[str, Any]:
+    """A job with its queue or history columns; :class:`NotFound` when there is none."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["get_job"], {"id": job_id, "workspace_id": workspace_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"Job not found at name {job_id}")
+    return row
+
+
+async def get_logs(pool: AsyncConnectionPool, job_id: UUID) -> str:
+    async with pool.connection() as conn:
+        row = await (await conn.execute(Q["get_logs"], {"id": job_id})).fetchone()
+    return row[0] if row else ""
+
+
+async def logs_since(pool: AsyncConnectionPool, job_id: UUID, offset: int) -> tuple[str, int]:
+    """The log text after character ``offset``, and the offset after it."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(Q["get_logs_since"], {"id": job_id, "log_offset": offset})
+        ).fetchall()
+    if not rows:
+        return "", offset
+    parts = []
+    end = offset
+    for chunk_offset, content in rows:
+        start = max(0, offset - chunk_offset)
+        parts.append(content[start:])
+        end = chunk_offset + len(content)
+    return "".join(parts), end
+
+
+async def append_log(
+    conn: psycopg.AsyncConnection, job_id: UUID, log_offset: int, content: str
+) -> None:
+    """Store a chunk of a job's output at ``log_offset`` (a chunk stored twice is kept once)."""
+    await conn.execute(
+        Q["append_log"], {"id": job_id, "log_offset": log_offset, "content": content}
+    )
+
+
+@dataclass(frozen=True)
+class CompletedResult:
+    status: JobStatus
+    #: The result as JSON text, exactly as stored (never parsed and serialized again).
+    result: str
+
+
+async def completed_result(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID
+) -> CompletedResult | None:
+    """A finished job's status and result; ``None`` while it is queued or running (or when
+    there is no such job)."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(Q["get_completed"], {"id": job_id, "workspace_id": workspace_id})
+        ).fetchone()
+    if row is None:
+        return None
+    return CompletedResult(JobStatus(row[0]), row[1] if row[1] is not None else "null")
+
+
+@dataclass(frozen=True)
+class JobState:
+    running: bool
+    #: Set once the job has finished.
+    completed: CompletedResult | None
+
+
+async def job_state(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) -> JobState:
+    """Whether a job runs, or how it ended; :class:`NotFound` when there is no such job."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(Q["get_job_state"], {"id": job_id, "workspace_id": workspace_id})
+        ).fetchone()
+    if row is None or not row[0]:
+        raise NotFound(f"Job not found at name {job_id}")
+    _, running, status, result = row
+    completed = None
+    if status is not None:
+        completed = CompletedResult(JobStatus(status), result or "null")
+    return JobState(bool(running), completed)
+
+
+async def job_is_alive(pool: AsyncConnectionPool, job_id: UUID) -> bool:
+    """Whether a job is queued or running (its token is valid only then)."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(Q["job_is_queued"], {"id": job_id})).fetchone()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Filters of a job list (``None``: no filter)."""
+
+    page: int = 1
+    per_page: int = 100
+    queued_only: bool = False
+    completed_only: bool = False
+    path_exact: str | None = None
+    path_start: str | None = None
+    script_hash: int | None = None
+    created_by: str | None = None
+    created_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    running: bool | None = None
+    success: bool | None = None
+    job_kinds: list[str] | None = None
+    tag: str | None = None
+    parent_job: UUID | None = None
+
+
+async def list_jobs(
+    pool: AsyncConnectionPool, workspace_id: str, query: JobQuery
+) -> list[dict[str, Any]]:
+    """Queued and running jobs first, then finished ones; newest first within each."""
+    params = {
+        "workspace_id": workspace_id,
+        "queued_only": query.queued_only,
+        "completed_only": query.completed_only,
+        "path_exact": query.path_exact,
+        "path_start": query.path_start,
+        "script_hash": query.script_hash,
+        "created_by": query.created_by,
+        "created_before": query.created_before,
+        "created_after": query.created_after,
+        "running": query.running,
+        "success": query.success,
+        "job_kinds": query.job_kinds,
+        "tag": query.tag,
+        "parent_job": query.parent_job,
+        "limit": query.per_page,
+        "offset": (query.page - 1) * query.per_page,
+    }
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["list_jobs"], params)
+        return await cur.fetchall()

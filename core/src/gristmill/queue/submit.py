@@ -1,0 +1,312 @@
+"""Submitting runs: a saved script by path or hash, or code sent with the request (a
+preview), checked against its schema and queued; and waiting for the result.
+
+One :class:`Submitter` per process. In a standalone process that has an idle worker, a new
+job is inserted already claimed by that worker and handed to it in memory (no notification,
+no claim query: the fast path of a single-machine install). A job no worker can run (its
+toolchain is missing everywhere, or its version's lock failed) is recorded as failed at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID, uuid4
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.errors import BadInput, JobErrorName
+from gristmill.queue.enqueue import (
+    NewJob,
+    StaleScriptError,
+    push_claimed_job,
+    push_failed_job,
+    push_job,
+)
+from gristmill.queue.notify import JobDone, Notifier
+from gristmill.queue.states import JobKind, JobStatus
+from gristmill.queue.waiting import check_queue_limit, wait_for_completion
+from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
+from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
+from gristmill.scripts.cache import ScriptCache
+from gristmill.scripts.deployment import lock_error_message
+from gristmill.scripts.paths import check_path
+from gristmill.scripts.versions import fetch_by_hash, fetch_live, script_error_message
+
+if TYPE_CHECKING:
+    from gristmill.auth.actor import Actor
+
+__all__ = ["Preview", "RunOptions", "Submitter"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: when, on which tag, with which id, under which parent, for how long."""
+
+    scheduled_for: dt.datetime | None = None
+    tag: str | None = None
+    job_id: UUID | None = None
+    parent_job: UUID | None = None
+    timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Code to run without saving it."""
+
+    content: str
+    language: str
+    args: Mapping[str, Any]
+    path: str | None = None
+    tag: str | None = None
+    #: The script's lock (as stored on a version); without it the worker resolves one.
+    lock: str | None = None
+
+
+class _Reservation(Protocol):
+    worker: str
+
+    def hand(self, job: dict[str, Any]) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class _Capabilities(Protocol):
+    async def refusal(self, tag: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Runnable:
+    """A job to queue, with the code and schema its worker needs."""
+
+    job: NewJob
+    code: str
+    schema: dict[str, Any] | None
+    #: Set when the script came from this process's cache: the insert checks it is live.
+    live_hash: int | None = None
+    #: The version's lock, and why it could not be locked (the job then fails at once).
+    lock: str | None = None
+    lock_error_logs: str | None = None
+
+    @classmethod
+    def of_script(cls, job: NewJob, row: dict[str, Any], *, cached: bool = False) -> _Runnable:
+        return cls(
+            job,
+            row["content"],
+            row["schema"],
+            row["hash"] if cached else None,
+            row["lock"],
+            row["lock_error_logs"],
+        )
+
+
+def _check_args(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_args(schema, dict(args))
+    except ArgumentError as exc:
+        raise BadInput(str(exc)) from None
+
+
+class Submitter:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        registry: RuntimeRegistry,
+        notifier: Notifier,
+        capabilities: _Capabilities | None = None,
+        reserve: Callable[[str], _Reservation | None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.notifier = notifier
+        self.capabilities = capabilities
+        self.reserve = reserve
+        self.cache = ScriptCache()
+
+    # -- what to run ---------------------------------------------------------------------
+
+    def _script_job(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        row: dict[str, Any],
+        args: Mapping[str, Any],
+        options: RunOptions,
+    ) -> NewJob:
+        """A job running a saved script version, its arguments checked against its schema."""
+        checked = _check_args(row["schema"], args)
+        return NewJob(
+            id=options.job_id or uuid4(),
+            workspace_id=workspace_id,
+            kind=JobKind.SCRIPT,
+            tag=options.tag or row["tag"] or row["language"],
+            args=checked,
+            created_by=actor.username,
+            permissioned_as=actor.permissioned_as,
+            email=actor.email,
+            language=row["language"],
+            runnable_path=row["path"],
+            runnable_hash=row["hash"],
+            priority=row["priority"],
+            timeout=options.timeout or row["timeout"],
+            parent_job=options.parent_job,
+            scheduled_for=options.scheduled_for,
+        )
+
+    async def run_script_by_path(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        path: str,
+        args: Mapping[str, Any],
+        options: RunOptions,
+    ) -> UUID:
+        """Queue a run of the live version at ``path``; return the job id."""
+        row = self.cache.get(workspace_id, path)
+        if row is not None:
+            try:
+                job = self._script_job(workspace_id, actor, row, args, options)
+                return await self._push(_Runnable.of_script(job, row, cached=True))
+            except StaleScriptError:
+                self.cache.drop(workspace_id, path)
+            except BadInput:
+                # Judged on an old schema: judge on the live one.
+                self.cache.drop(workspace_id, path)
+        row = await self._live_script(workspace_id, path)
+        job = self._script_job(workspace_id, actor, row, args, options)
+        return await self._push(_Runnable.of_script(job, row))
+
+    async def run_script_by_hash(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        hash_text: str,
+        args: Mapping[str, Any],
+        options: RunOptions,
+    ) -> UUID:
+        """Queue a run of one exact version; return the job id."""
+        row = await fetch_by_hash(self.pool, workspace_id, hash_text)
+        job = self._script_job(workspace_id, actor, row, args, options)
+        return await self._push(_Runnable.of_script(job, row))
+
+    async def run_preview(
+        self, workspace_id: str, actor: Actor, preview: Preview, options: RunOptions
+    ) -> UUID:
+        """Queue a run of code sent with the request; return the job id."""
+        try:
+            language = self.registry.resolve(preview.language)
+        except UnknownRuntimeError as exc:
+            raise BadInput(str(exc)) from None
+        if preview.path is not None:
+            check_path(preview.path)
+        try:
+            signature = self.registry.get(language).parse_signature(preview.content)
+        except ScriptError as exc:
+            raise BadInput(script_error_message(exc)) from None
+        schema = signature_to_schema(signature)
+        args = _check_args(schema, preview.args)
+        job = NewJob(
+            id=options.job_id or uuid4(),
+            workspace_id=workspace_id,
+            kind=JobKind.PREVIEW,
+            tag=options.tag or preview.tag or language,
+            args=args,
+            created_by=actor.username,
+            permissioned_as=actor.permissioned_as,
+            email=actor.email,
+            language=language,
+            runnable_path=preview.path,
+            raw_code=preview.content,
+            raw_schema=schema,
+            raw_lock=preview.lock,
+            timeout=options.timeout,
+            parent_job=options.parent_job,
+            scheduled_for=options.scheduled_for,
+        )
+        return await self._push(_Runnable(job, preview.content, schema))
+
+    def forget_script(self, workspace_id: str, path: str) -> None:
+        """A new version was saved at ``path``: stop using the cached one."""
+        self.cache.drop(workspace_id, path)
+
+    async def _live_script(self, workspace_id: str, path: str) -> dict[str, Any]:
+        row = await fetch_live(self.pool, workspace_id, path)
+        self.cache.put(workspace_id, path, row)
+        return row
+
+    # -- queueing --------------------------------------------------------------------------
+
+    async def _push(self, runnable: _Runnable) -> UUID:
+        """Queue the job; a job id that exists already is refused."""
+        try:
+            return await self._insert(runnable)
+        except psycopg.errors.UniqueViolation:
+            raise BadInput(f"a job with id {runnable.job.id} already exists") from None
+
+    async def _insert(self, runnable: _Runnable) -> UUID:
+        job = runnable.job
+        if runnable.lock_error_logs is not None:
+            return await self._record_unrunnable(
+                job, JobErrorName.LOCK, lock_error_message(runnable.lock_error_logs)
+            )
+        refusal = await self.capabilities.refusal(job.tag) if self.capabilities else None
+        if refusal is not None:
+            return await self._record_unrunnable(job, JobErrorName.TOOLCHAIN_MISSING, refusal)
+        reservation = None
+        if self.reserve is not None and job.scheduled_for is None:
+            reservation = self.reserve(job.tag)
+        if reservation is None:
+            async with self.pool.connection() as conn:
+                return await push_job(conn, job, live_hash=runnable.live_hash)
+        try:
+            async with self.pool.connection() as conn:
+                claimed = await push_claimed_job(
+                    conn,
+                    job,
+                    worker=reservation.worker,
+                    code=runnable.code,
+                    schema=runnable.schema,
+                    lock=runnable.lock,
+                    lock_error_logs=runnable.lock_error_logs,
+                    live_hash=runnable.live_hash,
+                )
+        except BaseException:
+            reservation.release()
+            raise
+        reservation.hand(claimed)
+        return job.id
+
+    async def _record_unrunnable(self, job: NewJob, name: str, reason: str) -> UUID:
+        result = error_result(name, reason)
+        async with self.pool.connection() as conn:
+            await push_failed_job(conn, job, result)
+        self.notifier.deliver_done(str(job.id), JobDone(JobStatus.FAILURE, result))
+        return job.id
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def run_and_wait(
+        self,
+        workspace_id: str,
+        job_id: UUID,
+        start: Callable[[], Awaitable[UUID]],
+        *,
+        timeout_s: float,
+        queue_limit: int | None,
+    ) -> JobDone:
+        """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome."""
+        await check_queue_limit(self.pool, workspace_id, queue_limit)
+        # Listen for the completion before queueing, so that even an instant result is seen.
+        future = self.notifier.expect_done(str(job_id))
+        try:
+            await start()
+        except BaseException:
+            self.notifier.forget(str(job_id), future)
+            raise
+        return await wait_for_completion(
+            self.pool, self.notifier, workspace_id, job_id, timeout_s, future=future
+        )

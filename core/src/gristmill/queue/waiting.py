@@ -1,0 +1,99 @@
+"""Waiting for a job's result: woken by the process's notification connection (which usually
+carries the result itself), the database asked directly every few seconds and whenever
+notifications may have been missed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.errors import GristmillError, Unavailable
+from gristmill.queue.enqueue import count_queued
+from gristmill.queue.notify import JobDone, Notifier
+from gristmill.queue.rows import completed_result
+from gristmill.queue.states import JobStatus
+
+__all__ = ["WaitTimeout", "check_queue_limit", "wait_for_completion"]
+
+_STATUSES = frozenset(JobStatus)
+
+
+class WaitTimeout(GristmillError):
+    """The job did not finish within the wait; it keeps going."""
+
+
+async def check_queue_limit(
+    pool: AsyncConnectionPool, workspace_id: str, limit: int | None
+) -> None:
+    """Refuse (:class:`Unavailable`) a synchronous run while more than ``limit`` jobs of the
+    workspace wait for a worker (``QUEUE_LIMIT_WAIT_RESULT``)."""
+    if limit is None:
+        return
+    async with pool.connection() as conn:
+        count = await count_queued(conn, workspace_id)
+    if count > limit:
+        raise Unavailable(
+            f"Number of queued job is too high: {count} > {limit} (QUEUE_LIMIT_WAIT_RESULT); "
+            "retry later"
+        )
+
+
+async def wait_for_completion(
+    pool: AsyncConnectionPool,
+    notifier: Notifier,
+    workspace_id: str,
+    job_id: UUID,
+    timeout_s: float,
+    *,
+    future: asyncio.Future[JobDone | None] | None = None,
+) -> JobDone:
+    """Wait until the job completes; return its status and result JSON text.
+
+    ``future`` is the waiter registered before the job was queued (so that even an instant
+    result is seen); without it one is registered now and the database is read at once.
+    Raise :class:`WaitTimeout` after ``timeout_s``.
+    """
+    key = str(job_id)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if future is None:
+            future = notifier.expect_done(key)
+            check_now = True
+        else:
+            check_now = False
+        try:
+            if not check_now:
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    # Awaited directly (no wait_for: no extra task or shield between the
+                    # notification and this handler); the timer resolves it with None.
+                    timer = asyncio.get_running_loop().call_later(
+                        min(remaining, 5.0), _resolve_none, future
+                    )
+                    try:
+                        done = await future
+                    finally:
+                        timer.cancel()
+                    if done is not None and done.status in _STATUSES:
+                        return done
+            stored = await completed_result(pool, workspace_id, job_id)
+        finally:
+            notifier.forget(key, future)
+            future = None
+        if stored is not None:
+            return JobDone(stored.status, stored.result)
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"timeout after {timeout_s:g}s: job {job_id} is still queued or running and "
+                "keeps going; fetch its result later from "
+                f"/api/w/{workspace_id}/jobs_u/completed/get_result_maybe/{job_id}"
+            )
+        future = notifier.expect_done(key)
+
+
+def _resolve_none(future: asyncio.Future[JobDone | None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,1 @@
+"""Scripts: versions (each a hash), paths, deployment (dependency jobs and locks)."""

@@ -1,0 +1,304 @@
+"""Script versions: saving one (each a hash; the previous live version at its path is
+archived), reading them by path or hash, history and lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.db.queries import Q
+from gristmill.errors import BadInput, NotFound
+from gristmill.queue.enqueue import NewJob, push_job
+from gristmill.queue.states import JobKind
+from gristmill.runtimes import (
+    DependencyLocking,
+    RuntimeRegistry,
+    ScriptError,
+    UnknownRuntimeError,
+)
+from gristmill.runtimes.schema import signature_to_schema
+from gristmill.scripts.deployment import DEPENDENCY_TAG, needs_lock_job
+from gristmill.scripts.hashes import digest_version, format_hash, parse_hash
+from gristmill.scripts.paths import check_path
+
+__all__ = [
+    "Author",
+    "HistoryEntry",
+    "ScriptQuery",
+    "VersionDraft",
+    "fetch_by_hash",
+    "fetch_by_path",
+    "fetch_live",
+    "history",
+    "list_versions",
+    "save_version",
+    "script_error_message",
+    "version_exists",
+]
+
+
+def script_error_message(exc: ScriptError) -> str:
+    return f"the script cannot be used: {exc}"
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who saves a version (and so queues its dependency job)."""
+
+    username: str
+    email: str
+    permissioned_as: str
+
+
+@dataclass(frozen=True)
+class VersionDraft:
+    """A new version of the script at ``path``, as a client sends it."""
+
+    path: str
+    content: str
+    language: str
+    parent_hash: str | None = None
+    summary: str = ""
+    description: str = ""
+    #: The client's schema; ``None`` infers it from ``main``'s parameters.
+    schema: dict[str, Any] | None = None
+    kind: str = "script"
+    tag: str | None = None
+    #: A lock sent with the version (Windmill CLI's ``.script.lock``): kept, nothing queued.
+    lock: str | None = None
+    timeout: int | None = None
+    priority: int | None = None
+    envs: list[str] | None = None
+    deployment_message: str | None = None
+
+
+def _version_hash(workspace_id: str, draft: VersionDraft, language: str, schema: Any) -> int:
+    return digest_version(
+        [
+            workspace_id,
+            draft.path,
+            draft.parent_hash,
+            draft.summary,
+            draft.description,
+            draft.content,
+            schema,
+            language,
+            draft.kind,
+            draft.tag,
+            draft.lock,
+            draft.timeout,
+            draft.priority,
+            draft.envs,
+        ]
+    )
+
+
+async def save_version(
+    pool: AsyncConnectionPool,
+    registry: RuntimeRegistry,
+    *,
+    workspace_id: str,
+    author: Author,
+    draft: VersionDraft,
+) -> int:
+    """Save ``draft`` as the new live version at its path; return its hash.
+
+    Everything is checked before anything is written: the path, the language, the source
+    (parsed by its runtime), the parent. A path that already has a live version needs
+    ``parent_hash`` set to that version's hash. When the script needs dependencies, a
+    dependency job is queued in the same transaction.
+    """
+    check_path(draft.path)
+    try:
+        language = registry.resolve(draft.language)
+    except UnknownRuntimeError as exc:
+        raise BadInput(str(exc)) from None
+    runtime = registry.get(language)
+    try:
+        signature = runtime.parse_signature(draft.content)
+        needs_lock = needs_lock_job(runtime, draft.content, draft.lock)
+    except ScriptError as exc:
+        raise BadInput(script_error_message(exc)) from None
+    lock = draft.lock
+    if lock is None and not needs_lock and isinstance(runtime, DependencyLocking):
+        lock = ""  # nothing to lock: ready at once
+    parent_hash = parse_hash(draft.parent_hash) if draft.parent_hash is not None else None
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            Q["lock_script_path"], {"workspace_id": workspace_id, "path": draft.path}
+        )
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["get_live_script_by_path"], {"workspace_id": workspace_id, "path": draft.path}
+        )
+        live = await cur.fetchone()
+        parent: dict[str, Any] | None = None
+        if parent_hash is not None:
+            await cur.execute(
+                Q["get_script_by_hash"], {"workspace_id": workspace_id, "hash": parent_hash}
+            )
+            parent = await cur.fetchone()
+            if parent is None:
+                raise BadInput(f"the parent hash {draft.parent_hash} does not exist")
+        if live is not None and (parent is None or parent["hash"] != live["hash"]):
+            raise BadInput(
+                f"Path conflict for {draft.path} with non-archived hash "
+                f"{format_hash(live['hash'])} (to save a new version, send parent_hash set "
+                "to that hash)"
+            )
+        schema = draft.schema
+        if schema is None:
+            schema = signature_to_schema(signature, previous=parent["schema"] if parent else None)
+        new_hash = _version_hash(workspace_id, draft, language, schema)
+        parent_hashes = [parent["hash"], *parent["parent_hashes"]][:20] if parent else []
+        inserted = await (
+            await conn.execute(
+                Q["insert_script"],
+                {
+                    "workspace_id": workspace_id,
+                    "hash": new_hash,
+                    "path": draft.path,
+                    "parent_hashes": parent_hashes,
+                    "summary": draft.summary,
+                    "description": draft.description,
+                    "content": draft.content,
+                    "schema": Json(schema),
+                    "language": language,
+                    "kind": draft.kind,
+                    "tag": draft.tag,
+                    "lock": lock,
+                    "timeout": draft.timeout,
+                    "priority": draft.priority,
+                    "envs": draft.envs,
+                    "deployment_message": draft.deployment_message,
+                    "created_by": author.username,
+                },
+            )
+        ).fetchone()
+        if inserted is None:
+            raise BadInput(
+                "A script with same hash (hence same path, description, summary, content) "
+                "already exists!"
+            )
+        if parent is not None:
+            await conn.execute(
+                Q["archive_script"], {"workspace_id": workspace_id, "hash": parent["hash"]}
+            )
+        if needs_lock:
+            await push_job(
+                conn,
+                NewJob(
+                    workspace_id=workspace_id,
+                    kind=JobKind.DEPENDENCIES,
+                    tag=DEPENDENCY_TAG,
+                    args={},
+                    created_by=author.username,
+                    permissioned_as=author.permissioned_as,
+                    email=author.email,
+                    language=language,
+                    runnable_path=draft.path,
+                    runnable_hash=new_hash,
+                ),
+            )
+    return new_hash
+
+
+async def _fetch_one(
+    pool: AsyncConnectionPool, query: str, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q[query], params)
+        return await cur.fetchone()
+
+
+async def fetch_by_path(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
+    """The newest version at ``path``, archived or not (Windmill's ``get/p``)."""
+    row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
+    if row is None:
+        raise NotFound(f"Script not found at name {path}")
+    return row
+
+
+async def fetch_live(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
+    """The version that runs at ``path``: the newest one not archived."""
+    row = await _fetch_one(
+        pool, "get_live_script_by_path", {"workspace_id": workspace_id, "path": path}
+    )
+    if row is None:
+        raise NotFound(f"Script not found at name {path}")
+    return row
+
+
+async def fetch_by_hash(
+    pool: AsyncConnectionPool, workspace_id: str, hash_text: str
+) -> dict[str, Any]:
+    """One exact version."""
+    row = await _fetch_one(
+        pool,
+        "get_script_by_hash",
+        {"workspace_id": workspace_id, "hash": parse_hash(hash_text)},
+    )
+    if row is None:
+        raise NotFound(f"no script with hash {hash_text} in workspace {workspace_id}")
+    return row
+
+
+async def version_exists(pool: AsyncConnectionPool, workspace_id: str, path: str) -> bool:
+    row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
+    return row is not None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    hash: int
+    deployment_message: str | None
+    created_at: Any
+
+
+async def history(pool: AsyncConnectionPool, workspace_id: str, path: str) -> list[HistoryEntry]:
+    """Every version at ``path``, newest first."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(Q["script_history"], {"workspace_id": workspace_id, "path": path})
+        ).fetchall()
+    if not rows:
+        raise NotFound(f"Script not found at name {path}")
+    return [HistoryEntry(h, msg, created) for h, msg, created in rows]
+
+
+@dataclass(frozen=True)
+class ScriptQuery:
+    page: int = 1
+    per_page: int = 100
+    path_start: str | None = None
+    path_exact: str | None = None
+    created_by: str | None = None
+    show_archived: bool = False
+    language: str | None = None
+
+
+async def list_versions(
+    pool: AsyncConnectionPool, workspace_id: str, query: ScriptQuery
+) -> list[dict[str, Any]]:
+    """The newest version of each path, newest first."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["list_scripts"],
+            {
+                "workspace_id": workspace_id,
+                "show_archived": query.show_archived,
+                "path_start": query.path_start,
+                "path_exact": query.path_exact,
+                "created_by": query.created_by,
+                "language": query.language,
+                "limit": query.per_page,
+                "offset": (query.page - 1) * query.per_page,
+            },
+        )
+        return await cur.fetchall()

@@ -1,0 +1,346 @@
+"""Running one claimed job: its runtime prepares it, the sandbox runs its steps, and its
+outcome is recorded (or the job goes back to the queue when the worker stops)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pluggy
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from gristmill.config import Settings
+from gristmill.errors import JobErrorName
+from gristmill.queue.cancel import canceled_error, read_cancel_request
+from gristmill.queue.claim import complete_job, requeue_job
+from gristmill.queue.notify import JobDone, Notifier
+from gristmill.queue.states import JobKind, JobStatus, StopReason
+from gristmill.runtimes import (
+    ARGS_FILE,
+    DependencyLocking,
+    JobContext,
+    JobOutcome,
+    RuntimeRegistry,
+    UnknownRuntimeError,
+    error_result,
+)
+from gristmill.sandbox import RunPolicy
+from gristmill.scripts.deployment import lock_error_message, read_version_lock, store_lock
+from gristmill.scripts.hashes import format_hash
+from gristmill.worker.environments import EnvironmentCache
+from gristmill.worker.execution import execute, lock_job
+from gristmill.worker.jobenv import job_env
+from gristmill.worker.logs import JobLog, flush_periodically
+from gristmill.worker.retry import TRANSIENT, retry_transient
+
+__all__ = ["JobRunner", "Running"]
+
+log = logging.getLogger(__name__)
+
+# How long a stopping worker tries to give its running job back to the queue; past it, the
+# zombie monitor will restart the job.
+REQUEUE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Running:
+    """A job being run by one worker."""
+
+    job_id: UUID
+    worker: str
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Why the process is being stopped early.
+    stop_reason: StopReason | None = None
+    #: When each phase of the job ended (perf_counter), for the debug log.
+    marks: list[tuple[str, float]] = field(default_factory=list)
+
+    def mark(self, phase: str) -> None:
+        self.marks.append((phase, time.perf_counter()))
+
+    def stop(self, reason: StopReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.cancel.set()
+
+    def timeline(self) -> str:
+        parts = []
+        for (_, before), (phase, at) in zip(self.marks, self.marks[1:], strict=False):
+            parts.append(f"{phase} {(at - before) * 1000:.2f} ms")
+        return ", ".join(parts)
+
+
+def _failure(name: str, message: str) -> tuple[JobOutcome, JobStatus]:
+    return JobOutcome(False, error_result(name, message)), JobStatus.FAILURE
+
+
+class JobRunner:
+    """What every worker of a process shares to run jobs: settings, runtimes, sandbox policy,
+    dependency environments, the database."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: AsyncConnectionPool,
+        notifier: Notifier,
+        registry: RuntimeRegistry,
+        plugins: pluggy.PluginManager,
+        job_token_secret: bytes,
+        policy: RunPolicy,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.notifier = notifier
+        self.registry = registry
+        self.plugins = plugins
+        self.secret = job_token_secret
+        self.policy = policy
+        self.environments = EnvironmentCache(settings.cache_dir / "envs")
+        self._cache_dirs: set[str] = set()
+
+    async def run(self, running: Running, job: dict[str, Any]) -> None:
+        """Run a claimed job to its end and record it (or requeue it on shutdown)."""
+        job_id: UUID = job["id"]
+        key = str(job_id)
+        name = running.worker
+        running.mark("claimed")
+        job_log = JobLog(flushed=job["log_offset"])
+        if job_log.flushed:
+            job_log.write("\n[gristmill] previous attempt interrupted; the job starts again\n")
+        job_dir = self.settings.jobs_dir / key
+        flusher = asyncio.create_task(
+            flush_periodically(self.pool, job_id, job_log, self.settings.log_flush_ms / 1000)
+        )
+        try:
+            outcome, status = await self._prepare_and_run(job, job_dir, job_log, running)
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        if running.stop_reason == StopReason.SHUTDOWN:
+            await self._requeue(name, job_id, job_log)
+        elif running.stop_reason == StopReason.LOST:
+            log.warning(
+                "job %s was taken over by another worker; this run's result is dropped", key
+            )
+        else:
+            await self._complete(name, job_id, status, outcome.result_json, job_log)
+        running.mark("complete")
+        if not self.settings.keep_job_dir:
+            # Soon, not now: the caller waiting for this result need not wait for the disk
+            # (and a thread would contend for the GIL at the worst moment).
+            asyncio.get_running_loop().call_later(
+                0.05, functools.partial(shutil.rmtree, job_dir, ignore_errors=True)
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s: %s", key, running.timeline())
+
+    async def _prepare_and_run(
+        self, job: dict[str, Any], job_dir: Path, job_log: JobLog, running: Running
+    ) -> tuple[JobOutcome, JobStatus]:
+        if job["code"] is None:
+            return _failure(
+                JobErrorName.SCRIPT_NOT_FOUND, "the script version of this job no longer exists"
+            )
+        try:
+            runtime = self.registry.get(job["language"])
+        except UnknownRuntimeError as exc:
+            return _failure(JobErrorName.UNKNOWN_LANGUAGE, str(exc))
+        timeout_s = float(
+            min(job["timeout"] or self.settings.job_timeout_s, self.settings.job_timeout_s)
+        )
+        # Small synchronous writes: cheaper than a thread hop on the job's critical path.
+        job_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        (job_dir / ARGS_FILE).write_bytes(orjson.dumps(job["args"]))
+        ctx = JobContext(
+            id=job["id"],
+            workspace_id=job["workspace_id"],
+            language=runtime.name,
+            code=job["code"],
+            args=job["args"],
+            job_dir=job_dir,
+            schema=job["schema"],
+            script_path=job["runnable_path"],
+            script_hash=format_hash(job["runnable_hash"])
+            if job["runnable_hash"] is not None
+            else None,
+            timeout_s=timeout_s,
+            cache_dir=self._cache_dir(runtime.name),
+        )
+        ctx = replace(ctx, env=job_env(self.settings, self.plugins, self.secret, job, ctx))
+        if job["kind"] == JobKind.DEPENDENCIES:
+            return await self._lock_version(job, ctx, job_log, running)
+        if isinstance(runtime, DependencyLocking):
+            lock, errors = await self._version_lock(job)
+            if errors is not None:
+                return _failure(JobErrorName.LOCK, lock_error_message(errors))
+            ctx = replace(ctx, lock=lock)
+        execution = await execute(
+            runtime,
+            ctx,
+            on_output=job_log.write,
+            cancel=running.cancel,
+            on_step=running.mark,
+            environments=self.environments,
+            policy=self.policy,
+        )
+        if execution.outcome is not None:
+            status = JobStatus.SUCCESS if execution.outcome.success else JobStatus.FAILURE
+            return execution.outcome, status
+        if running.stop_reason == StopReason.CANCEL:
+            return await self._canceled(ctx.id)
+        # Shutdown or lost: the caller does not record this outcome.
+        return JobOutcome(False, "null"), JobStatus.FAILURE
+
+    async def _canceled(self, job_id: UUID) -> tuple[JobOutcome, JobStatus]:
+        by, reason = None, None
+        with contextlib.suppress(*TRANSIENT):
+            by, reason = await read_cancel_request(self.pool, job_id)
+        return JobOutcome(False, canceled_error(by, reason)), JobStatus.CANCELED
+
+    async def _version_lock(self, job: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The lock a job runs against, and the lock errors of its version. A version whose
+        dependency job has not ended yet (or whose row the API had cached before it did)
+        is read again; still without a lock, the job resolves one itself."""
+        lock, errors = job["lock"], job["lock_error_logs"]
+        if lock is None and errors is None and job["runnable_hash"] is not None:
+            with contextlib.suppress(*TRANSIENT):
+                async with self.pool.connection() as conn:
+                    stored = await read_version_lock(
+                        conn, workspace_id=job["workspace_id"], hash=job["runnable_hash"]
+                    )
+                if stored is not None:
+                    lock, errors = stored
+        return lock, errors
+
+    async def _lock_version(
+        self, job: dict[str, Any], ctx: JobContext, job_log: JobLog, running: Running
+    ) -> tuple[JobOutcome, JobStatus]:
+        """A dependency job: lock the version's requirements; its completion stores the lock
+        (or the resolver's output) on the version."""
+        runtime = self.registry.get(job["language"])
+        toolchain = runtime.toolchain()
+        if not toolchain.available:
+            outcome = await self._store_lock(job, None, toolchain.message)
+            return outcome or _failure(JobErrorName.TOOLCHAIN_MISSING, toolchain.message)
+        locked = await lock_job(
+            runtime, ctx, on_output=job_log.write, cancel=running.cancel, policy=self.policy
+        )
+        if locked.lock is None and locked.error is not None and locked.error.canceled:
+            if running.stop_reason == StopReason.CANCEL:
+                outcome, status = await self._canceled(ctx.id)
+                reason = orjson.loads(outcome.result_json)["error"]["reason"]
+                await self._store_lock(job, None, f"the dependency job was canceled: {reason}")
+                return outcome, status
+            return JobOutcome(False, "null"), JobStatus.FAILURE
+        if locked.lock is not None:
+            await self._store_lock(job, locked.lock, None)
+            result = orjson.dumps(
+                {"status": "Successful lock file generation", "lock": locked.lock}
+            ).decode()
+            return JobOutcome(True, result), JobStatus.SUCCESS
+        assert locked.error is not None and locked.error.outcome is not None
+        logs = (
+            locked.logs.strip()
+            or orjson.loads(locked.error.outcome.result_json)["error"]["message"]
+        )
+        await self._store_lock(job, None, logs)
+        return locked.error.outcome, JobStatus.FAILURE
+
+    async def _store_lock(
+        self, job: dict[str, Any], lock: str | None, errors: str | None
+    ) -> tuple[JobOutcome, JobStatus] | None:
+        """Record a version's lock or lock errors; retried while the database is away."""
+
+        async def store() -> None:
+            async with self.pool.connection() as conn:
+                await store_lock(
+                    conn,
+                    workspace_id=job["workspace_id"],
+                    hash=job["runnable_hash"],
+                    lock=lock,
+                    lock_error_logs=errors,
+                )
+
+        try:
+            await retry_transient(
+                store, what=f"storing the lock of job {job['id']}", attempts=8, max_delay_s=5.0
+            )
+        except TRANSIENT:
+            return _failure(
+                JobErrorName.STORE, "the lock could not be stored: the database is unreachable"
+            )
+        return None
+
+    def _cache_dir(self, runtime: str) -> Path:
+        path = self.settings.cache_dir / runtime
+        if runtime not in self._cache_dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._cache_dirs.add(runtime)
+        return path
+
+    async def _complete(
+        self, name: str, job_id: UUID, status: JobStatus, result_json: str, job_log: JobLog
+    ) -> None:
+        """Record the outcome; retried while the database is unreachable, never lost."""
+        rejected = False
+        while True:
+
+            async def record(status: JobStatus = status, result_json: str = result_json) -> bool:
+                async with self.pool.connection() as conn:
+                    return await complete_job(
+                        conn,
+                        job_id=job_id,
+                        worker=name,
+                        status=status,
+                        result_json=result_json,
+                        log_offset=job_log.flushed,
+                        logs=job_log.take_pending(),
+                    )
+
+            try:
+                held = await retry_transient(record, what=f"recording the result of job {job_id}")
+            except psycopg.Error as exc:
+                if rejected:
+                    # Even the error could not be stored: the zombie monitor will act.
+                    log.exception("cannot record the outcome of job %s", job_id)
+                    return
+                # The database refused the result (e.g. JSON it cannot store): record why
+                # instead, so that the job ends rather than running again.
+                rejected = True
+                log.warning("the result of job %s cannot be stored: %s", job_id, exc)
+                status = JobStatus.FAILURE
+                result_json = error_result(
+                    JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
+                )
+                continue
+            if not held:
+                log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
+            else:
+                # A caller waiting in this process needs not wait for the notification.
+                self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
+            return
+
+    async def _requeue(self, name: str, job_id: UUID, job_log: JobLog) -> None:
+        job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")
+        with contextlib.suppress(*TRANSIENT):
+            async with self.pool.connection(timeout=REQUEUE_TIMEOUT_S) as conn:
+                await requeue_job(
+                    conn,
+                    job_id=job_id,
+                    worker=name,
+                    log_offset=job_log.flushed,
+                    logs=job_log.take_pending(),
+                )
+                return
+        log.warning("could not requeue job %s; the zombie monitor will restart it", job_id)

@@ -1,0 +1,1 @@
+"""Workspaces (the default ``main`` for now; the full model comes with the workspace issue)."""

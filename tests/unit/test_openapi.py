@@ -1,0 +1,82 @@
+"""The OpenAPI document describes every answer: the web UI's client is generated from it.
+
+Each operation's 2xx response is a model (a ``$ref`` to a component with properties, or a
+list of them), plain text, or a JSON scalar. Only a script's own result may be any JSON,
+and only on the operations that return it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from gristmill.api.app import create_app
+from gristmill.config import Settings
+from gristmill.plugins import build_plugin_manager
+from gristmill.server.platform import Platform
+
+#: Operations whose 2xx body is a script's result, which may be any JSON.
+RESULT_OPERATIONS = {
+    "jobs-run_wait_result_by_path",
+    "jobs-run_wait_result_by_path_get",
+    "jobs-run_wait_result_by_hash",
+    "jobs-run_wait_result_preview",
+    "jobs-get_completed_result",
+}
+
+
+def _document() -> dict[str, Any]:
+    platform = Platform(
+        settings=Settings(),
+        conninfo="",
+        job_token_secret=b"",
+        plugins=build_plugin_manager(load_entrypoints=False),
+    )
+    return create_app(platform).openapi()
+
+
+DOCUMENT = _document()
+OPERATIONS = [
+    (path, method, op)
+    for path, item in DOCUMENT["paths"].items()
+    for method, op in item.items()
+    if method in {"get", "post", "put", "patch", "delete"}
+]
+
+
+def _component(ref: str) -> dict[str, Any]:
+    name = ref.removeprefix("#/components/schemas/")
+    return DOCUMENT["components"]["schemas"][name]
+
+
+def _is_model(schema: dict[str, Any]) -> bool:
+    if "$ref" in schema:
+        return bool(_component(schema["$ref"]).get("properties"))
+    if "oneOf" in schema or "anyOf" in schema:
+        return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
+    if schema.get("type") == "array":
+        return _is_model(schema.get("items", {}))
+    return schema.get("type") in {"boolean", "integer", "number"}
+
+
+def test_operations_found() -> None:
+    assert len(OPERATIONS) >= 30
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "op"), OPERATIONS, ids=[op["operationId"] for _, _, op in OPERATIONS]
+)
+def test_every_2xx_response_is_described(path: str, method: str, op: dict[str, Any]) -> None:
+    successes = {code: r for code, r in op["responses"].items() if code.startswith("2")}
+    assert successes, f"{method.upper()} {path} documents no 2xx response"
+    for code, response in successes.items():
+        content = response.get("content", {})
+        assert content, f"{method.upper()} {path} {code} has no content"
+        for media, body in content.items():
+            schema = body.get("schema", {})
+            if media == "text/plain":
+                assert schema.get("type") == "string", (path, code)
+            elif op["operationId"] in RESULT_OPERATIONS:
+                continue
+            else:
+                assert _is_model(schema), f"{method.upper()} {path} {code}: {schema}"
