@@ -144,3 +144,29 @@ def test_architecture_map_matches_the_packages() -> None:
     packages = _packages()
     assert sorted(packages - named) == []
     assert sorted(name for name in named if name not in packages) == []
+
+
+def test_every_exception_of_the_core_derives_from_the_root() -> None:
+    """Every exception class the core defines is a ``GristmillError`` (a caller catches the
+    root to catch anything Gristmill refused)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import gristmill
+    from gristmill.errors import GristmillError
+
+    names = [m.name for m in pkgutil.walk_packages(gristmill.__path__, "gristmill.")]
+    names = [n for n in names if not n.startswith("gristmill.testing")]
+    assert len(names) > 40
+    offenders = []
+    for name in names:
+        module = importlib.import_module(name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                cls.__module__ == name
+                and issubclass(cls, BaseException)
+                and not issubclass(cls, GristmillError)
+            ):
+                offenders.append(f"{name}.{cls.__name__}")
+    assert offenders == []

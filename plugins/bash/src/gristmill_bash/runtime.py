@@ -19,6 +19,7 @@ from typing import Any, Final
 from gristmill import (
     RESULT_FILE,
     JobContext,
+    JobErrorName,
     JobOutcome,
     Limits,
     ProcessExit,
@@ -120,12 +121,12 @@ class BashRuntime:
             written = _read_result_file(ctx)
         except (OSError, UnicodeDecodeError) as exc:
             return JobOutcome(
-                False, error_result("ResultError", f"{RESULT_FILE} could not be read: {exc}")
+                False, error_result(JobErrorName.RESULT, f"{RESULT_FILE} could not be read: {exc}")
             )
         if exit.returncode != 0:
             if written is not None and _is_error_object(written):
                 return JobOutcome(False, written)
-            return JobOutcome(False, error_result("ExecutionErr", _failure_message(exit)))
+            return JobOutcome(False, error_result(JobErrorName.EXECUTION, _failure_message(exit)))
         if written is None:
             return JobOutcome(True, json.dumps(exit.last_line.strip(), ensure_ascii=False))
         try:
@@ -134,7 +135,7 @@ class BashRuntime:
             return JobOutcome(
                 False,
                 error_result(
-                    "ResultError",
+                    JobErrorName.RESULT,
                     f"{RESULT_FILE} is not valid JSON ({exc}); write JSON into it, e.g. "
                     f"echo '{{\"count\": 3}}' > {RESULT_FILE}, or remove it to return the "
                     "last line printed",

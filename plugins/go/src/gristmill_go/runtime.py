@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from gristmill import (
     JobContext,
+    JobErrorName,
     JobOutcome,
     Limits,
     Mount,
@@ -216,7 +217,7 @@ class GoRuntime:
             env=build_env,
             cwd=module,
             phase="build",
-            failure_name="CompilationError",
+            failure_name=JobErrorName.COMPILATION,
             mounts=_nested_dropped(mounts),
             limits=_TOOL_LIMITS,
             # A build never fetches (a script that imports modules has a lock, and a locked
@@ -250,7 +251,7 @@ class GoRuntime:
             env=env,
             cwd=ctx.job_dir,
             phase="lock",
-            failure_name="LockError",
+            failure_name=JobErrorName.LOCK,
             # Fills the shared module cache (and the checksum database's, both under
             # GOPATH); `go mod tidy` opens Go's build cache too.
             mounts=self._fetch_mounts(
@@ -295,7 +296,7 @@ class GoRuntime:
                 env=env,
                 cwd=target,
                 phase="install",
-                failure_name="InstallError",
+                failure_name=JobErrorName.INSTALL,
                 # It writes only its target, the step's directory (a lock's go.sum lists
                 # every module: no checksum database, no build cache). The shared module
                 # cache is only read, as the first proxy.

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from gristmill import JobContext, Mount, Recipe, ScriptError
+from gristmill import JobContext, JobErrorName, Mount, Recipe, ScriptError
 
 __all__ = [
     "INSTALL_FILE",
@@ -167,7 +167,7 @@ def lock_recipe(
         uv_env(ctx),
         ctx.job_dir,
         phase="lock",
-        failure_name="LockError",
+        failure_name=JobErrorName.LOCK,
         mounts=[*toolchain, *_cache_mounts(ctx)],
         network=True,
     )
@@ -251,7 +251,7 @@ def install_recipe(
         uv_env(ctx),
         ctx.job_dir,
         phase="install",
-        failure_name="InstallError",
+        failure_name=JobErrorName.INSTALL,
         mounts=[*toolchain, *_cache_mounts(ctx), Mount(str(target), writable=True)],
         network=True,
     )

@@ -10,7 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from gristmill import JobContext, Mount, Recipe, ScriptError, Toolchain
+from gristmill import JobContext, JobErrorName, Mount, Recipe, ScriptError, Toolchain
 
 from gristmill_typescript.dependencies import (
     join_bun_lock,
@@ -131,7 +131,7 @@ class BunRuntime(TypeScriptRuntime):
             env=env,
             cwd=ctx.job_dir,
             phase="lock",
-            failure_name="LockError",
+            failure_name=JobErrorName.LOCK,
             # Bun keeps the registry's manifests in its install cache.
             mounts=self._install_mounts(ctx, env),
             limits=LIMITS,
@@ -168,7 +168,7 @@ class BunRuntime(TypeScriptRuntime):
             # The target is the step's working directory: writable, like the install cache.
             cwd=target,
             phase="install",
-            failure_name="InstallError",
+            failure_name=JobErrorName.INSTALL,
             mounts=self._install_mounts(ctx, env),
             limits=LIMITS,
             network=True,

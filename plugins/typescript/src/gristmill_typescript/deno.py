@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from gristmill import JobContext, Mount, Recipe, ScriptError, Toolchain
+from gristmill import JobContext, JobErrorName, Mount, Recipe, ScriptError, Toolchain
 
 from gristmill_typescript.dependencies import (
     deno_entrypoint_from_lock,
@@ -172,7 +172,7 @@ class DenoRuntime(TypeScriptRuntime):
             # The lock directory, or the install target: writable, as the step's cwd.
             cwd=where,
             phase=phase,
-            failure_name="LockError" if phase == "lock" else "InstallError",
+            failure_name=JobErrorName.LOCK if phase == "lock" else "InstallError",
             # The steps that fill DENO_DIR are the only ones that may write it.
             mounts=[
                 *self.toolchain_mounts(),
