@@ -170,3 +170,31 @@ def test_every_exception_of_the_core_derives_from_the_root() -> None:
             ):
                 offenders.append(f"{name}.{cls.__name__}")
     assert offenders == []
+
+
+def test_the_old_plugin_imports_keep_working() -> None:
+    """A runtime written against plugin API 1 imported from ``gristmill.runtime``,
+    ``gristmill.signature`` and ``gristmill.schema``: the same objects are still there."""
+    import gristmill
+    from gristmill.runtime import JobContext, Recipe, ScriptError, Toolchain, error_result
+    from gristmill.schema import signature_to_schema, validate_args
+    from gristmill.signature import FUNCTION_CALL_DEFAULT, STR, Arg, Signature
+
+    assert gristmill.PLUGIN_API_VERSION == 1
+    assert (JobContext, Recipe, ScriptError, Toolchain, error_result) == (
+        gristmill.JobContext,
+        gristmill.Recipe,
+        gristmill.ScriptError,
+        gristmill.Toolchain,
+        gristmill.error_result,
+    )
+    assert (signature_to_schema, validate_args) == (
+        gristmill.signature_to_schema,
+        gristmill.validate_args,
+    )
+    assert (FUNCTION_CALL_DEFAULT, STR, Arg, Signature) == (
+        gristmill.FUNCTION_CALL_DEFAULT,
+        gristmill.STR,
+        gristmill.Arg,
+        gristmill.Signature,
+    )
