@@ -26,11 +26,16 @@ def find_executable(
     env_var: str,
     install_hint: str,
     fallbacks: tuple[Callable[[], str | None], ...] = (),
+    packaged: tuple[Callable[[], str | None], ...] = (),
 ) -> Executable:
-    """The absolute path of ``name``: from ``env_var``, else ``PATH``, else the fallbacks.
+    """The absolute path of ``name``: from ``env_var``, else the ``packaged`` finders, else
+    ``PATH``, else the fallbacks.
 
-    A variable that is set but wrong is reported as such rather than silently replaced by
-    another copy of the tool: the operator asked for that one.
+    ``packaged`` finds a binary installed with this plugin's extras, preferred to ``PATH``
+    when what ``PATH`` would give is that package's own launcher (a Python script that
+    execs the binary: one interpreter start per job). A variable that is set but wrong is
+    reported as such rather than silently replaced by another copy of the tool: the
+    operator asked for that one.
     """
     configured = os.environ.get(env_var, "").strip()
     if configured:
@@ -42,6 +47,10 @@ def find_executable(
             f"{env_var}={configured} is not an executable file; point {env_var} to the "
             f"`{name}` binary, or unset it to use `{name}` from PATH",
         )
+    for finder in packaged:
+        path = finder()
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return Executable(os.path.abspath(path))
     found = shutil.which(name)
     if found:
         return Executable(os.path.abspath(found))
@@ -50,7 +59,7 @@ def find_executable(
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return Executable(os.path.abspath(path))
     return Executable(
-        None, f"`{name}` was not found on PATH; {install_hint}, or set {env_var} to its path"
+        None, f"`{name}` was not found on PATH: {install_hint}, or set {env_var} to its path"
     )
 
 
