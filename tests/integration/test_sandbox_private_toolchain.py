@@ -32,6 +32,8 @@ cat "$PRIVATE/secret.txt" 2>&1 || true
 ls "$PRIVATE/other" 2>&1 || true
 touch "$TOOLCHAIN/written" 2>&1 || true
 "$TOOLCHAIN/bin/env" echo "copied binary ran"
+cat "$PRIVATE/settings/tool.cfg"
+ls -A "$PRIVATE/settings"
 """
 
 
@@ -54,6 +56,10 @@ def private(reachable_tmp_path: Path) -> Path:
     (bin_dir / "tool").chmod(0o755)
     shutil.copy2("/usr/bin/env", bin_dir / "env")
     (private / "secret.txt").write_text("the secret\n")
+    # A single file mounted on its own (as a virtualenv's pyvenv.cfg is), next to another.
+    (private / "settings").mkdir()
+    (private / "settings" / "tool.cfg").write_text("setting = 1\n")
+    (private / "settings" / "other.cfg").write_text("hidden = 1\n")
     (private / "other").mkdir()
     (private / "other" / "file").write_text("x")
     for path in (private / "toolchain", bin_dir):
@@ -74,7 +80,7 @@ async def test_a_toolchain_under_a_private_directory_runs_and_nothing_else_is_se
         [str(toolchain / "bin" / "tool")],
         {"PATH": "/usr/bin:/bin", "PRIVATE": str(private), "TOOLCHAIN": str(toolchain)},
         job_dir,
-        mounts=[Mount(str(toolchain))],
+        mounts=[Mount(str(toolchain)), Mount(str(private / "settings" / "tool.cfg"))],
     )
     code, output = await run(recipe, policy)
     assert code == 0, output
@@ -82,7 +88,9 @@ async def test_a_toolchain_under_a_private_directory_runs_and_nothing_else_is_se
     assert "tool ran as 65534" in lines
     assert "copied binary ran" in lines
     # Of the private directory, only the mounted subtree exists inside.
-    assert "private: toolchain " in lines
+    assert "private: settings toolchain " in lines
+    assert "setting = 1" in lines and "tool.cfg" in lines
+    assert "hidden = 1" not in output and "other.cfg" not in output
     assert "No such file or directory" in output.split("the secret")[0]
     assert "the secret" not in output
     assert f"ls: cannot access '{private}/other': No such file or directory" in lines
