@@ -170,10 +170,7 @@ class BwrapBackend:
         self.layout.refresh()
         mounts = self._checked_mounts(recipe, cwd)
         self._check_dir(cwd, "the step's working directory")
-        opening = None
-        if self.run_as is not None:
-            readonly = [m.source for m in mounts if not m.writable]
-            opening = opening_for(readonly, *self.run_as)
+        opening = self._opening(mounts)
         if any(is_under(root, cwd) for root in self.protected.roots):
             raise SandboxError(
                 f"the {recipe.phase} step's working directory {cwd} holds other jobs' "
@@ -205,6 +202,23 @@ class BwrapBackend:
         # The environment reaches the job through bwrap (and setpriv, prlimit) untouched:
         # it is the recipe's, complete, so nothing of the worker's is in it.
         return Launch(argv, dict(recipe.env), "/", handover=handover)
+
+    def _opening(self, mounts: list[Mount]) -> Opening | None:
+        """What a root worker must open for this step's read-only mounts. Sources found
+        reachable are remembered (as in :meth:`_check_reachable`: a toolchain's directory
+        does not become private under a running worker, and if it did, bwrap would say
+        so); the others are looked at again at every step (a few ``stat`` calls)."""
+        if self.run_as is None:
+            return None
+        unknown = [m.source for m in mounts if not m.writable and m.source not in self._reachable]
+        if not unknown:
+            return None
+        opening = opening_for(unknown, *self.run_as)
+        covers = opening.covers if opening is not None else ()
+        for source in unknown:
+            if not any(is_under(source, cover) for cover in covers):
+                self._remember_reachable(source)
+        return opening
 
     def _opening_argv(self, opening: Opening) -> list[str]:
         """A root bwrap that shows the sandbox's user the read-only mounts it cannot walk to
@@ -266,6 +280,9 @@ class BwrapBackend:
                 "set GRISTMILL_SANDBOX_UID=0 to start sandboxes as root (weaker: see "
                 "docs/security.md)"
             )
+        self._remember_reachable(path)
+
+    def _remember_reachable(self, path: str) -> None:
         if len(self._reachable) > 4096:
             # Job directories are new every time: keep the cache of long-lived paths small.
             self._reachable.clear()
