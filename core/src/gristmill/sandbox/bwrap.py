@@ -28,7 +28,7 @@ directory), and so must everything bwrap mounts, because bwrap walks to each sou
 user. A read-only mount it cannot walk to (a toolchain under ``/root``, mode 0700) is opened
 for it: a first bwrap, run as root, makes a mount namespace where an empty tmpfs covers the
 blocking directory and holds only the declared subtrees, read-only, then starts setpriv and
-the sandbox's bwrap in it (:class:`~gristmill.sandbox.hostpaths.Opening`; about 3 ms more for
+the sandbox's bwrap in it (:class:`~gristmill.sandbox.hostpaths.Opening`; 3.5 to 4 ms more for
 such a step, nothing for the others). A worker that is not root runs bwrap as itself.
 
 bwrap reports a signal that killed the job as the exit status 128+N, like a shell; it is read
