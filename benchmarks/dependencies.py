@@ -52,33 +52,40 @@ def measure(platform: BenchPlatform, runtimes: list[str], runs: int) -> list[tup
     for name in runtimes:
         if name not in SCRIPTS:
             continue
-        content, args = SCRIPTS[name]
-        path = f"u/bench/deps_{name}"
-        start = time.perf_counter()
-        r = platform.client.post(
-            "/scripts/create", json={"path": path, "content": content, "language": name}
-        )
-        if r.status_code != 201:
-            raise SystemExit(f"saving {path} failed: {r.status_code} {r.text}")
-        status = _deployed(platform, r.text)
-        lock_ms = (time.perf_counter() - start) * 1000
-        if status["status"] != "deployed":
-            raise SystemExit(f"locking {path} failed: {status['lock_error_logs']}")
+        what = "requests + pyyaml" if name == "python3" else "cowsay@1.5.0"
+        try:
+            rows.append(_measure_one(platform, name, what, runs))
+        except SystemExit as exc:
+            # A failed lock or job is a row of the table, not the end of the run.
+            text = " ".join(str(exc).split())[:200].replace("|", "/")
+            rows.append((f"with dependencies, {name} ({what})", "failed", text))
+    return rows
+
+
+def _measure_one(platform: BenchPlatform, name: str, what: str, runs: int) -> tuple[str, str, str]:
+    content, args = SCRIPTS[name]
+    path = f"u/bench/deps_{name}"
+    start = time.perf_counter()
+    r = platform.client.post(
+        "/scripts/create", json={"path": path, "content": content, "language": name}
+    )
+    if r.status_code != 201:
+        raise SystemExit(f"saving {path} failed: {r.status_code} {r.text}")
+    status = _deployed(platform, r.text)
+    lock_ms = (time.perf_counter() - start) * 1000
+    if status["status"] != "deployed":
+        raise SystemExit(f"locking {path} failed: {status['lock_error_logs']}")
+    start = time.perf_counter()
+    platform.run_wait(path, args)
+    first_ms = (time.perf_counter() - start) * 1000
+    times = []
+    for _ in range(runs):
         start = time.perf_counter()
         platform.run_wait(path, args)
-        first_ms = (time.perf_counter() - start) * 1000
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            platform.run_wait(path, args)
-            times.append((time.perf_counter() - start) * 1000)
-        what = "requests + pyyaml" if name == "python3" else "cowsay@1.5.0"
-        rows.append(
-            (
-                f"with dependencies, {name} ({what})",
-                f"{statistics.median(times):.1f} ms p50",
-                f"lock job {lock_ms:.0f} ms (save to deployed), first run {first_ms:.0f} ms "
-                f"(install), n={runs}",
-            )
-        )
-    return rows
+        times.append((time.perf_counter() - start) * 1000)
+    return (
+        f"with dependencies, {name} ({what})",
+        f"{statistics.median(times):.1f} ms p50",
+        f"lock job {lock_ms:.0f} ms (save to deployed), first run {first_ms:.0f} ms "
+        f"(install), n={runs}",
+    )

@@ -14,13 +14,15 @@ Measures:
 - the sandbox's per-job overhead, bwrap against none (``benchmarks/sandbox.py``; alone with
   ``--sandbox-only``).
 
-The main platform runs its jobs as ``GRISTMILL_SANDBOX`` says, ``none`` when unset (until
-every bundled runtime declares the mounts its jobs need under bwrap).
+The main platform runs its jobs as the product does: in the default sandbox (bwrap), or as
+``GRISTMILL_SANDBOX`` says. A row whose jobs fail reports the error in the table, and the
+run goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform as host
@@ -31,7 +33,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dependencies
@@ -79,8 +83,11 @@ class Platform:
             "NUM_WORKERS": str(workers),
             "SUPERADMIN_SECRET": SECRET,
             "GRISTMILL_LOG_LEVEL": "WARNING",
-            "GRISTMILL_SANDBOX": sandbox or os.environ.get("GRISTMILL_SANDBOX", "none"),
+            # The example third-party runtime (tests/fixtures/gristmill-perl), measured too.
+            "GRISTMILL_EXAMPLE_PERL": "1",
         }
+        if sandbox is not None:
+            env["GRISTMILL_SANDBOX"] = sandbox
         env.pop("DATABASE_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gristmill.server.cli", "up"],
@@ -114,7 +121,7 @@ class Platform:
     def run_wait(self, path: str, args: dict[str, object]) -> object:
         r = self.client.post(f"/jobs/run_wait_result/p/{path}", json=args)
         if r.status_code != 200:
-            raise SystemExit(f"job failed: {r.status_code} {r.text}")
+            raise sandbox.JobFailed(f"job failed: {r.status_code} {r.text}")
         return r.json()
 
     def stop(self) -> None:
@@ -173,37 +180,93 @@ def per_language(platform: Platform, runs: int) -> list[tuple[str, str, str]]:
         f"http://127.0.0.1:{platform.port}/api/runtimes",
         headers={"Authorization": f"Bearer {SECRET}"},
     ).json()
-    database = {
-        "host": str(platform.data_dir / "postgres"),
-        "port": 5432,
-        "user": "postgres",
-        "dbname": "gristmill",
-    }
-    for runtime in runtimes:
-        name = runtime["name"]
-        if name not in HELLO or not runtime["available"]:
-            continue
-        path = f"u/bench/hello_{name}"
-        platform.save(path, HELLO[name], language=name)
-        args: dict[str, object] = {"name": "bench"}
-        if name == "postgresql":
-            args["database"] = database
-        start = time.perf_counter()
-        platform.run_wait(path, args)
-        first = (time.perf_counter() - start) * 1000
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            platform.run_wait(path, args)
-            times.append((time.perf_counter() - start) * 1000)
-        rows.append(
-            (
-                f"hello world, {name}",
-                f"{statistics.median(times):.1f} ms p50",
-                f"first run {first:.0f} ms (cold: compile, caches), n={runs}",
+    with forward_to_embedded_postgres(platform.data_dir) as port:
+        # A sandboxed job reaches a database through the network, as it would a real one:
+        # the embedded Postgres listens on a unix socket only, which no sandbox sees.
+        database = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "gristmill"}
+        for runtime in runtimes:
+            name = runtime["name"]
+            if name not in HELLO:
+                continue
+            if not runtime["available"]:
+                rows.append((f"hello world, {name}", "n/a", runtime["toolchain_message"]))
+                continue
+            path = f"u/bench/hello_{name}"
+            args: dict[str, object] = {"name": "bench"}
+            if name == "postgresql":
+                args["database"] = database
+            try:
+                platform.save(path, HELLO[name], language=name)
+                start = time.perf_counter()
+                platform.run_wait(path, args)
+                first = (time.perf_counter() - start) * 1000
+                times = []
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    platform.run_wait(path, args)
+                    times.append((time.perf_counter() - start) * 1000)
+            except SystemExit as exc:
+                rows.append((f"hello world, {name}", "failed", job_error(exc)))
+                continue
+            rows.append(
+                (
+                    f"hello world, {name}",
+                    f"{statistics.median(times):.1f} ms p50",
+                    f"first run {first:.0f} ms (cold: compile, caches), n={runs}",
+                )
             )
-        )
     return rows
+
+
+def job_error(exc: BaseException) -> str:
+    """The error message of a failed job (or whatever failed), on one short line."""
+    text = str(exc)
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        text = json.loads(text[text.index("{") :])["error"]["message"]
+    return " ".join(text.split())[:200].replace("|", "/")
+
+
+@contextlib.contextmanager
+def forward_to_embedded_postgres(data_dir: Path) -> Iterator[int]:
+    """A TCP port on 127.0.0.1 whose connections are carried to the platform's embedded
+    Postgres (its unix socket), by threads of this process."""
+    from gristmill.db.embedded import EmbeddedPostgres
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(EmbeddedPostgres(data_dir).conninfo)
+    target = f"{params['host']}/.s.PGSQL.{params['port']}"
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            try:
+                upstream.connect(target)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        server.close()
 
 
 def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:

@@ -143,6 +143,8 @@ def test_unreachable_database_fails_clearly(launch: Launcher) -> None:
 def test_job_environment_has_no_server_secrets(launch: Launcher) -> None:
     # A platform with no workers of its own provides the database...
     database = launch.start("up", env={"NUM_WORKERS": "0"})
+    # No workers, no runtimes to report.
+    assert not any(line.startswith("runtime ") for line in database.stdout_lines)
     pgdata = database.data_dir / "postgres"
     database_url = f"postgresql://postgres@/gristmill?host={pgdata}"
     secret = "e2e-superadmin-secret-0123456789"
@@ -183,9 +185,15 @@ def test_separate_worker_process_shares_the_queue(launch: Launcher) -> None:
     worker = launch.start(
         "worker",
         data_dir=main.data_dir,
-        env={"MODE": "worker", "BASE_INTERNAL_URL": main.local_url},
+        # A worker whose Bun is misconfigured says so at start, with the fix, and serves on.
+        env={"MODE": "worker", "BASE_INTERNAL_URL": main.local_url, "BUN_PATH": "/nowhere/bun"},
     )
     assert "password:" not in worker.stdout
+    assert (
+        "runtime bun: not available: BUN_PATH=/nowhere/bun is not an executable file: point "
+        "BUN_PATH to the `bun` binary, or unset it"
+    ) in worker.stdout_lines, worker.describe()
+    assert any(line.startswith("runtime python3: ready (3.") for line in worker.stdout_lines)
     assert main.admin_email and main.admin_password
     api = Api(main.local_url, login(main.local_url, main.admin_email, main.admin_password))
     try:

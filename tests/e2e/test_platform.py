@@ -64,6 +64,24 @@ def test_up_prints_admin_credentials_and_ready_url(platform: GristmillProcess) -
 
 
 @pytest.mark.timeout(30)
+def test_up_says_which_runtimes_are_ready(platform: GristmillProcess) -> None:
+    """One line per runtime before the ready line, each ready with its version (after the
+    README's two commands, every bundled toolchain is installed). The example Perl plugin,
+    installed for the tests, is not offered: this process does not opt in to it."""
+    lines = platform.stdout_lines
+    ready = next(i for i, line in enumerate(lines) if line.startswith("Gristmill is ready at"))
+    reported = {
+        line.split(":")[0].removeprefix("runtime "): line
+        for line in lines[:ready]
+        if line.startswith("runtime ")
+    }
+    assert sorted(reported) == ["bash", "bun", "deno", "go", "postgresql", "python3"], lines
+    for name, line in reported.items():
+        assert re.fullmatch(rf"runtime {name}: ready \(\S.*\)", line), line
+    assert sum(line.startswith("runtime python3:") for line in lines) == 1
+
+
+@pytest.mark.timeout(30)
 def test_version_is_public_text(platform: GristmillProcess) -> None:
     r = httpx.get(f"{platform.local_url}/api/version")
     assert r.status_code == 200

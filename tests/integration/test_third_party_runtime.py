@@ -120,6 +120,21 @@ def test_gristmill_plugins_lists_perl() -> None:
     assert "perl  from gristmill-perl 0.1.0  ready" in text.stdout
 
 
+def test_perl_is_offered_only_to_who_opts_in() -> None:
+    """The example plugin is installed with the development environment, but `gristmill up`
+    run by hand does not offer Perl: only GRISTMILL_EXAMPLE_PERL=1 (set for the tests)."""
+    gristmill = str(Path(sys.executable).parent / "gristmill")
+    env = _cli_env()
+    env.pop("GRISTMILL_EXAMPLE_PERL")
+    listing = subprocess.run(
+        [gristmill, "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert listing.returncode == 0, listing.stderr
+    found = json.loads(listing.stdout)
+    names = [r["name"] for r in found["runtimes"]]
+    assert "perl" not in names and "python3" in names and "bun" in names
+
+
 def test_no_file_under_core_mentions_perl() -> None:
     """The promise: a language needs no change to the core.
 

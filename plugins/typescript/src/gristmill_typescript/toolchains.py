@@ -19,6 +19,8 @@ class Executable:
 
     path: str | None
     problem: str = ""
+    #: How to install the tool (or point to it), added to any failure to run it.
+    fix: str = ""
 
 
 def find_executable(
@@ -26,32 +28,40 @@ def find_executable(
     env_var: str,
     install_hint: str,
     fallbacks: tuple[Callable[[], str | None], ...] = (),
+    packaged: tuple[Callable[[], str | None], ...] = (),
 ) -> Executable:
-    """The absolute path of ``name``: from ``env_var``, else ``PATH``, else the fallbacks.
+    """The absolute path of ``name``: from ``env_var``, else the ``packaged`` finders, else
+    ``PATH``, else the fallbacks.
 
-    A variable that is set but wrong is reported as such rather than silently replaced by
-    another copy of the tool: the operator asked for that one.
+    ``packaged`` finds a binary installed with this plugin's extras, preferred to ``PATH``
+    when what ``PATH`` would give is that package's own launcher (a Python script that
+    execs the binary: one interpreter start per job). A variable that is set but wrong is
+    reported as such rather than silently replaced by another copy of the tool: the
+    operator asked for that one.
     """
+    fix = f"{install_hint}, or set {env_var} to its path"
     configured = os.environ.get(env_var, "").strip()
     if configured:
         path = os.path.abspath(os.path.expanduser(configured))
         if os.path.isfile(path) and os.access(path, os.X_OK):
-            return Executable(path)
+            return Executable(path, fix=fix)
         return Executable(
             None,
-            f"{env_var}={configured} is not an executable file; point {env_var} to the "
-            f"`{name}` binary, or unset it to use `{name}` from PATH",
+            f"{env_var}={configured} is not an executable file: point {env_var} to the "
+            f"`{name}` binary, or unset it",
         )
+    for finder in packaged:
+        path = finder()
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return Executable(os.path.abspath(path), fix=fix)
     found = shutil.which(name)
     if found:
-        return Executable(os.path.abspath(found))
+        return Executable(os.path.abspath(found), fix=fix)
     for fallback in fallbacks:
         path = fallback()
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return Executable(os.path.abspath(path))
-    return Executable(
-        None, f"`{name}` was not found on PATH; {install_hint}, or set {env_var} to its path"
-    )
+            return Executable(os.path.abspath(path), fix=fix)
+    return Executable(None, f"`{name}` was not found on PATH: {fix}", fix=fix)
 
 
 def probe_version(executable: Executable, parse: Callable[[str], str]) -> Toolchain:
@@ -68,10 +78,18 @@ def probe_version(executable: Executable, parse: Callable[[str], str]) -> Toolch
             env={**os.environ, "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Toolchain(False, message=f"cannot run {executable.path} --version: {exc}")
+        return Toolchain(
+            False, message=f"cannot run {executable.path} --version: {exc}{_then(executable)}"
+        )
     if done.returncode != 0:
         output = (done.stderr or done.stdout).strip()
         return Toolchain(
-            False, message=f"{executable.path} --version failed ({done.returncode}): {output}"
+            False,
+            message=f"{executable.path} --version failed ({done.returncode}): {output}"
+            f"{_then(executable)}",
         )
     return Toolchain(True, version=parse(done.stdout.strip()))
+
+
+def _then(executable: Executable) -> str:
+    return f"; {executable.fix}" if executable.fix else ""
