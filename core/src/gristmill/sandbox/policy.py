@@ -260,6 +260,7 @@ def select_backend(settings: Settings) -> Backend:
                 outside=run_as if run_as is not None else None,
                 timeout_s=settings.job_timeout_s,
                 reach=reach,
+                setpriv=_util("setpriv"),
             )
             _probe(backend, settings.data_dir / "sandbox" / "probe")
             log.info(
