@@ -322,3 +322,35 @@ def test_a_job_dies_with_its_worker(data_dir: Path, job_dir: Path, policy: RunPo
         worker.wait()
         for pid in _running("/bin/sleep 347"):  # left behind when this test fails
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root, to start nsjail as another user")
+def test_a_worker_that_is_not_root_maps_the_job_to_itself(
+    policy: RunPolicy, data_dir: Path
+) -> None:
+    """nsjail started by a worker of uid 12345 (a non-root worker's backend: ``outside``
+    ``None``): the job is 65534 inside and the worker's own uid outside."""
+    assert isinstance(policy.backend, NsjailBackend)
+    backend = NsjailBackend(
+        nsjail=policy.backend.nsjail, layout=policy.backend.layout, outside=None
+    )
+    (data_dir / "jobs").mkdir(mode=0o755, exist_ok=True)
+    job = Path(tempfile.mkdtemp(prefix="user-job-", dir=data_dir / "jobs"))
+    os.chown(job, 12345, 12345)
+    recipe = Recipe(["/bin/bash", "-c", "id -u; echo x > mine; ulimit -u"], ENV, job)
+    launch = backend.launch(recipe, network=False, limits=Limits(processes=50))
+    try:
+        done = subprocess.run(
+            ["setpriv", "--reuid=12345", "--regid=12345", "--clear-groups", "--", *launch.argv],
+            env=launch.env,
+            cwd=launch.cwd,
+            pass_fds=launch.pass_fds,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        launch.close()
+    assert done.returncode == 0 and done.stderr == "", done
+    assert done.stdout.split() == [str(SANDBOX_UID), "50"]
+    assert (job / "mine").stat().st_uid == 12345
