@@ -198,7 +198,8 @@ def test_a_toolchain_the_sandbox_user_cannot_reach_is_mounted(
     code, output = sh(
         policy,
         job_dir,
-        f"sh {private_tool}/run.sh; ls -a {private}; cat {private}/secret.txt; touch {private_tool}/x",
+        f"sh {private_tool}/run.sh; ls -a {private}; cat {private}/secret.txt; "
+        f"touch {private_tool}/x",
         mounts=[Mount(str(private_tool))],
     )
     assert "tool-ran" in output, output

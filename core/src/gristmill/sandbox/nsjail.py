@@ -16,11 +16,12 @@ by default for a root worker; the worker's own uid otherwise). What running it f
 taught, each rendered on purpose:
 
 - rlimits: nsjail sets every one, with defaults of its own (an 8 MB stack, no core file,
-  600 s of CPU), and runs jobs at nice 19 (here 0, the worker's, as bwrap). A limit the recipe does not set is the worker's (``SOFT``), as under
-  bwrap, never ``INF``: inside its user namespace nsjail cannot raise a limit over the
-  worker's hard one, and a step without a process limit (Go's builds) failed with
-  ``setrlimit(RLIMIT_NPROC): Operation not permitted``. nsjail sets soft and hard limits
-  alike: a job cannot raise its soft limits to the worker's hard ones, as it could under bwrap;
+  600 s of CPU), and runs jobs at nice 19 (here 0, as under bwrap). A limit the recipe does
+  not set is the worker's (``SOFT``), as under bwrap, never ``INF``: inside its user
+  namespace nsjail cannot raise a limit over the worker's hard one, and a step without a
+  process limit (Go's builds) failed with ``setrlimit(RLIMIT_NPROC): Operation not
+  permitted``. nsjail sets soft and hard limits alike: a job cannot raise its soft limits to
+  the worker's hard ones, as it could under bwrap;
 - ``/dev`` is a tmpfs of mode 0755, as bwrap's: in a sticky 1777 directory a job that is not
   root outside cannot open the devices for writing;
 - nsjail's own messages go to a memfd of their own (``log_fd``), not the job's output;
@@ -28,6 +29,8 @@ taught, each rendered on purpose:
   bwrap backend (a program not visible, a mount that could not be made);
 - a mount the sandbox's user cannot reach (a toolchain under /root, mode 0700) is staged in
   a mount namespace of the worker's own (:mod:`gristmill.sandbox.reach`);
+- nsjail has no ``--die-with-parent``: it is started through ``setpriv --pdeathsig KILL``,
+  and kills its job when it dies, so a job dies with its worker;
 - the job's main process is pid 1 of its PID namespace (nsjail's ``ONCE`` mode has no init
   of its own): it ignores the signals it sends itself, and orphans are reparented to it.
 
