@@ -355,3 +355,19 @@ def test_a_worker_that_is_not_root_maps_the_job_to_itself(
     assert done.returncode == 0 and done.stderr == "", done
     assert done.stdout.split() == [str(SANDBOX_UID), "50"]
     assert (job / "mine").stat().st_uid == 12345
+
+
+@pytest.mark.skipif(not ROOT, reason="needs a root worker (its sandboxes run as uid 65533)")
+def test_a_replaced_unreachable_toolchain_is_mounted_anew(
+    policy: RunPolicy, job_dir: Path, private_tool: Path
+) -> None:
+    """A toolchain reinstalled in place (a new directory at the same path) is what the next
+    step sees, not the directory staged before."""
+    argv = f"sh {private_tool}/run.sh"
+    code, output = sh(policy, job_dir, argv, mounts=[Mount(str(private_tool))])
+    assert code == 0 and output == "tool-ran\n", output
+    shutil.rmtree(private_tool)
+    private_tool.mkdir(mode=0o755)
+    (private_tool / "run.sh").write_text("echo reinstalled\n")
+    code, output = sh(policy, job_dir, argv, mounts=[Mount(str(private_tool))])
+    assert code == 0 and output == "reinstalled\n", output

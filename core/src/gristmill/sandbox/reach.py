@@ -49,7 +49,8 @@ class ReachableViews:
         self._nsenter = nsenter
         self._mount = mount
         self._holder: subprocess.Popen[bytes] | None = None
-        self._staged: dict[str, str] = {}
+        #: source -> (its (device, inode) when staged, the staged path)
+        self._staged: dict[str, tuple[tuple[int, int], str]] = {}
         self._lock = threading.Lock()
 
     def namespace(self) -> str:
@@ -64,13 +65,17 @@ class ReachableViews:
 
     def stage(self, source: str) -> str:
         """The reachable path at which ``source`` is visible in the namespace (bound there
-        on first use; kept while the holder lives)."""
+        on first use; kept while the holder lives, and bound again if ``source`` was
+        replaced: a bind follows the directory it was made of, not its path)."""
         with self._lock:
             self._ensure_holder()
+            st = os.stat(source)
+            identity = (st.st_dev, st.st_ino)
             staged = self._staged.get(source)
-            if staged is not None:
-                return staged
-            target = self.staging / hashlib.sha256(source.encode()).hexdigest()[:24]
+            if staged is not None and staged[0] == identity:
+                return staged[1]
+            name = hashlib.sha256(f"{source}\0{st.st_dev}:{st.st_ino}".encode()).hexdigest()
+            target = self.staging / name[:24]
             if os.path.isdir(source):
                 target.mkdir(mode=0o755, exist_ok=True)
             elif not target.exists():
@@ -86,7 +91,7 @@ class ReachableViews:
                     f"could not make {source} visible to the sandbox's user: "
                     f"{(done.stderr or done.stdout).strip()}"
                 )
-            self._staged[source] = str(target)
+            self._staged[source] = (identity, str(target))
             return str(target)
 
     def _ensure_holder(self) -> None:
