@@ -155,6 +155,18 @@ def test_nsjails_messages_stay_out_of_the_jobs_output(policy: RunPolicy, job_dir
     assert "[E][" not in output and "[W][" not in output and "execve" not in output, output
 
 
+def test_a_program_named_without_a_path_is_found_on_the_recipes_path(
+    policy: RunPolicy, job_dir: Path
+) -> None:
+    """nsjail runs its program with execv (no PATH search); bwrap's backend finds a bare
+    name on the recipe's PATH, and so must this one."""
+    result, output = run(policy, job_dir, ["bash", "-c", "echo found"])
+    assert result.returncode == 0 and output == "found\n", output
+    result, output = run(policy, job_dir, ["gm-no-such-program"])
+    assert result.returncode != 0
+    assert "[gristmill] gm-no-such-program is not visible inside the sandbox" in output
+
+
 def test_the_config_and_the_log_are_not_visible_to_the_job(
     policy: RunPolicy, job_dir: Path
 ) -> None:

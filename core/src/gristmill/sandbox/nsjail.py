@@ -41,6 +41,7 @@ the job starts, as it does the log.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -60,7 +61,7 @@ from gristmill.sandbox.layout import (
     SystemLayout,
 )
 from gristmill.sandbox.reach import ReachableViews
-from gristmill.sandbox.spec import Limits, Mount
+from gristmill.sandbox.spec import Limits, Mount, is_under
 
 if TYPE_CHECKING:
     from gristmill.runtime import Recipe
@@ -273,6 +274,12 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def _with_program(recipe: Recipe, program: str) -> Recipe:
+    if program == recipe.argv[0]:
+        return recipe
+    return dataclasses.replace(recipe, argv=[program, *list(recipe.argv)[1:]])
+
+
 class NsjailBackend:
     """Renders recipes as nsjail configurations. See the module docstring."""
 
@@ -336,7 +343,7 @@ class NsjailBackend:
             log_fd = os.memfd_create("gristmill-nsjail.log", 0)
             opened.append(log_fd)
             config = render(
-                recipe,
+                _with_program(recipe, self._resolve_program(recipe)),
                 layout=self.layout,
                 network=network,
                 limits=limits,
@@ -366,6 +373,29 @@ class NsjailBackend:
             assert self.reach is not None
             argv = [*self.reach.enter(), *argv]
         return Launch(argv, {}, "/", pass_fds=tuple(opened), handover=handover)
+
+    def _resolve_program(self, recipe: Recipe) -> str:
+        """The program of ``recipe`` as a path inside the sandbox. nsjail runs it with
+        ``execv`` (no ``PATH`` search, unlike bwrap's ``execvp``): a bare name is looked up
+        here, on the recipe's ``PATH``, in the directories the sandbox shows (a name not
+        found stays as it is, and fails as not visible)."""
+        program = recipe.argv[0]
+        if "/" in program:
+            return program
+        visible = [(root, root) for root in self.layout.visible_roots()]
+        visible += [(m.destination, m.source) for m in recipe.mounts]
+        visible.append((str(recipe.cwd), str(recipe.cwd)))
+        for directory in recipe.env.get("PATH", "").split(":"):
+            if not directory.startswith("/"):
+                continue
+            inside = os.path.join(directory, program)
+            for target, source in sorted(visible, key=lambda pair: -len(pair[0])):
+                if is_under(inside, target):
+                    host = source + inside[len(target.rstrip("/")) :] if target != "/" else inside
+                    if os.path.isfile(host) and os.access(host, os.X_OK):
+                        return inside
+                    break
+        return program
 
     def _reachable_view(self, mount: Mount, phase: str) -> str | None:
         """Where nsjail finds ``mount``'s source when the sandbox's user cannot walk to it
