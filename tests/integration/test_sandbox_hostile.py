@@ -1,4 +1,4 @@
-"""Hostile jobs under the bwrap sandbox, run through a real worker on a real database.
+"""Hostile jobs under each sandbox backend (bwrap, nsjail), run through a real worker on a real database.
 
 Each test is a Bash script doing what a job must not be able to do (read the worker's
 environment, see or signal other processes, read another job's files, write outside its
@@ -25,7 +25,7 @@ import httpx
 import pytest
 from gristmill.config import Settings
 from gristmill.sandbox import SandboxUnavailable, select_backend
-from gristmill.testing.pytest_plugin import PgCluster
+from gristmill.testing.pytest_plugin import SANDBOX_BACKENDS, PgCluster, skip_unless_ci
 
 from .test_api_jobs import completed, wait_until
 from .test_worker import running
@@ -35,18 +35,18 @@ pytestmark = pytest.mark.bundled_plugins
 OK = 'echo "still serving"\n'
 
 
-@pytest.fixture
-def sandboxed(settings: Settings) -> Settings:
+@pytest.fixture(params=SANDBOX_BACKENDS)
+def sandboxed(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     """The suite's settings (a data directory the sandbox's user can reach, outside /tmp)
-    with the bwrap sandbox chosen explicitly. Skipped where bwrap cannot run, except in CI,
-    where the hostile suite must run."""
-    chosen = settings.with_overrides(sandbox="bwrap", log_flush_ms=50)
+    with a sandbox backend chosen explicitly: every attack runs under bwrap and under
+    nsjail. Skipped where the backend cannot run, except in CI, where the hostile suite must
+    run under both."""
+    backend = str(request.param)
+    chosen = settings.with_overrides(sandbox=backend, log_flush_ms=50)
     try:
         select_backend(chosen)
     except SandboxUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"bwrap cannot run here: {exc}")
+        skip_unless_ci(f"{backend} cannot run here: {exc}")
     return chosen
 
 
@@ -111,7 +111,8 @@ async def test_only_the_jobs_own_processes_are_visible(sandboxed: Settings) -> N
         ok, _, logs = await run(api, code, {"pid": str(os.getpid())})
         assert ok, logs
         pids = [line.split()[1] for line in logs.splitlines() if line.startswith("pid ")]
-        # bwrap's init (1), the script, and the subshells of this loop: nothing else.
+        # pid 1 (bwrap's init; under nsjail the script itself), the script, and the
+        # subshells of this loop: nothing else.
         assert "1" in pids and str(os.getpid()) not in pids
         assert len(pids) <= 5, logs
         assert "postgres" not in logs and "pytest" not in logs

@@ -145,15 +145,19 @@ def test_sandboxed_job_reaches_its_database_over_the_network(
     runtime: PostgresRuntime,
     tcp_database: dict[str, Any],
     sandbox_policy: RunPolicy,
+    sandbox_backend: str,
     sandbox_data_dir: Path,
     sandbox_root: Path,
 ) -> None:
-    """Under bwrap a job reaches a database over TCP, unless the worker group's jobs have no
-    network (GRISTMILL_JOB_NETWORK=off): the recipe asks for it, the policy wins."""
+    """Sandboxed (bwrap, nsjail), a job reaches a database over TCP, unless the worker
+    group's jobs have no network (GRISTMILL_JOB_NETWORK=off): the recipe asks for it, the
+    policy wins."""
     code = "SELECT current_database() AS db;"
     ran = run_job(runtime, code, {"database": tcp_database}, sandbox_root, policy=sandbox_policy)
     assert _ok(ran) == [{"db": tcp_database["dbname"]}]
-    offline = run_policy(Settings(data_dir=sandbox_data_dir, sandbox="bwrap", job_network=False))
+    offline = run_policy(
+        Settings(data_dir=sandbox_data_dir, sandbox=sandbox_backend, job_network=False)
+    )
     ran = run_job(runtime, code, {"database": tcp_database}, sandbox_root, policy=offline)
     assert _error(ran)["name"] == "ConnectionError"
 

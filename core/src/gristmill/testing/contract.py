@@ -299,8 +299,8 @@ class RuntimeContract:
     def test_contract_hello_world_runs_in_the_sandbox(
         self, sandbox_policy: RunPolicy, sandbox_root: Path
     ) -> None:
-        """The runtime's recipes declare every mount they need: the hello world runs under
-        bubblewrap as a worker runs it."""
+        """The runtime's recipes declare every mount they need: the hello world runs in the
+        sandbox as a worker runs it, once under each backend (bwrap, nsjail)."""
         runtime = self.make_runtime()
         require_toolchain(runtime)
         ran = run_job(

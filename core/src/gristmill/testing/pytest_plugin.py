@@ -24,7 +24,7 @@ from gristmill.db.migrations import apply_migrations
 from gristmill.sandbox import RunPolicy
 from gristmill.server.platform import Platform, prepare_database
 
-__all__ = ["SUPERADMIN_SECRET", "PgCluster"]
+__all__ = ["SANDBOX_BACKENDS", "SUPERADMIN_SECRET", "PgCluster", "skip_unless_ci"]
 
 SUPERADMIN_SECRET = "test-superadmin-secret"
 _TEMPLATE = "gristmill_template"
@@ -140,20 +140,43 @@ def sandbox_data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+#: The backends the sandboxed tests run under, each test once per backend (its id says which).
+SANDBOX_BACKENDS = ("bwrap", "nsjail")
+
+
+@pytest.fixture(scope="session", params=SANDBOX_BACKENDS)
+def sandbox_backend(request: pytest.FixtureRequest) -> str:
+    """The name of a sandbox backend (``GRISTMILL_SANDBOX``): every test that takes
+    ``sandbox_policy`` (or this) runs once under each of :data:`SANDBOX_BACKENDS`."""
+    return str(request.param)
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip with ``reason``, except in CI (``CI`` set), where what the test needs must be
+    there: fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must provide it)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
-def sandbox_policy(sandbox_data_dir: Path) -> RunPolicy:
-    """The bwrap sandbox as a worker applies it, for ``run_job(..., policy=...)``. Skipped
-    with the reason where bwrap cannot run, except in CI (``CI`` set), where it fails."""
+def sandbox_policy(sandbox_data_dir: Path, sandbox_backend: str) -> Iterator[RunPolicy]:
+    """A sandbox as a worker applies it, for ``run_job(..., policy=...)``, once per backend
+    (bwrap, nsjail). Skipped with the reason where that backend cannot run, except in CI
+    (``CI`` set), where it fails."""
     from gristmill.sandbox import SandboxUnavailable
+    from gristmill.sandbox.backends.nsjail import NsjailBackend
     from gristmill.server.platform import run_policy
 
-    settings = Settings(data_dir=sandbox_data_dir, sandbox="bwrap")
+    settings = Settings(data_dir=sandbox_data_dir, sandbox=sandbox_backend)
     try:
-        return run_policy(settings)
+        policy = run_policy(settings)
     except SandboxUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"bwrap cannot run here: {exc}")
+        skip_unless_ci(f"{sandbox_backend} cannot run here: {exc}")
+        raise  # not reached: skip_unless_ci raises
+    yield policy
+    if isinstance(policy.backend, NsjailBackend) and policy.backend.reach is not None:
+        policy.backend.reach.close()
 
 
 @pytest.fixture
