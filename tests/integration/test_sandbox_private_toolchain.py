@@ -2,7 +2,7 @@
 sandbox: real bwrap, real setpriv, as the product runs them.
 
 The sandbox's user (uid 65533 outside) cannot walk through the private directory; the
-worker opens the way to the declared toolchain only (docs/security.md, "Who a sandbox is
+worker stages the declared toolchain only (docs/security.md, "Who a sandbox is
 outside"). The job must run the toolchain, and see nothing else of the private directory,
 and hold no descriptor of the worker's.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from gristmill.config import Settings
-from gristmill.executor import run_recipe
-from gristmill.runtime import Mount, Recipe
+from gristmill.runtimes import Mount, Recipe
 from gristmill.sandbox import RunPolicy, SandboxError, select_backend
+from gristmill.worker.processes import run_recipe
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,

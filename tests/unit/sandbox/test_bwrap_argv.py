@@ -224,12 +224,27 @@ def test_exit_statuses_and_explanations(tmp_path: Path) -> None:
     assert b.explain(r, 1, "some other failure") is None
 
 
-def test_a_read_only_mount_the_sandbox_user_cannot_walk_to_is_opened_for_it(
+class _Views:
+    """Stands in for ReachableViews (which needs a real mount namespace: see
+    tests/integration/test_sandbox_private_toolchain.py): records what is staged."""
+
+    def __init__(self) -> None:
+        self.staged: list[str] = []
+
+    def stage(self, source: str) -> str:
+        self.staged.append(source)
+        return f"/staged/{len(self.staged)}"
+
+    def enter(self) -> list[str]:
+        return ["/usr/bin/nsenter", "--mount=/proc/42/ns/mnt", "--"]
+
+
+def test_a_read_only_mount_the_sandbox_user_cannot_walk_to_is_staged_for_it(
     reachable_tmp_path: Path,
 ) -> None:
-    """A root worker: a toolchain under a 0700 directory is shown to the sandbox's user by a
-    first, root bwrap (a tmpfs over the blocking directory holding only the toolchain), and
-    the sandbox's own command line is unchanged."""
+    """A root worker: a toolchain under a 0700 directory is bound from its staged view, in
+    the staging namespace (nsenter first), at its own path; reachable mounts are bound by
+    their path, and a step that needs no staging starts with setpriv as before."""
     base = reachable_tmp_path
     cwd = job(base)
     private = base / "private"
@@ -238,36 +253,24 @@ def test_a_read_only_mount_the_sandbox_user_cannot_walk_to_is_opened_for_it(
     private.chmod(0o700)
     shared = base / "shared"
     shared.mkdir()
-    b = backend(base, run_as=(65533, 65533), setpriv="/usr/bin/setpriv")
+    views = _Views()
+    b = backend(base, run_as=(65533, 65533), setpriv="/usr/bin/setpriv", reach=views)
     r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(toolchain)), Mount(str(shared))])
     argv = b.launch(r, network=True, limits=r.limits).argv
-    first = argv.index("--")
-    assert argv[: first + 1] == [
-        "/opt/bwrap",
-        "--dev-bind",
-        "/",
-        "/",
-        "--die-with-parent",
-        "--perms",
-        "0755",
-        "--tmpfs",
-        str(private),
-        "--perms",
-        "0755",
-        "--dir",
-        str(private / "deep"),
-        "--ro-bind",
-        str(toolchain),
-        str(toolchain),
-        "--",
-    ]
-    assert argv[first + 1 : first + 1 + len(b._head)] == b._head
-    # The sandbox binds the toolchain read-only at its own place, as any other mount.
-    ro = pairs(argv[first + 1 :], "--ro-bind")
-    assert (str(toolchain), str(toolchain)) in ro and (str(shared), str(shared)) in ro
-    # Everything reachable: no opening, the command starts with setpriv.
+    assert argv[:3] == views.enter()
+    assert argv[3 : 3 + len(b._head)] == b._head
+    assert views.staged == [str(toolchain)]
+    ro = pairs(argv, "--ro-bind")
+    assert ("/staged/1", str(toolchain)) in ro and (str(shared), str(shared)) in ro
+    # Everything reachable: nothing staged, the command starts with setpriv.
     r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(shared))])
     assert b.launch(r, network=True, limits=r.limits).argv[0] == "/usr/bin/setpriv"
+    assert views.staged == [str(toolchain)]
+    # Without a way to stage, the mount is refused, naming the blocking directory.
+    b = backend(base, run_as=(65533, 65533), setpriv="/usr/bin/setpriv")
+    r = Recipe(["/usr/bin/true"], {}, cwd, mounts=[Mount(str(toolchain))])
+    with pytest.raises(SandboxError, match=f"{private} \\(mode 0o700\\)"):
+        b.launch(r, network=True, limits=r.limits)
 
 
 def test_a_writable_mount_the_sandbox_user_cannot_walk_to_is_refused(

@@ -129,6 +129,20 @@ def _util(name: str) -> str:
     return os.path.abspath(found)
 
 
+def _reach(settings: Settings, run_as: tuple[int, int] | None) -> ReachableViews | None:
+    """How a root worker shows its sandboxes' user the read-only toolchains it cannot walk
+    to (both backends); a worker that is not root runs its sandboxes as itself."""
+    if run_as is None:
+        return None
+    return ReachableViews(
+        settings.data_dir / "sandbox" / "reach",
+        setpriv=_util("setpriv"),
+        unshare=_util("unshare"),
+        nsenter=_util("nsenter"),
+        mount=_util("mount"),
+    )
+
+
 def _bwrap(settings: Settings, layout: SystemLayout, run_as: tuple[int, int] | None) -> Backend:
     binary = find_bwrap(settings.bwrap_path)
     if binary is None:
@@ -146,6 +160,7 @@ def _bwrap(settings: Settings, layout: SystemLayout, run_as: tuple[int, int] | N
         layout=layout,
         protected=_protected(settings),
         run_as=run_as,
+        reach=_reach(settings, run_as),
     )
     _probe(backend, settings.data_dir / "sandbox" / "probe")
     return backend
@@ -244,15 +259,7 @@ def select_backend(settings: Settings) -> Backend:
                     "or choose GRISTMILL_SANDBOX=bwrap"
                 )
         else:
-            reach = None
-            if run_as is not None:
-                reach = ReachableViews(
-                    sandbox_dir / "reach",
-                    setpriv=_util("setpriv"),
-                    unshare=_util("unshare"),
-                    nsenter=_util("nsenter"),
-                    mount=_util("mount"),
-                )
+            reach = _reach(settings, run_as)
             backend: Backend = NsjailBackend(
                 nsjail=binary,
                 layout=layout,

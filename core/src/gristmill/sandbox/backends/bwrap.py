@@ -25,11 +25,12 @@ job's fork bomb cannot use up another's processes, while a limit set on bwrap it
 be checked against every process of that user on the machine. The price: the directories a
 step writes are handed to that user and must be reachable by it (they are under the data
 directory), and so must everything bwrap mounts, because bwrap walks to each source as that
-user. A read-only mount it cannot walk to (a toolchain under ``/root``, mode 0700) is opened
-for it: a first bwrap, run as root, makes a mount namespace where an empty tmpfs covers the
-blocking directory and holds only the declared subtrees, read-only, then starts setpriv and
-the sandbox's bwrap in it (:class:`~gristmill.sandbox.hostpaths.Opening`; 3.5 to 4 ms more for
-such a step, nothing for the others). A worker that is not root runs bwrap as itself.
+user. A read-only mount it cannot walk to (a toolchain under ``/root``, mode 0700) is staged
+for it, as for nsjail: bound read-only onto a reachable directory in a mount namespace of the
+worker's own, which the step enters with ``nsenter`` before ``setpriv``
+(:mod:`gristmill.sandbox.reach`; about 1 ms more for such a step, nothing for the others);
+the sandbox binds the staged directory at the toolchain's own path. A worker that is not root
+runs bwrap as itself.
 
 bwrap reports a signal that killed the job as the exit status 128+N, like a shell; it is read
 back as the signal (a job that exits 137 on purpose reads as killed by SIGKILL, the shell
@@ -45,14 +46,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from gristmill.sandbox.base import Launch, Protected, SandboxError
-from gristmill.sandbox.hostpaths import (
-    Opening,
-    blocking_dir,
-    chown_tree,
-    is_owned_by,
-    opening_for,
-)
+from gristmill.sandbox.hostpaths import blocking_dir, chown_tree, is_owned_by
 from gristmill.sandbox.layout import SANDBOX_GID, SANDBOX_UID, SystemLayout
+from gristmill.sandbox.reach import ReachableViews
 from gristmill.sandbox.spec import Limits, Mount, is_under
 
 if TYPE_CHECKING:
@@ -116,10 +112,13 @@ class BwrapBackend:
         protected: Protected | None = None,
         run_as: tuple[int, int] | None = None,
         setpriv: str | None = None,
+        reach: ReachableViews | None = None,
     ) -> None:
         """``protected``: host directories no mount may expose (the data directory, the jobs
         root). ``run_as``: the (uid, gid) bwrap runs as, through ``setpriv``, when the worker
-        is root; ``None`` runs it as the worker's own user."""
+        is root; ``None`` runs it as the worker's own user. ``reach``: how a root worker
+        shows that user the read-only mounts it cannot walk to (see
+        :mod:`gristmill.sandbox.reach`); without it, such a mount is refused."""
         if run_as is not None and not setpriv:
             raise ValueError("running bwrap as another user needs setpriv")
         self.bwrap = bwrap
@@ -127,6 +126,7 @@ class BwrapBackend:
         self.layout = layout
         self.protected = protected or Protected()
         self.run_as = run_as
+        self.reach = reach
         self._reachable: set[str] = set()
         self._visible_roots = layout.visible_roots()
         head: list[str] = []
@@ -170,7 +170,7 @@ class BwrapBackend:
         self.layout.refresh()
         mounts = self._checked_mounts(recipe, cwd)
         self._check_dir(cwd, "the step's working directory")
-        opening = self._opening(mounts)
+        sources = self._sources(recipe, mounts)
         if any(is_under(root, cwd) for root in self.protected.roots):
             raise SandboxError(
                 f"the {recipe.phase} step's working directory {cwd} holds other jobs' "
@@ -185,7 +185,8 @@ class BwrapBackend:
                 # for the event loop, and the step may rewrite them (go.mod, package.json).
                 chown_tree(cwd, uid, gid)
             handover = [m.source for m in mounts if m.writable and not is_owned_by(m.source, uid)]
-        argv = self._opening_argv(opening) if opening is not None else []
+        staged = any(sources[m.source] != m.source for m in mounts)
+        argv = self.reach.enter() if staged and self.reach is not None else []
         argv += self._head
         if network:
             argv.append("--share-net")
@@ -193,7 +194,8 @@ class BwrapBackend:
             argv += ["--size", str(limits.tmp_mb * _MB)]
         argv += ["--tmpfs", "/tmp"]
         for mount in mounts:
-            argv += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.destination]
+            source = sources[mount.source]
+            argv += ["--bind" if mount.writable else "--ro-bind", source, mount.destination]
         argv += ["--bind", cwd, cwd, "--chdir", cwd, "--remount-ro", "/", "--"]
         rlimits = rlimit_args(limits)
         if rlimits:
@@ -203,37 +205,32 @@ class BwrapBackend:
         # it is the recipe's, complete, so nothing of the worker's is in it.
         return Launch(argv, dict(recipe.env), "/", handover=handover)
 
-    def _opening(self, mounts: list[Mount]) -> Opening | None:
-        """What a root worker must open for this step's read-only mounts. Sources found
-        reachable are remembered (as in :meth:`_check_reachable`: a toolchain's directory
-        does not become private under a running worker, and if it did, bwrap would say
-        so); the others are looked at again at every step (a few ``stat`` calls)."""
-        if self.run_as is None:
-            return None
-        unknown = [m.source for m in mounts if not m.writable and m.source not in self._reachable]
-        if not unknown:
-            return None
-        opening = opening_for(unknown, *self.run_as)
-        covers = opening.covers if opening is not None else ()
-        for source in unknown:
-            if not any(is_under(source, cover) for cover in covers):
+    def _sources(self, recipe: Recipe, mounts: list[Mount]) -> dict[str, str]:
+        """Where bwrap finds each mount's source: its own path, or, for a read-only mount a
+        root worker's sandbox user cannot walk to, its staged view. Sources found reachable
+        are remembered (as in :meth:`_check_reachable`: a toolchain's directory does not
+        become private under a running worker, and if it did, bwrap would say so)."""
+        sources: dict[str, str] = {}
+        for mount in mounts:
+            source = mount.source
+            sources[source] = source
+            if self.run_as is None or mount.writable or source in self._reachable:
+                continue
+            uid, gid = self.run_as
+            blocked = blocking_dir(source, uid, gid)
+            if blocked is None:
                 self._remember_reachable(source)
-        return opening
-
-    def _opening_argv(self, opening: Opening) -> list[str]:
-        """A root bwrap that shows the sandbox's user the read-only mounts it cannot walk to
-        (see :class:`~gristmill.sandbox.hostpaths.Opening`), then runs the rest of the
-        command in that mount namespace. Its own view is the host's (``--dev-bind / /``)
-        except the covered directories; the sandbox's bwrap builds the job's root from it,
-        so the job sees only what the step declares, as before."""
-        argv = [self.bwrap, "--dev-bind", "/", "/", "--die-with-parent"]
-        for cover in opening.covers:
-            argv += ["--perms", "0755", "--tmpfs", cover]
-        for directory in opening.dirs:
-            argv += ["--perms", "0755", "--dir", directory]
-        for source in opening.binds:
-            argv += ["--ro-bind", source, source]
-        return [*argv, "--"]
+                continue
+            if self.reach is None:
+                mode = oct(os.stat(blocked).st_mode & 0o777)
+                raise SandboxError(
+                    f"the {recipe.phase} step mounts {source}, which the sandbox's user (uid "
+                    f"{uid}) cannot reach: {blocked} (mode {mode}) does not let other users "
+                    f"through. Move it under a directory all users can enter, or allow them "
+                    f"(chmod o+x {blocked})"
+                )
+            sources[source] = self.reach.stage(source)
+        return sources
 
     def handover(self, paths: Sequence[str]) -> None:
         if self.run_as is None:
@@ -256,7 +253,7 @@ class BwrapBackend:
                 )
             if mount.writable:
                 # Written by the step: it must be the sandbox user's own path (read-only
-                # mounts it cannot reach are opened for it instead, see launch()).
+                # mounts it cannot reach are staged for it instead, see _sources()).
                 self._check_reachable(mount.source, f"the writable mount {mount.source}")
             mounts.append(mount)
         return mounts
