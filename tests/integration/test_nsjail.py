@@ -51,8 +51,7 @@ def policy(data_dir: Path) -> Iterator[RunPolicy]:
         raise
     yield chosen
     assert isinstance(chosen.backend, NsjailBackend)
-    if chosen.backend.reach is not None:
-        chosen.backend.reach.close()
+    chosen.backend.close()
 
 
 @pytest.fixture

@@ -111,6 +111,11 @@ class Backend(Protocol):
         """Make ``paths`` (from :attr:`Launch.handover`) the sandbox user's; may be slow."""
         ...
 
+    def close(self) -> None:
+        """Release what the backend holds between steps (the staging namespace's holder
+        process, see :mod:`gristmill.sandbox.reach`); the worker's last call."""
+        ...
+
     def exit_status(self, returncode: int) -> int:
         """The step's own exit status from the started process's (negative: a signal)."""
         ...

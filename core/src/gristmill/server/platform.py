@@ -119,6 +119,7 @@ class Platform:
     async def stop(self) -> None:
         if self.workers is not None:
             await self.workers.stop()
+            self.workers.policy.backend.close()
             self.workers = None
         for task in self._background:
             task.cancel()

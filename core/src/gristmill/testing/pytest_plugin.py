@@ -165,7 +165,6 @@ def sandbox_policy(sandbox_data_dir: Path, sandbox_backend: str) -> Iterator[Run
     (bwrap, nsjail). Skipped with the reason where that backend cannot run, except in CI
     (``CI`` set), where it fails."""
     from gristmill.sandbox import SandboxUnavailable
-    from gristmill.sandbox.backends.nsjail import NsjailBackend
     from gristmill.server.platform import run_policy
 
     settings = Settings(data_dir=sandbox_data_dir, sandbox=sandbox_backend)
@@ -175,8 +174,7 @@ def sandbox_policy(sandbox_data_dir: Path, sandbox_backend: str) -> Iterator[Run
         skip_unless_ci(f"{sandbox_backend} cannot run here: {exc}")
         raise  # not reached: skip_unless_ci raises
     yield policy
-    if isinstance(policy.backend, NsjailBackend) and policy.backend.reach is not None:
-        policy.backend.reach.close()
+    policy.backend.close()
 
 
 @pytest.fixture

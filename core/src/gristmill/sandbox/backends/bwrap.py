@@ -232,6 +232,10 @@ class BwrapBackend:
             sources[source] = self.reach.stage(source)
         return sources
 
+    def close(self) -> None:
+        if self.reach is not None:
+            self.reach.close()
+
     def handover(self, paths: Sequence[str]) -> None:
         if self.run_as is None:
             return

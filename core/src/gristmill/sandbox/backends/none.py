@@ -29,6 +29,9 @@ class NoSandbox:
     def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
         return Launch(list(recipe.argv), dict(recipe.env), str(recipe.cwd))
 
+    def close(self) -> None:
+        return None
+
     def handover(self, paths: Sequence[str]) -> None:
         return None
 

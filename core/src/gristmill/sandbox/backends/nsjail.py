@@ -446,6 +446,10 @@ class NsjailBackend:
         finally:
             os.close(fd)
 
+    def close(self) -> None:
+        if self.reach is not None:
+            self.reach.close()
+
     def handover(self, paths: Sequence[str]) -> None:
         if self.outside is None:
             return
