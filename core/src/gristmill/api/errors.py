@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gristmill.errors import BadInput, GristmillError, NotFound, Unauthorized, Unavailable
 from gristmill.queue.waiting import WaitTimeout
+from gristmill.validation import TooLarge
 
 __all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
 
@@ -57,6 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> PlainTextResponse:
         return PlainTextResponse(exc.message, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> PlainTextResponse:
+        return PlainTextResponse(f"Payload too large: {exc}", status_code=413)
 
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> PlainTextResponse:

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from gristmill.api.deps import (
     ActorDep,
+    AuthenticatedRoute,
     PlatformDep,
     WorkspaceDep,
     authenticate,
     check_workspace,
-    current_actor,
 )
 from gristmill.api.errors import bad_request
 from gristmill.api.schemas.jobs import (
@@ -44,12 +44,13 @@ from gristmill.server.platform import Platform
 
 __all__ = ["router", "unauthed_router"]
 
-# Every endpoint authenticates through WorkspaceDep or RunContextDep (one dependency for
-# the hot run endpoints: FastAPI's dependency resolution is a measurable part of a job).
-router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"])
+# Every endpoint authenticates first (AuthenticatedRoute: before the body is parsed), then
+# through WorkspaceDep or RunContextDep, which reuse that actor (one dependency for the hot
+# run endpoints: FastAPI's dependency resolution is a measurable part of a job).
+router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 # Windmill's `jobs_u` paths; Gristmill still requires a token on them.
 unauthed_router = APIRouter(
-    prefix="/w/{workspace}/jobs_u", tags=["jobs"], dependencies=[Depends(current_actor)]
+    prefix="/w/{workspace}/jobs_u", tags=["jobs"], route_class=AuthenticatedRoute
 )
 
 _RUN_PARAMETERS = [
@@ -363,8 +364,6 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
 
 
 def _query(filters: JobFilters, *, queued_only: bool, completed_only: bool) -> rows.JobQuery:
-    if filters.page < 1 or not 1 <= filters.per_page <= 1000:
-        raise bad_request("page must be at least 1 and per_page between 1 and 1000")
     if filters.running and filters.success is not None:
         raise bad_request(
             "running=true cannot be combined with success (running jobs have no outcome)"

@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import ActorDep, PlatformDep, WorkspaceDep, current_actor
+from gristmill.api.deps import (
+    ActorDep,
+    AuthenticatedRoute,
+    PlatformDep,
+    WorkspaceDep,
+)
 from gristmill.api.schemas.scripts import (
     DeploymentStatus,
     NewScript,
@@ -22,7 +27,7 @@ from gristmill.scripts.hashes import format_hash
 __all__ = ["router"]
 
 router = APIRouter(
-    prefix="/w/{workspace}/scripts", tags=["scripts"], dependencies=[Depends(current_actor)]
+    prefix="/w/{workspace}/scripts", tags=["scripts"], route_class=AuthenticatedRoute
 )
 
 
@@ -84,6 +89,7 @@ async def create_script(
         workspace_id=workspace,
         author=author,
         draft=draft,
+        limits=platform.input_limits,
     )
     platform.runs.forget_script(workspace, body.path)
     return format_hash(new_hash)
@@ -187,7 +193,7 @@ async def list_scripts(
             language=row["language"],
             kind=row["kind"],
             tag=row["tag"],
-            has_deploy_errors=row["lock_error_logs"] is not None,
+            has_deploy_errors=row["has_deploy_errors"],
         )
         for row in rows
     ]

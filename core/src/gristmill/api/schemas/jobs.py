@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from gristmill.queue.states import JobStatus
+from gristmill.queue.submit import scheduled_in
 
 __all__ = [
     "CancelBody",
@@ -37,7 +38,7 @@ class RunOptionsQuery(BaseModel):
 
     def when(self) -> dt.datetime | None:
         if self.scheduled_in_secs is not None:
-            return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.scheduled_in_secs)
+            return scheduled_in(self.scheduled_in_secs)
         if self.scheduled_for is not None and self.scheduled_for.tzinfo is None:
             return self.scheduled_for.replace(tzinfo=dt.UTC)
         return self.scheduled_for
