@@ -126,14 +126,14 @@ async def test_integers_beyond_their_columns(api: httpx.AsyncClient, platform: P
     refused(await api.get(f"/w/main/jobs/list?page={HUGE}"), 400, "page", "2147483647")
     refused(await api.get("/w/main/jobs/list?per_page=5000"), 400, "per_page", "1000")
     await save(api, "u/admin/echo")
-    for query, field in [
-        ("timeout=1000000000000", "timeout"),
-        ("timeout=0", "timeout"),
-        ("scheduled_in_secs=1000000000000", "scheduled_in_secs"),
-        ("scheduled_in_secs=-1", "scheduled_in_secs"),
+    for query, words in [
+        ("timeout=1000000000000", ("timeout", "2147483647")),
+        ("timeout=0", ("timeout", "1")),
+        ("scheduled_in_secs=1000000000000", ("scheduled_in_secs", "2147483647")),
+        ("scheduled_in_secs=-1", ("scheduled_in_secs", "0")),
     ]:
         r = await api.post(f"/w/main/jobs/run/p/u/admin/echo?{query}", json={})
-        refused(r, 400, field, "between")
+        refused(r, 400, *words)
     assert await count(platform, "job") == 0
     for extra, field in [({"priority": 100000}, "priority"), ({"timeout": -5}, "timeout")]:
         r = await api.post(
@@ -286,3 +286,26 @@ async def test_no_token_and_a_malformed_body_is_401(api: httpx.AsyncClient, url:
         headers={"content-type": "application/json", "authorization": ""},
     )
     refused(r, 401, "Not authorized")
+
+
+# -- found by the fuzz test (tests/integration/test_api_fuzz.py) ----------------------------
+
+
+async def test_a_synchronous_run_scheduled_after_its_wait(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    """It could only time out (a 500, as Windmill): refused before the job is queued."""
+    await save(api, "u/admin/echo")
+    r = await api.post(
+        "/w/main/jobs/run_wait_result/p/u/admin/echo?scheduled_in_secs=3600", json={}
+    )
+    refused(r, 400, "TIMEOUT_WAIT_RESULT", "jobs/run/")
+    assert await count(platform, "job") == 0
+
+
+async def test_method_not_allowed_names_every_method_of_the_path(api: httpx.AsyncClient) -> None:
+    """GET and POST of run_wait_result/p are two routes; Starlette's Allow named one."""
+    r = await api.request("PUT", "/w/main/jobs/run_wait_result/p/u/admin/echo")
+    assert r.status_code == 405, r.text
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
+    assert "allowed: " in r.text

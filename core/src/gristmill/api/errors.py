@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gristmill.errors import BadInput, GristmillError, NotFound, Unauthorized, Unavailable
 from gristmill.queue.waiting import WaitTimeout
@@ -107,6 +108,28 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> PlainTextResponse:
         prefix = {404: "Not found: ", 405: "Method not allowed: "}.get(exc.status_code, "")
         detail = exc.detail
+        headers = exc.headers
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path}"
-        return PlainTextResponse(f"{prefix}{detail}", status_code=exc.status_code)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            detail = f"{request.method} {request.url.path} (allowed: {allowed})"
+            headers = {**(headers or {}), "Allow": allowed}
+        return PlainTextResponse(f"{prefix}{detail}", status_code=exc.status_code, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path. Starlette's own 405 names only the
+    first route that matched the path, and GET and POST of one path are two routes here."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)

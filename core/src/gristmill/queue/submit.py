@@ -366,8 +366,20 @@ class Submitter:
         *,
         timeout_s: float,
         queue_limit: int | None,
+        scheduled_for: dt.datetime | None = None,
     ) -> JobDone:
-        """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome."""
+        """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome.
+
+        A job scheduled to start after the wait ends could only time out: refused."""
+        if scheduled_for is not None:
+            delay = (scheduled_for - dt.datetime.now(dt.UTC)).total_seconds()
+            if delay >= timeout_s:
+                raise BadInput(
+                    f"the job would start {delay:.0f} s from now (scheduled_for or "
+                    f"scheduled_in_secs), after a synchronous run stops waiting "
+                    f"(TIMEOUT_WAIT_RESULT={timeout_s:g} s); queue it with jobs/run/... and "
+                    "fetch its result later"
+                )
         await check_queue_limit(self.pool, workspace_id, queue_limit)
         # Listen for the completion before queueing, so that even an instant result is seen.
         future = self.notifier.expect_done(str(job_id))

@@ -41,6 +41,7 @@ from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.scripts.hashes import format_hash, parse_hash
 from gristmill.server.platform import Platform
+from gristmill.validation import INT4_MAX
 
 __all__ = ["router", "unauthed_router"]
 
@@ -63,7 +64,7 @@ _RUN_PARAMETERS = [
     {
         "name": "scheduled_in_secs",
         "in": "query",
-        "schema": {"type": "integer"},
+        "schema": {"type": "integer", "minimum": 0, "maximum": INT4_MAX},
         "description": "Run this many seconds from now.",
     },
     {
@@ -82,7 +83,7 @@ _RUN_PARAMETERS = [
     {
         "name": "timeout",
         "in": "query",
-        "schema": {"type": "integer"},
+        "schema": {"type": "integer", "minimum": 1, "maximum": INT4_MAX},
         "description": "Seconds the job may run (capped by the instance's TIMEOUT).",
     },
 ]
@@ -108,6 +109,11 @@ _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "The job failed: its error object `{error: {name, message, stack}}`.",
         "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    500: {
+        "description": "`timeout after ...`: the job outlived TIMEOUT_WAIT_RESULT; it keeps "
+        "going, and the message says where to fetch its result (Windmill's answer).",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
     },
 }
 
@@ -227,6 +233,7 @@ async def _run_and_wait(
         lambda: start(options),
         timeout_s=platform.settings.timeout_wait_result_s,
         queue_limit=platform.settings.queue_limit_wait_result,
+        scheduled_for=options.scheduled_for,
     )
     return Response(
         content=done.result,
@@ -454,7 +461,7 @@ async def get_job_update(
     workspace: WorkspaceDep,
     platform: PlatformDep,
     running: bool | None = None,
-    log_offset: int = Query(0, ge=0),
+    log_offset: int = Query(0, ge=0, le=INT4_MAX),
 ) -> JobUpdate:
     """What changed since ``log_offset``: new log text, and whether the job runs or is done."""
     row = await rows.fetch_job(platform.db, workspace, id)

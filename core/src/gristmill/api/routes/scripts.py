@@ -23,6 +23,7 @@ from gristmill.api.schemas.scripts import (
 )
 from gristmill.scripts import deployment, versions
 from gristmill.scripts.hashes import format_hash
+from gristmill.validation import INT4_MAX, MAX_PER_PAGE
 
 __all__ = ["router"]
 
@@ -162,8 +163,8 @@ async def script_history(
 async def list_scripts(
     workspace: WorkspaceDep,
     platform: PlatformDep,
-    page: int = Query(1, ge=1),
-    per_page: int = Query(100, ge=1, le=1000),
+    page: int = Query(1, ge=1, le=INT4_MAX),
+    per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
     path_start: str | None = None,
     path_exact: str | None = None,
     created_by: str | None = None,
