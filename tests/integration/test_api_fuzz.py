@@ -291,6 +291,7 @@ def no_server_error(
     max_examples=25,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api(case: schemathesis.Case, api_url: str, hashes: dict[str, str]) -> None:
