@@ -159,3 +159,17 @@ def test_heartbeat_must_be_positive(raw: str) -> None:
     """A heartbeat interval of zero, below zero or NaN would spin the heartbeat loop."""
     with pytest.raises(ConfigError, match="GRISTMILL_HEARTBEAT_S"):
         Settings.from_env({"GRISTMILL_HEARTBEAT_S": raw})
+
+
+def test_input_limits() -> None:
+    settings = Settings.from_env(
+        {
+            "GRISTMILL_MAX_BODY_SIZE_MB": "5",
+            "GRISTMILL_MAX_SCRIPT_SIZE_KB": "64",
+            "GRISTMILL_MAX_ARGS_SIZE_MB": "2",
+        }
+    )
+    assert (settings.max_body_size_mb, settings.max_script_size_kb) == (5, 64)
+    assert settings.max_args_size_mb == 2
+    with pytest.raises(ConfigError, match="GRISTMILL_MAX_BODY_SIZE_MB must be at least 1"):
+        Settings.from_env({"GRISTMILL_MAX_BODY_SIZE_MB": "0"})

@@ -80,3 +80,26 @@ def test_every_2xx_response_is_described(path: str, method: str, op: dict[str, A
                 continue
             else:
                 assert _is_model(schema), f"{method.upper()} {path} {code}: {schema}"
+
+
+#: Operations that answer without a token.
+PUBLIC_OPERATIONS = {"meta-get_version", "auth-login"}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "op"), OPERATIONS, ids=[op["operationId"] for _, _, op in OPERATIONS]
+)
+def test_every_error_is_described(path: str, method: str, op: dict[str, Any]) -> None:
+    """Errors are plain text with their status declared (schemathesis checks each answer
+    against them); FastAPI's 422 is never sent (validation errors are 400)."""
+    responses = op["responses"]
+    for code in ("400", "413", "503"):
+        assert responses[code]["content"]["text/plain"]["schema"] == {"type": "string"}
+    if op["operationId"] in PUBLIC_OPERATIONS:
+        assert "security" not in op and "401" not in responses
+    else:
+        assert op["security"] == [{"bearer": []}], f"{method.upper()} {path} needs a token"
+        assert "401" in responses and "404" in responses
+    if "422" in responses:
+        assert op["operationId"] in RESULT_OPERATIONS - {"jobs-get_completed_result"}
+    assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]

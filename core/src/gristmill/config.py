@@ -94,6 +94,12 @@ class Settings:
     max_log_size_mb: int = 10
     #: A job's result larger than this is refused (MB).
     max_result_size_mb: int = 64
+    #: A request body larger than this is refused with 413 before it is read whole (MB).
+    max_body_size_mb: int = 32
+    #: A script's source larger than this is refused (KB).
+    max_script_size_kb: int = 1024
+    #: A job's arguments larger than this (as JSON) are refused (MB).
+    max_args_size_mb: int = 16
 
     @property
     def cache_dir(self) -> Path:
@@ -174,6 +180,9 @@ class Settings:
             job_max_memory_mb=reader.optional_integer("GRISTMILL_JOB_MAX_MEMORY_MB"),
             max_log_size_mb=reader.integer("GRISTMILL_MAX_LOG_SIZE_MB", 10, minimum=1),
             max_result_size_mb=reader.integer("GRISTMILL_MAX_RESULT_SIZE_MB", 64, minimum=1),
+            max_body_size_mb=reader.integer("GRISTMILL_MAX_BODY_SIZE_MB", 32, minimum=1),
+            max_script_size_kb=reader.integer("GRISTMILL_MAX_SCRIPT_SIZE_KB", 1024, minimum=1),
+            max_args_size_mb=reader.integer("GRISTMILL_MAX_ARGS_SIZE_MB", 16, minimum=1),
         )
 
 

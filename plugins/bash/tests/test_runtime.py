@@ -134,6 +134,26 @@ def test_nul_in_an_argument_is_a_clear_error(runtime: BashRuntime, tmp_path: Pat
     assert error["name"] == "PrepareError" and "NUL character" in error["message"]
 
 
+def test_arguments_over_the_command_line_limit_are_a_clear_error(
+    runtime: BashRuntime, tmp_path: Path
+) -> None:
+    """Past the API's check (``max_args_bytes``), E2BIG says what it is: not a missing
+    toolchain. Linux refuses one command-line word over 128 KiB."""
+    error = _error(_run(runtime, 'x="$1"\necho "${#x}"\n', {"x": "a" * 200_000}, tmp_path))
+    assert error["name"] == "ExecutionErr"
+    assert "E2BIG" in error["message"] and "toolchain" not in error["message"]
+
+
+def test_the_declared_argument_limit_fits_the_command_line(
+    runtime: BashRuntime, tmp_path: Path
+) -> None:
+    """Arguments at ``max_args_bytes`` (as compact JSON) run, even when a word is JSON text
+    (written with spaces, so longer than its compact form)."""
+    words = [0] * ((BashRuntime.max_args_bytes - 20) // 2)
+    ran = _run(runtime, 'x="$1"\necho "${#x}"\n', {"x": words}, tmp_path)
+    assert ran.outcome.success, ran.outcome.result_json
+
+
 def test_job_environment_only(runtime: BashRuntime, tmp_path: Path) -> None:
     code = 'echo "$HOME|${WM_WORKSPACE}|${VIRTUAL_ENV:-none}|${PYTEST_CURRENT_TEST:-none}"\n'
     ran = _run(runtime, code, {}, tmp_path)

@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from gristmill import __version__
 from gristmill.api.errors import install_error_handlers
+from gristmill.api.limits import BodySizeLimit
+from gristmill.api.openapi import ERROR_RESPONSES, PUBLIC_ERROR_RESPONSES, install_openapi
 from gristmill.api.routes import auth, jobs, meta, scripts, workers
 from gristmill.server.platform import Platform
 
@@ -27,16 +29,23 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     install_error_handlers(app)
+    limit_mb = platform.settings.max_body_size_mb
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=limit_mb * 1024 * 1024,
+        setting=f"GRISTMILL_MAX_BODY_SIZE_MB={limit_mb}",
+    )
+    for router in (meta.public_router, auth.public_router):
+        app.include_router(router, prefix="/api", responses=PUBLIC_ERROR_RESPONSES)
     for router in (
-        meta.public_router,
         meta.router,
         workers.router,
-        auth.public_router,
         auth.router,
         scripts.router,
         jobs.router,
         jobs.unauthed_router,
     ):
-        app.include_router(router, prefix="/api")
+        app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
+    install_openapi(app)
     return app

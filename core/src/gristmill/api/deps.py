@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from gristmill.auth.actor import Actor
 from gristmill.server.platform import Platform
 
 __all__ = [
     "ActorDep",
+    "AuthenticatedRoute",
     "PlatformDep",
     "WorkspaceDep",
     "authenticate",
@@ -38,10 +41,34 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Actor:
-    """The actor of a request's token; 401 without a valid one."""
-    platform: Platform = request.app.state.platform
-    assert platform.tokens is not None
-    return await platform.tokens.resolve(bearer_token(request))
+    """The actor of a request's token; 401 without a valid one. Resolved once per request
+    (:class:`AuthenticatedRoute` does it first; dependencies then reuse it)."""
+    actor = getattr(request.state, "actor", None)
+    if actor is None:
+        platform: Platform = request.app.state.platform
+        assert platform.tokens is not None
+        actor = await platform.tokens.resolve(bearer_token(request))
+        request.state.actor = actor
+    return actor
+
+
+class AuthenticatedRoute(APIRoute):
+    """A route that authenticates before anything else of the request is looked at.
+
+    FastAPI reads and parses a JSON body before it runs a route's dependencies, so a request
+    without a token and with a malformed body would get 400 (telling an anonymous caller
+    about the endpoint's input) where it must get 401. This route class resolves the token
+    first; the dependencies that need the actor get the same one (:func:`authenticate`).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            await authenticate(request)
+            return await handler(request)
+
+        return authenticated
 
 
 async def check_workspace(request: Request, workspace: str) -> str:

@@ -13,9 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gristmill.errors import BadInput, GristmillError, NotFound, Unauthorized, Unavailable
 from gristmill.queue.waiting import WaitTimeout
+from gristmill.validation import TooLarge
 
 __all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
 
@@ -57,6 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> PlainTextResponse:
         return PlainTextResponse(exc.message, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> PlainTextResponse:
+        return PlainTextResponse(f"Payload too large: {exc}", status_code=413)
 
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> PlainTextResponse:
@@ -102,6 +108,28 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> PlainTextResponse:
         prefix = {404: "Not found: ", 405: "Method not allowed: "}.get(exc.status_code, "")
         detail = exc.detail
+        headers = exc.headers
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path}"
-        return PlainTextResponse(f"{prefix}{detail}", status_code=exc.status_code)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            detail = f"{request.method} {request.url.path} (allowed: {allowed})"
+            headers = {**(headers or {}), "Allow": allowed}
+        return PlainTextResponse(f"{prefix}{detail}", status_code=exc.status_code, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path. Starlette's own 405 names only the
+    first route that matched the path, and GET and POST of one path are two routes here."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)

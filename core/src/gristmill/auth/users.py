@@ -18,6 +18,7 @@ from gristmill.auth.passwords import hash_password, verify_password
 from gristmill.auth.tokens import create_api_token, hash_token, new_api_token, token_owner
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput
+from gristmill.validation import check_no_nul
 
 __all__ = [
     "DEFAULT_ADMIN_EMAIL",
@@ -36,6 +37,7 @@ SESSION_DAYS = 3
 async def log_in(pool: AsyncConnectionPool, email: str, password: str) -> str:
     """A new session token for ``email`` and ``password``; :class:`BadInput` otherwise."""
     email = email.strip().lower()
+    check_no_nul("email", email)
     async with pool.connection() as conn:
         row = await (await conn.execute(Q["get_user"], {"email": email})).fetchone()
         if row is None or not verify_password(password, row[2]):

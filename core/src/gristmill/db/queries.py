@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import LiteralString, cast
 
-__all__ = ["Q", "load_queries"]
+__all__ = ["Q", "like_prefix", "load_queries"]
 
 _BLOCK = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
 
@@ -36,3 +36,10 @@ class _Queries:
 
 #: ``Q["claim_job"]`` is the text of the query named ``claim_job``.
 Q = _Queries()
+
+
+def like_prefix(text: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching the strings that start with ``text``:
+    ``%``, ``_`` and ``\\`` in it are literal (``path_start=%`` must not match every path)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

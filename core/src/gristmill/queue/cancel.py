@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, JobErrorName, NotFound
+from gristmill.validation import check_no_nul
 
 __all__ = ["CancelState", "cancel_job", "canceled_error", "read_cancel_request"]
 
@@ -48,6 +49,7 @@ async def cancel_job(
 ) -> CancelState:
     """Cancel ``job_id``; raise :class:`BadInput` when it has completed already and
     :class:`NotFound` when there is no such job."""
+    check_no_nul("reason", reason)
     params = {
         "id": job_id,
         "workspace_id": workspace_id,

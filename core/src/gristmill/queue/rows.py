@@ -15,9 +15,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.db.queries import Q
+from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import NotFound
 from gristmill.queue.states import JobStatus
+from gristmill.validation import INT4_MAX, check_int, check_page, check_text_fields
 
 __all__ = [
     "CompletedResult",
@@ -53,6 +54,8 @@ async def get_logs(pool: AsyncConnectionPool, job_id: UUID) -> str:
 
 async def logs_since(pool: AsyncConnectionPool, job_id: UUID, offset: int) -> tuple[str, int]:
     """The log text after character ``offset``, and the offset after it."""
+    # Offsets are an integer column: a larger one is no position in any log.
+    check_int("log_offset", offset, 0, INT4_MAX)
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(Q["get_logs_since"], {"id": job_id, "log_offset": offset})
@@ -147,6 +150,10 @@ class JobQuery:
     tag: str | None = None
     parent_job: UUID | None = None
 
+    def __post_init__(self) -> None:
+        check_page(self.page, self.per_page)
+        check_text_fields(self)
+
 
 async def list_jobs(
     pool: AsyncConnectionPool, workspace_id: str, query: JobQuery
@@ -157,7 +164,7 @@ async def list_jobs(
         "queued_only": query.queued_only,
         "completed_only": query.completed_only,
         "path_exact": query.path_exact,
-        "path_start": query.path_start,
+        "path_like": like_prefix(query.path_start) if query.path_start else None,
         "script_hash": query.script_hash,
         "created_by": query.created_by,
         "created_before": query.created_before,

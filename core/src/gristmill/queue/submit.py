@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID, uuid4
 
+import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,11 +36,26 @@ from gristmill.scripts.cache import ScriptCache
 from gristmill.scripts.deployment import lock_error_message
 from gristmill.scripts.paths import check_path
 from gristmill.scripts.versions import fetch_by_hash, fetch_live, script_error_message
+from gristmill.validation import (
+    INT4_MAX,
+    InputLimits,
+    TooLarge,
+    check_int,
+    check_json,
+    check_text_fields,
+)
 
 if TYPE_CHECKING:
     from gristmill.auth.actor import Actor
 
-__all__ = ["Preview", "RunOptions", "Submitter"]
+__all__ = ["Preview", "RunOptions", "Submitter", "check_args", "scheduled_in"]
+
+
+def scheduled_in(seconds: int) -> dt.datetime:
+    """The time ``seconds`` from now, for a run scheduled for later."""
+    # Bounded as a timeout is: beyond it, the date overflows Python's and Postgres's dates.
+    check_int("scheduled_in_secs", seconds, 0, INT4_MAX)
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,11 @@ class RunOptions:
     job_id: UUID | None = None
     parent_job: UUID | None = None
     timeout: int | None = None
+
+    def __post_init__(self) -> None:
+        check_text_fields(self)
+        # The job's timeout is an integer column; zero or less would end the job at once.
+        check_int("timeout", self.timeout, 1, INT4_MAX)
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,16 @@ class Preview:
     tag: str | None = None
     #: The script's lock (as stored on a version); without it the worker resolves one.
     lock: str | None = None
+
+    def check(self, limits: InputLimits) -> None:
+        """Refuse text the database cannot store and code over the script size limit."""
+        check_text_fields(self)
+        size = len(self.content.encode("utf-8", "surrogatepass"))
+        if size > limits.max_script_bytes:
+            raise TooLarge(
+                f"content is {size} bytes, over the limit of {limits.max_script_bytes} bytes "
+                f"(GRISTMILL_MAX_SCRIPT_SIZE_KB={limits.max_script_bytes // 1024})"
+            )
 
 
 class _Reservation(Protocol):
@@ -103,7 +134,33 @@ class _Runnable:
         )
 
 
-def _check_args(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[str, Any]:
+def check_args(
+    schema: Mapping[str, Any] | None,
+    args: Mapping[str, Any],
+    limits: InputLimits,
+    *,
+    runtime_limit: int | None = None,
+    language: str = "",
+) -> dict[str, Any]:
+    """A job's arguments checked against its schema and the instance's limits, before
+    anything is written: nesting and NUL characters first (nothing below recurses past the
+    depth limit), then the size as JSON, then the schema."""
+    check_json("args", args, max_depth=limits.max_args_depth)
+    size = len(orjson.dumps(args))
+    if size > limits.max_args_bytes:
+        raise TooLarge(
+            f"the arguments are {size} bytes as JSON, over the limit of "
+            f"{limits.max_args_bytes} bytes (GRISTMILL_MAX_ARGS_SIZE_MB="
+            f"{limits.max_args_bytes // (1024 * 1024)}); pass large data by reference (a URL "
+            "or a file the script reads) rather than as an argument"
+        )
+    if runtime_limit is not None and size > runtime_limit:
+        raise TooLarge(
+            f"the arguments are {size} bytes as JSON, over the {runtime_limit} bytes that "
+            f"{language} jobs can take (they receive their arguments on the command line, "
+            "which the operating system bounds); pass large data by reference (a URL or a "
+            "file the script reads)"
+        )
     try:
         return validate_args(schema, dict(args))
     except ArgumentError as exc:
@@ -119,12 +176,14 @@ class Submitter:
         notifier: Notifier,
         capabilities: _Capabilities | None = None,
         reserve: Callable[[str], _Reservation | None] | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         self.pool = pool
         self.registry = registry
         self.notifier = notifier
         self.capabilities = capabilities
         self.reserve = reserve
+        self.limits = limits or InputLimits()
         self.cache = ScriptCache()
 
     # -- what to run ---------------------------------------------------------------------
@@ -138,7 +197,7 @@ class Submitter:
         options: RunOptions,
     ) -> NewJob:
         """A job running a saved script version, its arguments checked against its schema."""
-        checked = _check_args(row["schema"], args)
+        checked = self._check_args(row["schema"], args, row["language"])
         return NewJob(
             id=options.job_id or uuid4(),
             workspace_id=workspace_id,
@@ -197,6 +256,7 @@ class Submitter:
         self, workspace_id: str, actor: Actor, preview: Preview, options: RunOptions
     ) -> UUID:
         """Queue a run of code sent with the request; return the job id."""
+        preview.check(self.limits)
         try:
             language = self.registry.resolve(preview.language)
         except UnknownRuntimeError as exc:
@@ -208,7 +268,7 @@ class Submitter:
         except ScriptError as exc:
             raise BadInput(script_error_message(exc)) from None
         schema = signature_to_schema(signature)
-        args = _check_args(schema, preview.args)
+        args = self._check_args(schema, preview.args, language)
         job = NewJob(
             id=options.job_id or uuid4(),
             workspace_id=workspace_id,
@@ -228,6 +288,15 @@ class Submitter:
             scheduled_for=options.scheduled_for,
         )
         return await self._push(_Runnable(job, preview.content, schema))
+
+    def _check_args(
+        self, schema: Mapping[str, Any] | None, args: Mapping[str, Any], language: str
+    ) -> dict[str, Any]:
+        runtime_limit = None
+        if language in self.registry:
+            # A runtime that passes arguments on the command line says how much fits.
+            runtime_limit = getattr(self.registry.get(language), "max_args_bytes", None)
+        return check_args(schema, args, self.limits, runtime_limit=runtime_limit, language=language)
 
     def forget_script(self, workspace_id: str, path: str) -> None:
         """A new version was saved at ``path``: stop using the cached one."""
@@ -297,8 +366,20 @@ class Submitter:
         *,
         timeout_s: float,
         queue_limit: int | None,
+        scheduled_for: dt.datetime | None = None,
     ) -> JobDone:
-        """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome."""
+        """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome.
+
+        A job scheduled to start after the wait ends could only time out: refused."""
+        if scheduled_for is not None:
+            delay = (scheduled_for - dt.datetime.now(dt.UTC)).total_seconds()
+            if delay >= timeout_s:
+                raise BadInput(
+                    f"the job would start {delay:.0f} s from now (scheduled_for or "
+                    f"scheduled_in_secs), after a synchronous run stops waiting "
+                    f"(TIMEOUT_WAIT_RESULT={timeout_s:g} s); queue it with jobs/run/... and "
+                    "fetch its result later"
+                )
         await check_queue_limit(self.pool, workspace_id, queue_limit)
         # Listen for the completion before queueing, so that even an instant result is seen.
         future = self.notifier.expect_done(str(job_id))

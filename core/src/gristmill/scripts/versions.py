@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.db.queries import Q
+from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, NotFound
 from gristmill.queue.enqueue import NewJob, push_job
 from gristmill.queue.states import JobKind
@@ -24,6 +24,17 @@ from gristmill.runtimes.schema import signature_to_schema
 from gristmill.scripts.deployment import DEPENDENCY_TAG, needs_lock_job
 from gristmill.scripts.hashes import digest_version, format_hash, parse_hash
 from gristmill.scripts.paths import check_path
+from gristmill.validation import (
+    INT2_MAX,
+    INT2_MIN,
+    INT4_MAX,
+    InputLimits,
+    TooLarge,
+    check_int,
+    check_json,
+    check_page,
+    check_text_fields,
+)
 
 __all__ = [
     "Author",
@@ -75,6 +86,24 @@ class VersionDraft:
     envs: list[str] | None = None
     deployment_message: str | None = None
 
+    def check(self, limits: InputLimits) -> None:
+        """Refuse what the database cannot store or the instance does not take, before any
+        write: text with NUL, integers beyond their columns, a source over the limit."""
+        check_path(self.path)
+        check_text_fields(self)
+        size = len(self.content.encode("utf-8", "surrogatepass"))
+        if size > limits.max_script_bytes:
+            raise TooLarge(
+                f"content is {size} bytes, over the limit of {limits.max_script_bytes} bytes "
+                f"(GRISTMILL_MAX_SCRIPT_SIZE_KB={limits.max_script_bytes // 1024}); split the "
+                "script or move data out of its source"
+            )
+        # timeout is an integer column with CHECK > 0, priority a smallint.
+        check_int("timeout", self.timeout, 1, INT4_MAX)
+        check_int("priority", self.priority, INT2_MIN, INT2_MAX)
+        if self.schema is not None:
+            check_json("schema", self.schema, max_depth=limits.max_args_depth)
+
 
 def _version_hash(workspace_id: str, draft: VersionDraft, language: str, schema: Any) -> int:
     return digest_version(
@@ -104,6 +133,7 @@ async def save_version(
     workspace_id: str,
     author: Author,
     draft: VersionDraft,
+    limits: InputLimits | None = None,
 ) -> int:
     """Save ``draft`` as the new live version at its path; return its hash.
 
@@ -112,7 +142,7 @@ async def save_version(
     ``parent_hash`` set to that version's hash. When the script needs dependencies, a
     dependency job is queued in the same transaction.
     """
-    check_path(draft.path)
+    draft.check(limits or InputLimits())
     try:
         language = registry.resolve(draft.language)
     except UnknownRuntimeError as exc:
@@ -218,6 +248,7 @@ async def _fetch_one(
 
 async def fetch_by_path(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
     """The newest version at ``path``, archived or not (Windmill's ``get/p``)."""
+    check_path(path)
     row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
     if row is None:
         raise NotFound(f"Script not found at name {path}")
@@ -226,6 +257,7 @@ async def fetch_by_path(pool: AsyncConnectionPool, workspace_id: str, path: str)
 
 async def fetch_live(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
     """The version that runs at ``path``: the newest one not archived."""
+    check_path(path)
     row = await _fetch_one(
         pool, "get_live_script_by_path", {"workspace_id": workspace_id, "path": path}
     )
@@ -249,6 +281,7 @@ async def fetch_by_hash(
 
 
 async def version_exists(pool: AsyncConnectionPool, workspace_id: str, path: str) -> bool:
+    check_path(path)
     row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
     return row is not None
 
@@ -262,6 +295,7 @@ class HistoryEntry:
 
 async def history(pool: AsyncConnectionPool, workspace_id: str, path: str) -> list[HistoryEntry]:
     """Every version at ``path``, newest first."""
+    check_path(path)
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(Q["script_history"], {"workspace_id": workspace_id, "path": path})
@@ -281,6 +315,10 @@ class ScriptQuery:
     show_archived: bool = False
     language: str | None = None
 
+    def __post_init__(self) -> None:
+        check_page(self.page, self.per_page)
+        check_text_fields(self)
+
 
 async def list_versions(
     pool: AsyncConnectionPool, workspace_id: str, query: ScriptQuery
@@ -293,7 +331,7 @@ async def list_versions(
             {
                 "workspace_id": workspace_id,
                 "show_archived": query.show_archived,
-                "path_start": query.path_start,
+                "path_like": like_prefix(query.path_start) if query.path_start else None,
                 "path_exact": query.path_exact,
                 "created_by": query.created_by,
                 "language": query.language,

@@ -27,6 +27,7 @@ from gristmill.queue.submit import Submitter
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
+from gristmill.validation import InputLimits
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
 from gristmill.workspace.workspaces import Workspaces
@@ -70,6 +71,14 @@ class Platform:
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
+    def input_limits(self) -> InputLimits:
+        """The size limits on input, from the settings."""
+        return InputLimits(
+            max_script_bytes=self.settings.max_script_size_kb * 1024,
+            max_args_bytes=self.settings.max_args_size_mb * 1024 * 1024,
+        )
+
+    @property
     def runs_api(self) -> bool:
         return self.settings.mode in ("standalone", "server")
 
@@ -108,6 +117,7 @@ class Platform:
             notifier=self.notifier,
             capabilities=self.capabilities,
             reserve=self.workers.reserve if self.workers is not None else None,
+            limits=self.input_limits,
         )
         self.tokens = TokenResolver(
             self.pool,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -96,6 +97,16 @@ class _Steps:
                 "ExecutionErr", f"the sandbox cannot start the {step.phase} step: {exc}"
             )
         except OSError as exc:
+            if exc.errno == errno.E2BIG:
+                # Not a missing toolchain: the command line (arguments and environment) is
+                # over the operating system's limit.
+                size = sum(len(a) for a in step.argv) + sum(len(v) for v in step.env.values())
+                return _failure(
+                    "ExecutionErr",
+                    f"could not start the {step.phase} step: its command line and environment "
+                    f"({size} characters) are over the operating system's limit (E2BIG); pass "
+                    "large data by reference rather than as arguments",
+                )
             return _failure(
                 "ExecutionErr",
                 f"could not start {step.argv[0]!r} ({step.phase}): {exc.strerror or exc}. "

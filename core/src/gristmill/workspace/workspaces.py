@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
-from gristmill.errors import NotFound
+from gristmill.errors import BadInput, NotFound
+from gristmill.validation import short
 
-__all__ = ["Workspaces"]
+__all__ = ["WORKSPACE_ID", "Workspaces"]
+
+#: The database's CHECK on workspace ids.
+WORKSPACE_ID = re.compile(r"[a-zA-Z0-9_-]+", re.ASCII)
 
 
 class Workspaces:
@@ -22,6 +28,12 @@ class Workspaces:
         """``workspace_id`` if it exists; :class:`NotFound` otherwise."""
         if workspace_id in self._known:
             return workspace_id
+        if not WORKSPACE_ID.fullmatch(workspace_id):
+            # No such workspace can exist; and text with NUL cannot even be queried.
+            raise BadInput(
+                f"invalid workspace id {short(workspace_id)!r}: ASCII letters, digits, '_' "
+                "and '-' only"
+            )
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(Q["workspace_exists"], {"workspace_id": workspace_id})

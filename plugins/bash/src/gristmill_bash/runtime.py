@@ -59,6 +59,11 @@ class BashRuntime:
     display_name = "Bash"
     aliases: tuple[str, ...] = ()  # `sh` is not Bash
     file_extensions = (".sh",)
+    #: Arguments are positional words on the command line, and Linux refuses a word over
+    #: 128 KiB (MAX_ARG_STRLEN) with E2BIG. The core refuses larger arguments (measured as
+    #: compact JSON) at submission; half of the kernel's limit, because a word that is JSON
+    #: text (json.dumps, with its ", " separators) can be up to twice its compact size.
+    max_args_bytes = 64 * 1024
 
     def __init__(self, bash: str | None = None) -> None:
         # BASH_PATH is Windmill's variable for the same purpose.

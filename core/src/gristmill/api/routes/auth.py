@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import ActorDep, PlatformDep, bearer_token, current_actor
+from gristmill.api.deps import (
+    ActorDep,
+    AuthenticatedRoute,
+    PlatformDep,
+    bearer_token,
+)
 from gristmill.api.schemas.auth import Login, WhoAmI
 from gristmill.auth.users import SESSION_DAYS, log_in
 
 __all__ = ["public_router", "router"]
 
 public_router = APIRouter(tags=["auth"])
-router = APIRouter(tags=["auth"], dependencies=[Depends(current_actor)])
+router = APIRouter(tags=["auth"], route_class=AuthenticatedRoute)
 
 
 @public_router.post("/auth/login", response_class=PlainTextResponse)

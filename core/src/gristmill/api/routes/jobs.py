@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from gristmill.api.deps import (
     ActorDep,
+    AuthenticatedRoute,
     PlatformDep,
     WorkspaceDep,
     authenticate,
     check_workspace,
-    current_actor,
 )
 from gristmill.api.errors import bad_request
 from gristmill.api.schemas.jobs import (
@@ -41,15 +41,17 @@ from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.scripts.hashes import format_hash, parse_hash
 from gristmill.server.platform import Platform
+from gristmill.validation import INT4_MAX
 
 __all__ = ["router", "unauthed_router"]
 
-# Every endpoint authenticates through WorkspaceDep or RunContextDep (one dependency for
-# the hot run endpoints: FastAPI's dependency resolution is a measurable part of a job).
-router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"])
+# Every endpoint authenticates first (AuthenticatedRoute: before the body is parsed), then
+# through WorkspaceDep or RunContextDep, which reuse that actor (one dependency for the hot
+# run endpoints: FastAPI's dependency resolution is a measurable part of a job).
+router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 # Windmill's `jobs_u` paths; Gristmill still requires a token on them.
 unauthed_router = APIRouter(
-    prefix="/w/{workspace}/jobs_u", tags=["jobs"], dependencies=[Depends(current_actor)]
+    prefix="/w/{workspace}/jobs_u", tags=["jobs"], route_class=AuthenticatedRoute
 )
 
 _RUN_PARAMETERS = [
@@ -62,7 +64,7 @@ _RUN_PARAMETERS = [
     {
         "name": "scheduled_in_secs",
         "in": "query",
-        "schema": {"type": "integer"},
+        "schema": {"type": "integer", "minimum": 0, "maximum": INT4_MAX},
         "description": "Run this many seconds from now.",
     },
     {
@@ -81,7 +83,7 @@ _RUN_PARAMETERS = [
     {
         "name": "timeout",
         "in": "query",
-        "schema": {"type": "integer"},
+        "schema": {"type": "integer", "minimum": 1, "maximum": INT4_MAX},
         "description": "Seconds the job may run (capped by the instance's TIMEOUT).",
     },
 ]
@@ -107,6 +109,11 @@ _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "The job failed: its error object `{error: {name, message, stack}}`.",
         "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    500: {
+        "description": "`timeout after ...`: the job outlived TIMEOUT_WAIT_RESULT; it keeps "
+        "going, and the message says where to fetch its result (Windmill's answer).",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
     },
 }
 
@@ -226,6 +233,7 @@ async def _run_and_wait(
         lambda: start(options),
         timeout_s=platform.settings.timeout_wait_result_s,
         queue_limit=platform.settings.queue_limit_wait_result,
+        scheduled_for=options.scheduled_for,
     )
     return Response(
         content=done.result,
@@ -363,8 +371,6 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
 
 
 def _query(filters: JobFilters, *, queued_only: bool, completed_only: bool) -> rows.JobQuery:
-    if filters.page < 1 or not 1 <= filters.per_page <= 1000:
-        raise bad_request("page must be at least 1 and per_page between 1 and 1000")
     if filters.running and filters.success is not None:
         raise bad_request(
             "running=true cannot be combined with success (running jobs have no outcome)"
@@ -455,7 +461,7 @@ async def get_job_update(
     workspace: WorkspaceDep,
     platform: PlatformDep,
     running: bool | None = None,
-    log_offset: int = Query(0, ge=0),
+    log_offset: int = Query(0, ge=0, le=INT4_MAX),
 ) -> JobUpdate:
     """What changed since ``log_offset``: new log text, and whether the job runs or is done."""
     row = await rows.fetch_job(platform.db, workspace, id)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from gristmill import __version__
-from gristmill.api.deps import PlatformDep, current_actor
+from gristmill.api.deps import AuthenticatedRoute, PlatformDep
 from gristmill.api.schemas.meta import RuntimeInfo
 
 __all__ = ["public_router", "router"]
 
 public_router = APIRouter(tags=["meta"])
-router = APIRouter(tags=["meta"], dependencies=[Depends(current_actor)])
+router = APIRouter(tags=["meta"], route_class=AuthenticatedRoute)
 
 
 @public_router.get("/version", response_class=PlainTextResponse)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import ActorDep, PlatformDep, WorkspaceDep, current_actor
+from gristmill.api.deps import (
+    ActorDep,
+    AuthenticatedRoute,
+    PlatformDep,
+    WorkspaceDep,
+)
 from gristmill.api.schemas.scripts import (
     DeploymentStatus,
     NewScript,
@@ -18,11 +23,12 @@ from gristmill.api.schemas.scripts import (
 )
 from gristmill.scripts import deployment, versions
 from gristmill.scripts.hashes import format_hash
+from gristmill.validation import INT4_MAX, MAX_PER_PAGE
 
 __all__ = ["router"]
 
 router = APIRouter(
-    prefix="/w/{workspace}/scripts", tags=["scripts"], dependencies=[Depends(current_actor)]
+    prefix="/w/{workspace}/scripts", tags=["scripts"], route_class=AuthenticatedRoute
 )
 
 
@@ -84,6 +90,7 @@ async def create_script(
         workspace_id=workspace,
         author=author,
         draft=draft,
+        limits=platform.input_limits,
     )
     platform.runs.forget_script(workspace, body.path)
     return format_hash(new_hash)
@@ -156,8 +163,8 @@ async def script_history(
 async def list_scripts(
     workspace: WorkspaceDep,
     platform: PlatformDep,
-    page: int = Query(1, ge=1),
-    per_page: int = Query(100, ge=1, le=1000),
+    page: int = Query(1, ge=1, le=INT4_MAX),
+    per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
     path_start: str | None = None,
     path_exact: str | None = None,
     created_by: str | None = None,
@@ -187,7 +194,7 @@ async def list_scripts(
             language=row["language"],
             kind=row["kind"],
             tag=row["tag"],
-            has_deploy_errors=row["lock_error_logs"] is not None,
+            has_deploy_errors=row["has_deploy_errors"],
         )
         for row in rows
     ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from gristmill.api.deps import PlatformDep, current_actor
+from gristmill.api.deps import AuthenticatedRoute, PlatformDep
 from gristmill.api.schemas.workers import WorkerInfo
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["meta"], dependencies=[Depends(current_actor)])
+router = APIRouter(tags=["meta"], route_class=AuthenticatedRoute)
 
 
 @router.get("/workers/list")

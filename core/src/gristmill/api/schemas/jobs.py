@@ -9,6 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from gristmill.queue.states import JobStatus
+from gristmill.queue.submit import scheduled_in
+from gristmill.validation import INT4_MAX, MAX_PER_PAGE
 
 __all__ = [
     "CancelBody",
@@ -29,15 +31,15 @@ class RunOptionsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     scheduled_for: dt.datetime | None = None
-    scheduled_in_secs: int | None = None
+    scheduled_in_secs: int | None = Field(default=None, ge=0, le=INT4_MAX)
     tag: str | None = None
     job_id: UUID | None = None
     parent_job: UUID | None = None
-    timeout: int | None = None
+    timeout: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
     def when(self) -> dt.datetime | None:
         if self.scheduled_in_secs is not None:
-            return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.scheduled_in_secs)
+            return scheduled_in(self.scheduled_in_secs)
         if self.scheduled_for is not None and self.scheduled_for.tzinfo is None:
             return self.scheduled_for.replace(tzinfo=dt.UTC)
         return self.scheduled_for
@@ -66,8 +68,9 @@ class JobFilters(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    page: int = 1
-    per_page: int = 100
+    # Bounded here too, so that the OpenAPI document states the ranges the domain enforces.
+    page: int = Field(default=1, ge=1, le=INT4_MAX)
+    per_page: int = Field(default=100, ge=1, le=MAX_PER_PAGE)
     script_path_exact: str | None = None
     script_path_start: str | None = None
     script_hash: str | None = None

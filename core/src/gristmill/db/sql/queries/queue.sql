@@ -260,7 +260,8 @@ SELECT * FROM (
       AND (%(success)s::boolean IS NULL OR (c.status = 'success') = %(success)s)
 ) jobs
 WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
-  AND (%(path_start)s::text IS NULL OR runnable_path LIKE %(path_start)s || '%%')
+  -- A prefix pattern with its wildcards escaped (like_prefix).
+  AND (%(path_like)s::text IS NULL OR runnable_path LIKE %(path_like)s ESCAPE '\')
   AND (%(script_hash)s::bigint IS NULL OR runnable_hash = %(script_hash)s)
   AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)

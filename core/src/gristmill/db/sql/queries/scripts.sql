@@ -42,13 +42,16 @@ SELECT * FROM script WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s A
 SELECT workspace_id, path FROM script WHERE hash = %(hash)s;
 
 -- name: list_scripts
--- The newest version of each path, newest paths first.
+-- The newest version of each path, newest paths first: the columns the list shows, never
+-- the content. `path_like` is a prefix pattern with its wildcards escaped (like_prefix).
 SELECT * FROM (
-    SELECT DISTINCT ON (path) *
+    SELECT DISTINCT ON (path)
+        hash, path, summary, description, created_at, created_by, archived, language, kind,
+        tag, lock_error_logs IS NOT NULL AS has_deploy_errors
     FROM script
     WHERE workspace_id = %(workspace_id)s AND NOT deleted
       AND (%(show_archived)s OR NOT archived)
-      AND (%(path_start)s::text IS NULL OR path LIKE %(path_start)s || '%%')
+      AND (%(path_like)s::text IS NULL OR path LIKE %(path_like)s ESCAPE '\')
       AND (%(path_exact)s::text IS NULL OR path = %(path_exact)s)
       AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
       AND (%(language)s::text IS NULL OR language = %(language)s)
