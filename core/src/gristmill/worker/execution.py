@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gristmill.errors import JobErrorName
 from gristmill.runtimes import (
     RESULT_FILE,
     DependencyLocking,
@@ -90,11 +91,12 @@ class _Steps:
             )
         except RecipeError as exc:
             return _failure(
-                "PrepareError", f"{self.runtime.name} returned an invalid {step.phase} step: {exc}"
+                JobErrorName.PREPARE,
+                f"{self.runtime.name} returned an invalid {step.phase} step: {exc}",
             )
         except SandboxError as exc:
             return _failure(
-                "ExecutionErr", f"the sandbox cannot start the {step.phase} step: {exc}"
+                JobErrorName.EXECUTION, f"the sandbox cannot start the {step.phase} step: {exc}"
             )
         except OSError as exc:
             if exc.errno == errno.E2BIG:
@@ -102,13 +104,13 @@ class _Steps:
                 # over the operating system's limit.
                 size = sum(len(a) for a in step.argv) + sum(len(v) for v in step.env.values())
                 return _failure(
-                    "ExecutionErr",
+                    JobErrorName.EXECUTION,
                     f"could not start the {step.phase} step: its command line and environment "
                     f"({size} characters) are over the operating system's limit (E2BIG); pass "
                     "large data by reference rather than as arguments",
                 )
             return _failure(
-                "ExecutionErr",
+                JobErrorName.EXECUTION,
                 f"could not start {step.argv[0]!r} ({step.phase}): {exc.strerror or exc}. "
                 f"Is the {self.runtime.display_name} toolchain installed on this worker?",
             )
@@ -117,7 +119,7 @@ class _Steps:
             return Execution(None, canceled=True)
         if result.timed_out:
             return _failure(
-                "ExecutionErr",
+                JobErrorName.EXECUTION,
                 f"job timed out after {self.ctx.timeout_s:g} s (its timeout) during "
                 f"{step.phase}; the job's process and everything it started were killed",
             )
@@ -178,10 +180,12 @@ async def execute(
         try:
             steps = _as_steps(runtime.prepare_install(ctx, lock, target))
         except ScriptError as exc:
-            return _failure("InstallError", str(exc))
+            return _failure(JobErrorName.INSTALL, str(exc))
         except Exception as exc:
             log.exception("preparing the install of job %s failed", ctx.id)
-            return _failure("InstallError", f"{runtime.name} could not prepare the install: {exc}")
+            return _failure(
+                JobErrorName.INSTALL, f"{runtime.name} could not prepare the install: {exc}"
+            )
         return await runner.run_all(steps)
 
     async with envs.use(runtime.name, lock, build) as (deps_dir, failure):
@@ -197,9 +201,9 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
         steps = _as_steps(runtime.prepare(ctx))
     except Exception as exc:
         log.exception("preparing job %s failed", ctx.id)
-        return _failure("PrepareError", f"{runtime.name} could not prepare the job: {exc}")
+        return _failure(JobErrorName.PREPARE, f"{runtime.name} could not prepare the job: {exc}")
     if not steps:
-        return _failure("PrepareError", f"{runtime.name} returned nothing to run")
+        return _failure(JobErrorName.PREPARE, f"{runtime.name} returned nothing to run")
     runner.on_step("prepare")
     failed = await runner.run_all(steps[:-1])
     if failed is not None:
@@ -217,7 +221,7 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
         outcome = runtime.collect_result(ctx, exit)
     except Exception as exc:
         log.exception("reading the result of job %s failed", ctx.id)
-        return _failure("ResultError", f"the job's result could not be read: {exc}")
+        return _failure(JobErrorName.RESULT, f"the job's result could not be read: {exc}")
     return _result_too_big(len(outcome.result_json.encode()), limit) or Execution(outcome)
 
 
@@ -235,7 +239,7 @@ def _result_too_big(size: int, limit: int | None) -> Execution | None:
     if limit is None or size <= limit:
         return None
     return _failure(
-        "ResultTooLarge",
+        JobErrorName.RESULT_TOO_LARGE,
         f"the job's result is {size / 1048576:.1f} MB, over the limit of "
         f"{limit / 1048576:g} MB (GRISTMILL_MAX_RESULT_SIZE_MB); return a smaller result, "
         "and keep large data in a file or an object store",
@@ -258,7 +262,7 @@ async def _resolve_lock(
         inputs = runtime.lock_inputs(ctx.code)
     except ScriptError as exc:
         message = f"the script's requirements: {exc}"
-        return LockOutcome(None, _failure("LockError", message), message)
+        return LockOutcome(None, _failure(JobErrorName.LOCK, message), message)
     if inputs is None:
         return LockOutcome("")
     kept = _resolution_file(ctx, inputs)
@@ -290,11 +294,11 @@ async def _lock(
         steps = _as_steps(runtime.prepare_lock(lock_ctx, inputs))
     except ScriptError as exc:
         message = f"the script's requirements: {exc}"
-        return LockOutcome(None, _failure("LockError", message), message)
+        return LockOutcome(None, _failure(JobErrorName.LOCK, message), message)
     except Exception as exc:
         log.exception("preparing the lock of job %s failed", ctx.id)
         message = f"could not prepare the lock: {exc}"
-        return LockOutcome(None, _failure("LockError", message), message)
+        return LockOutcome(None, _failure(JobErrorName.LOCK, message), message)
     failed = await lock_runner.run_all(steps)
     if failed is not None:
         return LockOutcome(None, failed, "".join(output))
@@ -302,7 +306,7 @@ async def _lock(
         return LockOutcome(runtime.read_lock(lock_ctx), None, "".join(output))
     except Exception as exc:
         message = f"the resolver succeeded but its lock could not be read: {exc}"
-        return LockOutcome(None, _failure("LockError", message), message)
+        return LockOutcome(None, _failure(JobErrorName.LOCK, message), message)
 
 
 async def lock_job(
