@@ -14,6 +14,7 @@ import pytest
 from gristmill import Limits, Mount
 from gristmill.runtimes import JobContext
 from gristmill.sandbox import RunPolicy
+from gristmill.sandbox.spec import SYSTEM_DIRS, is_under
 from gristmill.testing.runner import make_context, run_job
 from gristmill_python.runtime import MEMORY_LIMIT_MB, PythonRuntime
 
@@ -39,7 +40,9 @@ def _sources(mounts: list[Mount] | tuple[Mount, ...]) -> dict[str, bool]:
 
 
 def _covered(path: str, mounts: dict[str, bool]) -> bool:
-    return any(path == src or path.startswith(src.rstrip("/") + "/") for src in mounts)
+    """Visible in the sandbox: declared, or in a system directory every step sees (a system
+    Python's prefix is /usr)."""
+    return any(is_under(path, src) for src in [*mounts, *SYSTEM_DIRS])
 
 
 # --- what each step declares -----------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from gristmill.config import Settings
 from gristmill.runtimes import Runtime
 from gristmill.sandbox import RunPolicy
+from gristmill.sandbox.spec import SYSTEM_DIRS, is_under
 from gristmill.server.platform import run_policy
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.pytest_plugin import PgCluster
@@ -128,9 +129,8 @@ def test_recipe_declares_what_the_sandbox_must_show(
     sources = [m.source for m in recipe.mounts]
 
     def visible(path: str) -> bool:
-        return path.startswith("/usr/") or any(
-            path == s or path.startswith(s + "/") for s in sources
-        )
+        # Declared, or in a system directory every step sees (a system Python's is /usr).
+        return any(is_under(path, s) for s in [*sources, *SYSTEM_DIRS])
 
     site_packages = os.path.dirname(os.path.dirname(psycopg.__file__))
     for path in (runtime.interpreter, runtime.wrapper, site_packages, sys.base_prefix):
