@@ -30,6 +30,7 @@ __all__ = [
     "check_json",
     "check_no_nul",
     "check_page",
+    "check_script_size",
     "check_text_fields",
     "short",
 ]
@@ -86,6 +87,17 @@ def check_text_fields(obj: Any, *, what: str = "") -> None:
             for item in value:
                 if isinstance(item, str):
                     check_no_nul(name, item)
+
+
+def check_script_size(content: str, limits: InputLimits) -> None:
+    """Refuse a script's source over ``GRISTMILL_MAX_SCRIPT_SIZE_KB`` (saved or previewed)."""
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > limits.max_script_bytes:
+        raise TooLarge(
+            f"content is {size} bytes, over the limit of {limits.max_script_bytes} bytes "
+            f"(GRISTMILL_MAX_SCRIPT_SIZE_KB={limits.max_script_bytes // 1024}); split the "
+            "script or move data out of its source"
+        )
 
 
 def check_int(field: str, value: int | None, minimum: int, maximum: int) -> None:

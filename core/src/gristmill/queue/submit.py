@@ -42,6 +42,7 @@ from gristmill.validation import (
     TooLarge,
     check_int,
     check_json,
+    check_script_size,
     check_text_fields,
 )
 
@@ -89,12 +90,7 @@ class Preview:
     def check(self, limits: InputLimits) -> None:
         """Refuse text the database cannot store and code over the script size limit."""
         check_text_fields(self)
-        size = len(self.content.encode("utf-8", "surrogatepass"))
-        if size > limits.max_script_bytes:
-            raise TooLarge(
-                f"content is {size} bytes, over the limit of {limits.max_script_bytes} bytes "
-                f"(GRISTMILL_MAX_SCRIPT_SIZE_KB={limits.max_script_bytes // 1024})"
-            )
+        check_script_size(self.content, limits)
 
 
 class _Reservation(Protocol):

@@ -29,10 +29,10 @@ from gristmill.validation import (
     INT2_MIN,
     INT4_MAX,
     InputLimits,
-    TooLarge,
     check_int,
     check_json,
     check_page,
+    check_script_size,
     check_text_fields,
 )
 
@@ -91,13 +91,7 @@ class VersionDraft:
         write: text with NUL, integers beyond their columns, a source over the limit."""
         check_path(self.path)
         check_text_fields(self)
-        size = len(self.content.encode("utf-8", "surrogatepass"))
-        if size > limits.max_script_bytes:
-            raise TooLarge(
-                f"content is {size} bytes, over the limit of {limits.max_script_bytes} bytes "
-                f"(GRISTMILL_MAX_SCRIPT_SIZE_KB={limits.max_script_bytes // 1024}); split the "
-                "script or move data out of its source"
-            )
+        check_script_size(self.content, limits)
         # timeout is an integer column with CHECK > 0, priority a smallint.
         check_int("timeout", self.timeout, 1, INT4_MAX)
         check_int("priority", self.priority, INT2_MIN, INT2_MAX)
