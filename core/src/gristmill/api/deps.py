@@ -19,7 +19,6 @@ __all__ = [
     "authenticate",
     "bearer_token",
     "check_workspace",
-    "current_actor",
 ]
 
 
@@ -78,11 +77,7 @@ async def check_workspace(request: Request, workspace: str) -> str:
     return await platform.workspaces.require(workspace)
 
 
-async def current_actor(request: Request) -> Actor:
-    return await authenticate(request)
-
-
-ActorDep = Annotated[Actor, Depends(current_actor)]
+ActorDep = Annotated[Actor, Depends(authenticate)]
 
 
 async def current_workspace(workspace: str, request: Request, actor: ActorDep) -> str:

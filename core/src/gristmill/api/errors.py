@@ -15,31 +15,11 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from gristmill.errors import BadInput, GristmillError, NotFound, Unauthorized, Unavailable
+from gristmill.errors import BadInput, NotFound, Unauthorized, Unavailable
 from gristmill.queue.waiting import WaitTimeout
 from gristmill.validation import TooLarge
 
-__all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found", "unauthorized"]
-
-
-class ApiError(GristmillError):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        self.status = status
-        self.message = message
-        self.headers = headers
-        super().__init__(message)
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, f"Bad request: {message}")
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError(404, f"Not found: {message}")
-
-
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, f"Not authorized: {message}", headers={"WWW-Authenticate": "Bearer"})
+__all__ = ["install_error_handlers"]
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -56,10 +36,6 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> PlainTextResponse:
-        return PlainTextResponse(exc.message, status_code=exc.status, headers=exc.headers)
-
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> PlainTextResponse:
         return PlainTextResponse(f"Payload too large: {exc}", status_code=413)

@@ -22,7 +22,6 @@ from gristmill.api.deps import (
     authenticate,
     check_workspace,
 )
-from gristmill.api.errors import bad_request
 from gristmill.api.schemas.jobs import (
     CancelBody,
     CompletedJob,
@@ -35,7 +34,7 @@ from gristmill.api.schemas.jobs import (
     RunOptionsQuery,
 )
 from gristmill.auth.actor import Actor
-from gristmill.errors import NotFound
+from gristmill.errors import BadInput, NotFound
 from gristmill.queue import cancel, rows
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
@@ -129,7 +128,7 @@ def run_options(request: Request) -> RunOptionsQuery:
         return RunOptionsQuery.model_validate(dict(params))
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise bad_request(details) from None
+        raise BadInput(details) from None
 
 
 def parse_args_body(raw: bytes) -> dict[str, Any]:
@@ -138,7 +137,7 @@ def parse_args_body(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise bad_request(f"the request body is not valid JSON ({exc})") from None
+        raise BadInput(f"the request body is not valid JSON ({exc})") from None
     return value if isinstance(value, dict) else {"body": value}
 
 
@@ -264,7 +263,7 @@ async def run_wait_result_by_path_get(
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         except ValueError:
-            raise bad_request("payload is not url-safe base64") from None
+            raise BadInput("payload is not url-safe base64") from None
     args = parse_args_body(raw)
     runs = ctx.platform.runs
     return await _run_and_wait(
@@ -372,7 +371,7 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
 
 def _query(filters: JobFilters, *, queued_only: bool, completed_only: bool) -> rows.JobQuery:
     if filters.running and filters.success is not None:
-        raise bad_request(
+        raise BadInput(
             "running=true cannot be combined with success (running jobs have no outcome)"
         )
     kinds = filters.job_kinds
