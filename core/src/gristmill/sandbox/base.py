@@ -16,12 +16,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from gristmill.config import ConfigError
 from gristmill.errors import GristmillError
-from gristmill.sandbox.spec import Limits, is_under
+from gristmill.sandbox.spec import Limits, Mount, is_under
 
 if TYPE_CHECKING:
     from gristmill.runtimes import Recipe
 
-__all__ = ["Backend", "Launch", "Protected", "SandboxError", "SandboxUnavailable"]
+__all__ = [
+    "Backend",
+    "Launch",
+    "Protected",
+    "SandboxError",
+    "SandboxUnavailable",
+    "present_mounts",
+]
 
 
 class SandboxError(GristmillError, RuntimeError):
@@ -68,6 +75,26 @@ class Protected:
             f"directories a step may see only the caches ({', '.join(self.shared) or 'none'}) "
             "and its own job directory"
         )
+
+
+def present_mounts(recipe: Recipe, protected: Protected) -> list[Mount]:
+    """The mounts of ``recipe`` that exist on this worker, after checking none exposes a
+    protected directory; an optional mount that does not exist is left out, any other is
+    refused (both backends)."""
+    cwd = str(recipe.cwd)
+    mounts = []
+    for mount in recipe.mounts:
+        # Checked first: whether a protected path exists is none of the step's business.
+        protected.check(mount.source, recipe.phase, cwd)
+        if not os.path.exists(mount.source):
+            if mount.optional:
+                continue
+            raise SandboxError(
+                f"the {recipe.phase} step mounts {mount.source}, which does not exist on "
+                "this worker"
+            )
+        mounts.append(mount)
+    return mounts
 
 
 @dataclass

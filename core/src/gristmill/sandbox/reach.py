@@ -1,17 +1,21 @@
-"""Mounting into nsjail sandboxes what the sandbox's user cannot reach (a root worker's).
+"""Mounting into sandboxes what the sandbox's user cannot reach (a root worker's), for both
+backends.
 
-A root worker starts its sandboxes as an unprivileged user (65533): nsjail makes its mounts
-as that user, so a toolchain under a directory other users cannot enter (a pyenv Python
-under /root, mode 0700) cannot be mounted by its path. A descriptor opened by the worker
-does not help either: nsjail mounts in a new mount namespace, and the kernel refuses to bind
-a mount of another namespace (``mount('/proc/self/fd/N' -> ...): Invalid argument``).
+A root worker starts its sandboxes as an unprivileged user (65533), and bwrap and nsjail make
+their mounts as that user, so a toolchain under a directory other users cannot enter (a
+pyenv Python under /root, mode 0700) cannot be mounted by its path. A descriptor opened by
+the worker does not help either: bwrap resolves ``--ro-bind-fd``'s descriptor back to its
+path and walks it as its user, and nsjail mounts in a new mount namespace, where the kernel
+refuses to bind a mount of another namespace (``mount('/proc/self/fd/N' -> ...): Invalid
+argument``).
 
 So such a directory is first bound, read-only, onto an empty directory the sandbox's user
 can reach (``<data dir>/sandbox/reach/<hash>``), in a mount namespace of the worker's own:
 one long-lived holder process (``sleep``) in a private copy of the host's mounts, which
 receives the host's later mounts (``--propagation slave``) but shows none of its own to the
-host. The steps that need such a mount start nsjail inside that namespace (``nsenter``);
-nsjail then mounts the staged path like any other, read-only, at the toolchain's own path.
+host. The steps that need such a mount start the sandbox inside that namespace
+(``nsenter``); it then mounts the staged path like any other, read-only, at the toolchain's
+own path (:func:`mount_source` says which path, for both backends).
 Nothing changes for the host: outside that namespace the staging directories are empty, and
 the holder dies with the worker (``setpriv --pdeathsig``).
 
@@ -31,8 +35,10 @@ import time
 from pathlib import Path
 
 from gristmill.sandbox.base import SandboxError
+from gristmill.sandbox.hostpaths import blocking_dir
+from gristmill.sandbox.spec import Mount
 
-__all__ = ["ReachableViews"]
+__all__ = ["ReachableViews", "mount_source"]
 
 _START_TIMEOUT_S = 5.0
 
@@ -153,3 +159,31 @@ class ReachableViews:
                 self._holder.wait()
             self._holder = None
             self._staged.clear()
+
+
+def mount_source(
+    mount: Mount,
+    phase: str,
+    run_as: tuple[int, int] | None,
+    reach: ReachableViews | None,
+) -> str:
+    """Where the sandbox finds ``mount``'s source: the path itself when the sandbox's user
+    can walk to it (or the worker is not root), else its staged view. A writable mount the
+    user cannot reach, or any when nothing can stage it, is refused naming the blocking
+    directory."""
+    if run_as is None:
+        return mount.source
+    uid, gid = run_as
+    blocked = blocking_dir(mount.source, uid, gid)
+    if blocked is None:
+        return mount.source
+    if mount.writable or reach is None:
+        mode = oct(os.stat(blocked).st_mode & 0o777)
+        what = " writable, which" if mount.writable else ", which"
+        raise SandboxError(
+            f"the {phase} step mounts {mount.source}{what} the sandbox's user (uid "
+            f"{uid}) cannot reach: {blocked} (mode {mode}) does not let other users "
+            f"through. Move it under a directory all users can enter, or allow them "
+            f"(chmod o+x {blocked})"
+        )
+    return reach.stage(mount.source)

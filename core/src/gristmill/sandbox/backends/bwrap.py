@@ -45,10 +45,10 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from gristmill.sandbox.base import Launch, Protected, SandboxError
+from gristmill.sandbox.base import Launch, Protected, SandboxError, present_mounts
 from gristmill.sandbox.hostpaths import blocking_dir, chown_tree, is_owned_by
 from gristmill.sandbox.layout import SANDBOX_GID, SANDBOX_UID, SystemLayout
-from gristmill.sandbox.reach import ReachableViews
+from gristmill.sandbox.reach import ReachableViews, mount_source
 from gristmill.sandbox.spec import Limits, Mount, is_under
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class BwrapBackend:
     def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
         cwd = str(recipe.cwd)
         self.layout.refresh()
-        mounts = self._checked_mounts(recipe, cwd)
+        mounts = self._checked_mounts(recipe)
         self._check_dir(cwd, "the step's working directory")
         sources = self._sources(recipe, mounts)
         if any(is_under(root, cwd) for root in self.protected.roots):
@@ -213,23 +213,13 @@ class BwrapBackend:
         sources: dict[str, str] = {}
         for mount in mounts:
             source = mount.source
-            sources[source] = source
-            if self.run_as is None or mount.writable or source in self._reachable:
+            if mount.writable or source in self._reachable:
+                # Writable mounts were checked reachable in _checked_mounts.
+                sources[source] = source
                 continue
-            uid, gid = self.run_as
-            blocked = blocking_dir(source, uid, gid)
-            if blocked is None:
+            sources[source] = mount_source(mount, recipe.phase, self.run_as, self.reach)
+            if sources[source] == source:
                 self._remember_reachable(source)
-                continue
-            if self.reach is None:
-                mode = oct(os.stat(blocked).st_mode & 0o777)
-                raise SandboxError(
-                    f"the {recipe.phase} step mounts {source}, which the sandbox's user (uid "
-                    f"{uid}) cannot reach: {blocked} (mode {mode}) does not let other users "
-                    f"through. Move it under a directory all users can enter, or allow them "
-                    f"(chmod o+x {blocked})"
-                )
-            sources[source] = self.reach.stage(source)
         return sources
 
     def close(self) -> None:
@@ -243,23 +233,13 @@ class BwrapBackend:
         for path in paths:
             chown_tree(path, uid, gid)
 
-    def _checked_mounts(self, recipe: Recipe, cwd: str) -> list[Mount]:
-        mounts = []
-        for mount in recipe.mounts:
-            # Checked first: whether a protected path exists is none of the step's business.
-            self.protected.check(mount.source, recipe.phase, cwd)
-            if not os.path.exists(mount.source):
-                if mount.optional:
-                    continue
-                raise SandboxError(
-                    f"the {recipe.phase} step mounts {mount.source}, which does not exist on "
-                    "this worker"
-                )
+    def _checked_mounts(self, recipe: Recipe) -> list[Mount]:
+        mounts = present_mounts(recipe, self.protected)
+        for mount in mounts:
             if mount.writable:
                 # Written by the step: it must be the sandbox user's own path (read-only
                 # mounts it cannot reach are staged for it instead, see _sources()).
                 self._check_reachable(mount.source, f"the writable mount {mount.source}")
-            mounts.append(mount)
         return mounts
 
     def _check_dir(self, path: str, what: str) -> None:

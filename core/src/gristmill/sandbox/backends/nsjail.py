@@ -51,8 +51,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from gristmill.sandbox.base import Launch, Protected, SandboxError
-from gristmill.sandbox.hostpaths import blocking_dir, chown_tree, is_owned_by
+from gristmill.sandbox.base import Launch, Protected, present_mounts
+from gristmill.sandbox.hostpaths import chown_tree, is_owned_by
 from gristmill.sandbox.layout import (
     SANDBOX_GID,
     SANDBOX_OUTSIDE_GID,
@@ -60,8 +60,8 @@ from gristmill.sandbox.layout import (
     SANDBOX_UID,
     SystemLayout,
 )
-from gristmill.sandbox.reach import ReachableViews
-from gristmill.sandbox.spec import Limits, Mount, is_under
+from gristmill.sandbox.reach import ReachableViews, mount_source
+from gristmill.sandbox.spec import Limits, is_under
 
 if TYPE_CHECKING:
     from gristmill.runtimes import Recipe
@@ -317,18 +317,9 @@ class NsjailBackend:
         cwd = str(recipe.cwd)
         self.layout.refresh()
         staged: dict[str, str] = {}
-        for mount in recipe.mounts:
-            # Checked first: whether a protected path exists is none of the step's business.
-            self.protected.check(mount.source, recipe.phase, cwd)
-            if not os.path.exists(mount.source):
-                if mount.optional:
-                    continue
-                raise SandboxError(
-                    f"the {recipe.phase} step mounts {mount.source}, which does not exist on "
-                    "this worker"
-                )
-            view = self._reachable_view(mount, recipe.phase)
-            if view is not None:
+        for mount in present_mounts(recipe, self.protected):
+            view = mount_source(mount, recipe.phase, self.outside, self.reach)
+            if view != mount.source:
                 staged[mount.source] = view
         opened: list[int] = []
         try:
@@ -396,26 +387,6 @@ class NsjailBackend:
                         return inside
                     break
         return program
-
-    def _reachable_view(self, mount: Mount, phase: str) -> str | None:
-        """Where nsjail finds ``mount``'s source when the sandbox's user cannot walk to it
-        (see :mod:`gristmill.sandbox.reach`); ``None`` when it can (mounted by its path)."""
-        if self.outside is None:
-            return None
-        uid, gid = self.outside
-        blocked = blocking_dir(mount.source, uid, gid)
-        if blocked is None:
-            return None
-        if mount.writable or self.reach is None:
-            mode = oct(os.stat(blocked).st_mode & 0o777)
-            what = "writable, which" if mount.writable else "which"
-            raise SandboxError(
-                f"the {phase} step mounts {mount.source} {what} the sandbox's user (uid "
-                f"{uid}) cannot reach: {blocked} (mode {mode}) does not let other users "
-                f"through. Move it under a directory all users can enter, or allow them "
-                f"(chmod o+x {blocked})"
-            )
-        return self.reach.stage(mount.source)
 
     def _keep_log(self, recipe: Recipe, fd: int, named: dict[str, str]) -> None:
         key = id(recipe)
