@@ -293,43 +293,47 @@ class JobRunner:
         self, name: str, job_id: UUID, status: JobStatus, result_json: str, job_log: JobLog
     ) -> None:
         """Record the outcome; retried while the database is unreachable, never lost."""
-        rejected = False
-        while True:
-
-            async def record(status: JobStatus = status, result_json: str = result_json) -> bool:
-                async with self.pool.connection() as conn:
-                    return await complete_job(
-                        conn,
-                        job_id=job_id,
-                        worker=name,
-                        status=status,
-                        result_json=result_json,
-                        log_offset=job_log.flushed,
-                        logs=job_log.take_pending(),
-                    )
-
+        try:
+            held = await self._record(name, job_id, status, result_json, job_log)
+        except psycopg.Error as exc:
+            # The database refused the result (e.g. JSON it cannot store): record why
+            # instead, so that the job ends rather than running again.
+            log.warning("the result of job %s cannot be stored: %s", job_id, exc)
+            status = JobStatus.FAILURE
+            result_json = error_result(
+                JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
+            )
             try:
-                held = await retry_transient(record, what=f"recording the result of job {job_id}")
-            except psycopg.Error as exc:
-                if rejected:
-                    # Even the error could not be stored: the zombie monitor will act.
-                    log.exception("cannot record the outcome of job %s", job_id)
-                    return
-                # The database refused the result (e.g. JSON it cannot store): record why
-                # instead, so that the job ends rather than running again.
-                rejected = True
-                log.warning("the result of job %s cannot be stored: %s", job_id, exc)
-                status = JobStatus.FAILURE
-                result_json = error_result(
-                    JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
+                held = await self._record(name, job_id, status, result_json, job_log)
+            except psycopg.Error:
+                # Even the error could not be stored: the zombie monitor will act.
+                log.exception("cannot record the outcome of job %s", job_id)
+                return
+        if not held:
+            log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
+        else:
+            # A caller waiting in this process needs not wait for the notification.
+            self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
+
+    async def _record(
+        self, name: str, job_id: UUID, status: JobStatus, result_json: str, job_log: JobLog
+    ) -> bool:
+        """One completion, retried while the database is unreachable; ``False`` when this
+        worker no longer holds the job."""
+
+        async def record() -> bool:
+            async with self.pool.connection() as conn:
+                return await complete_job(
+                    conn,
+                    job_id=job_id,
+                    worker=name,
+                    status=status,
+                    result_json=result_json,
+                    log_offset=job_log.flushed,
+                    logs=job_log.take_pending(),
                 )
-                continue
-            if not held:
-                log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
-            else:
-                # A caller waiting in this process needs not wait for the notification.
-                self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
-            return
+
+        return await retry_transient(record, what=f"recording the result of job {job_id}")
 
     async def _requeue(self, name: str, job_id: UUID, job_log: JobLog) -> None:
         job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")

@@ -95,7 +95,6 @@ class WorkerPool:
             job_token_secret=job_token_secret,
             policy=self.policy,
         )
-        self.environments = self.runner.environments
         self.instance = f"wk-{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
         self.names = [f"{self.instance}-{i}" for i in range(settings.num_workers)]
         self._idle: dict[str, _Slot] = {}
@@ -299,7 +298,7 @@ class WorkerPool:
         while True:
             try:
                 report = await asyncio.to_thread(
-                    self.environments.gc,
+                    self.runner.environments.gc,
                     max_age_s=self.settings.env_max_age_days * 86400,
                     min_free_mb=self.settings.min_free_disk_space_mb,
                 )
