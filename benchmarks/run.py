@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,42 +230,12 @@ def forward_to_embedded_postgres(data_dir: Path) -> Iterator[int]:
     """A TCP port on 127.0.0.1 whose connections are carried to the platform's embedded
     Postgres (its unix socket), by threads of this process."""
     from gristmill.db.embedded import EmbeddedPostgres
+    from gristmill.testing.forward import UnixSocketForwarder
     from psycopg.conninfo import conninfo_to_dict
 
     params = conninfo_to_dict(EmbeddedPostgres(data_dir).conninfo)
-    target = f"{params['host']}/.s.PGSQL.{params['port']}"
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX)
-            try:
-                upstream.connect(target)
-            except OSError:
-                client.close()
-                continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        server.close()
+    with UnixSocketForwarder(f"{params['host']}/.s.PGSQL.{params['port']}") as port:
+        yield port
 
 
 def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
