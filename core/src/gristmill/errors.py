@@ -3,7 +3,7 @@
 Every exception the core raises on purpose derives from :class:`GristmillError` (and, where
 it always did, from the built-in it refines, so ``except ValueError`` keeps working). A
 caller that wants "anything Gristmill refused" catches the root. Domain code raises the
-four request-level kinds below; the API turns each into its status code, so a route needs
+request-level kinds below; the API turns each into its status code, so a route needs
 no ``try``.
 
 :class:`JobErrorName` holds the ``error.name`` values of a failed job's result (Windmill's
@@ -19,9 +19,12 @@ from enum import StrEnum
 
 __all__ = [
     "BadInput",
+    "Conflict",
+    "Forbidden",
     "GristmillError",
     "JobErrorName",
     "NotFound",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
 ]
@@ -41,6 +44,22 @@ class NotFound(GristmillError, LookupError):
 
 class Unauthorized(GristmillError):
     """No valid credentials (401)."""
+
+
+class Forbidden(GristmillError):
+    """Authenticated, but not allowed to do this (403)."""
+
+
+class Conflict(BadInput):
+    """What a request would create already exists (400, as Windmill answers)."""
+
+
+class TooManyRequests(GristmillError):
+    """Too many attempts; ``retry_after_s`` says when to try again (429)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(GristmillError):

@@ -9,9 +9,12 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from gristmill.auth.actor import Actor
+from gristmill.auth.permissions import Access, load_access, scope_allows
+from gristmill.errors import Forbidden
 from gristmill.server.platform import Platform
 
 __all__ = [
+    "AccessDep",
     "ActorDep",
     "AuthenticatedRoute",
     "PlatformDep",
@@ -63,11 +66,42 @@ class AuthenticatedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
+        domain, action = route_scope(self.path_format, self.methods or set())
+
         async def authenticated(request: Request) -> Response:
-            await authenticate(request)
+            actor = await authenticate(request)
+            check_token_limits(actor, request, domain, action)
             return await handler(request)
 
         return authenticated
+
+
+def route_scope(path_format: str, methods: set[str]) -> tuple[str, str]:
+    """The scope domain and action of an operation: ``/w/{workspace}/variables/get/{path}``
+    with GET is ``variables:read``; a run endpoint of ``jobs`` is ``jobs:run``."""
+    parts = [p for p in path_format.removeprefix("/api").split("/") if p]
+    if parts[:2] == ["w", "{workspace}"]:
+        parts = parts[2:]
+    domain = (parts[0] if parts else "").removesuffix("_u")
+    if domain == "jobs" and len(parts) > 1 and parts[1].startswith("run"):
+        return domain, "run"
+    action = "read" if methods <= {"GET", "HEAD"} else "write"
+    return domain, action
+
+
+def check_token_limits(actor: Actor, request: Request, domain: str, action: str) -> None:
+    """Refuse what the token's workspace or scopes exclude (403), before the route runs."""
+    workspace = request.path_params.get("workspace")
+    if actor.token_workspace and workspace and workspace != actor.token_workspace:
+        raise Forbidden(
+            f"this token is limited to workspace '{actor.token_workspace}', not '{workspace}'"
+        )
+    path = request.path_params.get("path")
+    if not scope_allows(actor.scopes, domain, action, path):
+        raise Forbidden(
+            f"this token's scopes ({', '.join(actor.scopes or ())}) do not allow "
+            f"{domain}:{action}" + (f" on {path!r}" if path else "")
+        )
 
 
 async def check_workspace(request: Request, workspace: str) -> str:
@@ -80,8 +114,24 @@ async def check_workspace(request: Request, workspace: str) -> str:
 ActorDep = Annotated[Actor, Depends(authenticate)]
 
 
-async def current_workspace(workspace: str, request: Request, actor: ActorDep) -> str:
-    return await check_workspace(request, workspace)
+async def current_access(workspace: str, request: Request, actor: ActorDep) -> Access:
+    """The caller's access to ``workspace``: 404 when it does not exist, 403 when the caller
+    is not a member (every workspace route checks this)."""
+    access = getattr(request.state, "access", None)
+    if access is None:
+        await check_workspace(request, workspace)
+        platform: Platform = request.app.state.platform
+        async with platform.db.connection() as conn:
+            access = await load_access(conn, actor, workspace)
+        request.state.access = access
+    return access
+
+
+AccessDep = Annotated[Access, Depends(current_access)]
+
+
+async def current_workspace(access: AccessDep) -> str:
+    return access.workspace_id
 
 
 WorkspaceDep = Annotated[str, Depends(current_workspace)]

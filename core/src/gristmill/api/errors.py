@@ -15,7 +15,14 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from gristmill.errors import BadInput, NotFound, Unauthorized, Unavailable
+from gristmill.errors import (
+    BadInput,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from gristmill.queue.waiting import WaitTimeout
 from gristmill.validation import TooLarge
 
@@ -52,6 +59,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unauthorized(request: Request, exc: Unauthorized) -> PlainTextResponse:
         return PlainTextResponse(
             f"Not authorized: {exc}", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> PlainTextResponse:
+        return PlainTextResponse(f"Forbidden: {exc}", status_code=403)
+
+    @app.exception_handler(TooManyRequests)
+    async def _too_many(request: Request, exc: TooManyRequests) -> PlainTextResponse:
+        return PlainTextResponse(
+            f"Too many requests: {exc}",
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
         )
 
     @app.exception_handler(Unavailable)

@@ -33,7 +33,11 @@ PUBLIC_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PUBLIC_ERROR_RESPONSES,
     401: _text("`Not authorized: ...`: no valid token (checked before anything else)."),
-    404: _text("`Not found: ...`: the workspace, script or job does not exist."),
+    403: _text(
+        "`Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role "
+        "or the permission on the item, or the token's scopes do not allow the operation."
+    ),
+    404: _text("`Not found: ...`: the workspace or the item does not exist."),
 }
 
 _SECURITY_SCHEME = "bearer"

@@ -20,6 +20,12 @@ class Actor:
     super_admin: bool = False
     #: Set when the caller is a job using its ``WM_TOKEN``.
     job_id: UUID | None = None
+    #: What the token allows (``{domain}:{action}[:{path}]``); ``None``: all the user may do.
+    scopes: tuple[str, ...] | None = None
+    #: The only workspace the token may be used in, when it is limited to one.
+    token_workspace: str | None = None
+    #: A job token's state path (``WM_STATE_PATH``): the one item an operator's job writes.
+    state_path: str | None = None
 
     @property
     def permissioned_as(self) -> str:

@@ -1,5 +1,5 @@
-"""Tokens: API tokens (stored hashed), signed job tokens, and resolving a request's token to
-the actor it stands for."""
+"""Tokens: API tokens (stored hashed, with label, expiry, scopes and an optional workspace),
+signed job tokens, and resolving a request's token to the actor it stands for."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
+from collections.abc import Sequence
 from uuid import UUID
 
 import psycopg
@@ -33,8 +33,6 @@ __all__ = [
 ]
 
 _JOB_TOKEN_PREFIX = "jt."
-# A token's owner is remembered this long, sparing a database round trip per request.
-_TOKEN_CACHE_S = 10.0
 MISSING_TOKEN = (
     "missing or invalid token; send `Authorization: Bearer <token>` "
     "(get a token with POST /api/auth/login)"
@@ -56,6 +54,8 @@ async def create_api_token(
     email: str,
     label: str | None,
     expiration: dt.datetime | None,
+    scopes: Sequence[str] | None = None,
+    workspace_id: str | None = None,
 ) -> str:
     token = new_api_token()
     await conn.execute(
@@ -66,6 +66,8 @@ async def create_api_token(
             "email": email,
             "label": label,
             "expiration": expiration,
+            "scopes": list(scopes) if scopes is not None else None,
+            "workspace_id": workspace_id,
         },
     )
     return token
@@ -95,7 +97,8 @@ def job_token_secret(conn: psycopg.Connection) -> bytes:
 def mint_job_token(secret: bytes, *, job_id: UUID, email: str, username: str) -> str:
     """A job's ``WM_TOKEN``: signed, so issuing one costs no database write.
 
-    It is valid while its job is queued or running (checked when it is used).
+    It is valid while its job is queued or running, in its job's workspace only, with the
+    scopes of the token that started the job (all checked when it is used).
     """
     payload = base64.urlsafe_b64encode(
         json.dumps([str(job_id), email, username], separators=(",", ":")).encode()
@@ -122,7 +125,11 @@ def read_job_token(secret: bytes, token: str) -> Actor | None:
 
 class TokenResolver:
     """Turns a request's token into its actor: the superadmin secret, a job token (valid
-    while its job is queued or running), or an API token (its owner remembered briefly)."""
+    while its job is queued or running), or an API token.
+
+    API tokens are looked up on every request (one primary-key read, no cache), so a revoked
+    or expired token stops working at once in every server process.
+    """
 
     def __init__(
         self, pool: AsyncConnectionPool, *, job_token_secret: bytes, superadmin_secret: str
@@ -130,7 +137,6 @@ class TokenResolver:
         self.pool = pool
         self.job_token_secret = job_token_secret
         self.superadmin_secret = superadmin_secret
-        self._cache: dict[str, tuple[Actor, float]] = {}
 
     async def resolve(self, token: str | None) -> Actor:
         """The actor of ``token``; :class:`Unauthorized` without a valid one."""
@@ -141,37 +147,45 @@ class TokenResolver:
             return Actor(SUPERADMIN_SECRET_EMAIL, "superadmin_secret", super_admin=True)
         job_actor = read_job_token(self.job_token_secret, token)
         if job_actor is not None:
-            async with self.pool.connection() as conn:
-                alive = await (
-                    await conn.execute(Q["job_is_queued"], {"id": job_actor.job_id})
-                ).fetchone()
-            if not alive:
-                raise Unauthorized("this job token belongs to a job that has finished")
-            return job_actor
-        key = hash_token(token)
-        actor = self._cached(key)
-        if actor is not None:
-            return actor
+            return await self._job_actor(job_actor)
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(Q["get_token_owner"], {"token_hash": key})).fetchone()
+            row = await (
+                await conn.execute(Q["get_token_owner"], {"token_hash": hash_token(token)})
+            ).fetchone()
         if row is None:
             raise Unauthorized(MISSING_TOKEN)
-        actor = Actor(email=row[0], username=row[1], super_admin=row[2])
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (actor, time.monotonic() + _TOKEN_CACHE_S)
-        return actor
+        email, username, super_admin, scopes, workspace_id = row
+        return Actor(
+            email=email,
+            username=username,
+            super_admin=super_admin,
+            scopes=tuple(scopes) if scopes is not None else None,
+            token_workspace=workspace_id,
+        )
 
-    def _cached(self, key: str) -> Actor | None:
-        entry = self._cache.get(key)
-        if entry is None:
-            return None
-        if entry[1] < time.monotonic():
-            del self._cache[key]
-            return None
-        return entry[0]
+    async def _job_actor(self, signed: Actor) -> Actor:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(Q["get_live_job_for_token"], {"id": signed.job_id})
+            ).fetchone()
+            user = await (await conn.execute(Q["get_user"], {"email": signed.email})).fetchone()
+        if row is None:
+            raise Unauthorized("this job token belongs to a job that has finished")
+        # A job started with SUPERADMIN_SECRET acts as that secret's identity (no user row).
+        secret_job = signed.email == SUPERADMIN_SECRET_EMAIL and bool(self.superadmin_secret)
+        if user is None and not secret_job:
+            raise Unauthorized("the user this job runs as no longer exists")
+        workspace_id, scopes, runnable_path, _trigger = row
+        return Actor(
+            email=signed.email,
+            username=signed.username,
+            super_admin=secret_job or bool(user and user[3]),
+            job_id=signed.job_id,
+            scopes=tuple(scopes) if scopes is not None else None,
+            token_workspace=workspace_id,
+            state_path=f"{runnable_path}/{signed.username}" if runnable_path else None,
+        )
 
     async def revoke(self, token: str) -> None:
-        """Revoke an API token; it stops working in this process at once."""
+        """Revoke an API token; it stops working at once, everywhere."""
         await revoke_token(self.pool, token)
-        self._cache.pop(hash_token(token), None)

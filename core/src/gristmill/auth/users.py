@@ -72,7 +72,12 @@ def ensure_first_admin(conn: psycopg.Connection) -> NewAdmin | None:
             "super_admin": True,
         },
     ).fetchone()
-    return NewAdmin(email, password) if created else None
+    if not created:
+        return None
+    conn.execute(
+        Q["add_member"], {"workspace_id": "main", "email": email, "role": "admin", "added_by": None}
+    )
+    return NewAdmin(email, password)
 
 
 def first_admin_email(conn: psycopg.Connection) -> str | None:
@@ -98,6 +103,8 @@ def cli_token_for_first_admin(conn: psycopg.Connection, current: str | None) -> 
             "email": email,
             "label": "cli",
             "expiration": None,
+            "scopes": None,
+            "workspace_id": None,
         },
     )
     return token

@@ -28,7 +28,6 @@ __all__ = [
     "completed_result",
     "fetch_job",
     "get_logs",
-    "job_is_alive",
     "job_state",
     "list_jobs",
     "logs_since",
@@ -121,13 +120,6 @@ async def job_state(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) 
     if status is not None:
         completed = CompletedResult(JobStatus(status), result or "null")
     return JobState(bool(running), completed)
-
-
-async def job_is_alive(pool: AsyncConnectionPool, job_id: UUID) -> bool:
-    """Whether a job is queued or running (its token is valid only then)."""
-    async with pool.connection() as conn:
-        row = await (await conn.execute(Q["job_is_queued"], {"id": job_id})).fetchone()
-    return row is not None
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,11 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
 
 from gristmill.api.deps import (
+    AccessDep,
     ActorDep,
     AuthenticatedRoute,
     PlatformDep,
     WorkspaceDep,
-    authenticate,
-    check_workspace,
 )
 from gristmill.api.schemas.jobs import (
     CancelBody,
@@ -34,6 +33,7 @@ from gristmill.api.schemas.jobs import (
     RunOptionsQuery,
 )
 from gristmill.auth.actor import Actor
+from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
 from gristmill.queue import cancel, rows
 from gristmill.queue.states import JobStatus
@@ -149,6 +149,7 @@ class RunContext:
     actor: Actor
     workspace: str
     query: RunOptionsQuery
+    access: Access
 
     def options(self, job_id: UUID | None = None) -> RunOptions:
         q = self.query
@@ -161,10 +162,10 @@ class RunContext:
         )
 
 
-async def run_context(request: Request, workspace: str) -> RunContext:
-    actor = await authenticate(request)
-    await check_workspace(request, workspace)
-    return RunContext(request.app.state.platform, actor, workspace, run_options(request))
+async def run_context(request: Request, access: AccessDep) -> RunContext:
+    return RunContext(
+        request.app.state.platform, access.actor, access.workspace_id, run_options(request), access
+    )
 
 
 RunContextDep = Annotated[RunContext, Depends(run_context)]

@@ -15,12 +15,13 @@ RETURNING email;
 SELECT email, username, password_hash, super_admin FROM app_user WHERE email = %(email)s;
 
 -- name: insert_token
-INSERT INTO token (token_hash, token_prefix, email, label, expiration)
-VALUES (%(token_hash)s, %(token_prefix)s, %(email)s, %(label)s, %(expiration)s);
+INSERT INTO token (token_hash, token_prefix, email, label, expiration, scopes, workspace_id)
+VALUES (%(token_hash)s, %(token_prefix)s, %(email)s, %(label)s, %(expiration)s,
+        %(scopes)s, %(workspace_id)s);
 
 -- name: get_token_owner
--- The owner of a valid (unexpired) token.
-SELECT u.email, u.username, u.super_admin
+-- The owner of a valid (unexpired) token, the token's scopes and workspace.
+SELECT u.email, u.username, u.super_admin, t.scopes, t.workspace_id
 FROM token t JOIN app_user u USING (email)
 WHERE t.token_hash = %(token_hash)s AND (t.expiration IS NULL OR t.expiration > now());
 

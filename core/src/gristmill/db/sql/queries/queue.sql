@@ -291,9 +291,12 @@ INSERT INTO job_completed (id, workspace_id, status, result, started_at, duratio
 SELECT id, workspace_id, 'failure', %(result)s::jsonb, now(), 0 FROM j
 RETURNING id;
 
--- name: job_is_queued
--- Whether a job is queued or running (a job token is valid only then).
-SELECT 1 FROM job_queue WHERE id = %(id)s;
+-- name: get_live_job_for_token
+-- A queued or running job (a job token is valid only then): its workspace, the scopes it
+-- inherited, and its path (for its state path).
+SELECT j.workspace_id, j.permissioned_scopes, j.runnable_path, j.trigger
+FROM job_queue q JOIN job j USING (id)
+WHERE q.id = %(id)s;
 
 -- name: get_cancel_request
 -- Who asked to cancel a running job, and why.

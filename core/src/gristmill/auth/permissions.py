@@ -1,0 +1,224 @@
+"""Who may do what in a workspace: roles, groups, folders, per-item ACLs and token scopes.
+
+Windmill's model (reference §7), checked in Python for single items and by the SQL function
+``gm_can_read`` (migration 0005) in list queries, with the same rule:
+
+* an **admin** of the workspace (or a super admin, in any workspace) may do everything;
+* an item at ``u/<me>/...`` is its owner's; at ``g/<group>/...`` its group's members';
+  at ``f/<folder>/...`` the folder's: its owners write, its ``extra_perms`` grant read
+  (``false``) or write (``true``) to users and groups;
+* an item's own ``extra_perms`` (``{"u/alice": true, "g/team": false}``) do the same;
+* an **operator** runs and reads what is visible to them, and never writes (not even their
+  own ``u/`` items): the one exception is the state of the job they started
+  (:meth:`Access.can_write_state`).
+
+Every member belongs to the group ``all``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from gristmill.auth.actor import Actor
+from gristmill.db.queries import Q
+from gristmill.errors import Forbidden
+
+__all__ = [
+    "ALL_GROUP",
+    "Access",
+    "Role",
+    "load_access",
+    "owner_of",
+    "scope_allows",
+]
+
+#: The group every member of a workspace belongs to.
+ALL_GROUP = "all"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    OPERATOR = "operator"
+
+
+def owner_of(path: str) -> str:
+    """``u/alice`` of ``u/alice/x/y``: the first two segments of an item's path."""
+    kind, _, rest = path.partition("/")
+    return f"{kind}/{rest.partition('/')[0]}"
+
+
+def scope_allows(
+    scopes: tuple[str, ...] | None, domain: str, action: str, path: str | None
+) -> bool:
+    """Whether token ``scopes`` (``None``: unrestricted) allow ``action`` on ``domain``.
+
+    A scope is ``{domain}:{action}[:{path pattern}]``; ``*`` stands for any domain or
+    action, a ``write`` scope also allows ``read``, and a path pattern may end with ``*``
+    (``scripts:read:f/team/*``). A scope naming a path allows an operation that names no
+    path only for listing (``read``).
+    """
+    if scopes is None:
+        return True
+    for scope in scopes:
+        parts = scope.split(":", 2)
+        if len(parts) < 2:
+            continue
+        s_domain, s_action = parts[0], parts[1]
+        if s_domain not in ("*", domain):
+            continue
+        if s_action not in ("*", action) and not (s_action == "write" and action == "read"):
+            continue
+        if len(parts) == 3 and parts[2] not in ("", "*"):
+            if path is None:
+                if action != "read":
+                    continue
+            elif not fnmatch.fnmatchcase(path, parts[2]):
+                continue
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class Access:
+    """What an actor may do in one workspace."""
+
+    workspace_id: str
+    actor: Actor
+    role: Role
+    groups: frozenset[str] = frozenset()
+    #: Folders whose items the actor may read / write.
+    folders_read: frozenset[str] = frozenset()
+    folders_write: frozenset[str] = frozenset()
+    #: Folders the actor owns (directly or through a group).
+    folders_owned: frozenset[str] = frozenset()
+    #: The path of the state the actor's job may write, set for a job token.
+    state_path: str | None = field(default=None)
+
+    @property
+    def username(self) -> str:
+        return self.actor.username
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    @property
+    def owners(self) -> list[str]:
+        """``u/<me>`` and ``g/<group>`` of each group: the keys ACLs grant to."""
+        return [f"u/{self.username}", *(f"g/{g}" for g in sorted(self.groups))]
+
+    def sql_params(self) -> dict[str, Any]:
+        """The parameters of ``gm_can_read`` in list queries."""
+        return {
+            "is_admin": self.is_admin,
+            "owners": self.owners,
+            "folders_read": sorted(self.folders_read),
+        }
+
+    def can_read(self, path: str, extra_perms: Mapping[str, Any] | None = None) -> bool:
+        if self.is_admin:
+            return True
+        owners = set(self.owners)
+        if owner_of(path) in owners:
+            return True
+        kind, _, rest = path.partition("/")
+        if kind == "f" and rest.partition("/")[0] in self.folders_read:
+            return True
+        return any(key in owners for key in (extra_perms or {}))
+
+    def can_write(self, path: str, extra_perms: Mapping[str, Any] | None = None) -> bool:
+        if self.is_admin:
+            return True
+        if self.is_operator:
+            return False
+        owners = set(self.owners)
+        if owner_of(path) in owners:
+            return True
+        kind, _, rest = path.partition("/")
+        if kind == "f" and rest.partition("/")[0] in self.folders_write:
+            return True
+        return any(extra_perms.get(key) is True for key in owners) if extra_perms else False
+
+    def can_write_state(self, path: str) -> bool:
+        """Writing the state resource at ``path``: as any item, or the running job's own."""
+        return self.state_path == path or self.can_write(path)
+
+    def require_read(self, path: str, extra_perms: Mapping[str, Any] | None = None) -> None:
+        if not self.can_read(path, extra_perms):
+            raise Forbidden(f"{self.username} may not read {path!r} (ask its owner for access)")
+
+    def require_write(self, path: str, extra_perms: Mapping[str, Any] | None = None) -> None:
+        if not self.can_write(path, extra_perms):
+            if self.is_operator:
+                raise Forbidden(
+                    f"{self.username} is an operator of workspace '{self.workspace_id}': "
+                    "operators run and view, they do not create or edit"
+                )
+            raise Forbidden(
+                f"{self.username} may not write {path!r}: only its owner, the owners of its "
+                "folder, workspace admins and those its permissions name as writers may"
+            )
+
+    def require_create(self, path: str) -> None:
+        """Creating an item at ``path`` (it has no ``extra_perms`` yet)."""
+        self.require_write(path)
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden(
+                f"this needs the admin role in workspace '{self.workspace_id}'; "
+                f"{self.username} is {self.role.value}"
+            )
+
+    def require_not_operator(self) -> None:
+        if self.is_operator:
+            raise Forbidden(
+                f"{self.username} is an operator of workspace '{self.workspace_id}': "
+                "operators run and view, they do not create or edit"
+            )
+
+
+async def load_access(conn: psycopg.AsyncConnection, actor: Actor, workspace_id: str) -> Access:
+    """The actor's access to ``workspace_id``; :class:`Forbidden` when not a member.
+
+    A super admin is an admin of every workspace. A job token acts as the member who started
+    the job, with that member's role today (a removed or disabled member's jobs lose access).
+    """
+    row = await (
+        await conn.execute(
+            Q["get_access"],
+            {"workspace_id": workspace_id, "email": actor.email, "username": actor.username},
+        )
+    ).fetchone()
+    if row is None or row[1]:
+        if actor.super_admin:
+            return Access(workspace_id, actor, Role.ADMIN, frozenset({ALL_GROUP}))
+        state = "disabled in" if row is not None else "not a member of"
+        raise Forbidden(f"{actor.username} is {state} workspace '{workspace_id}'")
+    role, _disabled, groups = row
+    group_set = frozenset(groups) | {ALL_GROUP}
+    owners = [f"u/{actor.username}", *(f"g/{g}" for g in sorted(group_set))]
+    folders = await (
+        await conn.execute(Q["get_folder_access"], {"workspace_id": workspace_id, "owners": owners})
+    ).fetchall()
+    return Access(
+        workspace_id=workspace_id,
+        actor=actor,
+        role=Role.ADMIN if actor.super_admin else Role(role),
+        groups=group_set,
+        folders_read=frozenset(name for name, _, _ in folders),
+        folders_write=frozenset(name for name, write, _ in folders if write),
+        folders_owned=frozenset(name for name, _, owned in folders if owned),
+        state_path=actor.state_path,
+    )
