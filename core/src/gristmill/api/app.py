@@ -8,7 +8,22 @@ from gristmill import __version__
 from gristmill.api.errors import install_error_handlers
 from gristmill.api.limits import BodySizeLimit
 from gristmill.api.openapi import ERROR_RESPONSES, PUBLIC_ERROR_RESPONSES, install_openapi
-from gristmill.api.routes import auth, jobs, meta, scripts, workers
+from gristmill.api.routes import (
+    acls,
+    audit,
+    auth,
+    folders,
+    groups,
+    job_metrics,
+    jobs,
+    meta,
+    resources,
+    scripts,
+    users,
+    variables,
+    workers,
+    workspaces,
+)
 from gristmill.server.platform import Platform
 
 __all__ = ["create_app"]
@@ -44,6 +59,15 @@ def create_app(platform: Platform) -> FastAPI:
         scripts.router,
         jobs.router,
         jobs.unauthed_router,
+        users.router,
+        workspaces.router,
+        groups.router,
+        folders.router,
+        acls.router,
+        variables.router,
+        resources.router,
+        audit.router,
+        job_metrics.router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
