@@ -563,7 +563,8 @@ async def get_result_maybe(
 
 async def _cancel(platform: Platform, access: Access, id: UUID, body: CancelBody | None) -> str:
     # Whoever may see a job may cancel it, operators included (Windmill's rule: cancelling
-    # is part of running); an invisible job is not found.
+    # is part of running); an invisible job is not found. Bad input is refused first.
+    check_no_nul("reason", body.reason if body else None)
     await rows.fetch_job(platform.db, access.workspace_id, id, access)
     await cancel.cancel_job(
         platform.db,
