@@ -413,6 +413,9 @@ async def test_environment_of_a_scheduled_flow_step(
     assert re.fullmatch(rf"f_shared_my_flow/f_shared_nightly/b/\d+_{step}", env["WM_OBJECT_PATH"])
     assert env["WM_EMAIL"] == "alice@example.com"
     assert env["WM_PERMISSIONED_AS"] == "u/alice"
+    job = (await api.get(f"/w/main/jobs_u/get/{step}")).json()
+    assert (job["schedule_path"], job["is_flow_step"]) == ("f/shared/nightly", True)
+    assert job["parent_job"] == str(flow.id)
 
     # The job token of such a step may write exactly that state path (same computation).
     later = await platform.runs.run_preview(

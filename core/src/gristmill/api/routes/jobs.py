@@ -36,6 +36,7 @@ from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
 from gristmill.queue import cancel, resume, rows
+from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.scripts.hashes import format_hash, parse_hash
@@ -355,10 +356,12 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
         "parent_job": str(row["parent_job"]) if row["parent_job"] else None,
         # Always present (lists leave out only the unset heavy fields).
         "visible_to_owner": True,
-        "is_flow_step": False,
+        "is_flow_step": row.get("flow_step_id") is not None,
         "same_worker": False,
         "flow_status": None,
-        "schedule_path": None,
+        "schedule_path": row.get("trigger")
+        if row.get("trigger_kind") == SCHEDULE_TRIGGER
+        else None,
         "mem_peak": None,
     }
     if full:

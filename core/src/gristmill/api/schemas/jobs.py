@@ -107,7 +107,7 @@ class _JobBase(BaseModel):
     is_flow_step: bool = False
     same_worker: bool = False
     flow_status: None = None
-    schedule_path: None = None
+    schedule_path: str | None = None
     mem_peak: None = None
     canceled: bool
     canceled_by: str | None
