@@ -103,6 +103,10 @@ POLICY: dict[str, str] = {
     "job_metrics-set_job_progress":        OPERATOR_ALLOWED, # POST /w/{ws}/job_metrics/set_progress/{id}
     # scripts (more)
     "scripts-list_script_paths":           MEMBER_READ,      # GET  /w/{ws}/scripts/list_paths
+    "scripts-archive_script_by_path":      MEMBER_WRITE,     # POST /w/{ws}/scripts/archive/p/{path}
+    "scripts-archive_script_by_hash":      MEMBER_WRITE,     # POST /w/{ws}/scripts/archive/h/{hash}
+    "scripts-delete_script_by_path":       MEMBER_WRITE,     # POST /w/{ws}/scripts/delete/p/{path}
+    "scripts-delete_script_by_hash":       MEMBER_WRITE,     # POST /w/{ws}/scripts/delete/h/{hash}
     # users (instance level)
     "auth-logout_get":                     GLOBAL_SELF,      # GET  /auth/logout
     "users-global_whoami":                 GLOBAL_SELF,      # GET  /users/whoami
@@ -122,6 +126,7 @@ POLICY: dict[str, str] = {
     "users-list_usernames":                MEMBER_READ,      # GET  /w/{ws}/users/list_usernames
     "users-whois":                         MEMBER_READ,      # GET  /w/{ws}/users/whois/{username}
     "users-username_to_email":             MEMBER_READ,      # GET  /w/{ws}/users/username_to_email/{username}
+    "users-is_owner":                      MEMBER_READ,      # GET  /w/{ws}/users/is_owner/{path}
     "users-update_user":                   ADMIN,            # POST /w/{ws}/users/update/{username} (role, disabled)
     "users-delete_member":                 ADMIN,            # DELETE /w/{ws}/users/delete/{username}
     # workspaces
