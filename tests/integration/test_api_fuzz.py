@@ -10,11 +10,8 @@ every time; a failure prints the request that reproduces it.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.plugins import build_plugin_manager
-from gristmill.server.platform import Platform, prepare_database
+from gristmill.server.platform import Platform
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
 from hypothesis import HealthCheck, settings
 
@@ -36,66 +32,8 @@ pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {SUPERADMIN_SECRET}"}
 
 
-class _Server:
-    """A platform and uvicorn on 127.0.0.1, on a thread of their own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.server: uvicorn.Server | None = None
-        self.thread = threading.Thread(target=self._run, name="fuzzed-api", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self) -> None:
-        prepared = await asyncio.to_thread(prepare_database, self.settings.database_url)
-        platform = Platform(
-            settings=self.settings,
-            conninfo=self.settings.database_url,
-            job_token_secret=prepared.job_token_secret,
-        )
-        await platform.start()
-        try:
-            config = uvicorn.Config(
-                create_app(platform), log_level="warning", lifespan="off", access_log=False
-            )
-            self.server = uvicorn.Server(config)
-            serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-            # uvicorn says it is listening only through this flag.
-            while not self.server.started and not serving.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            self.ready.set()
-            await serving
-        finally:
-            await platform.stop()
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        self.ready.wait(120)
-        if self.error is not None:
-            raise self.error
-        assert self.server is not None and self.server.started, "the API did not start"
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(60)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
-def api_url(pg_cluster: PgCluster) -> Iterator[str]:
+def api_url(pg_cluster: PgCluster, served_platform: Any) -> Iterator[str]:
     """The base URL of a started platform on a fresh database."""
     database = pg_cluster.create_database()
     data_dir = Path(tempfile.mkdtemp(prefix="gm-fuzz-", dir="/var/tmp"))
@@ -113,7 +51,7 @@ def api_url(pg_cluster: PgCluster) -> Iterator[str]:
         timeout_wait_result_s=1.0,
     )
     try:
-        with _Server(fuzzed) as url:
+        with served_platform(fuzzed) as url:
             yield url
     finally:
         pg_cluster.drop_database(database)
