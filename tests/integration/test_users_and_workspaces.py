@@ -725,3 +725,34 @@ async def test_bad_input_is_a_clear_400(
     r = await api.post(path, json=body)
     assert r.status_code == 400, r.text
     assert r.text.startswith("Bad request: ")
+
+
+async def test_is_owner(api: httpx.AsyncClient, database_url: str) -> None:
+    dev = await member(api, "own@example.com")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO group_ (workspace_id, name) VALUES ('main', 'crew')")
+        conn.execute(
+            "INSERT INTO group_member (workspace_id, group_name, username) "
+            "VALUES ('main', 'crew', 'own')"
+        )
+        conn.execute(
+            "INSERT INTO folder (workspace_id, name, display_name, owners) "
+            "VALUES ('main', 'mine', 'Mine', '{u/own}'), ('main', 'theirs', 'T', '{u/x}')"
+        )
+
+    async def owns(path: str, token: str = dev) -> Any:
+        r = await api.get(f"/w/main/users/is_owner/{path}", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert await owns("u/own/script") is True
+    assert await owns("u/other/script") is False
+    assert await owns("g/crew/x") is True and await owns("g/other/x") is False
+    assert await owns("f/mine/a/b") is True and await owns("f/theirs/a") is False
+    assert await owns("u/other/script", SUPERADMIN_SECRET) is True
+    bad = await api.get("/w/main/users/is_owner/x/y", headers=bearer(dev))
+    assert bad.status_code == 400
+
+    # Deleting the user drops their group memberships (kept by username).
+    assert (await api.delete("/users/delete/own@example.com")).status_code == 200
+    assert db_rows(database_url, "SELECT 1 FROM group_member WHERE username = 'own'") == []

@@ -24,6 +24,7 @@ from gristmill.auth.permissions import Access, Role, load_access
 from gristmill.auth.users import normalize_email
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
+from gristmill.scripts.paths import check_path
 from gristmill.validation import check_no_nul
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "delete_invite",
     "get_member",
     "invite_user",
+    "is_owner",
     "leave",
     "list_invites_of",
     "list_members",
@@ -444,3 +446,18 @@ async def access_of(pool: AsyncConnectionPool, access: Access, member: Member) -
 
 async def username_to_email(pool: AsyncConnectionPool, access: Access, username: str) -> str:
     return (await get_member(pool, access, username)).email
+
+
+def is_owner(access: Access, path: str) -> bool:
+    """Whether the caller owns the item at ``path``: an admin, the user of ``u/<me>/...``,
+    a member of the group of ``g/<group>/...``, an owner of the folder of ``f/<folder>/...``."""
+    check_path(path)
+    if access.is_admin:
+        return True
+    kind, _, rest = path.partition("/")
+    name = rest.partition("/")[0]
+    if kind == "u":
+        return name == access.username
+    if kind == "g":
+        return name in access.groups
+    return name in access.folders_owned

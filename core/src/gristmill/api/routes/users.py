@@ -237,6 +237,12 @@ async def username_to_email(
     return PlainTextResponse(await members.username_to_email(platform.db, access, username))
 
 
+@router.get("/w/{workspace}/users/is_owner/{path:path}")
+async def is_owner(path: str, access: AccessDep) -> bool:
+    """Whether the caller owns the item at ``path`` (admins own everything)."""
+    return members.is_owner(access, path)
+
+
 @router.post("/w/{workspace}/users/update/{username}", response_class=PlainTextResponse)
 async def update_user(
     username: str, body: EditWorkspaceUser, access: AccessDep, platform: PlatformDep

@@ -69,7 +69,10 @@ SELECT email, username, super_admin, name, created_at FROM app_user
 ORDER BY email LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: delete_user
-DELETE FROM app_user WHERE email = %(email)s RETURNING email;
+-- A user goes, with their group memberships (kept by username, which a later user may take).
+WITH gone AS (DELETE FROM app_user WHERE email = %(email)s RETURNING email, username),
+     groups AS (DELETE FROM group_member WHERE username IN (SELECT username FROM gone))
+SELECT email FROM gone;
 
 -- name: delete_other_sessions
 -- Revoke a user's login sessions but one (after a password change).
