@@ -32,7 +32,7 @@ class CreateWorkspace(BaseModel):
 
     id: str
     name: str
-    #: Ignored unless it is the creator's own username (usernames are instance-wide here).
+    #: Ignored: usernames are instance-wide here (the creator keeps theirs).
     username: str | None = None
     color: str | None = None
 
