@@ -55,7 +55,9 @@ def _is_model(schema: dict[str, Any]) -> bool:
     if "oneOf" in schema or "anyOf" in schema:
         return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
     if schema.get("type") == "array":
-        return _is_model(schema.get("items", {}))
+        # A list of names (Windmill's `list_usernames`, `listnames`) is as well described.
+        items = schema.get("items", {})
+        return items.get("type") == "string" or _is_model(items)
     return schema.get("type") in {"boolean", "integer", "number"}
 
 

@@ -100,6 +100,14 @@ class Settings:
     max_script_size_kb: int = 1024
     #: A job's arguments larger than this (as JSON) are refused (MB).
     max_args_size_mb: int = 16
+    #: Failed logins of one account within the window before logins are refused (429).
+    login_max_failures: int = 10
+    #: Failed logins from one address within the window before logins are refused (429).
+    login_max_failures_per_address: int = 50
+    #: The window of login throttling (s).
+    login_window_s: int = 300
+    #: Whether only super admins may create workspaces (Windmill's default: yes).
+    create_workspace_require_superadmin: bool = True
 
     @property
     def cache_dir(self) -> Path:
@@ -183,6 +191,14 @@ class Settings:
             max_body_size_mb=reader.integer("GRISTMILL_MAX_BODY_SIZE_MB", 32, minimum=1),
             max_script_size_kb=reader.integer("GRISTMILL_MAX_SCRIPT_SIZE_KB", 1024, minimum=1),
             max_args_size_mb=reader.integer("GRISTMILL_MAX_ARGS_SIZE_MB", 16, minimum=1),
+            login_max_failures=reader.integer("GRISTMILL_LOGIN_MAX_FAILURES", 10, minimum=1),
+            login_max_failures_per_address=reader.integer(
+                "GRISTMILL_LOGIN_MAX_FAILURES_PER_ADDRESS", 50, minimum=1
+            ),
+            login_window_s=reader.integer("GRISTMILL_LOGIN_WINDOW_S", 300, minimum=1),
+            create_workspace_require_superadmin=reader.boolean(
+                "CREATE_WORKSPACE_REQUIRE_SUPERADMIN", True
+            ),
         )
 
 
