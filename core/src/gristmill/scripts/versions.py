@@ -167,8 +167,9 @@ async def save_version(
         )
         latest = await cur.fetchone()
         if latest is None:
-            access.require_create(draft.path)
+            # A missing folder first: the clearer answer (folder names are not secret).
             await require_folder_of(conn, workspace_id, draft.path)
+            access.require_create(draft.path)
             extra_perms: dict[str, Any] = {}
         else:
             access.require_write(draft.path, latest["extra_perms"])
