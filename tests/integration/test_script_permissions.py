@@ -210,3 +210,32 @@ async def test_script_acls_take_effect_at_once_and_new_versions_keep_them(
     assert r.status_code == 200, r.text
     await assert_invisible(bob, "u/alice/tool", v2)
     await assert_invisible(bob, "u/alice/tool", hash_)  # older versions too
+
+
+async def test_archive_and_delete_need_write_access(people: People) -> None:
+    alice, bob, oscar = people.alice, people.bob, people.oscar
+    v1 = (await save(alice, "u/alice/old")).text
+    # Invisible to Bob: 404; visible but read-only to Oscar: 403.
+    await alice.post("/w/main/acls/add/script/u/alice/old", json={"owner": "u/oscar"})
+    for url in (
+        "/w/main/scripts/archive/p/u/alice/old",
+        f"/w/main/scripts/archive/h/{v1}",
+        f"/w/main/scripts/delete/h/{v1}",
+        "/w/main/scripts/delete/p/u/alice/old",
+    ):
+        assert (await bob.post(url)).status_code == 404, url
+        assert (await oscar.post(url)).status_code == 403, url
+    # The owner archives it: it no longer runs by path, and is hidden from the list.
+    r = await alice.post("/w/main/scripts/archive/p/u/alice/old")
+    assert r.status_code == 200, r.text
+    r = await alice.post("/w/main/jobs/run/p/u/alice/old", json={})
+    assert r.status_code == 404, r.text
+    assert "u/alice/old" not in await listed(alice)
+    assert (await alice.get(f"/w/main/scripts/get/h/{v1}")).json()["archived"] is True
+    # Deleting a version hides it; deleting the path frees it.
+    assert (await alice.post(f"/w/main/scripts/delete/h/{v1}")).status_code == 200
+    assert (await alice.get(f"/w/main/scripts/get/h/{v1}")).status_code == 404
+    v2 = (await save(alice, "u/alice/gone")).text
+    assert (await alice.post("/w/main/scripts/delete/p/u/alice/gone")).status_code == 200
+    assert (await alice.get(f"/w/main/scripts/get/h/{v2}")).status_code == 404
+    assert (await save(alice, "u/alice/gone")).status_code == 201

@@ -4,7 +4,7 @@ archived), reading them by path or hash, history and lists."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
@@ -43,6 +43,10 @@ __all__ = [
     "HistoryEntry",
     "ScriptQuery",
     "VersionDraft",
+    "archive_by_hash",
+    "archive_by_path",
+    "delete_by_hash",
+    "delete_by_path",
     "fetch_by_hash",
     "fetch_by_path",
     "fetch_live",
@@ -391,3 +395,39 @@ async def list_versions(
             },
         )
         return await cur.fetchall()
+
+
+async def _write_and_run(
+    pool: AsyncConnectionPool,
+    access: Access,
+    row: dict[str, Any],
+    query: LiteralString,
+    params: dict[str, Any],
+) -> str:
+    """Run ``query`` on a version the caller sees (``row``) once they may write its path;
+    the path, for the caller to forget cached versions."""
+    access.require_write(row["path"], row["extra_perms"])
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(query, {"workspace_id": access.workspace_id, **params})
+    return row["path"]
+
+
+async def archive_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
+    """Archive every version at ``path`` (write access; 404 when the caller cannot see it)."""
+    row = await fetch_by_path(pool, access.workspace_id, path, access)
+    return await _write_and_run(pool, access, row, Q["archive_script_path"], {"path": path})
+
+
+async def archive_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
+    row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
+    return await _write_and_run(pool, access, row, Q["archive_script"], {"hash": row["hash"]})
+
+
+async def delete_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
+    row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
+    return await _write_and_run(pool, access, row, Q["delete_script_hash"], {"hash": row["hash"]})
+
+
+async def delete_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
+    row = await fetch_by_path(pool, access.workspace_id, path, access)
+    return await _write_and_run(pool, access, row, Q["delete_script_path"], {"path": path})

@@ -210,3 +210,35 @@ async def list_scripts(
 async def list_script_paths(access: AccessDep, platform: PlatformDep) -> list[str]:
     """The paths of the live scripts the caller may read, sorted."""
     return await versions.list_paths(platform.db, access.workspace_id, access)
+
+
+@router.post("/archive/p/{path:path}", response_class=PlainTextResponse)
+async def archive_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Archive every version at ``path``: it no longer runs by path (needs write access)."""
+    await versions.archive_by_path(platform.db, access, path)
+    platform.runs.forget_script(access.workspace_id, path)
+    return path
+
+
+@router.post("/archive/h/{hash}", response_class=PlainTextResponse)
+async def archive_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Archive one version (needs write access to its path)."""
+    path = await versions.archive_by_hash(platform.db, access, hash)
+    platform.runs.forget_script(access.workspace_id, path)
+    return hash
+
+
+@router.post("/delete/h/{hash}", response_class=PlainTextResponse)
+async def delete_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Delete one version: its row stays, without its source (needs write access)."""
+    path = await versions.delete_by_hash(platform.db, access, hash)
+    platform.runs.forget_script(access.workspace_id, path)
+    return hash
+
+
+@router.post("/delete/p/{path:path}", response_class=PlainTextResponse)
+async def delete_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Delete every version at ``path`` (needs write access)."""
+    await versions.delete_by_path(platform.db, access, path)
+    platform.runs.forget_script(access.workspace_id, path)
+    return path

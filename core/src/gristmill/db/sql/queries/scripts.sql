@@ -94,3 +94,18 @@ WHERE j.workspace_id = %(workspace_id)s AND j.runnable_path = %(path)s
   AND j.runnable_hash = %(hash)s AND j.kind = 'dependencies'
 ORDER BY j.created_at DESC
 LIMIT 1;
+
+-- name: archive_script_path
+-- Archive every version at a path: nothing runs there any more (`run/p` answers 404).
+UPDATE script SET archived = true
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted;
+
+-- name: delete_script_hash
+-- Delete one version (Windmill's delete/h): the row stays for the jobs that name it, without
+-- its source.
+UPDATE script SET deleted = true, archived = true, content = '', lock = NULL
+WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+
+-- name: delete_script_path
+-- Delete every version at a path (Windmill's delete/p): the path can be created anew.
+DELETE FROM script WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
