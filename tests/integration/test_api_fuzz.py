@@ -188,6 +188,9 @@ def hashes(api_url: str) -> dict[str, str]:
     """Save the scripts and make the jobs the dictionaries name; the hash of each stand-in."""
     saved = {}
     with httpx.Client(base_url=f"{api_url}/api", headers=AUTH, timeout=60) as client:
+        # f/ paths need their folder.
+        r = client.post("/w/main/folders/create", json={"name": "fuzz"})
+        assert r.status_code == 201, r.text
         for stand_in, path, content, language in [
             (HASH_STAND_INS[0], "u/admin/echo", ECHO, "python3"),
             (HASH_STAND_INS[1], "f/fuzz/shell", SHELL, "bash"),

@@ -55,9 +55,12 @@ def _is_model(schema: dict[str, Any]) -> bool:
     if "oneOf" in schema or "anyOf" in schema:
         return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
     if schema.get("type") == "array":
-        # A list of names (Windmill's `list_usernames`, `listnames`) is as well described.
+        # A list of names (Windmill's listnames, list_paths) is a list of strings.
         items = schema.get("items", {})
         return items.get("type") == "string" or _is_model(items)
+    if schema.get("type") == "object" and isinstance(schema.get("additionalProperties"), dict):
+        # A map such as an ACL ({"u/alice": true}).
+        return _is_model(schema["additionalProperties"])
     return schema.get("type") in {"boolean", "integer", "number"}
 
 
