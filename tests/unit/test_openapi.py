@@ -56,7 +56,8 @@ def _is_model(schema: dict[str, Any]) -> bool:
         return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
     if schema.get("type") == "array":
         return _is_model(schema.get("items", {}))
-    return schema.get("type") in {"boolean", "integer", "number"}
+    # A JSON string too: `variables/get_value` answers one (what Windmill's clients parse).
+    return schema.get("type") in {"boolean", "integer", "number", "string"}
 
 
 def test_operations_found() -> None:
