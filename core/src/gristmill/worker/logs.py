@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -81,14 +82,23 @@ class SecretMask:
                 )
                 changed = True
         if changed:
-            values = sorted(
-                {v for v in self._values.values() if len(v) >= MIN_MASKED_LENGTH},
-                key=len,
-                reverse=True,
-            )
-            # Longest first: a secret containing another is masked whole.
-            self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
-            self._longest = len(values[0]) if values else 0
+            self._compile()
+
+    def learn(self, values: Iterable[str]) -> None:
+        """Mask these values too (secrets known otherwise than by :meth:`refresh`)."""
+        for value in values:
+            self._values[("", value)] = value
+        self._compile()
+
+    def _compile(self) -> None:
+        values = sorted(
+            {v for v in self._values.values() if len(v) >= MIN_MASKED_LENGTH},
+            key=len,
+            reverse=True,
+        )
+        # Longest first: a secret containing another is masked whole.
+        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        self._longest = len(values[0]) if values else 0
 
     def mask(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern is not None else text
