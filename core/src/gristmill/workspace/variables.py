@@ -145,9 +145,21 @@ def contextual_variables(
     ]
 
 
-def _check_value(value: str, field: str = "value") -> None:
+def _check_text(field: str, value: str) -> None:
+    """NUL and lone surrogates (``"\\ud800"`` in JSON): text Postgres cannot store."""
     check_no_nul(field, value)
-    size = len(value.encode("utf-8", "surrogatepass"))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadInput(
+            f"{field} contains an unpaired surrogate (\\u{ord(value[exc.start]):04x}) at "
+            f"position {exc.start}, which is not text; remove it"
+        ) from None
+
+
+def _check_value(value: str, field: str = "value") -> None:
+    _check_text(field, value)
+    size = len(value.encode("utf-8"))
     if size > MAX_VARIABLE_BYTES:
         raise TooLarge(
             f"{field} is {size} bytes, over the limit of {MAX_VARIABLE_BYTES} bytes for a "
@@ -156,7 +168,7 @@ def _check_value(value: str, field: str = "value") -> None:
 
 
 def _check_description(description: str) -> None:
-    check_no_nul("description", description)
+    _check_text("description", description)
     if len(description) > 10_000:
         raise BadInput("description is over 10000 characters")
 
