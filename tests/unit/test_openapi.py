@@ -61,7 +61,8 @@ def _is_model(schema: dict[str, Any]) -> bool:
     if schema.get("type") == "object" and isinstance(schema.get("additionalProperties"), dict):
         # A map such as an ACL ({"u/alice": true}).
         return _is_model(schema["additionalProperties"])
-    return schema.get("type") in {"boolean", "integer", "number"}
+    # A JSON string too: `variables/get_value` answers one (what Windmill's clients parse).
+    return schema.get("type") in {"boolean", "integer", "number", "string"}
 
 
 def test_operations_found() -> None:

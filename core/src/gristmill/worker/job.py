@@ -40,8 +40,9 @@ from gristmill.scripts.hashes import format_hash
 from gristmill.worker.environments import EnvironmentCache
 from gristmill.worker.execution import execute, lock_job
 from gristmill.worker.jobenv import job_env
-from gristmill.worker.logs import JobLog, flush_periodically
+from gristmill.worker.logs import JobLog, SecretMask, flush_periodically
 from gristmill.worker.retry import TRANSIENT, retry_transient
+from gristmill.workspace.secrets import Secrets
 
 __all__ = ["JobRunner", "Running"]
 
@@ -97,6 +98,7 @@ class JobRunner:
         plugins: pluggy.PluginManager,
         job_token_secret: bytes,
         policy: RunPolicy,
+        secrets: Secrets,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -105,6 +107,8 @@ class JobRunner:
         self.plugins = plugins
         self.secret = job_token_secret
         self.policy = policy
+        #: Decrypts the secrets a job read, to mask them in its logs.
+        self.secrets = secrets
         self.environments = EnvironmentCache(settings.cache_dir / "envs")
         self._cache_dirs: set[str] = set()
 
@@ -114,7 +118,10 @@ class JobRunner:
         key = str(job_id)
         name = running.worker
         running.mark("claimed")
-        job_log = JobLog(flushed=job["log_offset"])
+        job_log = JobLog(
+            flushed=job["log_offset"],
+            secret_mask=SecretMask(self.secrets, job_id, job["workspace_id"]),
+        )
         if job_log.flushed:
             job_log.write("\n[gristmill] previous attempt interrupted; the job starts again\n")
         job_dir = self.settings.jobs_dir / key
@@ -323,6 +330,7 @@ class JobRunner:
 
         async def record() -> bool:
             async with self.pool.connection() as conn:
+                chunk = await job_log.chunk(conn, final=True)
                 return await complete_job(
                     conn,
                     job_id=job_id,
@@ -330,7 +338,7 @@ class JobRunner:
                     status=status,
                     result_json=result_json,
                     log_offset=job_log.flushed,
-                    logs=job_log.take_pending(),
+                    logs=chunk.text,
                 )
 
         return await retry_transient(record, what=f"recording the result of job {job_id}")
@@ -339,12 +347,13 @@ class JobRunner:
         job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")
         with contextlib.suppress(*TRANSIENT):
             async with self.pool.connection(timeout=REQUEUE_TIMEOUT_S) as conn:
+                chunk = await job_log.chunk(conn, final=True)
                 await requeue_job(
                     conn,
                     job_id=job_id,
                     worker=name,
                     log_offset=job_log.flushed,
-                    logs=job_log.take_pending(),
+                    logs=chunk.text,
                 )
                 return
         log.warning("could not requeue job %s; the zombie monitor will restart it", job_id)
