@@ -144,7 +144,7 @@ async def test_resource_lifecycle_and_validation(api: httpx.AsyncClient) -> None
 
     listed = (await api.get("/w/main/resources/list")).json()
     assert [x["path"] for x in listed] == ["f/shared/s3x", "u/admin/db"]
-    only_pg = (await api.get("/w/main/resources/list", params={"resource_type": "postgresql"}))
+    only_pg = await api.get("/w/main/resources/list", params={"resource_type": "postgresql"})
     assert [x["path"] for x in only_pg.json()] == ["u/admin/db"]
     under_f = await api.get("/w/main/resources/list", params={"path_start": "f/"})
     assert [x["path"] for x in under_f.json()] == ["f/shared/s3x"]
