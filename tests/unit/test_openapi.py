@@ -22,6 +22,9 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_by_hash",
     "jobs-run_wait_result_preview",
     "jobs-get_completed_result",
+    # A resource's value is the user's JSON, as a result is.
+    "resources-get_resource_value",
+    "resources-get_resource_value_interpolated",
 }
 
 
@@ -55,7 +58,12 @@ def _is_model(schema: dict[str, Any]) -> bool:
     if "oneOf" in schema or "anyOf" in schema:
         return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
     if schema.get("type") == "array":
-        return _is_model(schema.get("items", {}))
+        items = schema.get("items", {})
+        # A list of names (``listnames``) is described enough.
+        return items.get("type") == "string" or _is_model(items)
+    if schema.get("type") == "object" and "additionalProperties" in schema:
+        # A map of names to text (``file_resource_type_to_file_ext_map``).
+        return schema["additionalProperties"].get("type") == "string"
     return schema.get("type") in {"boolean", "integer", "number"}
 
 
