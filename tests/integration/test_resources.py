@@ -72,6 +72,9 @@ async def test_builtin_and_workspace_resource_types(
     bad = {"name": "weather", "schema": {"type": "object", "properties": {"x": {"type": 7}}}}
     r = await api.post("/w/main/resources/type/create", json=bad)
     assert r.status_code == 400 and "not a valid JSON schema" in r.text and "7" in r.text
+    bad_regex = {"type": "object", "properties": {"x": {"type": "string", "pattern": "("}}}
+    r = await api.post("/w/main/resources/type/create", json={"name": "w", "schema": bad_regex})
+    assert r.status_code == 400 and "is not a 'regex'" in r.text
     schema = {
         "type": "object",
         "properties": {"key": {"type": "string"}, "units": {"type": "string"}},
@@ -128,6 +131,10 @@ async def test_resource_lifecycle_and_validation(api: httpx.AsyncClient) -> None
     assert (await _create(api, "u/admin/d\u00e9", PG)).status_code == 400
     r = await _create(api, "u/admin/db", {"x": "a\u0000b"})
     assert r.status_code == 400 and "NUL" in r.text
+    r = await _create(api, "u/admin/db", {"n": 2**70})
+    assert r.status_code == 400 and "64-bit" in r.text
+    r = await _create(api, "u/admin/" + "x" * 2000, 1)
+    assert r.status_code == 400 and "over 1000" in r.text
     # A reference stands for a value known only when read: it passes the schema.
     r = await _create(api, "u/admin/db", {**PG, "port": "$var:u/admin/port"}, "postgresql")
     assert r.status_code == 201, r.text

@@ -91,7 +91,10 @@ def _check_schema(schema: Any) -> None:
         raise BadInput("schema must be a JSON schema object (or null for any value)")
     check_json("schema", schema)
     try:
-        jsonschema.Draft7Validator.check_schema(schema)
+        # The format checker also refuses a `pattern` that is no regular expression.
+        jsonschema.Draft7Validator.check_schema(
+            schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
         raise BadInput(
@@ -268,8 +271,17 @@ def validate_value(rtype: ResourceTypeRow, value: Any) -> None:
     if rtype.schema is None:
         return
     validator = jsonschema.Draft7Validator(rtype.schema)
+    try:
+        errors = list(validator.iter_errors(value))
+    except Exception as exc:
+        # A schema the checks let through that fails in use (an unresolvable `$ref`, say):
+        # the type is unusable, which is not the server's fault.
+        raise BadInput(
+            f"resource type '{rtype.name}' has a schema that cannot check values: "
+            f"{short(str(exc), 200)}"
+        ) from None
     problems = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.path)):
+    for error in sorted(errors, key=lambda e: list(e.path)):
         if _is_reference(error.instance):
             continue
         where = ".".join(str(p) for p in error.absolute_path) or "value"

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -27,7 +28,7 @@ from gristmill.auth.permissions import Access, load_access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
 from gristmill.scripts.paths import check_path
-from gristmill.validation import check_json, check_no_nul, check_page
+from gristmill.validation import check_json, check_no_nul, check_page, short
 from gristmill.workspace.interpolate import interpolate
 from gristmill.workspace.resource_types import STATE_TYPE, require_type, validate_value
 
@@ -83,7 +84,7 @@ def _may_write(access: Access, row_type: str, path: str, extra_perms: Mapping[st
 
 
 def _not_found(path: str) -> NotFound:
-    return NotFound(f"resource {path} not found (or not visible to you)")
+    return NotFound(f"resource {short(path)} not found (or not visible to you)")
 
 
 async def _fetch(conn: psycopg.AsyncConnection, workspace_id: str, path: str) -> ResourceRow | None:
@@ -164,7 +165,7 @@ async def _read_variable(
         )
     ).fetchone()
     if row is None or not access.can_read(path, row[2]):
-        raise NotFound(f"variable {path} not found (or not visible to you)")
+        raise NotFound(f"variable {short(path)} not found (or not visible to you)")
     value, is_secret, _ = row
     if is_secret:
         raise BadInput(f"variable {path} is a secret, which references cannot read yet")
@@ -232,10 +233,21 @@ async def get_value_interpolated(pool: AsyncConnectionPool, access: Access, path
 # -- writes --------------------------------------------------------------------------------------
 
 
+#: Longer paths are refused before the database's index would (a 500).
+MAX_PATH_LENGTH = 1000
+
+
 def _check_fields(path: str, value: Any, description: str | None) -> None:
     check_path(path)
+    if len(path) > MAX_PATH_LENGTH:
+        raise BadInput(f"path is {len(path)} characters long, over {MAX_PATH_LENGTH}")
     check_no_nul("description", description)
     check_json("value", value)
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        # Integers beyond 64 bits, which the JSON columns cannot take through orjson.
+        raise BadInput(f"value cannot be stored: {exc}") from None
 
 
 async def create_resource(
