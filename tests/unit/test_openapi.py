@@ -22,6 +22,9 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_by_hash",
     "jobs-run_wait_result_preview",
     "jobs-get_completed_result",
+    # A resource's value is the user's JSON, as a result is.
+    "resources-get_resource_value",
+    "resources-get_resource_value_interpolated",
 }
 
 
@@ -59,7 +62,7 @@ def _is_model(schema: dict[str, Any]) -> bool:
         items = schema.get("items", {})
         return items.get("type") == "string" or _is_model(items)
     if schema.get("type") == "object" and isinstance(schema.get("additionalProperties"), dict):
-        # A map such as an ACL ({"u/alice": true}).
+        # A map such as an ACL ({"u/alice": true}) or `file_resource_type_to_file_ext_map`.
         return _is_model(schema["additionalProperties"])
     # A JSON string too: `variables/get_value` answers one (what Windmill's clients parse).
     return schema.get("type") in {"boolean", "integer", "number", "string"}

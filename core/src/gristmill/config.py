@@ -240,7 +240,6 @@ class Settings:
             create_workspace_require_superadmin=reader.boolean(
                 "CREATE_WORKSPACE_REQUIRE_SUPERADMIN", True
             ),
-
             instance_key=parse_instance_key(env.get("GRISTMILL_INSTANCE_KEY", "")),
         )
 
