@@ -22,6 +22,7 @@ from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
 from gristmill.validation import check_no_nul, check_page
+from gristmill.queue.context import state_path
 
 __all__ = [
     "MISSING_TOKEN",
@@ -184,7 +185,7 @@ class TokenResolver:
         secret_job = signed.email == SUPERADMIN_SECRET_EMAIL and bool(self.superadmin_secret)
         if user is None and not secret_job:
             raise Unauthorized("the user this job runs as no longer exists")
-        workspace_id, scopes, runnable_path, _trigger = row
+        workspace_id, scopes, runnable_path, trigger, trigger_kind, step, flow_path = row
         return Actor(
             email=signed.email,
             username=signed.username,
@@ -192,7 +193,15 @@ class TokenResolver:
             job_id=signed.job_id,
             scopes=tuple(scopes) if scopes is not None else None,
             token_workspace=workspace_id,
-            state_path=f"{runnable_path}/{signed.username}" if runnable_path else None,
+            # The same path as the job's WM_STATE_PATH (gristmill.queue.context).
+            state_path=state_path(
+                runnable_path,
+                signed.username,
+                trigger_kind=trigger_kind,
+                trigger=trigger,
+                flow_path=flow_path,
+                flow_step_id=step,
+            ),
         )
 
     async def revoke(self, token: str) -> None:

@@ -239,14 +239,14 @@ class JobRunner:
         if not paths and not has_references(args):
             return args, {}
         username = job["permissioned_as"].removeprefix("u/")
-        state_path = f"{job['runnable_path']}/{username}" if job["runnable_path"] else None
         async with self.pool.connection() as conn:
             access = await job_access(
                 conn,
                 workspace_id=job["workspace_id"],
                 email=job["email"],
                 username=username,
-                state_path=state_path,
+                # References are only read: the state path (what a job may write) is moot.
+                state_path=None,
                 superadmin_secret_set=bool(self.settings.superadmin_secret),
             )
             return await resolve_job_references(
