@@ -21,8 +21,8 @@ from gristmill.auth import audit
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
-from gristmill.validation import check_no_nul, check_page
 from gristmill.queue.context import state_path
+from gristmill.validation import check_no_nul, check_page
 
 __all__ = [
     "MISSING_TOKEN",
