@@ -10,12 +10,9 @@ every time; a failure prints the request that reproduces it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +21,12 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-import uvicorn
 from gristmill.api.app import create_app
 from gristmill.auth.tokens import hash_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.plugins import build_plugin_manager
-from gristmill.server.platform import Platform, prepare_database
+from gristmill.server.platform import Platform
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
 from hypothesis import HealthCheck, settings
 
@@ -91,64 +87,6 @@ def _add_workspace_admin(conninfo: str) -> None:
         )
 
 
-class _Server:
-    """A platform and uvicorn on 127.0.0.1, on a thread of their own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.server: uvicorn.Server | None = None
-        self.thread = threading.Thread(target=self._run, name="fuzzed-api", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self) -> None:
-        prepared = await asyncio.to_thread(prepare_database, self.settings.database_url)
-        platform = Platform(
-            settings=self.settings,
-            conninfo=self.settings.database_url,
-            job_token_secret=prepared.job_token_secret,
-        )
-        await platform.start()
-        try:
-            config = uvicorn.Config(
-                create_app(platform), log_level="warning", lifespan="off", access_log=False
-            )
-            self.server = uvicorn.Server(config)
-            serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-            # uvicorn says it is listening only through this flag.
-            while not self.server.started and not serving.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            self.ready.set()
-            await serving
-        finally:
-            await platform.stop()
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        self.ready.wait(120)
-        if self.error is not None:
-            raise self.error
-        assert self.server is not None and self.server.started, "the API did not start"
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(60)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def fuzzed_database(pg_cluster: PgCluster) -> Iterator[str]:
     """The conninfo of a fresh database for the fuzzed platform."""
@@ -160,7 +98,7 @@ def fuzzed_database(pg_cluster: PgCluster) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def api_url(fuzzed_database: str) -> Iterator[str]:
+def api_url(fuzzed_database: str, served_platform: Any) -> Iterator[str]:
     """The base URL of a started platform on a fresh database."""
     data_dir = Path(tempfile.mkdtemp(prefix="gm-fuzz-", dir="/var/tmp"))
     data_dir.chmod(0o755)
@@ -177,7 +115,7 @@ def api_url(fuzzed_database: str) -> Iterator[str]:
         timeout_wait_result_s=1.0,
     )
     try:
-        with _Server(fuzzed) as url:
+        with served_platform(fuzzed) as url:
             _add_workspace_admin(fuzzed_database)
             yield url
     finally:
@@ -329,6 +267,9 @@ def hashes(api_url: str) -> dict[str, str]:
     """Save the scripts and make the jobs the dictionaries name; the hash of each stand-in."""
     saved = {}
     with httpx.Client(base_url=f"{api_url}/api", headers=AUTH, timeout=60) as client:
+        # f/ paths need their folder.
+        r = client.post("/w/main/folders/create", json={"name": "fuzz"})
+        assert r.status_code == 201, r.text
         for stand_in, path, content, language in [
             (HASH_STAND_INS[0], "u/admin/echo", ECHO, "python3"),
             (HASH_STAND_INS[1], "f/fuzz/shell", SHELL, "bash"),

@@ -50,6 +50,15 @@ class NewJob:
     parent_job: UUID | None = None
     root_job: UUID | None = None
     trigger_kind: str | None = None
+    #: What started the run: a schedule's path when ``trigger_kind`` is ``schedule``.
+    trigger: str | None = None
+    #: The flow module this job runs (``a``, ``b``...), when it is a flow step.
+    flow_step_id: str | None = None
+    #: The scopes of the token that started the job: its ``WM_TOKEN`` has no more.
+    permissioned_scopes: tuple[str, ...] | None = None
+    #: The audit entry's operation (``jobs.run.script``...), ``None``: not audited (internal
+    #: jobs: dependency locks).
+    audit_operation: str | None = None
     scheduled_for: dt.datetime | None = None
     id: UUID = field(default_factory=uuid4)
 
@@ -76,7 +85,13 @@ def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
         "parent_job": job.parent_job,
         "root_job": job.root_job,
         "trigger_kind": job.trigger_kind,
+        "trigger": job.trigger,
+        "flow_step_id": job.flow_step_id,
+        "permissioned_scopes": list(job.permissioned_scopes)
+        if job.permissioned_scopes is not None
+        else None,
         "scheduled_for": job.scheduled_for,
+        "audit_operation": job.audit_operation,
     }
 
 
@@ -136,6 +151,11 @@ async def push_claimed_job(
         "email": job.email,
         "parent_job": job.parent_job,
         "root_job": job.root_job,
+        "trigger": job.trigger,
+        "trigger_kind": job.trigger_kind,
+        "flow_step_id": job.flow_step_id,
+        "flow_job_id": row[1],
+        "flow_path": row[2],
         "started_at": row[0],
         "log_offset": 0,
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -16,33 +16,91 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q, like_prefix
-from gristmill.errors import NotFound
+from gristmill.errors import BadInput, NotFound
 from gristmill.queue.states import JobStatus
 from gristmill.validation import INT4_MAX, check_int, check_page, check_text_fields
+
+if TYPE_CHECKING:
+    from gristmill.auth.permissions import Access
 
 __all__ = [
     "CompletedResult",
     "JobQuery",
     "JobState",
     "append_log",
+    "can_see_job",
     "completed_result",
     "fetch_job",
     "get_logs",
+    "job_progress",
     "job_state",
     "list_jobs",
     "logs_since",
+    "root_job_id",
+    "set_job_progress",
 ]
 
 
-async def fetch_job(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) -> dict[str, Any]:
-    """A job with its queue or history columns; :class:`NotFound` when there is none."""
+def _job_not_found(job_id: UUID) -> NotFound:
+    return NotFound(f"Job not found at name {job_id}")
+
+
+def can_see_job(access: Access | None, permissioned_as: str, runnable_path: str | None) -> bool:
+    """Whether the caller may see a job: admins see all; others the jobs run as them or one
+    of their groups, and the runs of the items they may read (the rule of ``list_jobs``).
+    ``None``: an internal caller, who sees all."""
+    if access is None or access.is_admin or permissioned_as in access.owners:
+        return True
+    return runnable_path is not None and access.can_read(runnable_path)
+
+
+async def fetch_job(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID, access: Access | None = None
+) -> dict[str, Any]:
+    """A job with its queue or history columns; :class:`NotFound` when there is none, or
+    the caller (``access``) may not see it (an invisible job is not revealed)."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(Q["get_job"], {"id": job_id, "workspace_id": workspace_id})
         row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"Job not found at name {job_id}")
+    if row is None or not can_see_job(access, row["permissioned_as"], row["runnable_path"]):
+        raise _job_not_found(job_id)
     return row
+
+
+async def root_job_id(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID, access: Access | None = None
+) -> UUID:
+    """The root of a job's parent chain (the job itself when it has no parent)."""
+    await fetch_job(pool, workspace_id, job_id, access)
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(Q["get_job_chain"], {"id": job_id, "workspace_id": workspace_id})
+        ).fetchone()
+    return row[0] if row else job_id
+
+
+async def set_job_progress(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID, percent: int
+) -> None:
+    """Record the progress of a queued or running job; :class:`BadInput` when it has
+    finished (its progress is final)."""
+    check_int("percent", percent, 0, 100)
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                Q["set_job_progress"],
+                {"id": job_id, "workspace_id": workspace_id, "percent": percent},
+            )
+        ).fetchone()
+    if row is None:
+        raise BadInput(f"job {job_id} is not running: its progress can no longer change")
+
+
+async def job_progress(pool: AsyncConnectionPool, job_id: UUID) -> int | None:
+    async with pool.connection() as conn:
+        row = await (await conn.execute(Q["get_job_progress"], {"id": job_id})).fetchone()
+    return row[0] if row else None
 
 
 async def get_logs(pool: AsyncConnectionPool, job_id: UUID) -> str:
@@ -87,16 +145,18 @@ class CompletedResult:
 
 
 async def completed_result(
-    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID, access: Access | None = None
 ) -> CompletedResult | None:
     """A finished job's status and result; ``None`` while it is queued or running (or when
-    there is no such job)."""
+    there is no such job); :class:`NotFound` when the caller may not see it."""
     async with pool.connection() as conn:
         row = await (
             await conn.execute(Q["get_completed"], {"id": job_id, "workspace_id": workspace_id})
         ).fetchone()
     if row is None:
         return None
+    if not can_see_job(access, row[2], row[3]):
+        raise _job_not_found(job_id)
     return CompletedResult(JobStatus(row[0]), row[1] if row[1] is not None else "null")
 
 
@@ -107,15 +167,18 @@ class JobState:
     completed: CompletedResult | None
 
 
-async def job_state(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) -> JobState:
-    """Whether a job runs, or how it ended; :class:`NotFound` when there is no such job."""
+async def job_state(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID, access: Access | None = None
+) -> JobState:
+    """Whether a job runs, or how it ended; :class:`NotFound` when there is no such job or
+    the caller may not see it."""
     async with pool.connection() as conn:
         row = await (
             await conn.execute(Q["get_job_state"], {"id": job_id, "workspace_id": workspace_id})
         ).fetchone()
-    if row is None or not row[0]:
-        raise NotFound(f"Job not found at name {job_id}")
-    _, running, status, result = row
+    if row is None or not row[0] or not can_see_job(access, row[4], row[5]):
+        raise _job_not_found(job_id)
+    _, running, status, result, _, _ = row
     completed = None
     if status is not None:
         completed = CompletedResult(JobStatus(status), result or "null")
@@ -148,10 +211,14 @@ class JobQuery:
 
 
 async def list_jobs(
-    pool: AsyncConnectionPool, workspace_id: str, query: JobQuery
+    pool: AsyncConnectionPool, workspace_id: str, query: JobQuery, access: Access | None = None
 ) -> list[dict[str, Any]]:
-    """Queued and running jobs first, then finished ones; newest first within each."""
+    """Queued and running jobs first, then finished ones; newest first within each; only
+    those the caller (``access``) may see (:func:`can_see_job`)."""
     params = {
+        "is_admin": access is None or access.is_admin,
+        "owners": access.owners if access is not None else [],
+        "folders_read": sorted(access.folders_read) if access is not None else [],
         "workspace_id": workspace_id,
         "queued_only": query.queued_only,
         "completed_only": query.completed_only,

@@ -26,6 +26,10 @@ class JobKind(StrEnum):
     PREVIEW = "preview"
     #: Locking the dependencies of a saved version.
     DEPENDENCIES = "dependencies"
+    #: A saved flow, and a flow sent with the request (flows come later: the kinds exist so
+    #: that a step's job knows its flow, see gristmill.queue.context).
+    FLOW = "flow"
+    FLOWPREVIEW = "flowpreview"
 
 
 class StopReason(StrEnum):

@@ -19,7 +19,7 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.errors import BadInput, JobErrorName
+from gristmill.errors import BadInput, JobErrorName, NotFound
 from gristmill.queue.enqueue import (
     NewJob,
     StaleScriptError,
@@ -48,6 +48,7 @@ from gristmill.validation import (
 
 if TYPE_CHECKING:
     from gristmill.auth.actor import Actor
+    from gristmill.auth.permissions import Access
 
 __all__ = ["Preview", "RunOptions", "Submitter", "check_args", "scheduled_in"]
 
@@ -61,13 +62,20 @@ def scheduled_in(seconds: int) -> dt.datetime:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: when, on which tag, with which id, under which parent, for how long."""
+    """How to run: when, on which tag, with which id, under which parent, for how long.
+
+    ``trigger_kind``/``trigger``/``flow_step_id`` are for internal callers (schedules, flows):
+    the HTTP API never sets them."""
 
     scheduled_for: dt.datetime | None = None
     tag: str | None = None
     job_id: UUID | None = None
     parent_job: UUID | None = None
     timeout: int | None = None
+    root_job: UUID | None = None
+    trigger_kind: str | None = None
+    trigger: str | None = None
+    flow_step_id: str | None = None
 
     def __post_init__(self) -> None:
         check_text_fields(self)
@@ -128,6 +136,16 @@ class _Runnable:
             row["lock"],
             row["lock_error_logs"],
         )
+
+
+def _not_found(path: str) -> NotFound:
+    # The same answer as for a missing script: an invisible one is not revealed.
+    return NotFound(f"Script not found at name {path}")
+
+
+def _check_visible(access: Access | None, row: Mapping[str, Any]) -> None:
+    if access is not None and not access.can_read(row["path"], row.get("extra_perms")):
+        raise _not_found(row["path"])
 
 
 def check_args(
@@ -194,22 +212,39 @@ class Submitter:
     ) -> NewJob:
         """A job running a saved script version, its arguments checked against its schema."""
         checked = self._check_args(row["schema"], args, row["language"])
-        return NewJob(
+        return self._new_job(
+            actor,
+            options,
             id=options.job_id or uuid4(),
             workspace_id=workspace_id,
             kind=JobKind.SCRIPT,
             tag=options.tag or row["tag"] or row["language"],
             args=checked,
-            created_by=actor.username,
-            permissioned_as=actor.permissioned_as,
-            email=actor.email,
             language=row["language"],
             runnable_path=row["path"],
             runnable_hash=row["hash"],
             priority=row["priority"],
             timeout=options.timeout or row["timeout"],
+            audit_operation="jobs.run.script",
+        )
+
+    @staticmethod
+    def _new_job(actor: Actor, options: RunOptions, **fields: Any) -> NewJob:
+        """The job run as ``actor``: its user, email, and its token's scopes (a job's token
+        never allows more than the token that started it; a job starting a job passes its
+        own inherited scopes on)."""
+        return NewJob(
+            created_by=actor.username,
+            permissioned_as=actor.permissioned_as,
+            email=actor.email,
+            permissioned_scopes=actor.scopes,
             parent_job=options.parent_job,
+            root_job=options.root_job,
+            trigger_kind=options.trigger_kind,
+            trigger=options.trigger,
+            flow_step_id=options.flow_step_id,
             scheduled_for=options.scheduled_for,
+            **fields,
         )
 
     async def run_script_by_path(
@@ -219,10 +254,18 @@ class Submitter:
         path: str,
         args: Mapping[str, Any],
         options: RunOptions,
+        *,
+        access: Access | None = None,
     ) -> UUID:
-        """Queue a run of the live version at ``path``; return the job id."""
+        """Queue a run of the live version at ``path``; return the job id.
+
+        With ``access``, the caller must be able to read the script (else 404, as for a
+        missing one); internal callers (schedules) that checked already pass none."""
         row = self.cache.get(workspace_id, path)
-        if row is not None:
+        # A cached row's extra_perms may be stale (changed by another process): it is trusted
+        # only when the caller may read the path without them (admin, owner, folder: all
+        # judged on this request's fresh access).
+        if row is not None and (access is None or access.can_read(path)):
             try:
                 job = self._script_job(workspace_id, actor, row, args, options)
                 return await self._push(_Runnable.of_script(job, row, cached=True))
@@ -232,6 +275,7 @@ class Submitter:
                 # Judged on an old schema: judge on the live one.
                 self.cache.drop(workspace_id, path)
         row = await self._live_script(workspace_id, path)
+        _check_visible(access, row)
         job = self._script_job(workspace_id, actor, row, args, options)
         return await self._push(_Runnable.of_script(job, row))
 
@@ -242,16 +286,31 @@ class Submitter:
         hash_text: str,
         args: Mapping[str, Any],
         options: RunOptions,
+        *,
+        access: Access | None = None,
     ) -> UUID:
         """Queue a run of one exact version; return the job id."""
         row = await fetch_by_hash(self.pool, workspace_id, hash_text)
+        if access is not None and not access.can_read(row["path"], row.get("extra_perms")):
+            raise NotFound(f"no script with hash {hash_text} in workspace {workspace_id}")
         job = self._script_job(workspace_id, actor, row, args, options)
         return await self._push(_Runnable.of_script(job, row))
 
     async def run_preview(
-        self, workspace_id: str, actor: Actor, preview: Preview, options: RunOptions
+        self,
+        workspace_id: str,
+        actor: Actor,
+        preview: Preview,
+        options: RunOptions,
+        *,
+        access: Access | None = None,
     ) -> UUID:
-        """Queue a run of code sent with the request; return the job id."""
+        """Queue a run of code sent with the request; return the job id.
+
+        With ``access``, operators are refused (they run saved scripts only, as in
+        Windmill)."""
+        if access is not None:
+            access.require_not_operator()
         preview.check(self.limits)
         try:
             language = self.registry.resolve(preview.language)
@@ -265,23 +324,21 @@ class Submitter:
             raise BadInput(script_error_message(exc)) from None
         schema = signature_to_schema(signature)
         args = self._check_args(schema, preview.args, language)
-        job = NewJob(
+        job = self._new_job(
+            actor,
+            options,
             id=options.job_id or uuid4(),
             workspace_id=workspace_id,
             kind=JobKind.PREVIEW,
             tag=options.tag or preview.tag or language,
             args=args,
-            created_by=actor.username,
-            permissioned_as=actor.permissioned_as,
-            email=actor.email,
             language=language,
             runnable_path=preview.path,
             raw_code=preview.content,
             raw_schema=schema,
             raw_lock=preview.lock,
             timeout=options.timeout,
-            parent_job=options.parent_job,
-            scheduled_for=options.scheduled_for,
+            audit_operation="jobs.run.preview",
         )
         return await self._push(_Runnable(job, preview.content, schema))
 

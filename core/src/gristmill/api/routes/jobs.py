@@ -10,16 +10,15 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
 
 from gristmill.api.deps import (
     AccessDep,
-    ActorDep,
     AuthenticatedRoute,
     PlatformDep,
-    WorkspaceDep,
+    check_workspace,
 )
 from gristmill.api.schemas.jobs import (
     CancelBody,
@@ -30,19 +29,20 @@ from gristmill.api.schemas.jobs import (
     PreviewBody,
     QueuedJob,
     ResultMaybe,
+    ResumeUrls,
     RunOptionsQuery,
 )
 from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
-from gristmill.queue import cancel, rows
+from gristmill.queue import cancel, resume, rows
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.scripts.hashes import format_hash, parse_hash
 from gristmill.server.platform import Platform
-from gristmill.validation import INT4_MAX
+from gristmill.validation import INT4_MAX, check_no_nul
 
-__all__ = ["router", "unauthed_router"]
+__all__ = ["public_router", "router", "unauthed_router"]
 
 # Every endpoint authenticates first (AuthenticatedRoute: before the body is parsed), then
 # through WorkspaceDep or RunContextDep, which reuse that actor (one dependency for the hot
@@ -52,6 +52,8 @@ router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"], route_class=Auth
 unauthed_router = APIRouter(
     prefix="/w/{workspace}/jobs_u", tags=["jobs"], route_class=AuthenticatedRoute
 )
+#: Approval links: the signature they carry is their authentication (no token).
+public_router = APIRouter(prefix="/w/{workspace}/jobs_u", tags=["jobs"])
 
 _RUN_PARAMETERS = [
     {
@@ -78,7 +80,13 @@ _RUN_PARAMETERS = [
         "schema": {"type": "string", "format": "uuid"},
         "description": "Id for the new job, chosen by the caller.",
     },
-    {"name": "parent_job", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+    {
+        "name": "parent_job",
+        "in": "query",
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "The job starting this one (it must be visible to the caller).",
+    },
+    {"name": "root_job", "in": "query", "schema": {"type": "string", "format": "uuid"}},
     {
         "name": "timeout",
         "in": "query",
@@ -158,14 +166,19 @@ class RunContext:
             tag=q.tag,
             job_id=job_id or q.job_id,
             parent_job=q.parent_job,
+            root_job=q.root_job,
             timeout=q.timeout,
         )
 
 
 async def run_context(request: Request, access: AccessDep) -> RunContext:
-    return RunContext(
-        request.app.state.platform, access.actor, access.workspace_id, run_options(request), access
-    )
+    platform: Platform = request.app.state.platform
+    query = run_options(request)
+    if query.parent_job is not None:
+        # A child takes its flow context (and state path) from its parent: only a job the
+        # caller may see can be named (404 otherwise, as for a missing one).
+        await rows.fetch_job(platform.db, access.workspace_id, query.parent_job, access)
+    return RunContext(platform, access.actor, access.workspace_id, query, access)
 
 
 RunContextDep = Annotated[RunContext, Depends(run_context)]
@@ -188,7 +201,7 @@ async def run_script_by_path(path: str, request: Request, ctx: RunContextDep) ->
     """Queue a run of the live version at ``path``; returns the job id."""
     args = parse_args_body(await request.body())
     job_id = await ctx.platform.runs.run_script_by_path(
-        ctx.workspace, ctx.actor, path, args, ctx.options()
+        ctx.workspace, ctx.actor, path, args, ctx.options(), access=ctx.access
     )
     return str(job_id)
 
@@ -200,7 +213,7 @@ async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) ->
     """Queue a run of one exact script version; returns the job id."""
     args = parse_args_body(await request.body())
     job_id = await ctx.platform.runs.run_script_by_hash(
-        ctx.workspace, ctx.actor, hash, args, ctx.options()
+        ctx.workspace, ctx.actor, hash, args, ctx.options(), access=ctx.access
     )
     return str(job_id)
 
@@ -211,7 +224,7 @@ async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) ->
 async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     """Queue a run of code sent in the request (not saved as a script); returns the job id."""
     job_id = await ctx.platform.runs.run_preview(
-        ctx.workspace, ctx.actor, _preview(body), ctx.options()
+        ctx.workspace, ctx.actor, _preview(body), ctx.options(), access=ctx.access
     )
     return str(job_id)
 
@@ -250,7 +263,10 @@ async def run_wait_result_by_path(path: str, request: Request, ctx: RunContextDe
     args = parse_args_body(await request.body())
     runs = ctx.platform.runs
     return await _run_and_wait(
-        ctx, lambda options: runs.run_script_by_path(ctx.workspace, ctx.actor, path, args, options)
+        ctx,
+        lambda options: runs.run_script_by_path(
+            ctx.workspace, ctx.actor, path, args, options, access=ctx.access
+        ),
     )
 
 
@@ -268,7 +284,10 @@ async def run_wait_result_by_path_get(
     args = parse_args_body(raw)
     runs = ctx.platform.runs
     return await _run_and_wait(
-        ctx, lambda options: runs.run_script_by_path(ctx.workspace, ctx.actor, path, args, options)
+        ctx,
+        lambda options: runs.run_script_by_path(
+            ctx.workspace, ctx.actor, path, args, options, access=ctx.access
+        ),
     )
 
 
@@ -278,17 +297,37 @@ async def run_wait_result_by_hash(hash: str, request: Request, ctx: RunContextDe
     args = parse_args_body(await request.body())
     runs = ctx.platform.runs
     return await _run_and_wait(
-        ctx, lambda options: runs.run_script_by_hash(ctx.workspace, ctx.actor, hash, args, options)
+        ctx,
+        lambda options: runs.run_script_by_hash(
+            ctx.workspace, ctx.actor, hash, args, options, access=ctx.access
+        ),
     )
 
 
 @router.post("/run_wait_result/preview", openapi_extra=_RUN_EXTRA, responses=_RESULT_RESPONSE)
 async def run_wait_result_preview(body: PreviewBody, ctx: RunContextDep) -> Response:
     """Run code sent in the request and answer with its result."""
+    return await _run_preview_and_wait(body, ctx)
+
+
+@router.post("/run_inline/preview", openapi_extra=_RUN_EXTRA, responses=_RESULT_RESPONSE)
+async def run_inline_preview(body: PreviewBody, ctx: RunContextDep) -> Response:
+    """Run code sent in the request and answer with its result: what ``wmill``'s
+    ``run_inline_script_preview`` calls on a local server (Windmill runs it in the server
+    process; here it is a job like any preview, so it is sandboxed, logged and audited)."""
+    return await _run_preview_and_wait(body, ctx)
+
+
+async def _run_preview_and_wait(body: PreviewBody, ctx: RunContext) -> Response:
+    # Refused before anything is queued (the submitter checks again).
+    ctx.access.require_not_operator()
     runs = ctx.platform.runs
     preview = _preview(body)
     return await _run_and_wait(
-        ctx, lambda options: runs.run_preview(ctx.workspace, ctx.actor, preview, options)
+        ctx,
+        lambda options: runs.run_preview(
+            ctx.workspace, ctx.actor, preview, options, access=ctx.access
+        ),
     )
 
 
@@ -398,35 +437,34 @@ def _query(filters: JobFilters, *, queued_only: bool, completed_only: bool) -> r
 JobFiltersDep = Annotated[JobFilters, Query()]
 
 
-async def _list(platform: Platform, workspace: str, query: rows.JobQuery) -> list[Job]:
-    return [_job(row, full=False) for row in await rows.list_jobs(platform.db, workspace, query)]
+async def _list(platform: Platform, access: Access, query: rows.JobQuery) -> list[Job]:
+    found = await rows.list_jobs(platform.db, access.workspace_id, query, access)
+    return [_job(row, full=False) for row in found]
 
 
 @router.get("/list", response_model_exclude_unset=True)
-async def list_jobs(
-    workspace: WorkspaceDep, platform: PlatformDep, filters: JobFiltersDep
-) -> list[Job]:
+async def list_jobs(access: AccessDep, platform: PlatformDep, filters: JobFiltersDep) -> list[Job]:
     """Queued and running jobs, then finished ones, newest first."""
     query = _query(filters, queued_only=False, completed_only=False)
-    return await _list(platform, workspace, query)
+    return await _list(platform, access, query)
 
 
 @router.get("/queue/list", response_model_exclude_unset=True)
 async def list_queued_jobs(
-    workspace: WorkspaceDep, platform: PlatformDep, filters: JobFiltersDep
+    access: AccessDep, platform: PlatformDep, filters: JobFiltersDep
 ) -> list[Job]:
     """Queued and running jobs only."""
     query = _query(filters, queued_only=True, completed_only=False)
-    return await _list(platform, workspace, query)
+    return await _list(platform, access, query)
 
 
 @router.get("/completed/list", response_model_exclude_unset=True)
 async def list_completed_jobs(
-    workspace: WorkspaceDep, platform: PlatformDep, filters: JobFiltersDep
+    access: AccessDep, platform: PlatformDep, filters: JobFiltersDep
 ) -> list[Job]:
     """Finished jobs only."""
     query = _query(filters, queued_only=False, completed_only=True)
-    return await _list(platform, workspace, query)
+    return await _list(platform, access, query)
 
 
 # -- one job -------------------------------------------------------------------------------------
@@ -434,18 +472,18 @@ async def list_completed_jobs(
 
 @unauthed_router.get("/get/{id}")
 async def get_job_by_id(
-    id: UUID, workspace: WorkspaceDep, platform: PlatformDep, no_logs: bool = False
+    id: UUID, access: AccessDep, platform: PlatformDep, no_logs: bool = False
 ) -> Job:
     """A job, queued, running or finished, with its logs."""
-    row = await rows.fetch_job(platform.db, workspace, id)
+    row = await rows.fetch_job(platform.db, access.workspace_id, id, access)
     logs = None if no_logs else await rows.get_logs(platform.db, id)
     return _job(row, logs=logs)
 
 
 @unauthed_router.get("/completed/get/{id}")
-async def get_completed_job(id: UUID, workspace: WorkspaceDep, platform: PlatformDep) -> Job:
+async def get_completed_job(id: UUID, access: AccessDep, platform: PlatformDep) -> Job:
     """A finished job."""
-    row = await rows.fetch_job(platform.db, workspace, id)
+    row = await rows.fetch_job(platform.db, access.workspace_id, id, access)
     if row["queued"]:
         raise _not_completed(id)
     return _job(row, logs=await rows.get_logs(platform.db, id))
@@ -458,13 +496,13 @@ def _not_completed(id: UUID) -> NotFound:
 @unauthed_router.get("/getupdate/{id}")
 async def get_job_update(
     id: UUID,
-    workspace: WorkspaceDep,
+    access: AccessDep,
     platform: PlatformDep,
     running: bool | None = None,
     log_offset: int = Query(0, ge=0, le=INT4_MAX),
 ) -> JobUpdate:
     """What changed since ``log_offset``: new log text, and whether the job runs or is done."""
-    row = await rows.fetch_job(platform.db, workspace, id)
+    row = await rows.fetch_job(platform.db, access.workspace_id, id, access)
     new_logs, end = await rows.logs_since(platform.db, id, log_offset)
     return JobUpdate(
         running=bool(row["running"]) if row["queued"] else False,
@@ -475,9 +513,9 @@ async def get_job_update(
 
 
 @unauthed_router.get("/get_logs/{id}", response_class=PlainTextResponse)
-async def get_job_logs(id: UUID, workspace: WorkspaceDep, platform: PlatformDep) -> str:
+async def get_job_logs(id: UUID, access: AccessDep, platform: PlatformDep) -> str:
     """The whole log of a job so far, as text."""
-    await rows.fetch_job(platform.db, workspace, id)
+    await rows.fetch_job(platform.db, access.workspace_id, id, access)
     return await rows.get_logs(platform.db, id)
 
 
@@ -490,23 +528,22 @@ async def get_job_logs(id: UUID, workspace: WorkspaceDep, platform: PlatformDep)
         }
     },
 )
-async def get_completed_result(
-    id: UUID, workspace: WorkspaceDep, platform: PlatformDep
-) -> Response:
+async def get_completed_result(id: UUID, access: AccessDep, platform: PlatformDep) -> Response:
     """The result of a finished job (the error object when it failed)."""
-    stored = await rows.completed_result(platform.db, workspace, id)
+    workspace = access.workspace_id
+    stored = await rows.completed_result(platform.db, workspace, id, access)
     if stored is None:
-        await rows.fetch_job(platform.db, workspace, id)
+        await rows.fetch_job(platform.db, workspace, id, access)
         raise _not_completed(id)
     return Response(content=stored.result, media_type="application/json")
 
 
 @unauthed_router.get("/completed/get_result_maybe/{id}", response_model=ResultMaybe)
 async def get_result_maybe(
-    id: UUID, workspace: WorkspaceDep, platform: PlatformDep, get_started: bool = False
+    id: UUID, access: AccessDep, platform: PlatformDep, get_started: bool = False
 ) -> Response:
     """``{completed, started, success, result}``: the result when there is one, else state."""
-    state = await rows.job_state(platform.db, workspace, id)
+    state = await rows.job_state(platform.db, access.workspace_id, id, access)
     if state.completed is None:
         body = {
             "completed": False,
@@ -524,14 +561,16 @@ async def get_result_maybe(
     )
 
 
-async def _cancel(
-    platform: Platform, workspace: str, actor: Actor, id: UUID, body: CancelBody | None
-) -> str:
+async def _cancel(platform: Platform, access: Access, id: UUID, body: CancelBody | None) -> str:
+    # Whoever may see a job may cancel it, operators included (Windmill's rule: cancelling
+    # is part of running); an invisible job is not found. Bad input is refused first.
+    check_no_nul("reason", body.reason if body else None)
+    await rows.fetch_job(platform.db, access.workspace_id, id, access)
     await cancel.cancel_job(
         platform.db,
-        workspace_id=workspace,
+        workspace_id=access.workspace_id,
         job_id=id,
-        canceled_by=actor.username,
+        canceled_by=access.username,
         reason=body.reason if body else None,
     )
     return str(id)
@@ -540,22 +579,128 @@ async def _cancel(
 @unauthed_router.post("/queue/cancel/{id}", response_class=PlainTextResponse)
 async def cancel_queued_job(
     id: UUID,
-    workspace: WorkspaceDep,
+    access: AccessDep,
     platform: PlatformDep,
-    actor: ActorDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> str:
     """Cancel a job: a queued one at once, a running one by killing its process."""
-    return await _cancel(platform, workspace, actor, id, body)
+    return await _cancel(platform, access, id, body)
 
 
 @router.post("/queue/cancel/{id}", response_class=PlainTextResponse)
 async def cancel_job_endpoint(
     id: UUID,
-    workspace: WorkspaceDep,
+    access: AccessDep,
     platform: PlatformDep,
-    actor: ActorDep,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> str:
     """Same as ``jobs_u/queue/cancel``."""
-    return await _cancel(platform, workspace, actor, id, body)
+    return await _cancel(platform, access, id, body)
+
+
+# -- the parent chain, and approval links ------------------------------------------------
+
+
+@unauthed_router.get("/get_root_job_id/{id}")
+async def get_root_job_id(id: UUID, access: AccessDep, platform: PlatformDep) -> str:
+    """The root of the job's parent chain (the job itself when it has none), as a JSON
+    string."""
+    root = await rows.root_job_id(platform.db, access.workspace_id, id, access)
+    return str(root)
+
+
+def _job_token_secret(platform: Platform) -> bytes:
+    assert platform.tokens is not None
+    return platform.tokens.job_token_secret
+
+
+ResumeId = Annotated[int, Path(ge=0, le=resume.MAX_RESUME_ID)]
+
+
+@router.get("/resume_urls/{id}/{resume_id}")
+async def get_resume_urls(
+    id: UUID,
+    resume_id: ResumeId,
+    access: AccessDep,
+    platform: PlatformDep,
+    approver: str | None = None,
+) -> ResumeUrls:
+    """Signed links to resume or cancel a suspended step ``id`` as ``approver`` (anyone
+    holding a link may use it, without an account)."""
+    check_no_nul("approver", approver)
+    await rows.fetch_job(platform.db, access.workspace_id, id, access)
+    urls = resume.resume_urls(
+        _job_token_secret(platform),
+        base_url=platform.settings.public_url,
+        workspace_id=access.workspace_id,
+        job_id=id,
+        resume_id=resume_id,
+        approver=approver or None,
+    )
+    return ResumeUrls(approvalPage=urls.approval_page, resume=urls.resume, cancel=urls.cancel)
+
+
+async def _resume_link(
+    request: Request, workspace: str, id: UUID, resume_id: int, secret: str
+) -> str:
+    platform: Platform = request.app.state.platform
+    approver = request.query_params.get("approver") or None
+    resume.check_resume_signature(_job_token_secret(platform), id, resume_id, approver, secret)
+    await check_workspace(request, workspace)
+    # Flows (a later issue) suspend steps; until then no job is one.
+    resume.require_not_suspended_step(id)
+    return str(id)
+
+
+_LINK_PARAMETERS: dict[str, Any] = {
+    "parameters": [{"name": "approver", "in": "query", "schema": {"type": "string"}}]
+}
+
+
+_LINK: dict[str, Any] = {
+    "response_class": PlainTextResponse,
+    "openapi_extra": _LINK_PARAMETERS,
+    "responses": {
+        403: {
+            "description": "The signature does not sign this job, resume id and approver.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        404: {
+            "description": "No such workspace.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    },
+}
+
+
+@public_router.get("/resume/{id}/{resume_id}/{secret}", **_LINK)
+async def resume_suspended_job_get(
+    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
+) -> str:
+    """Resume a suspended flow step with a signed link (no token: the link is the key).
+    Until flows exist, a well-signed link gets 400 (no job is a suspended step)."""
+    return await _resume_link(request, workspace, id, resume_id, secret)
+
+
+@public_router.post("/resume/{id}/{resume_id}/{secret}", **_LINK)
+async def resume_suspended_job_post(
+    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
+) -> str:
+    """As the GET form (Windmill's POST carries the approval form's payload)."""
+    return await _resume_link(request, workspace, id, resume_id, secret)
+
+
+@public_router.get("/cancel/{id}/{resume_id}/{secret}", **_LINK)
+async def cancel_suspended_job_get(
+    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
+) -> str:
+    """Cancel (disapprove) a suspended flow step with a signed link."""
+    return await _resume_link(request, workspace, id, resume_id, secret)
+
+
+@public_router.post("/cancel/{id}/{resume_id}/{secret}", **_LINK)
+async def cancel_suspended_job_post(
+    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
+) -> str:
+    """As the GET form."""
+    return await _resume_link(request, workspace, id, resume_id, secret)

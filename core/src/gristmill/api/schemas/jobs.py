@@ -21,6 +21,7 @@ __all__ = [
     "PreviewBody",
     "QueuedJob",
     "ResultMaybe",
+    "ResumeUrls",
     "RunOptionsQuery",
 ]
 
@@ -35,6 +36,8 @@ class RunOptionsQuery(BaseModel):
     tag: str | None = None
     job_id: UUID | None = None
     parent_job: UUID | None = None
+    #: The root of the job's parent chain (clients send ``WM_ROOT_FLOW_JOB_ID``).
+    root_job: UUID | None = None
     timeout: int | None = Field(default=None, ge=1, le=INT4_MAX)
 
     def when(self) -> dt.datetime | None:
@@ -164,3 +167,11 @@ class ResultMaybe(BaseModel):
     success: bool | None
     #: The script's result (any JSON) once completed.
     result: Any = None
+
+
+class ResumeUrls(BaseModel):
+    """The signed links of one approval of a suspended flow step (Windmill's names)."""
+
+    approvalPage: str
+    resume: str
+    cancel: str

@@ -11,19 +11,26 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
     RETURNING id
+), audit AS (
+    -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
+    -- no extra round trip on the hot submit path, and never a job without its entry.
+    INSERT INTO audit (workspace_id, username, operation, action_kind, resource, parameters)
+    SELECT %(workspace_id)s, %(created_by)s, %(audit_operation)s, 'Execute',
+        coalesce(%(runnable_path)s, id::text), jsonb_build_object('job_id', id)
+    FROM j WHERE %(audit_operation)s::text IS NOT NULL
 ), q AS (
     INSERT INTO job_queue (id, workspace_id, tag, priority, scheduled_for)
     SELECT id, %(workspace_id)s, %(tag)s, %(priority)s, coalesce(%(scheduled_for)s, now())
@@ -41,23 +48,35 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
     RETURNING id
+), audit AS (
+    -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
+    -- no extra round trip on the hot submit path, and never a job without its entry.
+    INSERT INTO audit (workspace_id, username, operation, action_kind, resource, parameters)
+    SELECT %(workspace_id)s, %(created_by)s, %(audit_operation)s, 'Execute',
+        coalesce(%(runnable_path)s, id::text), jsonb_build_object('job_id', id)
+    FROM j WHERE %(audit_operation)s::text IS NOT NULL
+), q AS (
+    INSERT INTO job_queue (id, workspace_id, tag, priority, running, started_at, ping, worker)
+    SELECT id, %(workspace_id)s, %(tag)s, %(priority)s, true, now(), now(), %(worker)s FROM j
+    RETURNING started_at
 )
-INSERT INTO job_queue (id, workspace_id, tag, priority, running, started_at, ping, worker)
-SELECT id, %(workspace_id)s, %(tag)s, %(priority)s, true, now(), now(), %(worker)s FROM j
-RETURNING started_at;
+-- The parent flow's id and path, for the job's WM_FLOW_JOB_ID and WM_FLOW_PATH.
+SELECT q.started_at, p.id AS flow_job_id, p.runnable_path AS flow_path
+FROM q
+LEFT JOIN job p ON p.id = %(parent_job)s::uuid AND p.kind IN ('flow', 'flowpreview');
 
 -- name: count_queued
 SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_id)s;
@@ -86,12 +105,15 @@ SELECT
     CASE WHEN j.raw_code IS NOT NULL THEN j.raw_lock ELSE s.lock END AS lock,
     s.lock_error_logs,
     j.args, j.timeout, j.created_by, j.permissioned_as, j.email, j.parent_job, j.root_job,
+    j.trigger, j.trigger_kind, j.flow_step_id, p.id AS flow_job_id, p.runnable_path AS flow_path,
     claimed.started_at,
     (SELECT coalesce(max(l.log_offset + char_length(l.content)), 0)
      FROM job_log l WHERE l.job_id = j.id) AS log_offset
 FROM claimed
 JOIN job j USING (id)
-LEFT JOIN script s ON s.workspace_id = j.workspace_id AND s.hash = j.runnable_hash;
+LEFT JOIN script s ON s.workspace_id = j.workspace_id AND s.hash = j.runnable_hash
+-- The parent, when it is a flow: the job is one of its steps (WM_FLOW_JOB_ID, WM_FLOW_PATH).
+LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview');
 
 -- name: next_scheduled
 -- When the earliest job of these tags that is not yet due becomes due.
@@ -204,7 +226,7 @@ SELECT id, pg_notify('gristmill_job_done', id::text) FROM c;
 SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
     j.raw_code, j.args, j.tag, j.priority, j.timeout, j.created_by, j.permissioned_as,
-    j.email, j.parent_job, j.root_job, j.created_at,
+    j.email, j.parent_job, j.root_job, j.created_at, j.trigger, j.trigger_kind, j.flow_step_id,
     q.id IS NOT NULL AS queued, q.running, q.scheduled_for, q.worker AS queue_worker,
     q.ping, q.canceled_by AS queue_canceled_by, q.canceled_reason AS queue_canceled_reason,
     coalesce(q.started_at, c.started_at) AS started_at,
@@ -217,15 +239,21 @@ WHERE j.id = %(id)s AND j.workspace_id = %(workspace_id)s;
 
 -- name: get_completed
 -- A finished job's status and result as JSON text (not parsed: it is sent on as it is).
-SELECT status, result::text AS result FROM job_completed
-WHERE id = %(id)s AND workspace_id = %(workspace_id)s;
+-- With who the job ran as and its path, to check the caller may see it.
+SELECT c.status, c.result::text AS result, j.permissioned_as, j.runnable_path
+FROM job_completed c JOIN job j USING (id)
+WHERE c.id = %(id)s AND c.workspace_id = %(workspace_id)s;
 
 -- name: get_job_state
 SELECT
     EXISTS (SELECT 1 FROM job WHERE id = %(id)s AND workspace_id = %(workspace_id)s) AS exists,
     (SELECT running FROM job_queue WHERE id = %(id)s) AS running,
     (SELECT status FROM job_completed WHERE id = %(id)s) AS status,
-    (SELECT result::text FROM job_completed WHERE id = %(id)s) AS result;
+    (SELECT result::text FROM job_completed WHERE id = %(id)s) AS result,
+    (SELECT permissioned_as FROM job WHERE id = %(id)s AND workspace_id = %(workspace_id)s)
+        AS permissioned_as,
+    (SELECT runnable_path FROM job WHERE id = %(id)s AND workspace_id = %(workspace_id)s)
+        AS runnable_path;
 
 -- name: get_logs
 SELECT coalesce(string_agg(content, '' ORDER BY log_offset), '') FROM job_log
@@ -269,6 +297,11 @@ WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
   AND (%(job_kinds)s::text[] IS NULL OR kind = ANY(%(job_kinds)s))
   AND (%(tag)s::text IS NULL OR tag = %(tag)s)
   AND (%(parent_job)s::uuid IS NULL OR parent_job = %(parent_job)s)
+  -- What the caller may see: admins all; others the jobs run as them (or one of their
+  -- groups) and the runs of items they may read (gristmill.queue.visibility, same rule).
+  AND (%(is_admin)s OR permissioned_as = ANY(%(owners)s)
+       OR (runnable_path IS NOT NULL
+           AND gm_can_read(runnable_path, '{}'::jsonb, false, %(owners)s, %(folders_read)s)))
 ORDER BY queued DESC, created_at DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
@@ -278,14 +311,21 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
     )
     RETURNING id, workspace_id
+), audit AS (
+    -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
+    -- no extra round trip on the hot submit path, and never a job without its entry.
+    INSERT INTO audit (workspace_id, username, operation, action_kind, resource, parameters)
+    SELECT %(workspace_id)s, %(created_by)s, %(audit_operation)s, 'Execute',
+        coalesce(%(runnable_path)s, id::text), jsonb_build_object('job_id', id)
+    FROM j WHERE %(audit_operation)s::text IS NOT NULL
 )
 INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms)
 SELECT id, workspace_id, 'failure', %(result)s::jsonb, now(), 0 FROM j
@@ -294,10 +334,40 @@ RETURNING id;
 -- name: get_live_job_for_token
 -- A queued or running job (a job token is valid only then): its workspace, the scopes it
 -- inherited, and its path (for its state path).
-SELECT j.workspace_id, j.permissioned_scopes, j.runnable_path, j.trigger
+SELECT j.workspace_id, j.permissioned_scopes, j.runnable_path, j.trigger, j.trigger_kind,
+    j.flow_step_id, p.runnable_path AS flow_path
 FROM job_queue q JOIN job j USING (id)
+LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview')
 WHERE q.id = %(id)s;
 
 -- name: get_cancel_request
 -- Who asked to cancel a running job, and why.
 SELECT canceled_by, canceled_reason FROM job_queue WHERE id = %(id)s;
+
+-- name: get_job_chain
+-- A job's ancestors through `parent_job`, nearest first (bounded: a chain is never a cycle,
+-- but a row inserted by hand could make one).
+WITH RECURSIVE chain(id, parent_job, depth) AS (
+    SELECT id, parent_job, 0 FROM job WHERE id = %(id)s AND workspace_id = %(workspace_id)s
+    UNION ALL
+    SELECT j.id, j.parent_job, c.depth + 1
+    FROM chain c JOIN job j ON j.id = c.parent_job AND j.workspace_id = %(workspace_id)s
+    WHERE c.depth < 1000
+)
+SELECT id FROM chain ORDER BY depth DESC LIMIT 1;
+
+-- name: get_job_identity
+-- Who a job runs as, its path, its parent and whether it still runs: for visibility checks.
+SELECT j.permissioned_as, j.runnable_path, j.parent_job, q.id IS NOT NULL AS queued
+FROM job j LEFT JOIN job_queue q USING (id)
+WHERE j.id = %(id)s AND j.workspace_id = %(workspace_id)s;
+
+-- name: set_job_progress
+-- Record a job's progress (0-100); only while the job is queued or running.
+INSERT INTO job_progress (job_id, percent)
+SELECT id, %(percent)s FROM job_queue WHERE id = %(id)s AND workspace_id = %(workspace_id)s
+ON CONFLICT (job_id) DO UPDATE SET percent = excluded.percent, updated_at = now()
+RETURNING job_id;
+
+-- name: get_job_progress
+SELECT percent FROM job_progress WHERE job_id = %(id)s;
