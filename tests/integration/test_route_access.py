@@ -206,11 +206,7 @@ POLICY: dict[str, str] = {
 
 #: Violations this build is known to have: (caller, operationId) → why. Each is reported;
 #: one that no longer happens fails the test (remove its line), so the list only shrinks.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("operator", "scripts-create_script"): "scripts/create does not check the role yet",
-    ("operator", "jobs-run_preview"): "previews (arbitrary code) do not check the role yet",
-    ("operator", "jobs-run_wait_result_preview"): "previews do not check the role yet",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 #: Operations an admin may get a non-2xx from with the fixtures below (say why).
 ADMIN_NOT_2XX: dict[str, str] = {}
