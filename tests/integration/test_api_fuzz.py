@@ -224,7 +224,17 @@ CONFIG = schemathesis.Config.from_dict(
                         "expected-statuses": ["2xx", "400", "401", "404", "413", "500"],
                     },
                 },
-            }
+            },
+            {
+                # A signed resume or cancel link is its own credential (no token): a
+                # generated signature is wrong, and a wrong one is refused with 403.
+                "include-path-regex": "/jobs_u/(resume|cancel)/",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "401", "403", "404", "413"],
+                    },
+                },
+            },
         ],
         "generation": {
             # Valid and invalid requests: invalid ones must be refused with a 4xx.
