@@ -298,6 +298,7 @@ async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient) -> None:
 
 async def test_list_jobs_with_filters(api: httpx.AsyncClient) -> None:
     await save(api, "u/admin/echo", ECHO)
+    await api.post("/w/main/folders/create", json={"name": "team"})  # f/ paths need it
     await save(api, "f/team/boom", "def main():\n    raise RuntimeError('x')\n")
     await api.post("/w/main/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
     await api.post("/w/main/jobs/run_wait_result/p/f/team/boom", json={})

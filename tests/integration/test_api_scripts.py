@@ -84,6 +84,8 @@ async def test_raw_exists_and_list(api: httpx.AsyncClient) -> None:
     assert (await api.get(f"/w/main/scripts/raw/h/{hash_}")).text == HELLO
     assert (await api.get("/w/main/scripts/exists/p/u/admin/hello")).json() is True
     assert (await api.get("/w/main/scripts/exists/p/u/admin/nope")).json() is False
+    # A script in a folder needs the folder (as in Windmill).
+    assert (await api.post("/w/main/folders/create", json={"name": "team"})).status_code == 201
     await create(api, path="f/team/other")
     listed = (await api.get("/w/main/scripts/list")).json()
     assert {s["path"] for s in listed} == {"u/admin/hello", "f/team/other"}

@@ -18,7 +18,7 @@ SECRET = bytes.fromhex("11" * 32)
 def test_password_right_and_wrong() -> None:
     """The right password verifies; a wrong one does not; hashes are salted."""
     stored = hash_password("correct horse")
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("$argon2id$")
     assert verify_password("correct horse", stored) is True
     assert verify_password("correct hors", stored) is False
     assert verify_password("", stored) is False

@@ -23,6 +23,9 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_preview",
     "jobs-run_inline_preview",
     "jobs-get_completed_result",
+    # A resource's value is the user's JSON, as a result is.
+    "resources-get_resource_value",
+    "resources-get_resource_value_interpolated",
 }
 #: Operations answering one JSON value that is not an object (a string, a number or null),
 #: as Windmill's clients expect.
@@ -59,8 +62,14 @@ def _is_model(schema: dict[str, Any]) -> bool:
     if "oneOf" in schema or "anyOf" in schema:
         return all(_is_model(s) for s in schema.get("oneOf", schema.get("anyOf", [])))
     if schema.get("type") == "array":
-        return _is_model(schema.get("items", {}))
-    return schema.get("type") in {"boolean", "integer", "number"}
+        # A list of names (Windmill's listnames, list_paths) is a list of strings.
+        items = schema.get("items", {})
+        return items.get("type") == "string" or _is_model(items)
+    if schema.get("type") == "object" and isinstance(schema.get("additionalProperties"), dict):
+        # A map such as an ACL ({"u/alice": true}) or `file_resource_type_to_file_ext_map`.
+        return _is_model(schema["additionalProperties"])
+    # A JSON string too: `variables/get_value` answers one (what Windmill's clients parse).
+    return schema.get("type") in {"boolean", "integer", "number", "string"}
 
 
 def test_operations_found() -> None:

@@ -6,7 +6,10 @@ commands, and tests build a :class:`Settings` directly.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +18,15 @@ import platformdirs
 
 from gristmill.errors import GristmillError
 
-__all__ = ["MODES", "SANDBOXES", "ConfigError", "Settings", "default_data_dir"]
+__all__ = [
+    "INSTANCE_KEY_BYTES",
+    "MODES",
+    "SANDBOXES",
+    "ConfigError",
+    "Settings",
+    "default_data_dir",
+    "parse_instance_key",
+]
 
 MODES = ("standalone", "server", "worker")
 #: ``auto``: bwrap where it runs, else nsjail where installed; see docs/security.md.
@@ -24,6 +35,31 @@ SANDBOXES = ("auto", "bwrap", "nsjail", "none")
 
 class ConfigError(GristmillError, ValueError):
     """An environment variable with a value Gristmill cannot use."""
+
+
+#: The length of the instance key (AES-256).
+INSTANCE_KEY_BYTES = 32
+
+
+def parse_instance_key(raw: str, *, name: str = "GRISTMILL_INSTANCE_KEY") -> bytes | None:
+    """The 32 bytes of an instance key written as 64 hex digits or base64 (standard or
+    URL-safe); ``None`` for an empty value. Anything else is a :class:`ConfigError`: a
+    mistyped key must stop the process, not encrypt with another key."""
+    text = raw.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return bytes.fromhex(text)
+    try:
+        key = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != INSTANCE_KEY_BYTES:
+        raise ConfigError(
+            f"{name} must be {INSTANCE_KEY_BYTES} random bytes written as 64 hex digits or "
+            "as base64 (e.g. the output of `openssl rand -base64 32`)"
+        )
+    return key
 
 
 def default_data_dir() -> Path:
@@ -100,6 +136,19 @@ class Settings:
     max_script_size_kb: int = 1024
     #: A job's arguments larger than this (as JSON) are refused (MB).
     max_args_size_mb: int = 16
+    #: Failed logins of one account within the window before logins are refused (429).
+    login_max_failures: int = 10
+    #: Failed logins from one address within the window before logins are refused (429).
+    login_max_failures_per_address: int = 50
+    #: The window of login throttling (s).
+    login_window_s: int = 300
+    #: Whether only super admins may create workspaces (Windmill's default: yes).
+    create_workspace_require_superadmin: bool = True
+
+    #: The instance key (``GRISTMILL_INSTANCE_KEY``: 32 bytes, base64 or hex) that wraps each
+    #: workspace's data key; ``None``: ``<data_dir>/instance.key``, created at first use.
+    #: Every process of one install must use the same key (docs/security.md).
+    instance_key: bytes | None = field(default=None, repr=False)
 
     @property
     def cache_dir(self) -> Path:
@@ -183,6 +232,15 @@ class Settings:
             max_body_size_mb=reader.integer("GRISTMILL_MAX_BODY_SIZE_MB", 32, minimum=1),
             max_script_size_kb=reader.integer("GRISTMILL_MAX_SCRIPT_SIZE_KB", 1024, minimum=1),
             max_args_size_mb=reader.integer("GRISTMILL_MAX_ARGS_SIZE_MB", 16, minimum=1),
+            login_max_failures=reader.integer("GRISTMILL_LOGIN_MAX_FAILURES", 10, minimum=1),
+            login_max_failures_per_address=reader.integer(
+                "GRISTMILL_LOGIN_MAX_FAILURES_PER_ADDRESS", 50, minimum=1
+            ),
+            login_window_s=reader.integer("GRISTMILL_LOGIN_WINDOW_S", 300, minimum=1),
+            create_workspace_require_superadmin=reader.boolean(
+                "CREATE_WORKSPACE_REQUIRE_SUPERADMIN", True
+            ),
+            instance_key=parse_instance_key(env.get("GRISTMILL_INSTANCE_KEY", "")),
         )
 
 

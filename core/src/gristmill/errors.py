@@ -95,3 +95,6 @@ class JobErrorName(StrEnum):
     CANCELED = "Canceled"
     #: The worker running the job stopped answering and the job was not restarted.
     ZOMBIE = "ZombieJob"
+    #: A ``$res:``/``$var:`` reference of the job (its arguments, or a resource its script
+    #: names) is missing or not visible to the job's user.
+    RESOURCE = "ResourceError"

@@ -81,3 +81,36 @@ async def test_sql_failures_and_refusals(
     r = await _save(api, "u/admin/broken", "-- $1 x (int)\nSELECT 'oops FROM t")
     assert r.status_code == 400
     assert "line 2, column 8" in r.text and "unterminated quoted string" in r.text
+
+
+async def test_the_database_as_a_resource(
+    api: httpx.AsyncClient, tcp_database: dict[str, Any]
+) -> None:
+    """Windmill's two ways: a `-- database <path>` line, and `"$res:<path>"` as the
+    `database` argument; both read by the worker with the job's permissions."""
+    r = await api.post(
+        "/w/main/resources/create",
+        json={"path": "u/admin/db", "value": tcp_database, "resource_type": "postgresql"},
+    )
+    assert r.status_code == 201, r.text
+    pinned = "-- database u/admin/db\n-- $1 n (int)\nSELECT $1 * 2 AS doubled, current_database() AS db;\n"
+    assert (await _save(api, "u/admin/pinned", pinned)).status_code == 201
+    schema = (await api.get("/w/main/scripts/get/p/u/admin/pinned")).json()["schema"]
+    assert list(schema["properties"]) == ["n"]
+    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/pinned", json={"n": 21})
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"doubled": 42, "db": tcp_database["dbname"]}]
+
+    assert (await _save(api, "u/admin/one", "SELECT 7 AS seven")).status_code == 201
+    r = await api.post(
+        "/w/main/jobs/run_wait_result/p/u/admin/one", json={"database": "$res:u/admin/db"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"seven": 7}]
+
+    # A pinned resource that does not exist fails the job before it starts, naming it.
+    assert (await _save(api, "u/admin/lost", "-- database u/admin/nope\nSELECT 1")).status_code == 201  # fmt: skip
+    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/lost", json={})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["name"] == "ResourceError" and "u/admin/nope" in error["message"]

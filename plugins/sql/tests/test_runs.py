@@ -460,8 +460,10 @@ def test_database_argument_problems(
     error = _error(_run(runtime, "SELECT 1", {"host": db["host"]}, tmp_path))
     assert "lacks dbname" in error["message"]
     error = _error(_run(runtime, "-- database f/db/main\nSELECT 1", None, tmp_path))
+    # Without a worker nobody read the pinned resource: the job says so.
     assert error["name"] == "ResourceError"
-    assert "resources by path are not available in Gristmill yet" in error["message"]
+    assert "the database resource f/db/main" in error["message"]
+    assert "must be a postgresql resource" in error["message"] and "got nothing" in error["message"]
 
 
 def test_bad_base64_is_an_argument_error(

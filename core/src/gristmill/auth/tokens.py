@@ -8,24 +8,33 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.auth import audit
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
 from gristmill.db.queries import Q
-from gristmill.errors import Unauthorized
+from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
 from gristmill.queue.context import state_path
+from gristmill.validation import check_no_nul, check_page
 
 __all__ = [
     "MISSING_TOKEN",
+    "TokenInfo",
     "TokenResolver",
+    "check_scopes",
     "create_api_token",
+    "create_token_for",
+    "delete_token_by_prefix",
     "hash_token",
     "job_token_secret",
+    "list_tokens",
     "mint_job_token",
     "new_api_token",
     "read_job_token",
@@ -198,3 +207,150 @@ class TokenResolver:
     async def revoke(self, token: str) -> None:
         """Revoke an API token; it stops working at once, everywhere."""
         await revoke_token(self.pool, token)
+
+
+#: ``{domain}:{action}[:{path pattern}]``; ``*`` for any domain or action.
+SCOPE = re.compile(r"(\*|[a-z][a-z0-9_]*):(\*|[a-z][a-z0-9_]*)(:[A-Za-z0-9_*/.:-]*)?", re.ASCII)
+MAX_SCOPES = 100
+MAX_LABEL = 255
+
+
+def check_scopes(scopes: Sequence[str]) -> list[str]:
+    """The scopes, each ``{domain}:{action}[:{path}]``; :class:`BadInput` for any other."""
+    if len(scopes) > MAX_SCOPES:
+        raise BadInput(f"a token has at most {MAX_SCOPES} scopes; got {len(scopes)}")
+    for scope in scopes:
+        if len(scope) > 255 or not SCOPE.fullmatch(scope):
+            raise BadInput(
+                f"invalid scope {scope[:80]!r}: expected '<domain>:<action>[:<path>]' such as "
+                "'jobs:run', 'scripts:read:f/team/*' or 'variables:write'"
+            )
+    return list(scopes)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as listed: never the token itself, only its first characters."""
+
+    token_prefix: str
+    label: str | None
+    expiration: dt.datetime | None
+    created_at: dt.datetime
+    scopes: list[str] | None
+    workspace_id: str | None
+    last_used_at: dt.datetime | None
+
+
+async def create_token_for(
+    pool: AsyncConnectionPool,
+    actor: Actor,
+    *,
+    label: str | None,
+    expiration: dt.datetime | None,
+    scopes: Sequence[str] | None,
+    workspace_id: str | None,
+    job_token_max_s: int,
+) -> str:
+    """A new API token of the caller, never more powerful than the token making it.
+
+    A token with scopes makes tokens with a subset of them (none asked: the same); a token
+    limited to a workspace makes tokens limited to it. A job's token (``WM_TOKEN``, as
+    ``wmill.create_token`` uses) inherits the job's scopes and workspace, and its new token
+    expires at most ``job_token_max_s`` from now (the longest a job may run), whatever
+    expiration was asked: it must not outlive the job by much.
+    """
+    if actor.email == SUPERADMIN_SECRET_EMAIL:
+        raise BadInput(
+            "the SUPERADMIN_SECRET identity has no account to own tokens; log in as a user"
+        )
+    if label is not None:
+        check_no_nul("label", label)
+        if len(label) > MAX_LABEL:
+            raise BadInput(f"label is longer than {MAX_LABEL} characters")
+    now = dt.datetime.now(dt.UTC)
+    if expiration is not None:
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=dt.UTC)
+        if expiration <= now:
+            raise BadInput(f"expiration {expiration.isoformat()} is in the past")
+    wanted = check_scopes(scopes) if scopes is not None else None
+    if actor.scopes is not None:
+        if wanted is None:
+            wanted = list(actor.scopes)
+        elif extra := [s for s in wanted if s not in actor.scopes]:
+            raise Forbidden(
+                f"this token's scopes do not include {', '.join(extra)}; a token cannot "
+                "make a token with more scopes than its own"
+            )
+    if actor.token_workspace is not None:
+        if workspace_id not in (None, actor.token_workspace):
+            raise Forbidden(
+                f"this token is limited to workspace '{actor.token_workspace}'; "
+                f"it cannot make a token for '{workspace_id}'"
+            )
+        workspace_id = actor.token_workspace
+    if actor.job_id is not None:
+        latest = now + dt.timedelta(seconds=job_token_max_s)
+        expiration = latest if expiration is None else min(expiration, latest)
+    async with pool.connection() as conn:
+        if workspace_id is not None:
+            check_no_nul("workspace_id", workspace_id)
+            exists = await (
+                await conn.execute(Q["workspace_exists"], {"workspace_id": workspace_id})
+            ).fetchone()
+            if exists is None:
+                raise NotFound(f"workspace '{workspace_id}' does not exist")
+        token = await create_api_token(
+            conn,
+            email=actor.email,
+            label=label,
+            expiration=expiration,
+            scopes=wanted,
+            workspace_id=workspace_id,
+        )
+        await audit.record(
+            conn,
+            workspace_id=audit.INSTANCE,
+            username=actor.username,
+            operation="users.token.create",
+            action_kind=audit.ActionKind.CREATE,
+            resource=token[:10],
+            parameters={"label": label, "scopes": wanted, "workspace_id": workspace_id},
+        )
+    return token
+
+
+async def list_tokens(
+    pool: AsyncConnectionPool, actor: Actor, *, page: int, per_page: int
+) -> list[TokenInfo]:
+    """The caller's API tokens (login sessions included), newest first."""
+    check_page(page, per_page)
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                Q["list_tokens"],
+                {"email": actor.email, "limit": per_page, "offset": (page - 1) * per_page},
+            )
+        ).fetchall()
+    return [TokenInfo(*row) for row in rows]
+
+
+async def delete_token_by_prefix(pool: AsyncConnectionPool, actor: Actor, prefix: str) -> None:
+    """Revoke the caller's token whose first characters are ``prefix`` (as listed)."""
+    check_no_nul("token_prefix", prefix)
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                Q["delete_token_by_prefix"], {"email": actor.email, "prefix": prefix}
+            )
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"you have no token with prefix {prefix[:20]!r}")
+        await audit.record(
+            conn,
+            workspace_id=audit.INSTANCE,
+            username=actor.username,
+            operation="users.token.delete",
+            action_kind=audit.ActionKind.DELETE,
+            resource=prefix,
+        )

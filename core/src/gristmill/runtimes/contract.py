@@ -29,6 +29,7 @@ __all__ = [
     "ProcessExit",
     "Recipe",
     "RecipeError",
+    "ResourceReferences",
     "Runtime",
     "ScriptError",
     "Toolchain",
@@ -92,6 +93,9 @@ class JobContext:
     lock: str | None = None
     #: Where that lock is installed (read-only, shared by every job of the same lock).
     deps_dir: Path | None = None
+    #: The values of the resources the script names (see :class:`ResourceReferences`), by
+    #: path, read with the permissions of the job's user, references expanded.
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,24 @@ class Runtime(Protocol):
 
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         """Turn what the process left behind into the job's outcome."""
+        ...
+
+
+@runtime_checkable
+class ResourceReferences(Protocol):
+    """Optional: a runtime whose scripts name resources in their code (a SQL script's
+    ``-- database f/team/pg`` line) implements this method.
+
+    Before the job runs, the worker reads each resource it returns with the permissions of
+    the job's user (expanding ``$var:``/``$res:`` references in it) and hands the values to
+    :meth:`Runtime.prepare` in ``ctx.resources`` (by path). A resource that is missing or
+    not visible to that user fails the job with ``ResourceError`` before ``prepare``.
+    (Resources passed as arguments, ``"$res:<path>"``, need nothing: the worker replaces
+    them in ``ctx.args`` for every runtime.)
+    """
+
+    def resource_paths(self, source: str) -> Sequence[str]:
+        """The resource paths the script's code names (none: an empty sequence)."""
         ...
 
 

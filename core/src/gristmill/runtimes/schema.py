@@ -218,7 +218,8 @@ def validate_args(
     integer parameters made integers) or raise ArgumentError.
 
     Required arguments must be present; a value must match its property's type, enum, format
-    (``date-time``, ``date``) and base64 encoding. Arguments the schema does not know are an
+    (``date-time``, ``date``) and base64 encoding, unless it is a ``"$res:<path>"`` or
+    ``"$var:<path>"`` reference (replaced by the worker). Arguments the schema does not know are an
     error (a misspelled name would otherwise run the script with its default) unless the
     schema has ``additionalProperties: true`` or ``allow_extra`` is set.
     """
@@ -250,7 +251,15 @@ def validate_args(
     }
 
 
+#: A string argument naming a resource or a variable, replaced by its value by the worker.
+_REFERENCE_PREFIXES = ("$res:", "$var:")
+
+
 def _check_value(path: str, prop: Mapping[str, Any], value: Any) -> None:
+    if isinstance(value, str) and value.startswith(_REFERENCE_PREFIXES):
+        # Its value is only known to the worker, read with the job's permissions: any
+        # parameter takes a reference (Windmill's `"$res:f/team/pg"` for a resource).
+        return
     expected = prop.get("type")
     if expected == "integer":
         if isinstance(value, bool) or not (

@@ -4,12 +4,13 @@ archived), reading them by path or hash, history and lists."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, NotFound
 from gristmill.queue.enqueue import NewJob, push_job
@@ -35,16 +36,22 @@ from gristmill.validation import (
     check_script_size,
     check_text_fields,
 )
+from gristmill.workspace.folders import require_folder_of
 
 __all__ = [
     "Author",
     "HistoryEntry",
     "ScriptQuery",
     "VersionDraft",
+    "archive_by_hash",
+    "archive_by_path",
+    "delete_by_hash",
+    "delete_by_path",
     "fetch_by_hash",
     "fetch_by_path",
     "fetch_live",
     "history",
+    "list_paths",
     "list_versions",
     "save_version",
     "script_error_message",
@@ -127,14 +134,17 @@ async def save_version(
     workspace_id: str,
     author: Author,
     draft: VersionDraft,
+    access: Access,
     limits: InputLimits | None = None,
 ) -> int:
     """Save ``draft`` as the new live version at its path; return its hash.
 
     Everything is checked before anything is written: the path, the language, the source
-    (parsed by its runtime), the parent. A path that already has a live version needs
-    ``parent_hash`` set to that version's hash. When the script needs dependencies, a
-    dependency job is queued in the same transaction.
+    (parsed by its runtime), the caller's right to write the path (a new path: to create
+    there, and a folder path needs its folder), the parent. A path that already has a live
+    version needs ``parent_hash`` set to that version's hash. The new version keeps the
+    ACL (``extra_perms``) of the path. When the script needs dependencies, a dependency job
+    is queued in the same transaction.
     """
     draft.check(limits or InputLimits())
     try:
@@ -156,6 +166,18 @@ async def save_version(
             Q["lock_script_path"], {"workspace_id": workspace_id, "path": draft.path}
         )
         cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["get_script_by_path"], {"workspace_id": workspace_id, "path": draft.path}
+        )
+        latest = await cur.fetchone()
+        if latest is None:
+            # A missing folder first: the clearer answer (folder names are not secret).
+            await require_folder_of(conn, workspace_id, draft.path)
+            access.require_create(draft.path)
+            extra_perms: dict[str, Any] = {}
+        else:
+            access.require_write(draft.path, latest["extra_perms"])
+            extra_perms = latest["extra_perms"]
         await cur.execute(
             Q["get_live_script_by_path"], {"workspace_id": workspace_id, "path": draft.path}
         )
@@ -200,6 +222,7 @@ async def save_version(
                     "envs": draft.envs,
                     "deployment_message": draft.deployment_message,
                     "created_by": author.username,
+                    "extra_perms": Json(extra_perms),
                 },
             )
         ).fetchone()
@@ -240,28 +263,39 @@ async def _fetch_one(
         return await cur.fetchone()
 
 
-async def fetch_by_path(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
+def _visible(row: dict[str, Any] | None, access: Access | None) -> bool:
+    """Whether a version exists and ``access`` (``None``: the platform itself) may read it.
+    A script the caller may not read answers as one that does not exist (404, not 403), so
+    that reads do not tell which paths exist."""
+    return row is not None and (access is None or access.can_read(row["path"], row["extra_perms"]))
+
+
+async def fetch_by_path(
+    pool: AsyncConnectionPool, workspace_id: str, path: str, access: Access | None = None
+) -> dict[str, Any]:
     """The newest version at ``path``, archived or not (Windmill's ``get/p``)."""
     check_path(path)
     row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
-    if row is None:
+    if row is None or not _visible(row, access):
         raise NotFound(f"Script not found at name {path}")
     return row
 
 
-async def fetch_live(pool: AsyncConnectionPool, workspace_id: str, path: str) -> dict[str, Any]:
+async def fetch_live(
+    pool: AsyncConnectionPool, workspace_id: str, path: str, access: Access | None = None
+) -> dict[str, Any]:
     """The version that runs at ``path``: the newest one not archived."""
     check_path(path)
     row = await _fetch_one(
         pool, "get_live_script_by_path", {"workspace_id": workspace_id, "path": path}
     )
-    if row is None:
+    if row is None or not _visible(row, access):
         raise NotFound(f"Script not found at name {path}")
     return row
 
 
 async def fetch_by_hash(
-    pool: AsyncConnectionPool, workspace_id: str, hash_text: str
+    pool: AsyncConnectionPool, workspace_id: str, hash_text: str, access: Access | None = None
 ) -> dict[str, Any]:
     """One exact version."""
     row = await _fetch_one(
@@ -269,15 +303,18 @@ async def fetch_by_hash(
         "get_script_by_hash",
         {"workspace_id": workspace_id, "hash": parse_hash(hash_text)},
     )
-    if row is None:
+    if row is None or not _visible(row, access):
         raise NotFound(f"no script with hash {hash_text} in workspace {workspace_id}")
     return row
 
 
-async def version_exists(pool: AsyncConnectionPool, workspace_id: str, path: str) -> bool:
+async def version_exists(
+    pool: AsyncConnectionPool, workspace_id: str, path: str, access: Access | None = None
+) -> bool:
+    """Whether a version exists at ``path`` that ``access`` may read."""
     check_path(path)
     row = await _fetch_one(pool, "get_script_by_path", {"workspace_id": workspace_id, "path": path})
-    return row is not None
+    return _visible(row, access)
 
 
 @dataclass(frozen=True)
@@ -287,9 +324,11 @@ class HistoryEntry:
     created_at: Any
 
 
-async def history(pool: AsyncConnectionPool, workspace_id: str, path: str) -> list[HistoryEntry]:
+async def history(
+    pool: AsyncConnectionPool, workspace_id: str, path: str, access: Access | None = None
+) -> list[HistoryEntry]:
     """Every version at ``path``, newest first."""
-    check_path(path)
+    await fetch_by_path(pool, workspace_id, path, access)
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(Q["script_history"], {"workspace_id": workspace_id, "path": path})
@@ -314,10 +353,31 @@ class ScriptQuery:
         check_text_fields(self)
 
 
+def _read_filter(access: Access | None) -> dict[str, Any]:
+    """The ``gm_can_read`` parameters of a list (``None``: everything, for the platform)."""
+    if access is None:
+        return {"is_admin": True, "owners": [], "folders_read": []}
+    return access.sql_params()
+
+
+async def list_paths(pool: AsyncConnectionPool, workspace_id: str, access: Access) -> list[str]:
+    """The paths of the live scripts ``access`` may read, sorted."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                Q["list_script_paths"], {"workspace_id": workspace_id, **_read_filter(access)}
+            )
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 async def list_versions(
-    pool: AsyncConnectionPool, workspace_id: str, query: ScriptQuery
+    pool: AsyncConnectionPool,
+    workspace_id: str,
+    query: ScriptQuery,
+    access: Access | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest version of each path, newest first."""
+    """The newest version of each path ``access`` may read, newest first."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
@@ -331,6 +391,43 @@ async def list_versions(
                 "language": query.language,
                 "limit": query.per_page,
                 "offset": (query.page - 1) * query.per_page,
+                **_read_filter(access),
             },
         )
         return await cur.fetchall()
+
+
+async def _write_and_run(
+    pool: AsyncConnectionPool,
+    access: Access,
+    row: dict[str, Any],
+    query: LiteralString,
+    params: dict[str, Any],
+) -> str:
+    """Run ``query`` on a version the caller sees (``row``) once they may write its path;
+    the path, for the caller to forget cached versions."""
+    access.require_write(row["path"], row["extra_perms"])
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(query, {"workspace_id": access.workspace_id, **params})
+    return row["path"]
+
+
+async def archive_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
+    """Archive every version at ``path`` (write access; 404 when the caller cannot see it)."""
+    row = await fetch_by_path(pool, access.workspace_id, path, access)
+    return await _write_and_run(pool, access, row, Q["archive_script_path"], {"path": path})
+
+
+async def archive_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
+    row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
+    return await _write_and_run(pool, access, row, Q["archive_script"], {"hash": row["hash"]})
+
+
+async def delete_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
+    row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
+    return await _write_and_run(pool, access, row, Q["delete_script_hash"], {"hash": row["hash"]})
+
+
+async def delete_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
+    row = await fetch_by_path(pool, access.workspace_id, path, access)
+    return await _write_and_run(pool, access, row, Q["delete_script_path"], {"path": path})

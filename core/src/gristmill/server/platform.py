@@ -30,6 +30,7 @@ from gristmill.sandbox import RunPolicy, select_backend
 from gristmill.validation import InputLimits
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
+from gristmill.workspace.secrets import Secrets
 from gristmill.workspace.workspaces import Workspaces
 
 __all__ = ["Platform", "PreparedDatabase", "prepare_database"]
@@ -68,6 +69,9 @@ class Platform:
     submitter: Submitter | None = None
     tokens: TokenResolver | None = None
     workspaces: Workspaces | None = None
+    #: Encrypts and decrypts secrets (the instance key: GRISTMILL_INSTANCE_KEY or
+    #: ``<data_dir>/instance.key``); the API and the workers' log masking share it.
+    secrets: Secrets | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -91,6 +95,9 @@ class Platform:
             self.registry = load_runtimes(self.plugins)
         # Before anything starts: a worker whose sandbox cannot run refuses to start.
         policy = run_policy(self.settings) if self.runs_workers else None
+        if self.secrets is None:
+            # Before anything starts too: an unreadable key file stops the process.
+            self.secrets = Secrets.from_settings(self.settings)
         self.pool = await open_pool(self.conninfo, max_size=self.settings.database_connections)
         self.notifier = Notifier(self.conninfo)
         await self.notifier.start()
@@ -109,6 +116,7 @@ class Platform:
                 job_token_secret=self.job_token_secret,
                 tags=worker_tags(self.settings, self.registry),
                 policy=policy,
+                secrets=self.secrets,
             )
             await self.workers.start()
         self.submitter = Submitter(
@@ -147,6 +155,10 @@ class Platform:
     def require_registry(self) -> RuntimeRegistry:
         assert self.registry is not None, "the platform is not started"
         return self.registry
+
+    def require_secrets(self) -> Secrets:
+        assert self.secrets is not None, "the platform is not started"
+        return self.secrets
 
     # The parts below exist once :meth:`start` has run; the API is served only after it.
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
-from gristmill.errors import JobErrorName
+from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
 from gristmill.queue.cancel import canceled_error, read_cancel_request
 from gristmill.queue.claim import complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
@@ -30,7 +30,10 @@ from gristmill.runtimes import (
     DependencyLocking,
     JobContext,
     JobOutcome,
+    ResourceReferences,
+    Runtime,
     RuntimeRegistry,
+    ScriptError,
     UnknownRuntimeError,
     error_result,
 )
@@ -40,8 +43,11 @@ from gristmill.scripts.hashes import format_hash
 from gristmill.worker.environments import EnvironmentCache
 from gristmill.worker.execution import execute, lock_job
 from gristmill.worker.jobenv import job_env
-from gristmill.worker.logs import JobLog, flush_periodically
+from gristmill.worker.logs import JobLog, SecretMask, flush_periodically
 from gristmill.worker.retry import TRANSIENT, retry_transient
+from gristmill.workspace.interpolate import has_references
+from gristmill.workspace.resources import job_access, resolve_job_references
+from gristmill.workspace.secrets import Secrets
 
 __all__ = ["JobRunner", "Running"]
 
@@ -97,6 +103,7 @@ class JobRunner:
         plugins: pluggy.PluginManager,
         job_token_secret: bytes,
         policy: RunPolicy,
+        secrets: Secrets,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -105,6 +112,8 @@ class JobRunner:
         self.plugins = plugins
         self.secret = job_token_secret
         self.policy = policy
+        #: Decrypts the secrets a job read, to mask them in its logs.
+        self.secrets = secrets
         self.environments = EnvironmentCache(settings.cache_dir / "envs")
         self._cache_dirs: set[str] = set()
 
@@ -114,7 +123,10 @@ class JobRunner:
         key = str(job_id)
         name = running.worker
         running.mark("claimed")
-        job_log = JobLog(flushed=job["log_offset"])
+        job_log = JobLog(
+            flushed=job["log_offset"],
+            secret_mask=SecretMask(self.secrets, job_id, job["workspace_id"]),
+        )
         if job_log.flushed:
             job_log.write("\n[gristmill] previous attempt interrupted; the job starts again\n")
         job_dir = self.settings.jobs_dir / key
@@ -159,15 +171,24 @@ class JobRunner:
         timeout_s = float(
             min(job["timeout"] or self.settings.job_timeout_s, self.settings.job_timeout_s)
         )
+        try:
+            args, named_resources = await self._resolve_references(job, runtime)
+        except (NotFound, Forbidden, BadInput, ScriptError) as exc:
+            return _failure(JobErrorName.RESOURCE, str(exc))
+        except TRANSIENT:
+            return _failure(
+                JobErrorName.RESOURCE,
+                "the job's resources could not be read: the database is unreachable",
+            )
         # Small synchronous writes: cheaper than a thread hop on the job's critical path.
         job_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
-        (job_dir / ARGS_FILE).write_bytes(orjson.dumps(job["args"]))
+        (job_dir / ARGS_FILE).write_bytes(orjson.dumps(args))
         ctx = JobContext(
             id=job["id"],
             workspace_id=job["workspace_id"],
             language=runtime.name,
             code=job["code"],
-            args=job["args"],
+            args=args,
             job_dir=job_dir,
             schema=job["schema"],
             script_path=job["runnable_path"],
@@ -176,6 +197,7 @@ class JobRunner:
             else None,
             timeout_s=timeout_s,
             cache_dir=self._cache_dir(runtime.name),
+            resources=named_resources,
         )
         ctx = replace(ctx, env=job_env(self.settings, self.plugins, self.secret, job, ctx))
         if job["kind"] == JobKind.DEPENDENCIES:
@@ -201,6 +223,35 @@ class JobRunner:
             return await self._canceled(ctx.id)
         # Shutdown or lost: the caller does not record this outcome.
         return JobOutcome(False, "null"), JobStatus.FAILURE
+
+    async def _resolve_references(
+        self, job: dict[str, Any], runtime: Runtime
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The job's arguments with ``$res:``/``$var:`` references replaced, and the
+        resources its code names, read as the job's user. The stored arguments keep the
+        references (no secret lands in the job's row); a job without any costs no query."""
+        args: dict[str, Any] = job["args"] or {}
+        paths = (
+            list(runtime.resource_paths(job["code"]))
+            if isinstance(runtime, ResourceReferences) and job["kind"] != JobKind.DEPENDENCIES
+            else []
+        )
+        if not paths and not has_references(args):
+            return args, {}
+        username = job["permissioned_as"].removeprefix("u/")
+        async with self.pool.connection() as conn:
+            access = await job_access(
+                conn,
+                workspace_id=job["workspace_id"],
+                email=job["email"],
+                username=username,
+                # References are only read: the state path (what a job may write) is moot.
+                state_path=None,
+                superadmin_secret_set=bool(self.settings.superadmin_secret),
+            )
+            return await resolve_job_references(
+                conn, self.secrets, access, args=args, resource_paths=paths, job_id=job["id"]
+            )
 
     async def _canceled(self, job_id: UUID) -> tuple[JobOutcome, JobStatus]:
         by, reason = None, None
@@ -323,6 +374,7 @@ class JobRunner:
 
         async def record() -> bool:
             async with self.pool.connection() as conn:
+                chunk = await job_log.chunk(conn, final=True)
                 return await complete_job(
                     conn,
                     job_id=job_id,
@@ -330,7 +382,7 @@ class JobRunner:
                     status=status,
                     result_json=result_json,
                     log_offset=job_log.flushed,
-                    logs=job_log.take_pending(),
+                    logs=chunk.text,
                 )
 
         return await retry_transient(record, what=f"recording the result of job {job_id}")
@@ -339,12 +391,13 @@ class JobRunner:
         job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")
         with contextlib.suppress(*TRANSIENT):
             async with self.pool.connection(timeout=REQUEUE_TIMEOUT_S) as conn:
+                chunk = await job_log.chunk(conn, final=True)
                 await requeue_job(
                     conn,
                     job_id=job_id,
                     worker=name,
                     log_offset=job_log.flushed,
-                    logs=job_log.take_pending(),
+                    logs=chunk.text,
                 )
                 return
         log.warning("could not requeue job %s; the zombie monitor will restart it", job_id)

@@ -30,6 +30,7 @@ from gristmill.sandbox import RunPolicy
 from gristmill.worker.capabilities import PING_EVERY_S, announce, withdraw, worker_tags
 from gristmill.worker.job import REQUEUE_TIMEOUT_S, JobRunner, Running
 from gristmill.worker.retry import TRANSIENT
+from gristmill.workspace.secrets import Secrets
 
 __all__ = ["Reservation", "WorkerPool", "worker_tags"]
 
@@ -78,6 +79,7 @@ class WorkerPool:
         job_token_secret: bytes,
         tags: list[str],
         policy: RunPolicy | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -94,6 +96,7 @@ class WorkerPool:
             plugins=plugins,
             job_token_secret=job_token_secret,
             policy=self.policy,
+            secrets=secrets or Secrets.from_settings(settings),
         )
         self.instance = f"wk-{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
         self.names = [f"{self.instance}-{i}" for i in range(settings.num_workers)]

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -98,6 +99,13 @@ class PostgresRuntime:
     def parse_signature(self, source: str) -> Signature:
         return parse_script(source).signature()
 
+    def resource_paths(self, source: str) -> Sequence[str]:
+        """The resource of a `-- database <path>` line: the worker reads it for the job
+        (the gristmill.ResourceReferences contract) and ``prepare`` finds it in
+        ``ctx.resources``."""
+        database = parse_script(source).database
+        return [database] if database is not None else []
+
     def template(self) -> str:
         return TEMPLATE
 
@@ -167,6 +175,9 @@ class PostgresRuntime:
     def prepare(self, ctx: JobContext) -> Recipe:
         script = parse_script(ctx.code)
         plan = build_plan(script, timeout_s=ctx.timeout_s)
+        if script.database is not None:
+            # The pinned connection, read by the worker with the job's permissions.
+            plan["database"] = ctx.resources.get(script.database)
         (ctx.job_dir / PLAN_FILE).write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
         return Recipe(
             argv=[self.interpreter, *INTERPRETER_FLAGS, self.wrapper],

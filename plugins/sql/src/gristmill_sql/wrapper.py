@@ -103,27 +103,33 @@ def _write(value: Any) -> None:
 def connection_params(plan: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     path = plan.get("database_path")
     if path is not None:
-        raise JobError(
-            "ResourceError",
-            f"this script names the database resource {path} (its `-- database {path}` "
-            "line), but resources by path are not available in Gristmill yet: remove that "
-            "line and pass the connection as the `database` argument, an object {host, port, "
-            "user, password, dbname, sslmode}",
-        )
-    name = plan["database_arg"]
-    database = args.get(name)
+        # The resource of the `-- database <path>` line, read by the worker.
+        database = plan.get("database")
+        label = f"the database resource {path}"
+        if not isinstance(database, dict):
+            got = "nothing" if database is None else f"a {type(database).__name__}"
+            raise JobError(
+                "ResourceError",
+                f"the database resource {path} (the script's `-- database {path}` line) must "
+                "be a postgresql resource, an object {host, port, user, password, dbname, "
+                f"sslmode}}; got {got}",
+            )
+    else:
+        name = plan["database_arg"]
+        label = f"the `{name}` argument"
+        database = args.get(name)
     if not isinstance(database, dict):
         got = "nothing" if database is None else f"a {type(database).__name__}"
         raise JobError(
             "ArgumentError",
-            f"the `{name}` argument must be the connection, an object {{host, port, user, "
+            f"{label} must be the connection, an object {{host, port, user, "
             f"password, dbname, sslmode}} (host may be a unix socket directory); got {got}",
         )
     missing = [key for key in ("host", "dbname") if not database.get(key)]
     if missing:
         raise JobError(
             "ArgumentError",
-            f"the `{name}` argument lacks {' and '.join(missing)}; it needs at least "
+            f"{label} lacks {' and '.join(missing)}; it needs at least "
             "{host, dbname} (user defaults to postgres, port to 5432)",
         )
     params: dict[str, Any] = {

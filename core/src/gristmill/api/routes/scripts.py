@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from gristmill.api.deps import (
+    AccessDep,
     ActorDep,
     AuthenticatedRoute,
     PlatformDep,
-    WorkspaceDep,
 )
 from gristmill.api.schemas.scripts import (
     DeploymentStatus,
@@ -55,18 +55,22 @@ def _script(row: dict[str, Any]) -> Script:
         priority=row["priority"],
         envs=row["envs"],
         deployment_message=row["deployment_message"],
+        extra_perms=row["extra_perms"],
     )
 
 
 @router.post("/create", status_code=201, response_class=PlainTextResponse)
 async def create_script(
-    body: NewScript, workspace: WorkspaceDep, platform: PlatformDep, actor: ActorDep
+    body: NewScript, access: AccessDep, platform: PlatformDep, actor: ActorDep
 ) -> str:
     """Save a new version of the script at ``path``; returns its hash.
 
     The schema is inferred from ``main``'s parameters when the request carries none. A path
     that already has a live version needs ``parent_hash`` set to that version's hash.
+    Writing an existing path needs write access to it (403), a new path the right to create
+    there; a path ``f/<folder>/...`` needs the folder to exist (400). Operators never write.
     """
+    workspace = access.workspace_id
     draft = versions.VersionDraft(
         path=body.path,
         content=body.content,
@@ -90,6 +94,7 @@ async def create_script(
         workspace_id=workspace,
         author=author,
         draft=draft,
+        access=access,
         limits=platform.input_limits,
     )
     platform.runs.forget_script(workspace, body.path)
@@ -97,25 +102,25 @@ async def create_script(
 
 
 @router.get("/get/p/{path:path}")
-async def get_script_by_path(path: str, workspace: WorkspaceDep, platform: PlatformDep) -> Script:
+async def get_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> Script:
     """The newest version at ``path``."""
-    return _script(await versions.fetch_by_path(platform.db, workspace, path))
+    return _script(await versions.fetch_by_path(platform.db, access.workspace_id, path, access))
 
 
 @router.get("/get/h/{hash}")
-async def get_script_by_hash(hash: str, workspace: WorkspaceDep, platform: PlatformDep) -> Script:
+async def get_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> Script:
     """One exact version."""
-    return _script(await versions.fetch_by_hash(platform.db, workspace, hash))
+    return _script(await versions.fetch_by_hash(platform.db, access.workspace_id, hash, access))
 
 
 @router.get("/deployment_status/h/{hash}")
 async def deployment_status(
-    hash: str, workspace: WorkspaceDep, platform: PlatformDep
+    hash: str, access: AccessDep, platform: PlatformDep
 ) -> DeploymentStatus:
     """Whether a version is ready to run: its lock, or why locking failed, and its
     dependency job. ``status`` is ``deployed``, ``locking`` or ``failed``."""
-    row = await versions.fetch_by_hash(platform.db, workspace, hash)
-    status = await deployment.deployment_status(platform.db, workspace, row)
+    row = await versions.fetch_by_hash(platform.db, access.workspace_id, hash, access)
+    status = await deployment.deployment_status(platform.db, access.workspace_id, row)
     return DeploymentStatus(
         lock=status.lock,
         lock_error_logs=status.lock_error_logs,
@@ -125,30 +130,31 @@ async def deployment_status(
 
 
 @router.get("/raw/p/{path:path}", response_class=PlainTextResponse)
-async def raw_script_by_path(path: str, workspace: WorkspaceDep, platform: PlatformDep) -> str:
+async def raw_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> str:
     """The source of the newest version at ``path``."""
     path = re.sub(r"\.(py|ts|go|sh|sql)$", "", path)
-    return (await versions.fetch_by_path(platform.db, workspace, path))["content"]
+    return (await versions.fetch_by_path(platform.db, access.workspace_id, path, access))["content"]
 
 
 @router.get("/raw/h/{hash}", response_class=PlainTextResponse)
-async def raw_script_by_hash(hash: str, workspace: WorkspaceDep, platform: PlatformDep) -> str:
+async def raw_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> str:
     """The source of one exact version."""
-    return (await versions.fetch_by_hash(platform.db, workspace, hash))["content"]
+    return (await versions.fetch_by_hash(platform.db, access.workspace_id, hash, access))["content"]
 
 
 @router.get("/exists/p/{path:path}")
-async def script_exists(path: str, workspace: WorkspaceDep, platform: PlatformDep) -> bool:
-    """Whether any version exists at ``path``."""
-    return await versions.version_exists(platform.db, workspace, path)
+async def script_exists(path: str, access: AccessDep, platform: PlatformDep) -> bool:
+    """Whether a version exists at ``path`` that the caller may read (``false`` for one they
+    may not: reads never tell which paths exist)."""
+    return await versions.version_exists(platform.db, access.workspace_id, path, access)
 
 
 @router.get("/history/p/{path:path}")
 async def script_history(
-    path: str, workspace: WorkspaceDep, platform: PlatformDep
+    path: str, access: AccessDep, platform: PlatformDep
 ) -> list[ScriptHistoryEntry]:
     """Every version at ``path``, newest first."""
-    entries = await versions.history(platform.db, workspace, path)
+    entries = await versions.history(platform.db, access.workspace_id, path, access)
     return [
         ScriptHistoryEntry(
             script_hash=format_hash(e.hash),
@@ -161,7 +167,7 @@ async def script_history(
 
 @router.get("/list")
 async def list_scripts(
-    workspace: WorkspaceDep,
+    access: AccessDep,
     platform: PlatformDep,
     page: int = Query(1, ge=1, le=INT4_MAX),
     per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
@@ -171,7 +177,7 @@ async def list_scripts(
     show_archived: bool = False,
     language: str | None = None,
 ) -> list[ScriptListItem]:
-    """The newest version of each script path."""
+    """The newest version of each script path the caller may read."""
     query = versions.ScriptQuery(
         page=page,
         per_page=per_page,
@@ -181,7 +187,7 @@ async def list_scripts(
         show_archived=show_archived,
         language=language,
     )
-    rows = await versions.list_versions(platform.db, workspace, query)
+    rows = await versions.list_versions(platform.db, access.workspace_id, query, access)
     return [
         ScriptListItem(
             hash=format_hash(row["hash"]),
@@ -198,3 +204,41 @@ async def list_scripts(
         )
         for row in rows
     ]
+
+
+@router.get("/list_paths")
+async def list_script_paths(access: AccessDep, platform: PlatformDep) -> list[str]:
+    """The paths of the live scripts the caller may read, sorted."""
+    return await versions.list_paths(platform.db, access.workspace_id, access)
+
+
+@router.post("/archive/p/{path:path}", response_class=PlainTextResponse)
+async def archive_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Archive every version at ``path``: it no longer runs by path (needs write access)."""
+    await versions.archive_by_path(platform.db, access, path)
+    platform.runs.forget_script(access.workspace_id, path)
+    return path
+
+
+@router.post("/archive/h/{hash}", response_class=PlainTextResponse)
+async def archive_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Archive one version (needs write access to its path)."""
+    path = await versions.archive_by_hash(platform.db, access, hash)
+    platform.runs.forget_script(access.workspace_id, path)
+    return hash
+
+
+@router.post("/delete/h/{hash}", response_class=PlainTextResponse)
+async def delete_script_by_hash(hash: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Delete one version: its row stays, without its source (needs write access)."""
+    path = await versions.delete_by_hash(platform.db, access, hash)
+    platform.runs.forget_script(access.workspace_id, path)
+    return hash
+
+
+@router.post("/delete/p/{path:path}", response_class=PlainTextResponse)
+async def delete_script_by_path(path: str, access: AccessDep, platform: PlatformDep) -> str:
+    """Delete every version at ``path`` (needs write access)."""
+    await versions.delete_by_path(platform.db, access, path)
+    platform.runs.forget_script(access.workspace_id, path)
+    return path

@@ -5,11 +5,12 @@
 -- name: insert_script
 INSERT INTO script (
     workspace_id, hash, path, parent_hashes, summary, description, content, schema,
-    language, kind, tag, lock, timeout, priority, envs, deployment_message, created_by
+    language, kind, tag, lock, timeout, priority, envs, deployment_message, created_by,
+    extra_perms
 ) VALUES (
     %(workspace_id)s, %(hash)s, %(path)s, %(parent_hashes)s, %(summary)s, %(description)s,
     %(content)s, %(schema)s, %(language)s, %(kind)s, %(tag)s, %(lock)s, %(timeout)s,
-    %(priority)s, %(envs)s, %(deployment_message)s, %(created_by)s
+    %(priority)s, %(envs)s, %(deployment_message)s, %(created_by)s, %(extra_perms)s
 )
 ON CONFLICT DO NOTHING
 RETURNING hash;
@@ -44,6 +45,7 @@ SELECT workspace_id, path FROM script WHERE hash = %(hash)s;
 -- name: list_scripts
 -- The newest version of each path, newest paths first: the columns the list shows, never
 -- the content. `path_like` is a prefix pattern with its wildcards escaped (like_prefix).
+-- Only the paths the caller may read (gm_can_read with Access.sql_params()).
 SELECT * FROM (
     SELECT DISTINCT ON (path)
         hash, path, summary, description, created_at, created_by, archived, language, kind,
@@ -55,10 +57,18 @@ SELECT * FROM (
       AND (%(path_exact)s::text IS NULL OR path = %(path_exact)s)
       AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
       AND (%(language)s::text IS NULL OR language = %(language)s)
+      AND gm_can_read(path, extra_perms, %(is_admin)s, %(owners)s, %(folders_read)s)
     ORDER BY path, created_at DESC
 ) latest
 ORDER BY created_at DESC
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: list_script_paths
+-- The paths of the live scripts the caller may read, sorted.
+SELECT DISTINCT path FROM script
+WHERE workspace_id = %(workspace_id)s AND NOT deleted AND NOT archived
+  AND gm_can_read(path, extra_perms, %(is_admin)s, %(owners)s, %(folders_read)s)
+ORDER BY path;
 
 -- name: script_history
 SELECT hash, deployment_message, created_at FROM script
@@ -84,3 +94,18 @@ WHERE j.workspace_id = %(workspace_id)s AND j.runnable_path = %(path)s
   AND j.runnable_hash = %(hash)s AND j.kind = 'dependencies'
 ORDER BY j.created_at DESC
 LIMIT 1;
+
+-- name: archive_script_path
+-- Archive every version at a path: nothing runs there any more (`run/p` answers 404).
+UPDATE script SET archived = true
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted;
+
+-- name: delete_script_hash
+-- Delete one version (Windmill's delete/h): the row stays for the jobs that name it, without
+-- its source.
+UPDATE script SET deleted = true, archived = true, content = '', lock = NULL
+WHERE workspace_id = %(workspace_id)s AND hash = %(hash)s;
+
+-- name: delete_script_path
+-- Delete every version at a path (Windmill's delete/p): the path can be created anew.
+DELETE FROM script WHERE workspace_id = %(workspace_id)s AND path = %(path)s;

@@ -1,0 +1,78 @@
+-- Per-item ACLs (`extra_perms`: {"u/alice": true, "g/team": false}), one query per kind
+-- and operation: gristmill.workspace.acls maps each supported kind to its queries (an
+-- allowlist; no table name is ever built from a request).
+-- Each block starts with `-- name: <name>` (unique across sql/queries/*.sql); the comment
+-- lines right after it say what it does. Python refers to them by name (gristmill.db.queries.Q).
+
+-- name: acl_get_script
+SELECT extra_perms FROM script
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
+ORDER BY created_at DESC
+LIMIT 1;
+
+-- name: acl_add_script
+-- Every version of the script at the path (a new version inherits them).
+UPDATE script SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_script
+UPDATE script SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_get_group
+SELECT extra_perms FROM group_
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s;
+
+-- name: acl_add_group
+UPDATE group_ SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_group
+UPDATE group_ SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_get_folder
+SELECT extra_perms FROM folder
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s;
+
+-- name: acl_add_folder
+UPDATE folder SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_folder
+UPDATE folder SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND name = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_get_variable
+SELECT extra_perms FROM variable
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
+
+-- name: acl_add_variable
+UPDATE variable SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_variable
+UPDATE variable SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_get_resource
+SELECT extra_perms FROM resource
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
+
+-- name: acl_add_resource
+UPDATE resource SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_resource
+UPDATE resource SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
