@@ -68,6 +68,11 @@ async def add_user(
 async def save(
     api: httpx.AsyncClient, path: str, content: str = "def main():\n    return 1\n"
 ) -> str:
+    if path.startswith("f/"):
+        # A folder must exist before anything is saved in it.
+        folder = path.split("/")[1]
+        r = await api.post("/w/main/folders/create", json={"name": folder})
+        assert r.status_code == 201 or "already exists" in r.text, r.text
     r = await api.post(
         "/w/main/scripts/create", json={"path": path, "content": content, "language": "python3"}
     )
@@ -250,11 +255,10 @@ async def test_operators_run_saved_scripts_but_no_previews(
 ) -> None:
     await save(api, "f/shared/x")
     token = await add_user(platform, "olga", role="operator")
-    async with platform.db.connection() as conn:
-        await conn.execute(
-            "INSERT INTO folder (workspace_id, name, display_name, owners, extra_perms)"
-            """ VALUES ('main', 'shared', 'shared', '{}', '{"u/olga": false}')"""
-        )
+    r = await api.post(
+        "/w/main/acls/add/folder/shared", json={"owner": "u/olga", "write": False}
+    )
+    assert r.status_code == 200, r.text
     preview = {"content": "def main():\n    return 1\n", "language": "python3", "args": {}}
     async with client(platform, token) as olga:
         for route in ("run/preview", "run_wait_result/preview", "run_inline/preview"):

@@ -208,7 +208,7 @@ async def test_interpolation_expands_references_recursively(
     assert r.status_code == 404 and "u/admin/gone" in r.text
     assert (await _create(api, "u/admin/novar", ["$var:u/admin/novar"])).status_code == 201
     r = await api.get("/w/main/resources/get_value_interpolated/u/admin/novar")
-    assert r.status_code == 404 and "variable u/admin/novar" in r.text
+    assert r.status_code == 404 and "variable 'u/admin/novar'" in r.text
     # A cycle ends with a clear 400.
     assert (await _create(api, "u/admin/a", {"b": "$res:u/admin/b"})).status_code == 201
     assert (await _create(api, "u/admin/b", {"a": "$res:u/admin/a"})).status_code == 201
