@@ -119,7 +119,6 @@ async def current_access(workspace: str, request: Request, actor: ActorDep) -> A
     is not a member (every workspace route checks this)."""
     access = getattr(request.state, "access", None)
     if access is None:
-        await check_workspace(request, workspace)
         platform: Platform = request.app.state.platform
         async with platform.db.connection() as conn:
             access = await load_access(conn, actor, workspace)

@@ -18,6 +18,7 @@ Every member belongs to the group ``all``.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,10 +28,12 @@ import psycopg
 
 from gristmill.auth.actor import Actor
 from gristmill.db.queries import Q
-from gristmill.errors import Forbidden
+from gristmill.errors import BadInput, Forbidden, NotFound
+from gristmill.validation import short
 
 __all__ = [
     "ALL_GROUP",
+    "WORKSPACE_ID",
     "Access",
     "Role",
     "load_access",
@@ -40,6 +43,8 @@ __all__ = [
 
 #: The group every member of a workspace belongs to.
 ALL_GROUP = "all"
+#: The database's CHECK on workspace ids.
+WORKSPACE_ID = re.compile(r"[a-zA-Z0-9_-]+", re.ASCII)
 
 
 class Role(StrEnum):
@@ -190,35 +195,41 @@ class Access:
 
 
 async def load_access(conn: psycopg.AsyncConnection, actor: Actor, workspace_id: str) -> Access:
-    """The actor's access to ``workspace_id``; :class:`Forbidden` when not a member.
+    """The actor's access to ``workspace_id`` (one query): :class:`BadInput` for an id no
+    workspace can have, :class:`NotFound` when it does not exist (or is deleted),
+    :class:`Forbidden` when the actor is not an enabled member.
 
     A super admin is an admin of every workspace. A job token acts as the member who started
     the job, with that member's role today (a removed or disabled member's jobs lose access).
     """
+    if not WORKSPACE_ID.fullmatch(workspace_id):
+        # No such workspace can exist; and text with NUL cannot even be queried.
+        raise BadInput(
+            f"invalid workspace id {short(workspace_id)!r}: ASCII letters, digits, '_' and '-' only"
+        )
     row = await (
         await conn.execute(
             Q["get_access"],
             {"workspace_id": workspace_id, "email": actor.email, "username": actor.username},
         )
     ).fetchone()
-    if row is None or row[1]:
-        if actor.super_admin:
-            return Access(workspace_id, actor, Role.ADMIN, frozenset({ALL_GROUP}))
-        state = "disabled in" if row is not None else "not a member of"
-        raise Forbidden(f"{actor.username} is {state} workspace '{workspace_id}'")
-    role, _disabled, groups = row
+    assert row is not None
+    exists, role, disabled, groups, readable, writable, owned = row
+    if not exists:
+        raise NotFound(f"workspace '{workspace_id}' does not exist")
     group_set = frozenset(groups) | {ALL_GROUP}
-    owners = [f"u/{actor.username}", *(f"g/{g}" for g in sorted(group_set))]
-    folders = await (
-        await conn.execute(Q["get_folder_access"], {"workspace_id": workspace_id, "owners": owners})
-    ).fetchall()
+    if role is None or disabled:
+        if not actor.super_admin:
+            state = "disabled in" if role is not None else "not a member of"
+            raise Forbidden(f"{actor.username} is {state} workspace '{workspace_id}'")
+        role = Role.ADMIN.value
     return Access(
         workspace_id=workspace_id,
         actor=actor,
         role=Role.ADMIN if actor.super_admin else Role(role),
         groups=group_set,
-        folders_read=frozenset(name for name, _, _ in folders),
-        folders_write=frozenset(name for name, write, _ in folders if write),
-        folders_owned=frozenset(name for name, _, owned in folders if owned),
+        folders_read=frozenset(readable),
+        folders_write=frozenset(writable),
+        folders_owned=frozenset(owned),
         state_path=actor.state_path,
     )

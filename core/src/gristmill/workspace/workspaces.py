@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gristmill.auth import audit
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
-from gristmill.auth.permissions import Access, Role
+from gristmill.auth.permissions import WORKSPACE_ID, Access, Role
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
 from gristmill.validation import check_no_nul, check_page, short
@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 #: The database's CHECK on workspace ids.
-WORKSPACE_ID = re.compile(r"[a-zA-Z0-9_-]+", re.ASCII)
 #: Windmill's rule for a new id (``^\w+(-\w+)*$``, at most 50 characters), in ASCII.
 NEW_WORKSPACE_ID = re.compile(r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*", re.ASCII)
 MAX_WORKSPACE_ID = 50

@@ -6,26 +6,35 @@
 SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted;
 
 -- name: get_access
--- A user's membership in a workspace: role, disabled, and the groups they belong to.
-SELECT m.role, m.disabled,
-       coalesce(array_agg(g.group_name) FILTER (WHERE g.group_name IS NOT NULL), '{}')
-FROM workspace_member m
-JOIN app_user u ON u.email = m.email
-LEFT JOIN group_member g ON g.workspace_id = m.workspace_id AND g.username = %(username)s
-WHERE m.workspace_id = %(workspace_id)s AND m.email = %(email)s
-GROUP BY m.role, m.disabled;
-
--- name: get_folder_access
--- The folders visible to `owners` ("u/<me>" and "g/<group>"s): name, whether they may write
--- its items, whether they own it.
-SELECT name,
-       owners && %(owners)s::text[]
-         OR EXISTS (SELECT 1 FROM jsonb_each(extra_perms) e
-                    WHERE e.key = ANY (%(owners)s::text[]) AND e.value = 'true'::jsonb),
-       owners && %(owners)s::text[]
-FROM folder
-WHERE workspace_id = %(workspace_id)s
-  AND (owners && %(owners)s::text[] OR extra_perms ?| %(owners)s::text[]);
+-- Everything a workspace request needs to know about its caller, in one round trip:
+-- whether the workspace exists, the caller's membership (role, disabled), their groups, and
+-- the folders they may read, write and own (through "u/<me>", "g/all" and their groups).
+WITH member AS (
+    SELECT role, disabled FROM workspace_member
+    WHERE workspace_id = %(workspace_id)s AND email = %(email)s
+), grp AS (
+    SELECT coalesce(array_agg(group_name ORDER BY group_name), '{}') AS names
+    FROM group_member WHERE workspace_id = %(workspace_id)s AND username = %(username)s
+), who AS (
+    SELECT ARRAY['u/' || %(username)s::text, 'g/all']
+           || ARRAY(SELECT 'g/' || n FROM grp, unnest(grp.names) AS n) AS owners
+), fld AS (
+    SELECT f.name,
+           f.owners && who.owners AS owned,
+           f.owners && who.owners
+             OR EXISTS (SELECT 1 FROM jsonb_each(f.extra_perms) e
+                        WHERE e.key = ANY (who.owners) AND e.value = 'true'::jsonb) AS writable
+    FROM folder f, who
+    WHERE f.workspace_id = %(workspace_id)s
+      AND (f.owners && who.owners OR f.extra_perms ?| who.owners)
+)
+SELECT EXISTS (SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted),
+       (SELECT role FROM member),
+       (SELECT disabled FROM member),
+       (SELECT names FROM grp),
+       coalesce((SELECT array_agg(name) FROM fld), '{}'),
+       coalesce((SELECT array_agg(name) FROM fld WHERE writable), '{}'),
+       coalesce((SELECT array_agg(name) FROM fld WHERE owned), '{}');
 
 -- name: add_member
 -- Make a user a member of a workspace (or change their role).
