@@ -158,3 +158,24 @@ async def get_audit(pool: AsyncConnectionPool, access: Access, entry_id: int) ->
     if row is None:
         raise NotFound(f"audit log entry {entry_id} not found")
     return _entry(row)
+
+
+async def record_access(
+    conn: psycopg.AsyncConnection,
+    access: Access,
+    operation: str,
+    action_kind: ActionKind,
+    resource: str | None,
+    *,
+    parameters: dict[str, Any] | None = None,
+) -> None:
+    """:func:`record` an entry of ``access``'s caller in ``access``'s workspace."""
+    await record(
+        conn,
+        workspace_id=access.workspace_id,
+        username=access.username,
+        operation=operation,
+        action_kind=action_kind,
+        resource=resource,
+        parameters=parameters,
+    )

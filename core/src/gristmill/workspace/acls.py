@@ -17,7 +17,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth.audit import ActionKind, record
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound
@@ -191,13 +191,12 @@ async def _change(
             row = await (await conn.execute(spec.add, {**params, "write": write})).fetchone()
             operation, parameters = "acls.add", {"owner": owner, "write": write}
         assert row is not None  # the row was read in this transaction
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation=operation,
-            action_kind=ActionKind.UPDATE,
-            resource=f"{kind}/{path}",
+            access,
+            operation,
+            ActionKind.UPDATE,
+            f"{kind}/{path}",
             parameters=parameters,
         )
         return dict(row[0])

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth.audit import ActionKind, record
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
@@ -170,25 +170,6 @@ async def require_folder_of(conn: psycopg.AsyncConnection, workspace_id: str, pa
         raise BadInput(f"folder {name} does not exist: create it first ({path!r} is in it)")
 
 
-async def _audit(
-    conn: psycopg.AsyncConnection,
-    access: Access,
-    operation: str,
-    kind: ActionKind,
-    name: str,
-    parameters: dict[str, Any] | None = None,
-) -> None:
-    await record(
-        conn,
-        workspace_id=access.workspace_id,
-        username=access.username,
-        operation=operation,
-        action_kind=kind,
-        resource=name,
-        parameters=parameters,
-    )
-
-
 async def create_folder(
     pool: AsyncConnectionPool, access: Access, name: str, change: FolderChange
 ) -> None:
@@ -219,7 +200,7 @@ async def create_folder(
         ).fetchone()
         if row is None:
             raise Conflict(f"Folder {name} already exists")
-        await _audit(conn, access, "folder.create", ActionKind.CREATE, name)
+        await record_access(conn, access, "folder.create", ActionKind.CREATE, name)
 
 
 def _require_owner(access: Access, folder: Folder) -> None:
@@ -249,7 +230,7 @@ async def update_folder(
                 else None,
             },
         )
-        await _audit(conn, access, "folder.update", ActionKind.UPDATE, name)
+        await record_access(conn, access, "folder.update", ActionKind.UPDATE, name)
 
 
 async def delete_folder(pool: AsyncConnectionPool, access: Access, name: str) -> None:
@@ -257,7 +238,7 @@ async def delete_folder(pool: AsyncConnectionPool, access: Access, name: str) ->
     async with pool.connection() as conn, conn.transaction():
         _require_owner(access, await _fetch(conn, access, name))
         await conn.execute(Q["delete_folder"], {"workspace_id": access.workspace_id, "name": name})
-        await _audit(conn, access, "folder.delete", ActionKind.DELETE, name)
+        await record_access(conn, access, "folder.delete", ActionKind.DELETE, name)
 
 
 async def _owner_change(
@@ -273,13 +254,13 @@ async def _owner_change(
             removed = await (await conn.execute(Q["remove_folder_owner"], params)).fetchone()
             if removed is None:
                 raise BadInput(f"{owner} is not an owner of folder {name}")
-        await _audit(
+        await record_access(
             conn,
             access,
             "folder.add_owner" if add else "folder.remove_owner",
             ActionKind.UPDATE,
             name,
-            {"owner": owner},
+            parameters={"owner": owner},
         )
 
 

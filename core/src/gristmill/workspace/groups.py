@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth.audit import ActionKind, record
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import ALL_GROUP, Access
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
@@ -102,25 +102,6 @@ def _require_manager(access: Access, group: Group) -> None:
     )
 
 
-async def _audit(
-    conn: psycopg.AsyncConnection,
-    access: Access,
-    operation: str,
-    kind: ActionKind,
-    name: str,
-    parameters: dict[str, Any] | None = None,
-) -> None:
-    await record(
-        conn,
-        workspace_id=access.workspace_id,
-        username=access.username,
-        operation=operation,
-        action_kind=kind,
-        resource=name,
-        parameters=parameters,
-    )
-
-
 async def create_group(
     pool: AsyncConnectionPool, access: Access, name: str, summary: str | None
 ) -> None:
@@ -143,7 +124,7 @@ async def create_group(
         ).fetchone()
         if row is None:
             raise Conflict(f"Group {name} already exists")
-        await _audit(conn, access, "group.create", ActionKind.CREATE, name)
+        await record_access(conn, access, "group.create", ActionKind.CREATE, name)
 
 
 async def update_group(
@@ -156,7 +137,7 @@ async def update_group(
             Q["update_group_summary"],
             {"workspace_id": access.workspace_id, "name": name, "summary": summary},
         )
-        await _audit(conn, access, "group.edit", ActionKind.UPDATE, name)
+        await record_access(conn, access, "group.edit", ActionKind.UPDATE, name)
 
 
 async def delete_group(pool: AsyncConnectionPool, access: Access, name: str) -> None:
@@ -165,7 +146,7 @@ async def delete_group(pool: AsyncConnectionPool, access: Access, name: str) -> 
     async with pool.connection() as conn, conn.transaction():
         _require_manager(access, await _fetch(conn, access.workspace_id, name))
         await conn.execute(Q["delete_group"], {"workspace_id": access.workspace_id, "name": name})
-        await _audit(conn, access, "group.delete", ActionKind.DELETE, name)
+        await record_access(conn, access, "group.delete", ActionKind.DELETE, name)
 
 
 async def _membership(
@@ -184,13 +165,13 @@ async def _membership(
             removed = await (await conn.execute(Q["remove_group_member"], params)).fetchone()
             if removed is None:
                 raise BadInput(f"{username} is not a member of group {name}")
-        await _audit(
+        await record_access(
             conn,
             access,
             "group.adduser" if add else "group.removeuser",
             ActionKind.UPDATE,
             name,
-            {"username": username},
+            parameters={"username": username},
         )
 
 

@@ -154,13 +154,12 @@ async def update_member(
                 "disabled": new_disabled,
             },
         )
-        await audit.record(
+        await audit.record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="users.update",
-            action_kind=audit.ActionKind.UPDATE,
-            resource=username,
+            access,
+            "users.update",
+            audit.ActionKind.UPDATE,
+            username,
             parameters={"role": role.value, "disabled": new_disabled},
         )
     return await get_member(pool, access, username)
@@ -174,13 +173,12 @@ async def remove_member(pool: AsyncConnectionPool, access: Access, username: str
         if member.role is Role.ADMIN:
             await _keeps_an_admin(conn, access.workspace_id, member.email)
         await _delete_membership(conn, access.workspace_id, member.email, member.username)
-        await audit.record(
+        await audit.record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="users.delete",
-            action_kind=audit.ActionKind.DELETE,
-            resource=username,
+            access,
+            "users.delete",
+            audit.ActionKind.DELETE,
+            username,
         )
 
 
@@ -259,13 +257,12 @@ async def add_user(
         await conn.execute(
             Q["delete_invite"], {"workspace_id": access.workspace_id, "email": email}
         )
-        await audit.record(
+        await audit.record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="workspaces.add_user",
-            action_kind=audit.ActionKind.CREATE,
-            resource=user[1],
+            access,
+            "workspaces.add_user",
+            audit.ActionKind.CREATE,
+            user[1],
             parameters={"email": email, "role": role.value},
         )
 
@@ -297,13 +294,12 @@ async def invite_user(
                 "invited_by": access.username,
             },
         )
-        await audit.record(
+        await audit.record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="workspaces.invite_user",
-            action_kind=audit.ActionKind.CREATE,
-            resource=email,
+            access,
+            "workspaces.invite_user",
+            audit.ActionKind.CREATE,
+            email,
             parameters={"role": role.value},
         )
 
@@ -319,13 +315,12 @@ async def delete_invite(pool: AsyncConnectionPool, access: Access, *, email: str
         ).fetchone()
         if row is None:
             raise NotFound(f"no invitation of {email!r} to workspace '{access.workspace_id}'")
-        await audit.record(
+        await audit.record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="workspaces.delete_invite",
-            action_kind=audit.ActionKind.DELETE,
-            resource=email,
+            access,
+            "workspaces.delete_invite",
+            audit.ActionKind.DELETE,
+            email,
         )
 
 

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
-from gristmill.auth.audit import ActionKind, record
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access, load_access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
@@ -270,13 +270,12 @@ async def create_resource(
         ).fetchone()
         if row is None:
             raise Conflict(f"resource {path} already exists")
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="resources.create",
-            action_kind=ActionKind.CREATE,
-            resource=path,
+            access,
+            "resources.create",
+            ActionKind.CREATE,
+            path,
             parameters={"resource_type": resource_type},
         )
 
@@ -307,13 +306,12 @@ async def _write(
             "resource_type": resource_type,
         },
     )
-    await record(
+    await record_access(
         conn,
-        workspace_id=access.workspace_id,
-        username=access.username,
-        operation="resources.update",
-        action_kind=ActionKind.UPDATE,
-        resource=row.path,
+        access,
+        "resources.update",
+        ActionKind.UPDATE,
+        row.path,
         parameters={"path": new_path} if new_path != row.path else None,
     )
 
@@ -349,11 +347,10 @@ async def delete_resource(pool: AsyncConnectionPool, access: Access, path: str) 
         await conn.execute(
             Q["delete_resource"], {"workspace_id": access.workspace_id, "path": row.path}
         )
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="resources.delete",
-            action_kind=ActionKind.DELETE,
-            resource=path,
+            access,
+            "resources.delete",
+            ActionKind.DELETE,
+            path,
         )

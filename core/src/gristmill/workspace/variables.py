@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth.audit import ActionKind, record
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
@@ -220,13 +220,12 @@ async def _reveal(
     path = row["path"]
     if job_id is not None:
         await conn.execute(Q["record_job_secret_read"], {"job_id": job_id, "path": path})
-    await record(
+    await record_access(
         conn,
-        workspace_id=access.workspace_id,
-        username=access.username,
-        operation=DECRYPT_OPERATION,
-        action_kind=ActionKind.EXECUTE,
-        resource=path,
+        access,
+        DECRYPT_OPERATION,
+        ActionKind.EXECUTE,
+        path,
         parameters={"job_id": str(job_id)} if job_id is not None else None,
     )
     return await secrets.decrypt(conn, access.workspace_id, row["value"])
@@ -382,13 +381,12 @@ async def create_variable(
         ).fetchone()
         if row is None:
             raise Conflict(f"variable {new.path!r} already exists")
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="variables.create",
-            action_kind=ActionKind.CREATE,
-            resource=new.path,
+            access,
+            "variables.create",
+            ActionKind.CREATE,
+            new.path,
         )
     return new.path
 
@@ -458,13 +456,12 @@ async def update_variable(
             parameters["new_path"] = new_path
         if is_secret != row["is_secret"]:
             parameters["is_secret"] = is_secret
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="variables.update",
-            action_kind=ActionKind.UPDATE,
-            resource=path,
+            access,
+            "variables.update",
+            ActionKind.UPDATE,
+            path,
             parameters=parameters,
         )
     return new_path
@@ -477,13 +474,12 @@ async def delete_variable(pool: AsyncConnectionPool, access: Access, path: str) 
         await conn.execute(
             Q["delete_variable"], {"workspace_id": access.workspace_id, "path": path}
         )
-        await record(
+        await record_access(
             conn,
-            workspace_id=access.workspace_id,
-            username=access.username,
-            operation="variables.delete",
-            action_kind=ActionKind.DELETE,
-            resource=path,
+            access,
+            "variables.delete",
+            ActionKind.DELETE,
+            path,
         )
 
 
