@@ -255,9 +255,7 @@ async def test_operators_run_saved_scripts_but_no_previews(
 ) -> None:
     await save(api, "f/shared/x")
     token = await add_user(platform, "olga", role="operator")
-    r = await api.post(
-        "/w/main/acls/add/folder/shared", json={"owner": "u/olga", "write": False}
-    )
+    r = await api.post("/w/main/acls/add/folder/shared", json={"owner": "u/olga", "write": False})
     assert r.status_code == 200, r.text
     preview = {"content": "def main():\n    return 1\n", "language": "python3", "args": {}}
     async with client(platform, token) as olga:

@@ -308,6 +308,35 @@ async def test_token_create_list_use_and_delete(api: httpx.AsyncClient) -> None:
     assert again.status_code == 404
 
 
+async def test_a_revoked_token_stops_at_once_in_every_server_process(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Two API processes on one database (here two platforms in one test): a token logged
+    out on one is refused by the other on its very next request (tokens are not cached)."""
+    session = await member(api, "twice@example.com")
+    other = Platform(
+        settings=settings.with_overrides(num_workers=0),
+        conninfo=settings.database_url,
+        job_token_secret=(
+            await asyncio.to_thread(prepare_database, settings.database_url)
+        ).job_token_secret,
+    )
+    await other.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(other)),
+            base_url="http://second.test/api",
+            timeout=60,
+        ) as second:
+            assert (await second.get("/users/whoami", headers=bearer(session))).status_code == 200
+            out = await api.post("/auth/logout", headers=bearer(session))
+            assert out.status_code == 200, out.text
+            refused = await second.get("/users/whoami", headers=bearer(session))
+            assert refused.status_code == 401, refused.text
+    finally:
+        await other.stop()
+
+
 async def test_token_input_is_checked(api: httpx.AsyncClient) -> None:
     session = await member(api, "chk@example.com")
     past = await api.post(
