@@ -111,7 +111,7 @@ async def test_bad_filters_are_400(api: httpx.AsyncClient) -> None:
     for params in (
         {"action_kind": "Explode"},
         {"per_page": 0},
-        {"page": 0},
+        {"page": -1},
         {"before": "yesterday"},
         {"username": "a\u0000b"},
     ):

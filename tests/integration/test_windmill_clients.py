@@ -2,7 +2,8 @@
 
 The pinned releases are the real ones: ``wmill==1.850.0`` (PyPI) from this process and inside
 Python jobs, ``windmill-client@1.818.0`` (npm) run by Bun from a directory of its own and
-inside Bun jobs, and the TypeScript example of Windmill's README. One platform per module
+inside Bun jobs, the TypeScript example of Windmill's README, and ``windmill-cli@1.819.0``
+(npm) run by Bun with a home of its own. One platform per module
 (real Postgres, workers, job processes) behind a real HTTP server on 127.0.0.1, which jobs
 reach at their ``BASE_INTERNAL_URL``. What each client call sends is in docs/compatibility.md.
 """
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.bundled_plugins]
 WORKSPACE = "main"
 PY_CLIENT = "wmill==1.850.0"
 TS_CLIENT_VERSION = "1.818.0"
+CLI_VERSION = "1.819.0"
 
 ADD = "def main(x: int):\n    return x + 1\n"
 FAIL = "def main():\n    raise ValueError('boom')\n"
@@ -471,37 +473,42 @@ def _bun() -> str:
     return found.path
 
 
-def test_typescript_client_from_outside_a_job(
-    served: Served, add_script: tuple[str, str], tmp_path: Path
-) -> None:
-    bun = _bun()
-    project = tmp_path / "ts-client"
-    project.mkdir()
-    (project / "package.json").write_text(
-        json.dumps(
-            {
-                "name": "windmill-client-check",
-                "private": True,
-                "type": "module",
-                "dependencies": {"windmill-client": TS_CLIENT_VERSION},
-            }
-        )
-    )
-    (project / "client.ts").write_text(TS_EXTERNAL)
-    base_env = {
+def _clean_env() -> dict[str, str]:
+    """This process's environment without what would point a client at another server."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("WM_", "GRISTMILL_")) and k not in ("BASE_URL", "BASE_INTERNAL_URL")
     }
+
+
+def _npm_project(bun: str, project: Path, name: str, dependencies: dict[str, str]) -> Path:
+    """A directory with the pinned npm packages installed by Bun (its cache next to it)."""
+    project.mkdir()
+    (project / "package.json").write_text(
+        json.dumps({"name": name, "private": True, "type": "module", "dependencies": dependencies})
+    )
     install = subprocess.run(
         [bun, "install", "--no-save"],
         cwd=project,
-        env={**base_env, "BUN_INSTALL_CACHE_DIR": str(tmp_path / "bun-cache")},
+        env={**_clean_env(), "BUN_INSTALL_CACHE_DIR": str(project.parent / "bun-cache")},
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert install.returncode == 0, install.stderr
+    return project
+
+
+def test_typescript_client_from_outside_a_job(
+    served: Served, add_script: tuple[str, str], tmp_path: Path
+) -> None:
+    bun = _bun()
+    project = _npm_project(
+        bun, tmp_path / "ts-client", "windmill-client-check", {"windmill-client": TS_CLIENT_VERSION}
+    )
+    (project / "client.ts").write_text(TS_EXTERNAL)
+    base_env = _clean_env()
     script, _ = add_script
     run = subprocess.run(
         [bun, "run", "client.ts"],
@@ -530,6 +537,79 @@ def test_typescript_client_from_outside_a_job(
     assert out["waited"] == 3 and out["result"] == 3
     assert out["root"] == out["id"]
     assert out["email"] == served.email
+
+
+# --- windmill-cli, from outside -------------------------------------------------------------
+
+
+def test_windmill_cli_adds_the_workspace_and_lists_its_items(
+    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], tmp_path: Path
+) -> None:
+    bun = _bun()
+    project = _npm_project(
+        bun, tmp_path / "cli", "windmill-cli-check", {"windmill-cli": CLI_VERSION}
+    )
+    package = json.loads((project / "node_modules/windmill-cli/package.json").read_text())
+    main_js = project / "node_modules/windmill-cli" / package["bin"]["wmill"]
+    # Its profiles go to a home of its own: nothing of the user's is read or written.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **_clean_env(),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "NO_COLOR": "1",
+        "CI": "1",
+    }
+    env.pop("WMILL_CONFIG_DIR", None)
+
+    def wmill_cli(*args: str) -> str:
+        run = subprocess.run(
+            [bun, str(main_js), *args],
+            cwd=tmp_path,  # no wmill.yaml there
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, f"wmill {args[:2]}: {run.stdout}\n{run.stderr}"
+        return run.stdout
+
+    variable = _unique("cli_var")
+    wm.set_variable(variable, "seen by the cli")
+    resource = _unique("cli_res")
+    wm.set_resource({"k": 1}, resource, "any")
+    script, _ = add_script
+
+    wmill_cli("workspace", "add", "gristmill", WORKSPACE, f"{served.url}/", "--token", served.token)
+    assert "gristmill" in wmill_cli("workspace", "list")
+    assert list(home.rglob("remotes.ndjson")), list(home.rglob("*"))
+
+    whoami = wmill_cli("workspace", "whoami")
+    assert served.email in whoami
+    assert re.search(r"super_admin\W+true", whoami), whoami
+
+    remote = wmill_cli("workspace", "list-remote")
+    assert WORKSPACE in remote and served.email in remote
+
+    variables = json.loads(wmill_cli("variable", "list", "--json"))
+    assert {"path": variable, "value": "seen by the cli"}.items() <= next(
+        v for v in variables if v["path"] == variable
+    ).items()
+    resources = json.loads(wmill_cli("resource", "list", "--json"))
+    assert {"path": resource, "resource_type": "any"}.items() <= next(
+        r for r in resources if r["path"] == resource
+    ).items()
+    scripts = json.loads(wmill_cli("script", "list", "--json"))
+    assert script in [x["path"] for x in scripts]
+
+    # Its paging loops start at page 0, which Windmill (and Gristmill) serve as the first page.
+    first = [
+        served.http.get(f"/w/{WORKSPACE}/resources/list", params={"page": p, "per_page": 1}).json()
+        for p in (0, 1)
+    ]
+    assert first[0] == first[1] and len(first[0]) == 1
 
 
 # --- Windmill's README example -------------------------------------------------------------

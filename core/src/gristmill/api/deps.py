@@ -5,23 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator
 
 from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access, load_access, scope_allows
 from gristmill.errors import Forbidden
 from gristmill.server.platform import Platform
+from gristmill.validation import INT4_MAX
 
 __all__ = [
     "AccessDep",
     "ActorDep",
     "AuthenticatedRoute",
+    "Page",
     "PlatformDep",
     "WorkspaceDep",
     "authenticate",
     "bearer_token",
     "check_workspace",
+]
+
+
+#: The ``page`` of a list (1-based). Windmill counts page 0 as the first page, and its CLI
+#: starts its paging loops at 0 (``wmill script list``, ``wmill resource list``): 0 must work.
+Page = Annotated[
+    int,
+    Query(ge=0, le=INT4_MAX, description="1-based; 0 is the first page too"),
+    AfterValidator(lambda page: max(page, 1)),
 ]
 
 

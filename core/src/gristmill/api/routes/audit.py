@@ -7,10 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep
+from gristmill.api.deps import AccessDep, AuthenticatedRoute, Page, PlatformDep
 from gristmill.api.schemas.audit import AuditLog
 from gristmill.auth.audit import ActionKind, AuditEntry, AuditFilter, get_audit, list_audit
-from gristmill.validation import INT4_MAX
 
 __all__ = ["router"]
 
@@ -40,7 +39,7 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 async def list_audit_logs(
     access: AccessDep,
     platform: PlatformDep,
-    page: Annotated[int, Query(ge=1, le=INT4_MAX)] = 1,
+    page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 30,
     before: dt.datetime | None = None,
     after: dt.datetime | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep
+from gristmill.api.deps import AccessDep, AuthenticatedRoute, Page, PlatformDep
 from gristmill.api.schemas.folders import (
     Folder,
     FolderOwner,
@@ -13,7 +13,7 @@ from gristmill.api.schemas.folders import (
     NewFolder,
     UpdateFolder,
 )
-from gristmill.validation import INT4_MAX, MAX_PER_PAGE
+from gristmill.validation import MAX_PER_PAGE
 from gristmill.workspace import folders
 
 __all__ = ["router"]
@@ -40,7 +40,7 @@ def _model(workspace: str, folder: folders.Folder) -> Folder:
 async def list_folders(
     access: AccessDep,
     platform: PlatformDep,
-    page: int = Query(1, ge=1, le=INT4_MAX),
+    page: Page = 1,
     per_page: int = Query(MAX_PER_PAGE, ge=1, le=MAX_PER_PAGE),
 ) -> list[Folder]:
     """The folders the caller sees (owner of, or named by their ACL); admins see all."""

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep
+from gristmill.api.deps import AccessDep, AuthenticatedRoute, Page, PlatformDep
 from gristmill.api.schemas.resources import (
     CreateResource,
     EditResource,
@@ -18,7 +18,7 @@ from gristmill.api.schemas.resources import (
     ResourceType,
 )
 from gristmill.errors import Conflict
-from gristmill.validation import INT4_MAX, MAX_PER_PAGE
+from gristmill.validation import MAX_PER_PAGE
 from gristmill.workspace import resource_types as types
 from gristmill.workspace import resources
 
@@ -135,7 +135,7 @@ async def file_resource_type_to_file_ext_map(
 async def list_resources(
     access: AccessDep,
     platform: PlatformDep,
-    page: int = Query(1, ge=1, le=INT4_MAX),
+    page: Page = 1,
     per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
     resource_type: str | None = None,
     path_start: str | None = None,

@@ -12,6 +12,7 @@ from gristmill.api.deps import (
     AccessDep,
     ActorDep,
     AuthenticatedRoute,
+    Page,
     PlatformDep,
 )
 from gristmill.api.schemas.scripts import (
@@ -23,7 +24,7 @@ from gristmill.api.schemas.scripts import (
 )
 from gristmill.scripts import deployment, versions
 from gristmill.scripts.hashes import format_hash
-from gristmill.validation import INT4_MAX, MAX_PER_PAGE
+from gristmill.validation import MAX_PER_PAGE
 
 __all__ = ["router"]
 
@@ -169,7 +170,7 @@ async def script_history(
 async def list_scripts(
     access: AccessDep,
     platform: PlatformDep,
-    page: int = Query(1, ge=1, le=INT4_MAX),
+    page: Page = 1,
     per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
     path_start: str | None = None,
     path_exact: str | None = None,

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import AccessDep, ActorDep, AuthenticatedRoute, PlatformDep, bearer_token
+from gristmill.api.deps import (
+    AccessDep,
+    ActorDep,
+    AuthenticatedRoute,
+    Page,
+    PlatformDep,
+    bearer_token,
+)
 from gristmill.api.schemas.users import (
     AcceptInvite,
     DeclineInvite,
@@ -30,7 +37,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["users"], route_class=AuthenticatedRoute)
 
-Page = Annotated[int, Query(ge=1)]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 
 

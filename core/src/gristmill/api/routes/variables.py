@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep
+from gristmill.api.deps import AccessDep, AuthenticatedRoute, Page, PlatformDep
 from gristmill.api.schemas.variables import (
     ContextualVariable,
     CreateVariable,
     EditVariable,
     ListableVariable,
 )
-from gristmill.validation import INT4_MAX, MAX_PER_PAGE
+from gristmill.validation import MAX_PER_PAGE
 from gristmill.workspace import variables
 from gristmill.workspace.variables import NewVariable, Variable, VariableEdit
 
@@ -44,7 +44,7 @@ async def list_variables(
     access: AccessDep,
     platform: PlatformDep,
     path_start: str | None = None,
-    page: Annotated[int, Query(ge=1, le=INT4_MAX)] = 1,
+    page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = MAX_PER_PAGE,
 ) -> list[ListableVariable]:
     """The variables the caller may see, by path; secrets with ``value: null``."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from gristmill.api.deps import AccessDep, ActorDep, AuthenticatedRoute, PlatformDep
+from gristmill.api.deps import AccessDep, ActorDep, AuthenticatedRoute, Page, PlatformDep
 from gristmill.api.schemas.users import WorkspaceInvite
 from gristmill.api.schemas.workspaces import (
     CreateWorkspace,
@@ -28,7 +28,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["workspaces"], route_class=AuthenticatedRoute)
 
-Page = Annotated[int, Query(ge=1)]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE)]
 
 

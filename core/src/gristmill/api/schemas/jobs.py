@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import scheduled_in
@@ -72,7 +72,10 @@ class JobFilters(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # Bounded here too, so that the OpenAPI document states the ranges the domain enforces.
-    page: int = Field(default=1, ge=1, le=INT4_MAX)
+    # Windmill counts page 0 as the first page (its CLI's paging loops start at 0).
+    page: Annotated[int, AfterValidator(lambda page: max(page, 1))] = Field(
+        default=1, ge=0, le=INT4_MAX
+    )
     per_page: int = Field(default=100, ge=1, le=MAX_PER_PAGE)
     script_path_exact: str | None = None
     script_path_start: str | None = None
