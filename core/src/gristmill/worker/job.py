@@ -51,6 +51,9 @@ from gristmill.workspace.secrets import Secrets
 
 __all__ = ["JobRunner", "Running"]
 
+#: How long a job's end waits for a log write under way before giving up on it.
+_FLUSH_STOP_S = 10.0
+
 log = logging.getLogger(__name__)
 
 # How long a stopping worker tries to give its running job back to the queue; past it, the
@@ -130,15 +133,24 @@ class JobRunner:
         if job_log.flushed:
             job_log.write("\n[gristmill] previous attempt interrupted; the job starts again\n")
         job_dir = self.settings.jobs_dir / key
+        stop_flushing = asyncio.Event()
         flusher = asyncio.create_task(
-            flush_periodically(self.pool, job_id, job_log, self.settings.log_flush_ms / 1000)
+            flush_periodically(
+                self.pool, job_id, job_log, self.settings.log_flush_ms / 1000, stop_flushing
+            )
         )
         try:
             outcome, status = await self._prepare_and_run(job, job_dir, job_log, running)
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            stop_flushing.set()
+            # A write under way ends first (see flush_periodically); one stuck on an
+            # unreachable database is given up after a while, its output kept pending.
+            try:
+                await asyncio.wait_for(asyncio.shield(flusher), _FLUSH_STOP_S)
+            except TimeoutError:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
         if running.stop_reason == StopReason.SHUTDOWN:
             await self._requeue(name, job_id, job_log)
         elif running.stop_reason == StopReason.LOST:

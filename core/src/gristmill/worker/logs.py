@@ -14,6 +14,7 @@ the next write, so that a value split between two writes is still masked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -168,13 +169,25 @@ class JobLog:
 
 
 async def flush_periodically(
-    pool: AsyncConnectionPool, job_id: UUID, job_log: JobLog, interval_s: float
+    pool: AsyncConnectionPool,
+    job_id: UUID,
+    job_log: JobLog,
+    interval_s: float,
+    stop: asyncio.Event,
 ) -> None:
-    """Write the pending output every ``interval_s`` until cancelled; a write the database
-    refuses for now is tried again at the next turn (nothing is lost or written twice)."""
-    while True:
-        await asyncio.sleep(interval_s)
-        if not job_log.pending:
+    """Write the pending output every ``interval_s`` until ``stop`` is set; a write the
+    database refuses for now is tried again at the next turn (nothing is lost or written
+    twice).
+
+    Stopped by the event, never cancelled, so that a write is never interrupted between its
+    commit and :meth:`JobLog.stored`: interrupted there, the chunk would be in the database
+    while still pending, and the job's last write, at the same offset, would be refused as a
+    duplicate (losing its tail).
+    """
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        if stop.is_set() or not job_log.pending:
             continue
         try:
             async with pool.connection() as conn:
