@@ -10,7 +10,13 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
 from gristmill.auth.actor import Actor
-from gristmill.auth.permissions import Access, load_access, scope_allows
+from gristmill.auth.permissions import (
+    WORKSPACE_ID,
+    Access,
+    access_from_row,
+    load_access,
+    scope_allows,
+)
 from gristmill.errors import Forbidden
 from gristmill.server.platform import Platform
 from gristmill.validation import INT4_MAX
@@ -61,7 +67,13 @@ async def authenticate(request: Request) -> Actor:
     if actor is None:
         platform: Platform = request.app.state.platform
         assert platform.tokens is not None
-        actor = await platform.tokens.resolve(bearer_token(request))
+        token = bearer_token(request)
+        workspace = request.path_params.get("workspace")
+        if isinstance(workspace, str) and WORKSPACE_ID.fullmatch(workspace):
+            # A workspace route: the token's owner and their access in one round trip.
+            actor, request.state.access_row = await platform.tokens.resolve_in(token, workspace)
+        else:
+            actor = await platform.tokens.resolve(token)
         request.state.actor = actor
     return actor
 
@@ -131,9 +143,13 @@ async def current_access(workspace: str, request: Request, actor: ActorDep) -> A
     is not a member (every workspace route checks this)."""
     access = getattr(request.state, "access", None)
     if access is None:
-        platform: Platform = request.app.state.platform
-        async with platform.db.connection() as conn:
-            access = await load_access(conn, actor, workspace)
+        row = getattr(request.state, "access_row", None)
+        if row is not None:
+            access = access_from_row(actor, workspace, row)
+        else:
+            platform: Platform = request.app.state.platform
+            async with platform.db.connection() as conn:
+                access = await load_access(conn, actor, workspace)
         request.state.access = access
     return access
 

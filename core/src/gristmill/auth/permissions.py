@@ -194,19 +194,49 @@ class Access:
             )
 
 
-async def load_access(conn: psycopg.AsyncConnection, actor: Actor, workspace_id: str) -> Access:
-    """The actor's access to ``workspace_id`` (one query): :class:`BadInput` for an id no
-    workspace can have, :class:`NotFound` when it does not exist (or is deleted),
-    :class:`Forbidden` when the actor is not an enabled member.
+#: A row of ``gm_access``: workspace exists, role, disabled, groups, folders read, written,
+#: owned.
+AccessRow = tuple[Any, ...]
 
-    A super admin is an admin of every workspace. A job token acts as the member who started
-    the job, with that member's role today (a removed or disabled member's jobs lose access).
-    """
+
+def check_workspace_id(workspace_id: str) -> None:
+    """:class:`BadInput` for an id no workspace can have (and text with NUL cannot even be
+    queried)."""
     if not WORKSPACE_ID.fullmatch(workspace_id):
-        # No such workspace can exist; and text with NUL cannot even be queried.
         raise BadInput(
             f"invalid workspace id {short(workspace_id)!r}: ASCII letters, digits, '_' and '-' only"
         )
+
+
+def access_from_row(actor: Actor, workspace_id: str, row: AccessRow) -> Access:
+    """The actor's access from a ``gm_access`` row: :class:`NotFound` when the workspace
+    does not exist (or is deleted), :class:`Forbidden` when the actor is not an enabled
+    member. A super admin is an admin of every workspace."""
+    exists, role, disabled, groups, readable, writable, owned = row
+    if not exists:
+        raise NotFound(f"workspace '{workspace_id}' does not exist")
+    if (role is None or disabled) and not actor.super_admin:
+        state = "disabled in" if role is not None else "not a member of"
+        raise Forbidden(f"{actor.username} is {state} workspace '{workspace_id}'")
+    return Access(
+        workspace_id=workspace_id,
+        actor=actor,
+        role=Role.ADMIN if actor.super_admin else Role(role),
+        groups=frozenset(groups) | {ALL_GROUP},
+        folders_read=frozenset(readable),
+        folders_write=frozenset(writable),
+        folders_owned=frozenset(owned),
+        state_path=actor.state_path,
+    )
+
+
+async def load_access(conn: psycopg.AsyncConnection, actor: Actor, workspace_id: str) -> Access:
+    """The actor's access to ``workspace_id`` (one query; see :func:`access_from_row`).
+
+    A job token acts as the member who started the job, with that member's role today (a
+    removed or disabled member's jobs lose access).
+    """
+    check_workspace_id(workspace_id)
     row = await (
         await conn.execute(
             Q["get_access"],
@@ -214,22 +244,4 @@ async def load_access(conn: psycopg.AsyncConnection, actor: Actor, workspace_id:
         )
     ).fetchone()
     assert row is not None
-    exists, role, disabled, groups, readable, writable, owned = row
-    if not exists:
-        raise NotFound(f"workspace '{workspace_id}' does not exist")
-    group_set = frozenset(groups) | {ALL_GROUP}
-    if role is None or disabled:
-        if not actor.super_admin:
-            state = "disabled in" if role is not None else "not a member of"
-            raise Forbidden(f"{actor.username} is {state} workspace '{workspace_id}'")
-        role = Role.ADMIN.value
-    return Access(
-        workspace_id=workspace_id,
-        actor=actor,
-        role=Role.ADMIN if actor.super_admin else Role(role),
-        groups=group_set,
-        folders_read=frozenset(readable),
-        folders_write=frozenset(writable),
-        folders_owned=frozenset(owned),
-        state_path=actor.state_path,
-    )
+    return access_from_row(actor, workspace_id, row)

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gristmill.auth import audit
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
+from gristmill.auth.permissions import AccessRow
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
 from gristmill.queue.context import state_path
@@ -172,6 +173,36 @@ class TokenResolver:
             scopes=tuple(scopes) if scopes is not None else None,
             token_workspace=workspace_id,
         )
+
+    async def resolve_in(
+        self, token: str | None, workspace_id: str
+    ) -> tuple[Actor, AccessRow | None]:
+        """:meth:`resolve`, and for an API token its owner's access to ``workspace_id`` (a
+        ``gm_access`` row) read in the same round trip; ``None`` for other tokens, whose
+        access is read apart."""
+        if not token or read_job_token(self.job_token_secret, token) is not None:
+            return await self.resolve(token), None
+        secret = self.superadmin_secret
+        if secret and hmac.compare_digest(token.encode(), secret.encode()):
+            return await self.resolve(token), None
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    Q["get_token_access"],
+                    {"token_hash": hash_token(token), "workspace_id": workspace_id},
+                )
+            ).fetchone()
+        if row is None:
+            raise Unauthorized(MISSING_TOKEN)
+        email, username, super_admin, scopes, token_workspace = row[:5]
+        actor = Actor(
+            email=email,
+            username=username,
+            super_admin=super_admin,
+            scopes=tuple(scopes) if scopes is not None else None,
+            token_workspace=token_workspace,
+        )
+        return actor, tuple(row[5:])
 
     async def _job_actor(self, signed: Actor) -> Actor:
         async with self.pool.connection() as conn:

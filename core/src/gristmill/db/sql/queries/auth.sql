@@ -25,6 +25,15 @@ SELECT u.email, u.username, u.super_admin, t.scopes, t.workspace_id
 FROM token t JOIN app_user u USING (email)
 WHERE t.token_hash = %(token_hash)s AND (t.expiration IS NULL OR t.expiration > now());
 
+-- name: get_token_access
+-- `get_token_owner` and, in the same round trip, the owner's access to the request's
+-- workspace (`gm_access`, migration 0007).
+SELECT u.email, u.username, u.super_admin, t.scopes, t.workspace_id, a.*
+FROM token t
+JOIN app_user u USING (email)
+CROSS JOIN LATERAL gm_access(%(workspace_id)s, u.email, u.username) a
+WHERE t.token_hash = %(token_hash)s AND (t.expiration IS NULL OR t.expiration > now());
+
 -- name: delete_token
 DELETE FROM token WHERE token_hash = %(token_hash)s;
 

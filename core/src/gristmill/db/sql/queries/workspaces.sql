@@ -6,35 +6,10 @@
 SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted;
 
 -- name: get_access
--- Everything a workspace request needs to know about its caller, in one round trip:
--- whether the workspace exists, the caller's membership (role, disabled), their groups, and
--- the folders they may read, write and own (through "u/<me>", "g/all" and their groups).
-WITH member AS (
-    SELECT role, disabled FROM workspace_member
-    WHERE workspace_id = %(workspace_id)s AND email = %(email)s
-), grp AS (
-    SELECT coalesce(array_agg(group_name ORDER BY group_name), '{}') AS names
-    FROM group_member WHERE workspace_id = %(workspace_id)s AND username = %(username)s
-), who AS (
-    SELECT ARRAY['u/' || %(username)s::text, 'g/all']
-           || ARRAY(SELECT 'g/' || n FROM grp, unnest(grp.names) AS n) AS owners
-), fld AS (
-    SELECT f.name,
-           f.owners && who.owners AS owned,
-           f.owners && who.owners
-             OR EXISTS (SELECT 1 FROM jsonb_each(f.extra_perms) e
-                        WHERE e.key = ANY (who.owners) AND e.value = 'true'::jsonb) AS writable
-    FROM folder f, who
-    WHERE f.workspace_id = %(workspace_id)s
-      AND (f.owners && who.owners OR f.extra_perms ?| who.owners)
-)
-SELECT EXISTS (SELECT 1 FROM workspace WHERE id = %(workspace_id)s AND NOT deleted),
-       (SELECT role FROM member),
-       (SELECT disabled FROM member),
-       (SELECT names FROM grp),
-       coalesce((SELECT array_agg(name) FROM fld), '{}'),
-       coalesce((SELECT array_agg(name) FROM fld WHERE writable), '{}'),
-       coalesce((SELECT array_agg(name) FROM fld WHERE owned), '{}');
+-- Everything a workspace request needs to know about its caller, in one round trip (the
+-- function `gm_access`, migration 0007): whether the workspace exists, the membership, the
+-- groups, the folders readable, writable and owned.
+SELECT * FROM gm_access(%(workspace_id)s, %(email)s, %(username)s);
 
 -- name: add_member
 -- Make a user a member of a workspace (or change their role).
