@@ -491,6 +491,8 @@ async def test_resume_urls_are_signed(platform: Platform, api: httpx.AsyncClient
         assert r.status_code == 403, r.text
         r = await anonymous.get(path.replace(job_id, str(uuid.uuid4())))
         assert r.status_code == 403, r.text
+        r = await anonymous.get(path.replace("/w/main/", "/w/other/"))
+        assert r.status_code == 403, r.text
     # Without an approver (the Python client sends `approver=`), the links have none.
     r = await api.get(f"/w/main/jobs/resume_urls/{job_id}/7", params={"approver": ""})
     assert "?" not in r.json()["resume"]

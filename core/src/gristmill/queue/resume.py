@@ -1,5 +1,5 @@
 """Approval links of a suspended flow step (Windmill's ``get_resume_urls``): URLs carrying
-an HMAC of (job id, resume id, approver), so whoever holds one may resume or cancel that
+an HMAC of (workspace, job id, resume id, approver), so whoever holds one may resume or cancel that
 step without an account, and nothing else.
 
 Flows come later: the links are signed and checked now, and the endpoints they point to
@@ -29,17 +29,25 @@ __all__ = [
 MAX_RESUME_ID = 2**32 - 1
 
 
-def resume_signature(secret: bytes, job_id: UUID, resume_id: int, approver: str | None) -> str:
+def resume_signature(
+    secret: bytes, workspace_id: str, job_id: UUID, resume_id: int, approver: str | None
+) -> str:
     # Domain-separated from job tokens, which use the same key.
-    message = f"resume\0{job_id}\0{resume_id}\0{approver or ''}".encode()
+    message = f"resume\0{workspace_id}\0{job_id}\0{resume_id}\0{approver or ''}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 def check_resume_signature(
-    secret: bytes, job_id: UUID, resume_id: int, approver: str | None, signature: str
+    secret: bytes,
+    workspace_id: str,
+    job_id: UUID,
+    resume_id: int,
+    approver: str | None,
+    signature: str,
 ) -> None:
-    """:class:`Forbidden` unless ``signature`` signs this job, resume id and approver."""
-    expected = resume_signature(secret, job_id, resume_id, approver)
+    """:class:`Forbidden` unless ``signature`` signs this workspace, job, resume id and
+    approver."""
+    expected = resume_signature(secret, workspace_id, job_id, resume_id, approver)
     if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise Forbidden("invalid signature for this job, resume id and approver")
 
@@ -66,7 +74,7 @@ def resume_urls(
     approver: str | None,
 ) -> ResumeUrls:
     """The three links of one approval (Windmill's shapes)."""
-    signature = resume_signature(secret, job_id, resume_id, approver)
+    signature = resume_signature(secret, workspace_id, job_id, resume_id, approver)
     query = f"?{urlencode({'approver': approver})}" if approver else ""
     ws = quote(workspace_id, safe="")
     tail = f"{job_id}/{resume_id}/{signature}{query}"

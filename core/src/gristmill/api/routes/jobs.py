@@ -648,7 +648,9 @@ async def _resume_link(
 ) -> str:
     platform: Platform = request.app.state.platform
     approver = request.query_params.get("approver") or None
-    resume.check_resume_signature(_job_token_secret(platform), id, resume_id, approver, secret)
+    resume.check_resume_signature(
+        _job_token_secret(platform), workspace, id, resume_id, approver, secret
+    )
     await check_workspace(request, workspace)
     # Flows (a later issue) suspend steps; until then no job is one.
     resume.require_not_suspended_step(id)
