@@ -20,6 +20,7 @@ from gristmill.auth.permissions import (
 from gristmill.errors import Forbidden
 from gristmill.server.platform import Platform
 from gristmill.validation import INT4_MAX
+from gristmill.workspace.workspaces import require_workspace
 
 __all__ = [
     "AccessDep",
@@ -67,13 +68,13 @@ async def authenticate(request: Request) -> Actor:
     if actor is None:
         platform: Platform = request.app.state.platform
         assert platform.tokens is not None
-        token = bearer_token(request)
         workspace = request.path_params.get("workspace")
-        if isinstance(workspace, str) and WORKSPACE_ID.fullmatch(workspace):
-            # A workspace route: the token's owner and their access in one round trip.
-            actor, request.state.access_row = await platform.tokens.resolve_in(token, workspace)
-        else:
-            actor = await platform.tokens.resolve(token)
+        if not (isinstance(workspace, str) and WORKSPACE_ID.fullmatch(workspace)):
+            workspace = None
+        # On a workspace route, the token's owner and their access in one round trip.
+        actor, request.state.access_row = await platform.tokens.resolve_in(
+            bearer_token(request), workspace
+        )
         request.state.actor = actor
     return actor
 
@@ -131,8 +132,7 @@ def check_token_limits(actor: Actor, request: Request, domain: str, action: str)
 async def check_workspace(request: Request, workspace: str) -> str:
     """``workspace`` if it exists; 404 otherwise."""
     platform: Platform = request.app.state.platform
-    assert platform.workspaces is not None
-    return await platform.workspaces.require(workspace)
+    return await require_workspace(platform.db, workspace)
 
 
 ActorDep = Annotated[Actor, Depends(authenticate)]

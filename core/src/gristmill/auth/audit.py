@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, NotFound
@@ -174,6 +175,27 @@ async def record_access(
         conn,
         workspace_id=access.workspace_id,
         username=access.username,
+        operation=operation,
+        action_kind=action_kind,
+        resource=resource,
+        parameters=parameters,
+    )
+
+
+async def record_instance(
+    conn: psycopg.AsyncConnection,
+    actor: Actor,
+    operation: str,
+    action_kind: ActionKind,
+    resource: str | None,
+    *,
+    parameters: dict[str, Any] | None = None,
+) -> None:
+    """:func:`record` an instance-level entry (workspace ``global``) of ``actor``."""
+    await record(
+        conn,
+        workspace_id=INSTANCE,
+        username=actor.username,
         operation=operation,
         action_kind=action_kind,
         resource=resource,

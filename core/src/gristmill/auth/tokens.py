@@ -35,6 +35,7 @@ __all__ = [
     "delete_token_by_prefix",
     "hash_token",
     "job_token_secret",
+    "job_user_super_admin",
     "list_tokens",
     "mint_job_token",
     "new_api_token",
@@ -134,6 +135,18 @@ def read_job_token(secret: bytes, token: str) -> Actor | None:
         return None
 
 
+async def job_user_super_admin(
+    conn: psycopg.AsyncConnection, email: str, *, superadmin_secret_set: bool
+) -> bool | None:
+    """Whether the user a job runs as is a super admin; ``None`` when that user no longer
+    exists. A job started with ``SUPERADMIN_SECRET`` acts as that secret's identity, which
+    has no user row: a super admin while the secret is set."""
+    if email == SUPERADMIN_SECRET_EMAIL and superadmin_secret_set:
+        return True
+    user = await (await conn.execute(Q["get_user"], {"email": email})).fetchone()
+    return None if user is None else bool(user[3])
+
+
 class TokenResolver:
     """Turns a request's token into its actor: the superadmin secret, a job token (valid
     while its job is queued or running), or an API token.
@@ -151,47 +164,27 @@ class TokenResolver:
 
     async def resolve(self, token: str | None) -> Actor:
         """The actor of ``token``; :class:`Unauthorized` without a valid one."""
+        actor, _ = await self.resolve_in(token, None)
+        return actor
+
+    async def resolve_in(
+        self, token: str | None, workspace_id: str | None
+    ) -> tuple[Actor, AccessRow | None]:
+        """:meth:`resolve`, and for an API token with a ``workspace_id`` its owner's access
+        to it (a ``gm_access`` row) read in the same round trip; ``None`` otherwise (the
+        access of other tokens is read apart)."""
         if not token:
             raise Unauthorized(MISSING_TOKEN)
         secret = self.superadmin_secret
         if secret and hmac.compare_digest(token.encode(), secret.encode()):
-            return Actor(SUPERADMIN_SECRET_EMAIL, "superadmin_secret", super_admin=True)
+            return Actor(SUPERADMIN_SECRET_EMAIL, "superadmin_secret", super_admin=True), None
         job_actor = read_job_token(self.job_token_secret, token)
         if job_actor is not None:
-            return await self._job_actor(job_actor)
+            return await self._job_actor(job_actor), None
+        params = {"token_hash": hash_token(token), "workspace_id": workspace_id}
+        query = Q["get_token_owner"] if workspace_id is None else Q["get_token_access"]
         async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(Q["get_token_owner"], {"token_hash": hash_token(token)})
-            ).fetchone()
-        if row is None:
-            raise Unauthorized(MISSING_TOKEN)
-        email, username, super_admin, scopes, workspace_id = row
-        return Actor(
-            email=email,
-            username=username,
-            super_admin=super_admin,
-            scopes=tuple(scopes) if scopes is not None else None,
-            token_workspace=workspace_id,
-        )
-
-    async def resolve_in(
-        self, token: str | None, workspace_id: str
-    ) -> tuple[Actor, AccessRow | None]:
-        """:meth:`resolve`, and for an API token its owner's access to ``workspace_id`` (a
-        ``gm_access`` row) read in the same round trip; ``None`` for other tokens, whose
-        access is read apart."""
-        if not token or read_job_token(self.job_token_secret, token) is not None:
-            return await self.resolve(token), None
-        secret = self.superadmin_secret
-        if secret and hmac.compare_digest(token.encode(), secret.encode()):
-            return await self.resolve(token), None
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    Q["get_token_access"],
-                    {"token_hash": hash_token(token), "workspace_id": workspace_id},
-                )
-            ).fetchone()
+            row = await (await conn.execute(query, params)).fetchone()
         if row is None:
             raise Unauthorized(MISSING_TOKEN)
         email, username, super_admin, scopes, token_workspace = row[:5]
@@ -202,25 +195,25 @@ class TokenResolver:
             scopes=tuple(scopes) if scopes is not None else None,
             token_workspace=token_workspace,
         )
-        return actor, tuple(row[5:])
+        return actor, (tuple(row[5:]) if workspace_id is not None else None)
 
     async def _job_actor(self, signed: Actor) -> Actor:
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(Q["get_live_job_for_token"], {"id": signed.job_id})
             ).fetchone()
-            user = await (await conn.execute(Q["get_user"], {"email": signed.email})).fetchone()
+            super_admin = await job_user_super_admin(
+                conn, signed.email, superadmin_secret_set=bool(self.superadmin_secret)
+            )
         if row is None:
             raise Unauthorized("this job token belongs to a job that has finished")
-        # A job started with SUPERADMIN_SECRET acts as that secret's identity (no user row).
-        secret_job = signed.email == SUPERADMIN_SECRET_EMAIL and bool(self.superadmin_secret)
-        if user is None and not secret_job:
+        if super_admin is None:
             raise Unauthorized("the user this job runs as no longer exists")
         workspace_id, scopes, runnable_path, trigger, trigger_kind, step, flow_path = row
         return Actor(
             email=signed.email,
             username=signed.username,
-            super_admin=secret_job or bool(user and user[3]),
+            super_admin=super_admin,
             job_id=signed.job_id,
             scopes=tuple(scopes) if scopes is not None else None,
             token_workspace=workspace_id,
@@ -339,13 +332,12 @@ async def create_token_for(
             scopes=wanted,
             workspace_id=workspace_id,
         )
-        await audit.record(
+        await audit.record_instance(
             conn,
-            workspace_id=audit.INSTANCE,
-            username=actor.username,
-            operation="users.token.create",
-            action_kind=audit.ActionKind.CREATE,
-            resource=token[:10],
+            actor,
+            "users.token.create",
+            audit.ActionKind.CREATE,
+            token[:10],
             parameters={"label": label, "scopes": wanted, "workspace_id": workspace_id},
         )
     return token
@@ -377,11 +369,10 @@ async def delete_token_by_prefix(pool: AsyncConnectionPool, actor: Actor, prefix
         ).fetchone()
         if row is None:
             raise NotFound(f"you have no token with prefix {prefix[:20]!r}")
-        await audit.record(
+        await audit.record_instance(
             conn,
-            workspace_id=audit.INSTANCE,
-            username=actor.username,
-            operation="users.token.delete",
-            action_kind=audit.ActionKind.DELETE,
-            resource=prefix,
+            actor,
+            "users.token.delete",
+            audit.ActionKind.DELETE,
+            prefix,
         )

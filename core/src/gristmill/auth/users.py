@@ -292,13 +292,12 @@ async def create_user(
             ).fetchone()
             if row is None:
                 continue
-            await audit.record(
+            await audit.record_instance(
                 conn,
-                workspace_id=audit.INSTANCE,
-                username=actor.username,
-                operation="users.create",
-                action_kind=audit.ActionKind.CREATE,
-                resource=email,
+                actor,
+                "users.create",
+                audit.ActionKind.CREATE,
+                email,
                 parameters={"username": candidate, "super_admin": super_admin},
             )
             created = await (await conn.execute(Q["get_user_full"], {"email": email})).fetchone()
@@ -327,13 +326,12 @@ async def set_password(
             Q["delete_other_sessions"],
             {"email": actor.email, "keep": hash_token(current_token or "")},
         )
-        await audit.record(
+        await audit.record_instance(
             conn,
-            workspace_id=audit.INSTANCE,
-            username=actor.username,
-            operation="users.setpassword",
-            action_kind=audit.ActionKind.UPDATE,
-            resource=actor.email,
+            actor,
+            "users.setpassword",
+            audit.ActionKind.UPDATE,
+            actor.email,
         )
 
 
@@ -361,11 +359,10 @@ async def delete_user(pool: AsyncConnectionPool, actor: Actor, email: str) -> No
         row = await (await conn.execute(Q["delete_user"], {"email": email})).fetchone()
         if row is None:
             raise NotFound(f"no user with email {email!r}")
-        await audit.record(
+        await audit.record_instance(
             conn,
-            workspace_id=audit.INSTANCE,
-            username=actor.username,
-            operation="users.delete",
-            action_kind=audit.ActionKind.DELETE,
-            resource=email,
+            actor,
+            "users.delete",
+            audit.ActionKind.DELETE,
+            email,
         )

@@ -31,7 +31,6 @@ from gristmill.validation import InputLimits
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
 from gristmill.workspace.secrets import Secrets
-from gristmill.workspace.workspaces import Workspaces
 
 __all__ = ["Platform", "PreparedDatabase", "prepare_database"]
 
@@ -68,7 +67,6 @@ class Platform:
     capabilities: WorkerCapabilities | None = None
     submitter: Submitter | None = None
     tokens: TokenResolver | None = None
-    workspaces: Workspaces | None = None
     #: Encrypts and decrypts secrets (the instance key: GRISTMILL_INSTANCE_KEY or
     #: ``<data_dir>/instance.key``); the API and the workers' log masking share it.
     secrets: Secrets | None = None
@@ -132,7 +130,6 @@ class Platform:
             job_token_secret=self.job_token_secret,
             superadmin_secret=self.settings.superadmin_secret,
         )
-        self.workspaces = Workspaces(self.pool)
 
     async def stop(self) -> None:
         if self.workers is not None:

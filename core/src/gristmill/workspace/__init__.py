@@ -1,1 +1,2 @@
-"""Workspaces (the default ``main`` for now; the full model comes with the workspace issue)."""
+"""Workspaces and what lives in them: members, groups, folders, per-item ACLs, variables and
+secrets, resources and their types, and `$var:`/`$res:` references."""

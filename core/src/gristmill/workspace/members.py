@@ -215,6 +215,15 @@ async def leave(pool: AsyncConnectionPool, access: Access) -> None:
         )
 
 
+async def _refuse_member(conn: psycopg.AsyncConnection, access: Access, email: str) -> None:
+    """:class:`Conflict` when ``email`` is a member of the workspace already."""
+    current = await (
+        await conn.execute(Q["get_member"], {"workspace_id": access.workspace_id, "email": email})
+    ).fetchone()
+    if current is not None:
+        raise Conflict(f"{email} is already a member of workspace '{access.workspace_id}'")
+
+
 async def add_user(
     pool: AsyncConnectionPool,
     access: Access,
@@ -238,13 +247,7 @@ async def add_user(
                 f"{email} is {user[1]!r} on this instance; usernames are the same in every "
                 "workspace (omit username)"
             )
-        current = await (
-            await conn.execute(
-                Q["get_member"], {"workspace_id": access.workspace_id, "email": email}
-            )
-        ).fetchone()
-        if current is not None:
-            raise Conflict(f"{email} is already a member of workspace '{access.workspace_id}'")
+        await _refuse_member(conn, access, email)
         await conn.execute(
             Q["add_member"],
             {
@@ -278,13 +281,7 @@ async def invite_user(
         raise BadInput(f"invalid email {email[:80]!r}")
     role = role_of(is_admin, operator)
     async with pool.connection() as conn:
-        current = await (
-            await conn.execute(
-                Q["get_member"], {"workspace_id": access.workspace_id, "email": email}
-            )
-        ).fetchone()
-        if current is not None:
-            raise Conflict(f"{email} is already a member of workspace '{access.workspace_id}'")
+        await _refuse_member(conn, access, email)
         await conn.execute(
             Q["upsert_invite"],
             {

@@ -22,9 +22,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
+from gristmill.auth.actor import Actor
 from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access, load_access
+from gristmill.auth.tokens import job_user_super_admin
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
 from gristmill.scripts.paths import check_path
@@ -184,11 +185,11 @@ async def job_access(
 ) -> Access:
     """What a job may read: its user's access to its workspace today (a removed member's
     jobs lose it). A job started with ``SUPERADMIN_SECRET`` acts as a super admin."""
-    user = await (await conn.execute(Q["get_user"], {"email": email})).fetchone()
-    secret_job = email == SUPERADMIN_SECRET_EMAIL and superadmin_secret_set
-    actor = Actor(
-        email, username, super_admin=secret_job or bool(user and user[3]), state_path=state_path
+    super_admin = await job_user_super_admin(
+        conn, email, superadmin_secret_set=superadmin_secret_set
     )
+    # A user deleted since is no super admin; load_access then finds no membership either.
+    actor = Actor(email, username, super_admin=bool(super_admin), state_path=state_path)
     return await load_access(conn, actor, workspace_id)
 
 

@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gristmill.auth import audit
 from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
-from gristmill.auth.permissions import WORKSPACE_ID, Access, Role
+from gristmill.auth.permissions import WORKSPACE_ID, Access, Role, check_workspace_id
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, NotFound
 from gristmill.validation import check_no_nul, check_page, short
@@ -19,17 +19,16 @@ __all__ = [
     "NEW_WORKSPACE_ID",
     "WORKSPACE_ID",
     "Workspace",
-    "Workspaces",
     "check_new_workspace_id",
     "create_workspace",
     "delete_workspace",
     "get_workspace",
     "list_all_workspaces",
     "list_user_workspaces",
+    "require_workspace",
     "workspace_exists",
 ]
 
-#: The database's CHECK on workspace ids.
 #: Windmill's rule for a new id (``^\w+(-\w+)*$``, at most 50 characters), in ASCII.
 NEW_WORKSPACE_ID = re.compile(r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*", re.ASCII)
 MAX_WORKSPACE_ID = 50
@@ -46,34 +45,6 @@ class Workspace:
     deleted: bool = False
     #: The caller's membership is disabled (lists of the caller's workspaces only).
     disabled: bool = False
-
-
-class Workspaces:
-    """Existence checks of the workspaces a request names.
-
-    Not cached: a workspace deleted by one server process must stop being served by every
-    other at once, and the check is one primary-key read next to the membership query that
-    every workspace route makes anyway.
-    """
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def require(self, workspace_id: str) -> str:
-        """``workspace_id`` if it exists (and is not deleted); :class:`NotFound` otherwise."""
-        if not WORKSPACE_ID.fullmatch(workspace_id):
-            # No such workspace can exist; and text with NUL cannot even be queried.
-            raise BadInput(
-                f"invalid workspace id {short(workspace_id)!r}: ASCII letters, digits, '_' "
-                "and '-' only"
-            )
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(Q["workspace_exists"], {"workspace_id": workspace_id})
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"workspace '{workspace_id}' does not exist")
-        return workspace_id
 
 
 def check_new_workspace_id(workspace_id: str) -> str:
@@ -94,6 +65,16 @@ async def workspace_exists(pool: AsyncConnectionPool, workspace_id: str) -> bool
             await conn.execute(Q["workspace_exists"], {"workspace_id": workspace_id})
         ).fetchone()
     return row is not None
+
+
+async def require_workspace(pool: AsyncConnectionPool, workspace_id: str) -> str:
+    """``workspace_id`` if it exists (and is not deleted): :class:`BadInput` for an id no
+    workspace can have, :class:`NotFound` otherwise. Not cached: a workspace deleted by one
+    server process stops being served by every other at once."""
+    check_workspace_id(workspace_id)
+    if not await workspace_exists(pool, workspace_id):
+        raise NotFound(f"workspace '{workspace_id}' does not exist")
+    return workspace_id
 
 
 async def create_workspace(
@@ -157,13 +138,12 @@ async def create_workspace(
                     "added_by": actor.username,
                 },
             )
-        await audit.record(
+        await audit.record_instance(
             conn,
-            workspace_id=audit.INSTANCE,
-            username=actor.username,
-            operation="workspaces.create",
-            action_kind=audit.ActionKind.CREATE,
-            resource=workspace_id,
+            actor,
+            "workspaces.create",
+            audit.ActionKind.CREATE,
+            workspace_id,
             parameters={"name": name},
         )
     return workspace_id
