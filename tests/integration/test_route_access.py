@@ -60,6 +60,7 @@ POLICY: dict[str, str] = {
     "auth-login":                         PUBLIC,            # POST /auth/login
     "meta-list_runtimes":                 GLOBAL_SELF,       # GET  /runtimes
     "meta-list_workers":                  GLOBAL_SELF,       # GET  /workers/list
+    "meta-parse_script_schema":           GLOBAL_SELF,       # POST /scripts/parse_schema
     "auth-logout":                        GLOBAL_SELF,       # POST /auth/logout
     "auth-whoami":                        GLOBAL_SELF,       # GET  /users/whoami
     # scripts

@@ -32,6 +32,7 @@ from gristmill.validation import (
     InputLimits,
     check_int,
     check_json,
+    check_no_nul,
     check_page,
     check_script_size,
     check_text_fields,
@@ -53,10 +54,33 @@ __all__ = [
     "history",
     "list_paths",
     "list_versions",
+    "parse_schema",
     "save_version",
     "script_error_message",
     "version_exists",
 ]
+
+
+def parse_schema(
+    registry: RuntimeRegistry, language: str, content: str, limits: InputLimits
+) -> tuple[str, dict[str, Any] | None, ScriptError | None]:
+    """The schema ``content`` would be saved with, or why it cannot be: nothing is written.
+
+    Answers ``(runtime name, schema, None)`` or ``(runtime name, None, error)``; an unknown
+    language, NUL bytes or a source over the size limit are refused (:class:`BadInput`).
+    The editor calls this as the user types, so a script error is an answer, not a failure.
+    """
+    check_no_nul("content", content)
+    check_script_size(content, limits)
+    try:
+        name = registry.resolve(language)
+    except UnknownRuntimeError as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        signature = registry.get(name).parse_signature(content)
+    except ScriptError as exc:
+        return name, None, exc
+    return name, signature_to_schema(signature), None
 
 
 def script_error_message(exc: ScriptError) -> str:

@@ -136,6 +136,28 @@ def plugins(as_json: bool) -> None:
         click.echo(f"  {rt['name']}  from {rt['plugin']}  {state}")
 
 
+@cli.command()
+@click.option(
+    "--plugins/--no-plugins",
+    default=False,
+    help="Include routes that installed plugins add (off: the core's document, as the web UI's "
+    "client is generated from).",
+)
+def openapi(plugins: bool) -> None:
+    """Print the API's OpenAPI document (JSON), without starting anything."""
+    from gristmill.api.app import create_app
+    from gristmill.plugins import build_plugin_manager
+    from gristmill.server.platform import Platform
+
+    platform = Platform(
+        settings=Settings(),
+        conninfo="",
+        job_token_secret=b"",
+        plugins=build_plugin_manager(load_entrypoints=plugins),
+    )
+    click.echo(json.dumps(create_app(platform).openapi(), indent=2, sort_keys=True))
+
+
 def _parse_arg(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep or not name:

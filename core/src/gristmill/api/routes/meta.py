@@ -7,7 +7,8 @@ from fastapi.responses import PlainTextResponse
 
 from gristmill import __version__
 from gristmill.api.deps import AuthenticatedRoute, PlatformDep
-from gristmill.api.schemas.meta import RuntimeInfo
+from gristmill.api.schemas.meta import ParsedSchema, ParseRequest, RuntimeInfo, SchemaError
+from gristmill.scripts.versions import parse_schema
 
 __all__ = ["public_router", "router"]
 
@@ -42,3 +43,20 @@ async def list_runtimes(platform: PlatformDep) -> list[RuntimeInfo]:
             )
         )
     return out
+
+
+@router.post("/scripts/parse_schema")
+async def parse_script_schema(body: ParseRequest, platform: PlatformDep) -> ParsedSchema:
+    """The schema a script would be saved with, or its error with the line: nothing is saved.
+
+    Gristmill's own (Windmill's editor parses in the browser); the web UI calls it as the
+    user types. An unknown language, NUL bytes or an oversized source answer 400/413.
+    """
+    registry = platform.require_registry()
+    name, schema, error = parse_schema(registry, body.language, body.content, platform.input_limits)
+    if error is None:
+        return ParsedSchema(language=name, schema=schema)
+    return ParsedSchema(
+        language=name,
+        error=SchemaError(message=error.message, line=error.line, column=error.column),
+    )

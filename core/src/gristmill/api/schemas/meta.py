@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
 
-__all__ = ["RuntimeInfo"]
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ParseRequest", "ParsedSchema", "RuntimeInfo", "SchemaError"]
 
 
 class RuntimeInfo(BaseModel):
@@ -21,3 +23,28 @@ class RuntimeInfo(BaseModel):
     #: When unavailable: what is missing and how to install it.
     toolchain_message: str
     template: str
+
+
+class ParseRequest(BaseModel):
+    """A script to read the parameters of, without saving it."""
+
+    language: str = Field(max_length=64)
+    content: str
+
+
+class SchemaError(BaseModel):
+    """Why the script cannot be used, and where (1-based, when the parser knows)."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+class ParsedSchema(BaseModel):
+    """The JSON schema of ``main``'s parameters, or the error that prevents reading it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    language: str
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    error: SchemaError | None = None
