@@ -154,3 +154,49 @@ async def test_the_schema_keeps_the_signature_order(api: httpx.AsyncClient) -> N
     )
     job = (await api.get(f"/w/main/jobs_u/get/{r.headers['x-job-id']}")).json()
     assert job["type"] == "CompletedJob"
+
+
+# -- the editor's live parse ---------------------------------------------------------------------
+
+
+async def test_parse_schema_reads_the_parameters_without_saving(api: httpx.AsyncClient) -> None:
+    r = await api.post(
+        "/scripts/parse_schema",
+        json={"language": "python", "content": "def main(name: str, times: int = 2):\n  pass\n"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["language"] == "python3"  # the alias resolved
+    assert body["error"] is None
+    assert body["schema"]["required"] == ["name"]
+    times = body["schema"]["properties"]["times"]
+    assert (times["type"], times["default"]) == ("integer", 2)
+
+
+async def test_parse_schema_answers_a_syntax_error_with_its_line(api: httpx.AsyncClient) -> None:
+    r = await api.post(
+        "/scripts/parse_schema",
+        json={"language": "python3", "content": "import os\n\ndef main(x: int:\n    pass\n"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["schema"] is None
+    assert body["error"]["line"] == 3
+    assert body["error"]["message"]
+
+
+async def test_parse_schema_refuses_what_cannot_be_parsed(api: httpx.AsyncClient) -> None:
+    r = await api.post("/scripts/parse_schema", json={"language": "cobol", "content": ""})
+    assert r.status_code == 400
+    assert "cobol" in r.text
+    r = await api.post(
+        "/scripts/parse_schema", json={"language": "python3", "content": "def main(\x00): pass"}
+    )
+    assert r.status_code == 400
+    assert "content" in r.text
+    r = await api.post(
+        "/scripts/parse_schema",
+        json={"language": "python3", "content": "#" * (1024 * 1024 + 1)},
+    )
+    assert r.status_code == 413
+    assert "GRISTMILL_MAX_SCRIPT_SIZE_KB" in r.text

@@ -145,6 +145,14 @@ class Settings:
     #: Whether only super admins may create workspaces (Windmill's default: yes).
     create_workspace_require_superadmin: bool = True
 
+    #: The web UI (``GRISTMILL_WEBUI``): ``auto`` builds ``frontend/`` of the checkout when its
+    #: ``dist`` is missing or stale and serves it; ``off`` serves the API alone; any other
+    #: value is the directory of a built UI, served as it is.
+    webui: str = "auto"
+    #: The built UI the API serves at ``/`` (set by ``gristmill up``/``server`` after the
+    #: build); ``None``: no UI.
+    webui_dist: Path | None = None
+
     #: The instance key (``GRISTMILL_INSTANCE_KEY``: 32 bytes, base64 or hex) that wraps each
     #: workspace's data key; ``None``: ``<data_dir>/instance.key``, created at first use.
     #: Every process of one install must use the same key (docs/security.md).
@@ -240,6 +248,7 @@ class Settings:
             create_workspace_require_superadmin=reader.boolean(
                 "CREATE_WORKSPACE_REQUIRE_SUPERADMIN", True
             ),
+            webui=(env.get("GRISTMILL_WEBUI") or "auto").strip(),
             instance_key=parse_instance_key(env.get("GRISTMILL_INSTANCE_KEY", "")),
         )
 

@@ -24,6 +24,7 @@ from gristmill.api.routes import (
     workers,
     workspaces,
 )
+from gristmill.api.webui import install_webui
 from gristmill.server.platform import Platform
 
 __all__ = ["create_app"]
@@ -72,4 +73,7 @@ def create_app(platform: Platform) -> FastAPI:
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
     install_openapi(app)
+    if platform.settings.webui_dist is not None:
+        # Last: its catch-all route must not shadow any API route.
+        install_webui(app, platform.settings.webui_dist)
     return app

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.errors import GristmillError
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.server.platform import Platform, prepare_database
+from gristmill.server.webui import prepare_webui
 
 __all__ = ["cli_token_path", "configure_logging", "runtime_report", "serve"]
 
@@ -93,6 +95,8 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     conninfo = settings.database_url
     if settings.mode != "worker":
         _check_port_free(settings)
+        # Before the database: a UI that cannot be built stops the start with its reason.
+        settings = replace(settings, webui_dist=prepare_webui(settings.webui))
     try:
         if not conninfo and settings.mode == "worker":
             conninfo = EmbeddedPostgres(settings.data_dir).attach(
@@ -184,6 +188,9 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
             await _wait_until_answering(settings, server_task)
             if announce:
                 print(f"Gristmill is ready at {settings.public_url}", flush=True)
+                if settings.webui_dist is not None:
+                    print(f"  web UI: {settings.public_url}/ (log in there)", flush=True)
+                print(f"  API:    {settings.public_url}/api (docs at /api/docs)", flush=True)
         elif announce:
             print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
         waiters = [asyncio.create_task(stop.wait())]
