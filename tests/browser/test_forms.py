@@ -346,3 +346,42 @@ def test_app_page_asks_to_log_in_and_embeds_with_a_token(page: Page, server: Ser
     _field(page, "name").locator("input").fill("iframe")
     page.get_by_test_id("run").click()
     expect(page.get_by_test_id("app-result-value")).to_have_text("Hello, iframe!")
+
+
+def test_secret_parameters_are_password_fields_and_bounds_are_checked(
+    admin_page: Page, server: Server
+) -> None:
+    """A schema edited by hand (Windmill's schema editor writes these keys): a string marked
+    `password: true` is typed unseen; `minimum`/`maximum` bound a number."""
+    path = server.unique("secret_arg")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "api_key": {"type": "string", "password": True, "description": "The key"},
+            "n": {"type": "integer", "minimum": 1, "maximum": 5, "default": 2},
+        },
+        "required": ["api_key"],
+    }
+    _create_script(
+        server,
+        path,
+        "def main(api_key: str, n: int = 2):\n    return len(api_key) * n\n",
+        "Secret",
+        schema=schema,
+    )
+    page = admin_page
+    page.goto(f"/w/main/scripts/get/{path}")
+    key = _field(page, "api_key").locator("input")
+    expect(key).to_have_attribute("type", "password")
+    key.fill("s3cret")
+    _field(page, "n").locator("input").fill("9")
+    page.get_by_test_id("run").click()
+    expect(page.get_by_test_id("error-n")).to_have_text("must be at most 5")
+    _field(page, "n").locator("input").fill("0")
+    expect(page.get_by_test_id("error-n")).to_have_text("must be at least 1")
+    _field(page, "n").locator("input").fill("3")
+    page.get_by_test_id("run").click()
+    expect(page).to_have_url(re.compile(r"/w/main/run/[0-9a-f-]{36}$"))
+    job = server.api.get(f"/w/main/jobs_u/get/{page.url.rsplit('/', 1)[1]}").json()
+    assert job["args"] == {"api_key": "s3cret", "n": 3}
