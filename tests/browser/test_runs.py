@@ -181,6 +181,17 @@ def test_rerun_starts_a_new_job_with_the_same_arguments(admin_page: Page, server
     assert job["args"] == {"x": 41, "label": "ünïcode"}
     assert job["script_path"] == path
 
+    # Re-run with edits: the script's run form, prefilled; an edited value runs.
+    admin_page.get_by_test_id("rerun-edit").click()
+    expect(admin_page).to_have_url(re.compile(f"/w/main/scripts/get/{path}\\?args="))
+    x = admin_page.get_by_test_id("field-x").locator("input")
+    expect(x).to_have_value("41")
+    expect(admin_page.get_by_test_id("field-label").locator("input")).to_have_value("ünïcode")
+    x.fill("99")
+    admin_page.get_by_test_id("run").click()
+    expect(admin_page).to_have_url(re.compile(r"/w/main/run/[0-9a-f-]{36}$"))
+    expect(admin_page.get_by_test_id("job-result")).to_contain_text("100")
+
     # A preview is run again from its code.
     preview = _preview(server, "def main(n: int):\n    return n * 2\n", {"n": 21})
     admin_page.goto(f"/w/main/run/{preview}")
