@@ -127,7 +127,7 @@ def test_write_run_save_and_compare_versions(
     expect(diff.locator(".cm-changedLine").filter(has_text="Hello, {name}!")).to_have_count(1)
     shot(page, "editor-history")
 
-    # One version against the editor's text, which now differs from neither... then from it.
+    # One version against the editor's text (the newer version's): the same change.
     rows.nth(0).get_by_test_id("history-select").uncheck()
     expect(page.get_by_test_id("diff-title")).to_contain_text("the editor's text")
     expect(diff.locator(".cm-changedLine").filter(has_text="Hi, {name}!")).to_have_count(1)
