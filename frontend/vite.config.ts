@@ -1,6 +1,6 @@
 import { defineConfig } from "vite";
 import { svelte } from "@sveltejs/vite-plugin-svelte";
-import { bundleReport } from "./build/bundle-report.ts";
+import { bundleReport } from "./vite-plugins/bundle-report.ts";
 
 // The API runs on the same origin in production (`gristmill up` serves dist/); in `npm run dev`
 // Vite forwards /api to a running Gristmill (GRISTMILL_URL, default http://localhost:8000).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,27 @@ def test_bad_setting_is_a_usage_error() -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "NUM_WORKERS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_openapi_prints_the_document_the_ui_client_is_generated_from() -> None:
+    done = _gristmill("openapi")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert "/api/scripts/parse_schema" in document["paths"]
+    assert document["openapi"].startswith("3.")
+
+
+@pytest.mark.timeout(60)
+def test_up_with_an_unusable_ui_directory_stops_with_the_reason(tmp_path: Path) -> None:
+    done = _gristmill(
+        "up",
+        "--port",
+        "0",
+        GRISTMILL_WEBUI=str(tmp_path),
+        GRISTMILL_DATA_DIR=str(tmp_path / "data"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"GRISTMILL_WEBUI={tmp_path}: no index.html there" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "postgres").exists()  # stopped before the database

@@ -82,6 +82,22 @@ def test_up_says_which_runtimes_are_ready(platform: GristmillProcess) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_up_serves_the_web_ui_on_the_api_port(platform: GristmillProcess) -> None:
+    """`gristmill up` built frontend/ (or found it current) and serves it with the API."""
+    lines = platform.stdout_lines
+    ready = next(i for i, line in enumerate(lines) if line.startswith("Gristmill is ready at"))
+    assert lines[ready + 1].strip() == f"web UI: {platform.url}/ (log in there)", lines
+    page = httpx.get(f"{platform.local_url}/w/main/runs")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-cache"
+    script = re.search(r'src="(/assets/index-[^"]+\.js)"', page.text)
+    assert script, page.text
+    asset = httpx.get(f"{platform.local_url}{script.group(1)}")
+    assert asset.status_code == 200
+    assert "immutable" in asset.headers["cache-control"]
+
+
+@pytest.mark.timeout(30)
 def test_version_is_public_text(platform: GristmillProcess) -> None:
     r = httpx.get(f"{platform.local_url}/api/version")
     assert r.status_code == 200

@@ -105,3 +105,19 @@ def test_core_text_has_no_plugin_import() -> None:
         if pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert hits == []
+
+
+def test_the_ui_guide_shows_screenshots_the_browser_tests_take() -> None:
+    """Each image of docs/ui.md (and the README's) is committed, and a browser test takes it
+    (`shot(page, "<name>")`), so the pictures can be renewed by running the tests."""
+    guide = (ROOT / "docs" / "ui.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"\]\(img/([\w-]+)\.png\)", guide))
+    names |= set(re.findall(r"\]\(docs/img/([\w-]+)\.png\)", readme))
+    assert len(names) >= 8
+    taken: set[str] = set()
+    for test in (ROOT / "tests" / "browser").glob("test_*.py"):
+        taken |= set(re.findall(r"shot\(\s*\w+,\s*\"([\w-]+)\"", test.read_text(encoding="utf-8")))
+    for name in sorted(names):
+        assert (ROOT / "docs" / "img" / f"{name}.png").is_file(), f"docs/img/{name}.png"
+        assert name in taken, f"no browser test takes the screenshot {name!r}"

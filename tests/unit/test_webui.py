@@ -54,7 +54,7 @@ def test_a_stale_build_without_npm_says_what_to_install(
 ) -> None:
     frontend = _frontend(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(WebUIError, match="npm is not on PATH: install Node.js 20"):
+    with pytest.raises(WebUIError, match=r"npm is not on PATH: install Node\.js 20"):
         webui.build_webui(frontend)
     # A current build needs no npm at all.
     _stamp(frontend)
@@ -79,7 +79,7 @@ def test_a_failing_build_shows_its_last_lines(tmp_path: Path) -> None:
 
 def test_the_setting_names_a_directory_or_turns_the_ui_off(tmp_path: Path) -> None:
     assert prepare_webui("off") is None
-    with pytest.raises(WebUIError, match="no index.html there"):
+    with pytest.raises(WebUIError, match=r"no index\.html there"):
         prepare_webui(str(tmp_path))
     (tmp_path / "index.html").write_text("<html></html>")
     assert prepare_webui(str(tmp_path)) == tmp_path.resolve()

@@ -57,10 +57,17 @@ def _serve(settings: Settings) -> None:
     from gristmill.db import DatabaseUnavailableError
     from gristmill.db.embedded import EmbeddedPostgresError
     from gristmill.server.serve import PortInUseError, serve
+    from gristmill.server.webui import WebUIError
 
     try:
         serve(settings)
-    except (DatabaseUnavailableError, EmbeddedPostgresError, ConfigError, PortInUseError) as exc:
+    except (
+        DatabaseUnavailableError,
+        EmbeddedPostgresError,
+        ConfigError,
+        PortInUseError,
+        WebUIError,
+    ) as exc:
         raise click.ClickException(str(exc)) from None
 
 

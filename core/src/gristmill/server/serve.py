@@ -188,6 +188,9 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
             await _wait_until_answering(settings, server_task)
             if announce:
                 print(f"Gristmill is ready at {settings.public_url}", flush=True)
+                if settings.webui_dist is not None:
+                    print(f"  web UI: {settings.public_url}/ (log in there)", flush=True)
+                print(f"  API:    {settings.public_url}/api (docs at /api/docs)", flush=True)
         elif announce:
             print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
         waiters = [asyncio.create_task(stop.wait())]

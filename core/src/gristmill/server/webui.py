@@ -46,7 +46,7 @@ _INPUT_FILES = (
     "svelte.config.js",
     "tsconfig.json",
 )
-_INPUT_DIRS = ("src", "build", "public")
+_INPUT_DIRS = ("src", "vite-plugins", "public")
 
 
 class WebUIError(GristmillError, RuntimeError):
