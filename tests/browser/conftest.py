@@ -131,14 +131,17 @@ def server(pg_cluster: PgCluster, webui_dist: Path) -> Iterator[Server]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's synchronous API is open, its event loop
+# counts as running in the main thread, and the asyncio tests of other directories, run
+# after these, could not start theirs.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     _need_chromium()
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(
         executable_path=str(CHROMIUM),

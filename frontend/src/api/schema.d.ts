@@ -3472,6 +3472,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Created By */
+            created_by: string;
             /** Deployment Msg */
             deployment_msg: string | null;
             /** Script Hash */

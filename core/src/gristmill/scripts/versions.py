@@ -346,6 +346,7 @@ class HistoryEntry:
     hash: int
     deployment_message: str | None
     created_at: Any
+    created_by: str
 
 
 async def history(
@@ -359,7 +360,7 @@ async def history(
         ).fetchall()
     if not rows:
         raise NotFound(f"Script not found at name {path}")
-    return [HistoryEntry(h, msg, created) for h, msg, created in rows]
+    return [HistoryEntry(*row) for row in rows]
 
 
 @dataclass(frozen=True)

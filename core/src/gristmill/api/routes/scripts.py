@@ -161,6 +161,7 @@ async def script_history(
             script_hash=format_hash(e.hash),
             deployment_msg=e.deployment_message,
             created_at=e.created_at,
+            created_by=e.created_by,
         )
         for e in entries
     ]

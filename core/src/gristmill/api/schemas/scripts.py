@@ -93,6 +93,8 @@ class ScriptHistoryEntry(BaseModel):
     script_hash: str
     deployment_msg: str | None
     created_at: dt.datetime
+    #: Who saved the version (Gristmill's addition: the editor's history shows it).
+    created_by: str
 
 
 class DeploymentStatus(BaseModel):

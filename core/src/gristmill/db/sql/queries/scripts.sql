@@ -71,7 +71,7 @@ WHERE workspace_id = %(workspace_id)s AND NOT deleted AND NOT archived
 ORDER BY path;
 
 -- name: script_history
-SELECT hash, deployment_message, created_at FROM script
+SELECT hash, deployment_message, created_at, created_by FROM script
 WHERE workspace_id = %(workspace_id)s AND path = %(path)s AND NOT deleted
 ORDER BY created_at DESC;
 
