@@ -23,12 +23,19 @@ from gristmill.config import Settings
 from gristmill.server.webui import build_webui, find_frontend
 from gristmill.testing.pytest_plugin import PgCluster
 from gristmill.testing.served import ServedPlatform
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 CHROMIUM = Path(os.environ.get("GRISTMILL_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
 
 expect.set_options(timeout=15_000)
 
