@@ -9,10 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gristmill.api.app import create_app
-from gristmill.config import Settings
-from gristmill.plugins import build_plugin_manager
-from gristmill.server.platform import Platform
+from gristmill.api.app import openapi_document
 from gristmill.server.webui import find_frontend
 
 FRONTEND = find_frontend() or Path("frontend")
@@ -25,13 +22,7 @@ RAW_NETWORK = re.compile(r"\b(fetch\(|new EventSource\b|new XMLHttpRequest\b|new
 
 
 def _document() -> dict[str, object]:
-    platform = Platform(
-        settings=Settings(),
-        conninfo="",
-        job_token_secret=b"",
-        plugins=build_plugin_manager(load_entrypoints=False),
-    )
-    return create_app(platform).openapi()
+    return openapi_document()
 
 
 def _sources() -> list[Path]:

@@ -21,12 +21,10 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from gristmill.api.app import create_app
+from gristmill.api.app import openapi_document
 from gristmill.auth.tokens import hash_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
-from gristmill.plugins import build_plugin_manager
-from gristmill.server.platform import Platform
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
 from hypothesis import HealthCheck, settings
 
@@ -136,13 +134,7 @@ HASH_STAND_INS = ["hash-of-echo", "hash-of-shell"]
 def _document() -> dict[str, Any]:
     """The document the app serves, built without a database (as tests/unit/test_openapi):
     schemathesis reads it when the tests are collected."""
-    platform = Platform(
-        settings=Settings(),
-        conninfo="",
-        job_token_secret=b"",
-        plugins=build_plugin_manager(load_entrypoints=False),
-    )
-    return create_app(platform).openapi()
+    return openapi_document()
 
 
 #: Operations that wait for a job, and so may answer Windmill's 500 "timeout after ...".

@@ -24,10 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gristmill.api.app import create_app
+from gristmill.api.app import openapi_document
 from gristmill.auth.tokens import create_api_token
 from gristmill.config import Settings
-from gristmill.plugins import build_plugin_manager
 from gristmill.server.platform import Platform
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
 
@@ -250,13 +249,7 @@ LOGOUT = 5
 
 def _document() -> dict[str, Any]:
     """The document the app serves, built without a database (as tests/unit/test_openapi)."""
-    platform = Platform(
-        settings=Settings(),
-        conninfo="",
-        job_token_secret=b"",
-        plugins=build_plugin_manager(load_entrypoints=False),
-    )
-    return create_app(platform).openapi()
+    return openapi_document()
 
 
 def operations(document: dict[str, Any]) -> list[Operation]:

@@ -10,10 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gristmill.api.app import create_app
-from gristmill.config import Settings
-from gristmill.plugins import build_plugin_manager
-from gristmill.server.platform import Platform
+from gristmill.api.app import openapi_document
 
 #: Operations whose 2xx body is a script's result, which may be any JSON.
 RESULT_OPERATIONS = {
@@ -33,13 +30,7 @@ JSON_VALUE_OPERATIONS = {"jobs-get_root_job_id", "job_metrics-get_job_progress"}
 
 
 def _document() -> dict[str, Any]:
-    platform = Platform(
-        settings=Settings(),
-        conninfo="",
-        job_token_secret=b"",
-        plugins=build_plugin_manager(load_entrypoints=False),
-    )
-    return create_app(platform).openapi()
+    return openapi_document()
 
 
 DOCUMENT = _document()

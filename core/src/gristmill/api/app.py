@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from gristmill import __version__
@@ -27,7 +29,7 @@ from gristmill.api.routes import (
 from gristmill.api.webui import install_webui
 from gristmill.server.platform import Platform
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "openapi_document"]
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -77,3 +79,21 @@ def create_app(platform: Platform) -> FastAPI:
         # Last: its catch-all route must not shadow any API route.
         install_webui(app, platform.settings.webui_dist)
     return app
+
+
+def openapi_document(*, load_plugins: bool = False) -> dict[str, Any]:
+    """The OpenAPI document, built without a database or a server.
+
+    Without plugins (the default) it is the core's own: what `gristmill openapi` prints, what
+    the web UI's client is generated from, and what the tests hold the routes to.
+    """
+    from gristmill.config import Settings
+    from gristmill.plugins import build_plugin_manager
+
+    platform = Platform(
+        settings=Settings(),
+        conninfo="",
+        job_token_secret=b"",
+        plugins=build_plugin_manager(load_entrypoints=load_plugins),
+    )
+    return create_app(platform).openapi()

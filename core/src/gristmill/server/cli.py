@@ -152,17 +152,9 @@ def plugins(as_json: bool) -> None:
 )
 def openapi(plugins: bool) -> None:
     """Print the API's OpenAPI document (JSON), without starting anything."""
-    from gristmill.api.app import create_app
-    from gristmill.plugins import build_plugin_manager
-    from gristmill.server.platform import Platform
+    from gristmill.api.app import openapi_document
 
-    platform = Platform(
-        settings=Settings(),
-        conninfo="",
-        job_token_secret=b"",
-        plugins=build_plugin_manager(load_entrypoints=plugins),
-    )
-    click.echo(json.dumps(create_app(platform).openapi(), indent=2, sort_keys=True))
+    click.echo(json.dumps(openapi_document(load_plugins=plugins), indent=2, sort_keys=True))
 
 
 def _parse_arg(text: str) -> tuple[str, Any]:
