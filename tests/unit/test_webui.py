@@ -120,10 +120,15 @@ async def test_pages_get_index_html_revalidated_and_not_framed(
         assert r.text == "<html>the app</html>"
         assert r.headers["cache-control"] == "no-cache"
         assert r.headers["x-frame-options"] == "DENY"
+        policy = r.headers["content-security-policy"]
+        assert "script-src 'self';" in policy
+        assert policy.endswith("frame-ancestors 'none'")
     # An app page may be embedded in another site.
     r = await client.get("/a/main/u/admin/x")
     assert r.text == "<html>the app</html>"
     assert "x-frame-options" not in r.headers
+    assert "frame-ancestors" not in r.headers["content-security-policy"]
+    assert "script-src 'self';" in r.headers["content-security-policy"]
     assert (await client.head("/w/main")).status_code == 200
 
 

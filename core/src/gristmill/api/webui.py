@@ -16,6 +16,14 @@ __all__ = ["install_webui"]
 _IMMUTABLE = "public, max-age=31536000, immutable"
 #: index.html names the current assets: always revalidated.
 _REVALIDATE = "no-cache"
+#: What the UI's pages may load: their own scripts only (no inline script, so an injected
+#: one does not run), styles inline too (CodeMirror writes its own), images from results
+#: (`data:`), and results' HTML only in sandboxed frames of their own (`srcdoc`).
+_CONTENT_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; frame-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'"
+)
 #: Only the shareable app pages (``/a/...``) may be shown in another site's frame; the rest
 #: of the UI refuses to be framed (clickjacking).
 _NO_FRAMING = "frame-ancestors 'none'"
@@ -52,7 +60,8 @@ def install_webui(app: FastAPI, dist: Path) -> None:
         found = inside(root, path) if path and "/" not in path else None
         if found is not None and found.name != "index.html":
             return FileResponse(found, headers=headers)
+        headers["Content-Security-Policy"] = _CONTENT_POLICY
         if not path.startswith("a/"):
-            headers["Content-Security-Policy"] = _NO_FRAMING
+            headers["Content-Security-Policy"] += f"; {_NO_FRAMING}"
             headers["X-Frame-Options"] = "DENY"
         return FileResponse(index, headers=headers, media_type="text/html")
