@@ -198,6 +198,17 @@ POLICY: dict[str, str] = {
     "resources-create_resource_type":      MEMBER_WRITE,     # POST /w/{ws}/resources/type/create
     "resources-update_resource_type":      MEMBER_WRITE,     # POST /w/{ws}/resources/type/update/{name}
     "resources-delete_resource_type":      MEMBER_WRITE,     # DELETE /w/{ws}/resources/type/delete/{name}
+    # flows (stored, not run)
+    "flows-create_flow":                   MEMBER_WRITE,     # POST /w/{ws}/flows/create
+    "flows-update_flow":                   MEMBER_WRITE,     # POST /w/{ws}/flows/update/{path}
+    "flows-get_flow_version":              MEMBER_READ,      # GET  /w/{ws}/flows/get/v/{version}/p/{path}
+    "flows-get_flow_by_path":              MEMBER_READ,      # GET  /w/{ws}/flows/get/{path}
+    "flows-flow_exists":                   MEMBER_READ,      # GET  /w/{ws}/flows/exists/{path}
+    "flows-flow_history":                  MEMBER_READ,      # GET  /w/{ws}/flows/history/p/{path}
+    "flows-list_flows":                    MEMBER_READ,      # GET  /w/{ws}/flows/list
+    "flows-list_flow_paths":               MEMBER_READ,      # GET  /w/{ws}/flows/list_paths
+    "flows-archive_flow_by_path":          MEMBER_WRITE,     # POST /w/{ws}/flows/archive/{path}
+    "flows-delete_flow_by_path":           MEMBER_WRITE,     # DELETE /w/{ws}/flows/delete/{path}
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
@@ -314,7 +325,7 @@ PATH_VALUES: dict[str, str] = {
 }
 
 #: Path parameters whose schema is an integer.
-INTEGER_PATH_VALUES: dict[str, str] = {"id": "{audit}"}
+INTEGER_PATH_VALUES: dict[str, str] = {"id": "{audit}", "version": "{flow_version}"}
 
 SCRIPT = "def main(x: int = 0):\n    return x + 1\n"
 
@@ -351,6 +362,9 @@ OPERATION_BODY_VALUES: dict[str, dict[str, Any]] = {
     # A member of the workspace (a user created by users/create would not be).
     "groups-add_user": {"username": "op"},
     "groups-remove_user": {"username": "op"},
+    # A flow's value is an OpenFlow FlowValue; an update that keeps its path (not a move).
+    "flows-create_flow": {"value": {"modules": []}},
+    "flows-update_flow": {"path": "f/shared/s", "value": {"modules": []}},
 }
 
 
@@ -515,8 +529,9 @@ async def populate(
     """Workspaces `main` (admin, dev, op) and `other` (stranger), items in folder `shared`
     (owned by dev, writable by every member of main: operators still cannot write), group
     `shared` (dev and op, dev its writer), a completed job run by ``job_runner`` (the walking
-    caller when a member: jobs are also their runner's, e.g. to set their progress).
-    Returns the callers' tokens by name and the values known only now (job id, hash)."""
+    caller when a member: jobs are also their runner's, e.g. to set their progress), a flow.
+    Returns the callers' tokens by name and the values known only now (job id, hash, flow
+    version)."""
     async with platform.db.connection() as conn:
         # The first admin is a super admin; here `admin` is a workspace admin only (the
         # superadmin secret stands for super admins).
@@ -598,7 +613,15 @@ async def populate(
         headers={"Authorization": f"Bearer {tokens[job_runner]}"},
     )
     assert r.status_code == 200 and r.json() == 2, r.text
-    return tokens, {"job": r.headers["x-job-id"], "hash": script_hash, "audit": audit_id}
+    job_id = r.headers["x-job-id"]
+    r = await api.post(
+        "/w/main/flows/create", json={"path": "f/shared/s", "value": {"modules": []}}
+    )
+    assert r.status_code == 201, r.text
+    r = await api.get("/w/main/flows/get/f/shared/s")
+    assert r.status_code == 200, r.text
+    known = {"job": job_id, "hash": script_hash, "audit": audit_id}
+    return tokens, {**known, "flow_version": str(r.json()["version_id"])}
 
 
 #: The users' emails (the first admin's is read from the database).

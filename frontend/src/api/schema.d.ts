@@ -431,6 +431,214 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/flows/archive/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Archive Flow By Path
+         * @description Archive the flow at ``path`` (``{"archived": false}`` brings it back); needs write
+         *     access.
+         */
+        post: operations["flows-archive_flow_by_path"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Flow
+         * @description A new flow at ``path`` (its first version); answers the path. A path already taken
+         *     is refused (400); a path ``f/<folder>/...`` needs its folder (400); creating needs the
+         *     right to write there (403), which operators never have.
+         */
+        post: operations["flows-create_flow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/delete/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Flow By Path
+         * @description Delete the flow at ``path`` and its history; needs write access.
+         */
+        delete: operations["flows-delete_flow_by_path"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/exists/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Flow Exists
+         * @description Whether a flow the caller may read is at ``path`` (``false`` for one they may not:
+         *     reads never tell which paths exist).
+         */
+        get: operations["flows-flow_exists"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/get/v/{version}/p/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Flow Version
+         * @description One version of the flow at ``path``: its value and schema, with the flow's current
+         *     summary, description and options.
+         */
+        get: operations["flows-get_flow_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/get/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Flow By Path
+         * @description The flow at ``path``, archived or not.
+         */
+        get: operations["flows-get_flow_by_path"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/history/p/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Flow History
+         * @description Every version of the flow at ``path``, newest first.
+         */
+        get: operations["flows-flow_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Flows
+         * @description The flows the caller may read, without their value, most recently edited first:
+         *     the live ones, or with ``show_archived`` only the archived ones (Windmill's filter).
+         *     ``created_by`` is who saved the flow last.
+         */
+        get: operations["flows-list_flows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/list_paths": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Flow Paths
+         * @description The paths of the live flows the caller may read, sorted.
+         */
+        get: operations["flows-list_flow_paths"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/update/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update Flow
+         * @description Save a new version of the flow at ``path``; a ``path`` in the body other than the
+         *     URL's moves the flow (and its history) there. Answers the flow's path.
+         */
+        post: operations["flows-update_flow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/folders/addowner/{name}": {
         parameters: {
             query?: never;
@@ -2557,6 +2765,14 @@ export interface components {
          * @enum {string}
          */
         ActionKind: "Create" | "Update" | "Delete" | "Execute";
+        /** ArchiveFlow */
+        ArchiveFlow: {
+            /**
+             * Archived
+             * @default true
+             */
+            archived: boolean;
+        };
         /** AuditLog */
         AuditLog: {
             /** Action Kind */
@@ -2836,6 +3052,135 @@ export interface components {
             operator?: boolean | null;
         };
         /**
+         * Flow
+         * @description A flow, as Windmill's clients read it (``OpenFlow`` and ``FlowMetadata``).
+         */
+        Flow: {
+            /** Archived */
+            archived: boolean;
+            /** Dedicated Worker */
+            dedicated_worker: boolean;
+            /** Description */
+            description: string;
+            /**
+             * Draft Only
+             * @default false
+             */
+            draft_only: boolean;
+            /**
+             * Edited At
+             * Format: date-time
+             */
+            edited_at: string;
+            /** Edited By */
+            edited_by: string;
+            /** Extra Perms */
+            extra_perms?: {
+                [key: string]: boolean;
+            };
+            /** Path */
+            path: string;
+            /** Priority */
+            priority: number | null;
+            /** Schema */
+            schema: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Starred
+             * @default false
+             */
+            starred: boolean;
+            /** Summary */
+            summary: string;
+            /** Tag */
+            tag: string | null;
+            /** Timeout */
+            timeout: number | null;
+            /** Value */
+            value: {
+                [key: string]: unknown;
+            };
+            /** Version Id */
+            version_id: number | null;
+            /** Visible To Runner Only */
+            visible_to_runner_only: boolean;
+            /** Workspace Id */
+            workspace_id: string;
+            /** Ws Error Handler Muted */
+            ws_error_handler_muted: boolean;
+        };
+        /**
+         * FlowListItem
+         * @description A flow in a list: without its value and schema.
+         */
+        FlowListItem: {
+            /** Archived */
+            archived: boolean;
+            /** Dedicated Worker */
+            dedicated_worker: boolean;
+            /** Description */
+            description: string;
+            /**
+             * Draft Only
+             * @default false
+             */
+            draft_only: boolean;
+            /**
+             * Edited At
+             * Format: date-time
+             */
+            edited_at: string;
+            /** Edited By */
+            edited_by: string;
+            /** Extra Perms */
+            extra_perms?: {
+                [key: string]: boolean;
+            };
+            /**
+             * Has Draft
+             * @default false
+             */
+            has_draft: boolean;
+            /** Path */
+            path: string;
+            /** Priority */
+            priority: number | null;
+            /**
+             * Starred
+             * @default false
+             */
+            starred: boolean;
+            /** Summary */
+            summary: string;
+            /** Tag */
+            tag: string | null;
+            /** Timeout */
+            timeout: number | null;
+            /** Version Id */
+            version_id: number | null;
+            /** Visible To Runner Only */
+            visible_to_runner_only: boolean;
+            /** Workspace Id */
+            workspace_id: string;
+            /** Ws Error Handler Muted */
+            ws_error_handler_muted: boolean;
+        };
+        /** FlowVersion */
+        FlowVersion: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Deployment Msg */
+            deployment_msg: string | null;
+            /** Id */
+            id: number;
+        };
+        /**
          * Folder
          * @description A folder (Windmill's Folder).
          */
@@ -3016,6 +3361,56 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /**
+         * NewFlow
+         * @description A flow as saved (Windmill's ``OpenFlowWPath`` with ``deployment_message``); fields
+         *     Gristmill does not use (``draft_only``, ``on_behalf_of_email``, ...) are ignored.
+         */
+        NewFlow: {
+            /**
+             * Dedicated Worker
+             * @default false
+             */
+            dedicated_worker: boolean;
+            /** Deployment Message */
+            deployment_message?: string | null;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Path */
+            path: string;
+            /** Priority */
+            priority?: number | null;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Summary
+             * @default
+             */
+            summary: string;
+            /** Tag */
+            tag?: string | null;
+            /** Timeout */
+            timeout?: number | null;
+            /** Value */
+            value: {
+                [key: string]: unknown;
+            };
+            /**
+             * Visible To Runner Only
+             * @default false
+             */
+            visible_to_runner_only: boolean;
+            /**
+             * Ws Error Handler Muted
+             * @default false
+             */
+            ws_error_handler_muted: boolean;
         };
         /** NewFolder */
         NewFolder: {
@@ -5334,6 +5729,795 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditLog"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-archive_flow_by_path": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ArchiveFlow"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-create_flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewFlow"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-delete_flow_by_path": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-flow_exists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": boolean;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-get_flow_version": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: number;
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-get_flow_by_path": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-flow_history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowVersion"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-list_flows": {
+        parameters: {
+            query?: {
+                /** @description 1-based; 0 is the first page too */
+                page?: number;
+                per_page?: number;
+                order_desc?: boolean;
+                created_by?: string | null;
+                path_start?: string | null;
+                path_exact?: string | null;
+                show_archived?: boolean;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowListItem"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-list_flow_paths": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-update_flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewFlow"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

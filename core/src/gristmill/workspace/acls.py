@@ -84,13 +84,13 @@ _KINDS: dict[str, _Kind] = {
     "folder": _Kind(Q["acl_get_folder"], Q["acl_add_folder"], Q["acl_remove_folder"], False),
     "variable": _Kind(Q["acl_get_variable"], Q["acl_add_variable"], Q["acl_remove_variable"], True),
     "resource": _Kind(Q["acl_get_resource"], Q["acl_add_resource"], Q["acl_remove_resource"], True),
+    "flow": _Kind(Q["acl_get_flow"], Q["acl_add_flow"], Q["acl_remove_flow"], True),
 }
 
 #: The kinds whose ACLs can be read and changed.
 SUPPORTED_KINDS = tuple(_KINDS)
 #: Kinds Windmill has that Gristmill does not store yet: answered 400 "not supported yet".
 UNSUPPORTED_KINDS = (
-    "flow",
     "schedule",
     "app",
     "raw_app",

@@ -273,8 +273,7 @@ async def remove_owner(pool: AsyncConnectionPool, access: Access, name: str, own
 
 
 async def folder_usage(pool: AsyncConnectionPool, access: Access, name: str) -> FolderUsage:
-    """How many items the folder holds (flows, apps and schedules: none, Gristmill has none
-    yet)."""
+    """How many items the folder holds (apps and schedules: none, Gristmill has none yet)."""
     async with pool.connection() as conn:
         await _fetch(conn, access, name)
         row = await (
@@ -283,8 +282,8 @@ async def folder_usage(pool: AsyncConnectionPool, access: Access, name: str) -> 
             )
         ).fetchone()
     assert row is not None
-    scripts, resources, variables = row
-    return FolderUsage(scripts, 0, 0, resources, variables, 0)
+    scripts, resources, variables, flows = row
+    return FolderUsage(scripts, flows, 0, resources, variables, 0)
 
 
 def is_owner(access: Access, name_or_path: str) -> bool:

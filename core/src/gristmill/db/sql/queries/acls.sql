@@ -76,3 +76,17 @@ RETURNING extra_perms;
 UPDATE resource SET extra_perms = extra_perms - %(owner)s::text
 WHERE workspace_id = %(workspace_id)s AND path = %(path)s
 RETURNING extra_perms;
+
+-- name: acl_get_flow
+SELECT extra_perms FROM flow
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
+
+-- name: acl_add_flow
+UPDATE flow SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_flow
+UPDATE flow SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;

@@ -58,7 +58,8 @@ WHERE workspace_id = %(workspace_id)s AND name = %(name)s AND %(owner)s = ANY (o
 RETURNING name;
 
 -- name: folder_usage
--- How many items live in a folder: script paths (live versions), resources, variables.
+-- How many items live in a folder: script paths (live versions), resources, variables,
+-- live flows.
 -- The folder is compared by segment, not LIKE (a '_' in its name would be a wildcard).
 SELECT
     (SELECT count(DISTINCT path) FROM script
@@ -69,4 +70,7 @@ SELECT
        AND split_part(path, '/', 1) = 'f' AND split_part(path, '/', 2) = %(name)s),
     (SELECT count(*) FROM variable
      WHERE workspace_id = %(workspace_id)s
+       AND split_part(path, '/', 1) = 'f' AND split_part(path, '/', 2) = %(name)s),
+    (SELECT count(*) FROM flow
+     WHERE workspace_id = %(workspace_id)s AND NOT archived
        AND split_part(path, '/', 1) = 'f' AND split_part(path, '/', 2) = %(name)s);
