@@ -185,6 +185,9 @@ async def test_updates_keep_history_and_each_version(api: httpx.AsyncClient) -> 
     assert old["summary"] == "two"
     new = (await api.get(f"{F}/get/v/{current['version_id']}/p/u/admin/f")).json()
     assert new["value"] == two
+    # Newer Windmill clients name the version alone.
+    by_id = (await api.get(f"{F}/get/v/{first['version_id']}")).json()
+    assert by_id == old
 
     # A version of another flow, or none, is not a version of this one.
     await _create(api, "u/admin/other")
@@ -192,6 +195,9 @@ async def test_updates_keep_history_and_each_version(api: httpx.AsyncClient) -> 
     r = await api.get(f"{F}/get/v/{other}/p/u/admin/f")
     assert r.status_code == 404, r.text
     assert (await api.get(f"{F}/get/v/999999/p/u/admin/f")).status_code == 404
+    assert (await api.get(f"{F}/get/v/999999")).status_code == 404
+    r = await api.get(f"{F}/get/v/{10**20}")
+    assert r.status_code == 400 and "version" in r.text
     r = await api.get(f"{F}/get/v/0/p/u/admin/f")
     assert r.status_code == 400 and "version" in r.text
     r = await api.get(f"{F}/get/v/{10**20}/p/u/admin/f")
@@ -250,6 +256,9 @@ async def test_permissions(api: httpx.AsyncClient, platform: Platform) -> None:
     assert (await api.get(f"{F}/get/u/dev/mine", headers=eve)).status_code == 404
     assert (await api.get(f"{F}/exists/u/dev/mine", headers=eve)).json() is False
     assert (await api.get(f"{F}/history/p/u/dev/mine", headers=eve)).status_code == 404
+    version = (await api.get(f"{F}/get/u/dev/mine", headers=dev)).json()["version_id"]
+    assert (await api.get(f"{F}/get/v/{version}", headers=eve)).status_code == 404
+    assert (await api.get(f"{F}/get/v/{version}", headers=dev)).status_code == 200
     assert (await api.get(f"{F}/list", headers=eve)).json() == []
     assert (await api.get(f"{F}/list_paths", headers=eve)).json() == []
     body = {"path": "u/dev/mine", "value": EMPTY}

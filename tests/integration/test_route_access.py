@@ -202,6 +202,7 @@ POLICY: dict[str, str] = {
     "flows-create_flow":                   MEMBER_WRITE,     # POST /w/{ws}/flows/create
     "flows-update_flow":                   MEMBER_WRITE,     # POST /w/{ws}/flows/update/{path}
     "flows-get_flow_version":              MEMBER_READ,      # GET  /w/{ws}/flows/get/v/{version}/p/{path}
+    "flows-get_flow_version_by_id":        MEMBER_READ,      # GET  /w/{ws}/flows/get/v/{version}
     "flows-get_flow_by_path":              MEMBER_READ,      # GET  /w/{ws}/flows/get/{path}
     "flows-flow_exists":                   MEMBER_READ,      # GET  /w/{ws}/flows/exists/{path}
     "flows-flow_history":                  MEMBER_READ,      # GET  /w/{ws}/flows/history/p/{path}

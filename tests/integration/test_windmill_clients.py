@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -542,9 +542,9 @@ def test_typescript_client_from_outside_a_job(
 # --- windmill-cli, from outside -------------------------------------------------------------
 
 
-def test_windmill_cli_adds_the_workspace_and_lists_its_items(
-    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], tmp_path: Path
-) -> None:
+def _windmill_cli(tmp_path: Path) -> Callable[..., str]:
+    """``wmill`` (the pinned windmill-cli, run by Bun) with a home of its own under
+    ``tmp_path``; each call answers its output and fails the test when the command fails."""
     bun = _bun()
     project = _npm_project(
         bun, tmp_path / "cli", "windmill-cli-check", {"windmill-cli": CLI_VERSION}
@@ -574,8 +574,16 @@ def test_windmill_cli_adds_the_workspace_and_lists_its_items(
             timeout=60,
         )
         assert run.returncode == 0, f"wmill {args[:2]}: {run.stdout}\n{run.stderr}"
-        return run.stdout
+        return run.stdout + run.stderr if "--json" not in args else run.stdout
 
+    return wmill_cli
+
+
+def test_windmill_cli_adds_the_workspace_and_lists_its_items(
+    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], tmp_path: Path
+) -> None:
+    wmill_cli = _windmill_cli(tmp_path)
+    home = tmp_path / "home"
     variable = _unique("cli_var")
     wm.set_variable(variable, "seen by the cli")
     resource = _unique("cli_res")
@@ -610,6 +618,60 @@ def test_windmill_cli_adds_the_workspace_and_lists_its_items(
         for p in (0, 1)
     ]
     assert first[0] == first[1] and len(first[0]) == 1
+
+
+def test_windmill_cli_pushes_a_flow_and_reads_it_back(served: Served, tmp_path: Path) -> None:
+    """`wmill flow push` creates a flow, sees it up to date when pushed again unchanged,
+    updates it when changed; `flow get/list/history/show-version` read what was pushed."""
+    wmill_cli = _windmill_cli(tmp_path)
+    wmill_cli("workspace", "add", "gristmill", WORKSPACE, f"{served.url}/", "--token", served.token)
+    path = _unique("cli_flow")
+    local = tmp_path / "hello.flow"
+    local.mkdir()
+    flow: dict[str, Any] = {
+        "summary": "Say hello",
+        "description": "pushed by the cli",
+        "value": {
+            "modules": [
+                {
+                    "id": "a",
+                    "value": {
+                        "type": "rawscript",
+                        "language": "python3",
+                        "content": "def main(name: str):\n    return f'hello {name}'\n",
+                        "input_transforms": {
+                            "name": {"type": "javascript", "expr": "flow_input.name"}
+                        },
+                    },
+                }
+            ]
+        },
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {"name": {"type": "string", "default": "world"}},
+            "required": [],
+        },
+    }
+    # JSON is YAML: the file the cli reads is what a `flow.yaml` holds.
+    (local / "flow.yaml").write_text(json.dumps(flow))
+    out = wmill_cli("flow", "push", str(local), path, "--message", "first")
+    assert "Creating new flow" in out, out
+    out = wmill_cli("flow", "push", str(local), path)
+    assert "is up to date" in out, out
+    flow["summary"] = "Say hello, changed"
+    (local / "flow.yaml").write_text(json.dumps(flow))
+    out = wmill_cli("flow", "push", str(local), path, "--message", "second")
+    assert "Updating flow" in out, out
+
+    got = json.loads(wmill_cli("flow", "get", path, "--json"))
+    assert {k: got[k] for k in flow} == flow
+    listed = json.loads(wmill_cli("flow", "list", "--json"))
+    assert path in [f["path"] for f in listed]
+    history = json.loads(wmill_cli("flow", "history", path, "--json"))
+    assert [h["deployment_msg"] for h in history] == ["second", "first"]
+    first = json.loads(wmill_cli("flow", "show-version", path, str(history[1]["id"]), "--json"))
+    assert first["value"] == flow["value"] and first["path"] == path
 
 
 # --- Windmill's README example -------------------------------------------------------------

@@ -308,16 +308,20 @@ async def update_flow(
             ).fetchone()
             if taken is not None and taken[0]:
                 raise Conflict(f"Flow {draft.path} already exists: it cannot be moved there")
-        await conn.execute(
-            Q["update_flow"],
-            {
-                "workspace_id": access.workspace_id,
-                "path": path,
-                "new_path": draft.path,
-                "edited_by": access.username,
-                **_fields(draft),
-            },
-        )
+        try:
+            await conn.execute(
+                Q["update_flow"],
+                {
+                    "workspace_id": access.workspace_id,
+                    "path": path,
+                    "new_path": draft.path,
+                    "edited_by": access.username,
+                    **_fields(draft),
+                },
+            )
+        except psycopg.errors.UniqueViolation:
+            # Another flow was created or moved there since the check above.
+            raise Conflict(f"Flow {draft.path} already exists: it cannot be moved there") from None
         version = await _add_version(conn, access, draft.path, draft)
         parameters: dict[str, Any] = {"id": version}
         if moved:
@@ -364,20 +368,23 @@ async def history(pool: AsyncConnectionPool, access: Access, path: str) -> list[
 
 
 async def get_version(
-    pool: AsyncConnectionPool, access: Access, path: str, version: int
+    pool: AsyncConnectionPool, access: Access, version: int, path: str | None = None
 ) -> FlowRow:
-    """Version ``version`` of the flow at ``path``: its value and schema, with the flow's
-    current summary, description, ACL and options (as Windmill answers)."""
+    """Version ``version`` of a flow (of the flow at ``path`` when given): its value and
+    schema, with the flow's current summary, description, ACL and options (as Windmill
+    answers). A version of a flow the caller may not read is 404."""
     check_int("version", version, 1, MAX_VERSION_ID)
     async with pool.connection() as conn:
-        await _visible(conn, access, path)
+        if path is not None:
+            await _visible(conn, access, path)
         row = await _fetch(
             conn,
             "get_flow_version",
             {"workspace_id": access.workspace_id, "path": path, "id": version},
         )
-    if row is None:
-        raise NotFound(f"flow {short(path)} has no version {version}")
+    if row is None or not access.can_read(row["path"], row["extra_perms"]):
+        where = f" of flow {short(path)}" if path is not None else ""
+        raise NotFound(f"no version {version}{where}")
     return _row(row)
 
 

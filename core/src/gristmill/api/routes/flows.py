@@ -74,14 +74,21 @@ async def update_flow(path: str, body: NewFlow, access: AccessDep, platform: Pla
     return body.path
 
 
-# Before `/get/{path}`, whose catch-all path would take `v/<id>/p/<path>`.
+# Both before `/get/{path}`, whose catch-all path would take `v/<id>/...` (no flow path
+# starts with `v/`).
 @router.get("/get/v/{version}/p/{path:path}")
 async def get_flow_version(
     version: int, path: str, access: AccessDep, platform: PlatformDep
 ) -> Flow:
     """One version of the flow at ``path``: its value and schema, with the flow's current
     summary, description and options."""
-    return _flow(await store.get_version(platform.db, access, path, version))
+    return _flow(await store.get_version(platform.db, access, version, path))
+
+
+@router.get("/get/v/{version}")
+async def get_flow_version_by_id(version: int, access: AccessDep, platform: PlatformDep) -> Flow:
+    """One version of a flow by its id alone (newer Windmill clients ask so)."""
+    return _flow(await store.get_version(platform.db, access, version))
 
 
 @router.get("/get/{path:path}")

@@ -93,14 +93,16 @@ WHERE workspace_id = %(workspace_id)s AND path = %(path)s
 ORDER BY id DESC;
 
 -- name: get_flow_version
--- One version of the flow at a path: its value and schema, with the flow's current fields.
+-- One version of a flow (of the flow at `path` when given): its value and schema, with the
+-- flow's current fields.
 SELECT f.workspace_id, f.path, f.summary, f.description, v.value, v.schema, f.edited_by,
        f.edited_at, f.archived, f.extra_perms, f.tag, f.ws_error_handler_muted,
        f.dedicated_worker, f.visible_to_runner_only, f.timeout, f.priority,
        v.id AS version_id
 FROM flow_version v
 JOIN flow f ON f.workspace_id = v.workspace_id AND f.path = v.path
-WHERE v.workspace_id = %(workspace_id)s AND v.path = %(path)s AND v.id = %(id)s;
+WHERE v.workspace_id = %(workspace_id)s AND v.id = %(id)s
+  AND (%(path)s::text IS NULL OR v.path = %(path)s);
 
 -- name: archive_flow
 -- Archive (or bring back) the flow at a path: archived flows leave the lists.
