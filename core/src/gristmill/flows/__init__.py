@@ -11,6 +11,10 @@ checks a flow passes before it is saved.
 - :mod:`~gristmill.flows.expressions`: ``Evaluator`` (the JavaScript of input transforms and
   of branch, ``skip_if`` and ``stop_after_if`` expressions, in a fresh QuickJS runtime each
   time, with a time and memory limit and no I/O), ``ExprContext``, ``find_references``.
+- :mod:`~gristmill.flows.state`: the engine's decisions as pure functions (``start``,
+  ``step_finished`` -> a new ``FlowStatus`` and the actions to apply: run a step, finish the
+  flow); deterministic, so a decision replayed after a crash gives the same jobs. Used as
+  ``flows.state.start(...)``: its names are not re-exported here.
 
 Pure: no database and no API. This package never imports ``gristmill.api`` or
 ``gristmill.server``.
