@@ -21,7 +21,17 @@ CORE_SRC = ROOT / "core" / "src" / "gristmill"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 #: Packages that hold the platform's logic; only ``api`` and ``server`` sit above them.
-DOMAIN_PACKAGES = ("runtimes", "queue", "worker", "sandbox", "scripts", "auth", "db", "workspace")
+DOMAIN_PACKAGES = (
+    "runtimes",
+    "queue",
+    "worker",
+    "sandbox",
+    "scripts",
+    "auth",
+    "db",
+    "workspace",
+    "flows",
+)
 
 
 def _imports(path: Path) -> list[str]:
