@@ -402,6 +402,10 @@ async def test_delete_removes_the_flow_and_its_history(api: httpx.AsyncClient) -
     assert (await api.get(f"{F}/get/v/{old_version}/p/u/admin/gone")).status_code == 404
 
 
+def _identity(module_id: str) -> dict[str, Any]:
+    return {"id": module_id, "value": {"type": "identity"}}
+
+
 def _nested(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {}
     for _ in range(depth):
@@ -418,6 +422,30 @@ def _nested(depth: int) -> dict[str, Any]:
         ({"path": "u/admin/x", "value": {}}, "value.modules"),
         ({"path": "u/admin/x", "value": {"modules": {"a": 1}}}, "value.modules"),
         ({"path": "u/admin/x", "value": {"modules": [1]}}, "value.modules[0]"),
+        # The OpenFlow checks (gristmill.flows.checks) guard saves too.
+        ({"path": "u/admin/x", "value": {"modules": [{"id": "a"}]}}, "value"),
+        (
+            {"path": "u/admin/x", "value": {"modules": [_identity("a"), _identity("a")]}},
+            '"a"',
+        ),
+        (
+            {
+                "path": "u/admin/x",
+                "value": {
+                    "modules": [
+                        {
+                            "id": "a",
+                            "value": {
+                                "type": "forloopflow",
+                                "iterator": {"type": "javascript", "expr": "results.x.map((v"},
+                                "modules": [],
+                            },
+                        }
+                    ]
+                },
+            },
+            "iterator",
+        ),
         ({"path": "u/admin/x", "value": EMPTY, "summary": "a\x00b"}, "summary"),
         ({"path": "u/admin/x", "value": EMPTY, "deployment_message": "\x00"}, "deployment_message"),
         ({"path": "u/admin/x", "value": {"modules": [], "k\x00": 1}}, "a key of value"),

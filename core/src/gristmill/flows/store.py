@@ -25,6 +25,8 @@ from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
+from gristmill.flows.checks import check_flow
+from gristmill.flows.model import parse_flow
 from gristmill.scripts.paths import check_path
 from gristmill.validation import (
     INT2_MAX,
@@ -111,11 +113,14 @@ def _row(row: dict[str, Any]) -> FlowRow:
 
 
 def _check_value(value: Any) -> None:
-    """The OpenFlow checks of a flow's ``value`` (a ``FlowValue``).
+    """The OpenFlow checks of a flow's ``value`` (a ``FlowValue``), before any write.
 
-    Today only its outline: an object with a ``modules`` list of objects.
-    TODO(lead): call ``gristmill.flows.checks.check_flow(value)`` here once that module
-    lands (module ids, module kinds, expressions); every write of a value passes here.
+    First its outline (an object with a ``modules`` list of objects, each message naming the
+    field), then :func:`gristmill.flows.checks.check_flow`'s pure checks: module shapes, ids,
+    input transforms, expressions' syntax.
+    TODO(lead): pass ``check_flow`` the callbacks that need the platform (``script_exists``,
+    ``flow_exists``, ``get_flow``, ``flow_path``, ``known_languages``): its callbacks are
+    synchronous, so the targets would be read beforehand in the caller's transaction.
     """
     if not isinstance(value, dict):
         raise BadInput("value must be an object (an OpenFlow FlowValue with a 'modules' list)")
@@ -125,6 +130,7 @@ def _check_value(value: Any) -> None:
     for index, module in enumerate(modules):
         if not isinstance(module, dict):
             raise BadInput(f"value.modules[{index}] must be an object (a FlowModule)")
+    check_flow(parse_flow({"summary": "", "value": value}))
 
 
 @dataclass(frozen=True)
