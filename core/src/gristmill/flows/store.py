@@ -118,9 +118,9 @@ def _check_value(value: Any) -> None:
     First its outline (an object with a ``modules`` list of objects, each message naming the
     field), then :func:`gristmill.flows.checks.check_flow`'s pure checks: module shapes, ids,
     input transforms, expressions' syntax.
-    TODO(lead): pass ``check_flow`` the callbacks that need the platform (``script_exists``,
-    ``flow_exists``, ``get_flow``, ``flow_path``, ``known_languages``): its callbacks are
-    synchronous, so the targets would be read beforehand in the caller's transaction.
+    Not yet: the checks that need the database (do the scripts and sub-flows the flow names
+    exist, is each language installed); ``check_flow`` takes them as synchronous callbacks,
+    so their targets are to be read first, in the save's transaction.
     """
     if not isinstance(value, dict):
         raise BadInput("value must be an object (an OpenFlow FlowValue with a 'modules' list)")
