@@ -18,6 +18,7 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_by_path_get",
     "jobs-run_wait_result_by_hash",
     "jobs-run_wait_result_preview",
+    "jobs-run_wait_result_flow_preview",
     "jobs-run_inline_preview",
     "jobs-get_completed_result",
     # A resource's value is the user's JSON, as a result is.

@@ -1205,6 +1205,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/run/preview_flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Flow Preview
+         * @description Run a flow sent in the request (not saved); returns the flow job's id. Its status is
+         *     the ``flow_status`` of ``jobs_u/get/{id}``.
+         */
+        post: operations["jobs-run_flow_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/run_inline/preview": {
         parameters: {
             query?: never;
@@ -1286,6 +1307,27 @@ export interface paths {
          * @description Run code sent in the request and answer with its result.
          */
         post: operations["jobs-run_wait_result_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/run_wait_result/preview_flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Wait Result Flow Preview
+         * @description Run a flow sent in the request and answer with its result (422 with the error when
+         *     the flow fails).
+         */
+        post: operations["jobs-run_wait_result_flow_preview"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2854,7 +2896,9 @@ export interface components {
             /** Email */
             email: string;
             /** Flow Status */
-            flow_status?: null;
+            flow_status?: {
+                [key: string]: unknown;
+            } | null;
             /** Id */
             id: string;
             /**
@@ -3186,6 +3230,27 @@ export interface components {
             /** Ws Error Handler Muted */
             ws_error_handler_muted: boolean;
         };
+        /**
+         * FlowPreviewBody
+         * @description A flow to run without saving it (Windmill's ``FlowPreview``).
+         */
+        FlowPreviewBody: {
+            /**
+             * Args
+             * @default {}
+             */
+            args: {
+                [key: string]: unknown;
+            };
+            /** Path */
+            path?: string | null;
+            /** Tag */
+            tag?: string | null;
+            /** Value */
+            value: {
+                [key: string]: unknown;
+            };
+        };
         /** FlowVersion */
         FlowVersion: {
             /**
@@ -3326,7 +3391,9 @@ export interface components {
             /** Completed */
             completed: boolean;
             /** Flow Status */
-            flow_status?: null;
+            flow_status?: {
+                [key: string]: unknown;
+            } | null;
             /** Log Offset */
             log_offset: number;
             /** Mem Peak */
@@ -3644,7 +3711,9 @@ export interface components {
             /** Email */
             email: string;
             /** Flow Status */
-            flow_status?: null;
+            flow_status?: {
+                [key: string]: unknown;
+            } | null;
             /** Id */
             id: string;
             /**
@@ -9055,6 +9124,89 @@ export interface operations {
             };
         };
     };
+    "jobs-run_flow_preview": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowPreviewBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-run_inline_preview": {
         parameters: {
             query?: {
@@ -9545,6 +9697,107 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["PreviewBody"];
+            };
+        };
+        responses: {
+            /** @description The script's result (any JSON). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The job failed: its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `timeout after ...`: the job outlived TIMEOUT_WAIT_RESULT; it keeps going, and the message says where to fetch its result (Windmill's answer). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-run_wait_result_flow_preview": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowPreviewBody"];
             };
         };
         responses: {

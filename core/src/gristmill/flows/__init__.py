@@ -16,8 +16,13 @@ checks a flow passes before it is saved.
   flow); deterministic, so a decision replayed after a crash gives the same jobs. Used as
   ``flows.state.start(...)``: its names are not re-exported here.
 
-Pure: no database and no API. This package never imports ``gristmill.api`` or
-``gristmill.server``.
+- :mod:`~gristmill.flows.store`: flows and their versions at paths (the database, through
+  the caller's ``Access``).
+- :mod:`~gristmill.flows.engine`: running flows, the glue between ``state``'s decisions and
+  the queue: a flow job that holds no worker slot, its steps pushed as child jobs, advanced in
+  the transaction that records each step (its own module: the rest above is pure).
+
+This package never imports ``gristmill.api`` or ``gristmill.server``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
@@ -58,6 +60,8 @@ async def cancel_job(
         "result": canceled_error(canceled_by, reason),
     }
     async with pool.connection() as conn:
+        if await _cancel_flow(conn, params):
+            return CancelState.CANCELED
         if await (await conn.execute(Q["cancel_queued_job"], params)).fetchone():
             return CancelState.CANCELED
         if await (await conn.execute(Q["cancel_running_job"], params)).fetchone():
@@ -76,6 +80,23 @@ async def cancel_job(
         ):
             return CancelState.STOPPING
     raise NotFound(f"queued job id {job_id} does not exist")
+
+
+async def _cancel_flow(conn: psycopg.AsyncConnection, params: dict[str, Any]) -> bool:
+    """Cancel a running flow job, and with it its steps' jobs (queued ones at once, running
+    ones by their workers); ``False`` when the job is no running flow. Under the flow's lock:
+    no step completing meanwhile can push the next one."""
+    async with conn.transaction():
+        if not await (await conn.execute(Q["lock_flow_for_cancel"], params)).fetchone():
+            return False
+        await conn.execute(Q["cancel_flow_job"], params)
+        children = await (
+            await conn.execute(Q["flow_children_queued"], {"id": params["id"]})
+        ).fetchall()
+        for child_id, running in children:
+            query = Q["cancel_running_job"] if running else Q["cancel_queued_job"]
+            await conn.execute(query, {**params, "id": child_id})
+    return True
 
 
 async def read_cancel_request(

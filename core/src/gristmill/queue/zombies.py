@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -34,7 +35,15 @@ async def handle_zombies(pool: AsyncConnectionPool, settings: Settings) -> int:
     return len(rows)
 
 
-async def run_monitor(pool: AsyncConnectionPool, settings: Settings) -> None:
+class _Flows(Protocol):
+    async def sweep(self) -> int: ...
+
+
+async def run_monitor(
+    pool: AsyncConnectionPool, settings: Settings, *, flows: _Flows | None = None
+) -> None:
+    """Every few seconds: the zombie jobs, then the flows whose step completed without the
+    flow advancing (see gristmill.flows.engine)."""
     interval = max(1.0, min(15.0, settings.zombie_job_timeout_s / 4))
     while True:
         await asyncio.sleep(interval)
@@ -42,3 +51,10 @@ async def run_monitor(pool: AsyncConnectionPool, settings: Settings) -> None:
             await handle_zombies(pool, settings)
         except Exception as exc:  # the monitor must outlive database hiccups
             log.warning("zombie check failed: %s", exc)
+        if flows is not None:
+            try:
+                advanced = await flows.sweep()
+                if advanced:
+                    log.warning("%d stalled flow(s) advanced by the monitor", advanced)
+            except Exception as exc:
+                log.warning("flow sweep failed: %s", exc)

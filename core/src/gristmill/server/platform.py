@@ -21,6 +21,7 @@ from gristmill.auth.users import NewAdmin, ensure_first_admin
 from gristmill.config import Settings
 from gristmill.db import open_pool, wait_for_database
 from gristmill.db.migrations import apply_migrations
+from gristmill.flows.engine import FlowEngine
 from gristmill.plugins import build_plugin_manager, load_runtimes
 from gristmill.queue.notify import Notifier
 from gristmill.queue.submit import Submitter
@@ -67,6 +68,8 @@ class Platform:
     capabilities: WorkerCapabilities | None = None
     submitter: Submitter | None = None
     tokens: TokenResolver | None = None
+    #: Runs flows: submits them and advances them as their steps complete.
+    flow_engine: FlowEngine | None = None
     #: Encrypts and decrypts secrets (the instance key: GRISTMILL_INSTANCE_KEY or
     #: ``<data_dir>/instance.key``); the API and the workers' log masking share it.
     secrets: Secrets | None = None
@@ -100,9 +103,14 @@ class Platform:
         self.notifier = Notifier(self.conninfo)
         await self.notifier.start()
         self.capabilities = WorkerCapabilities(self.pool)
+        self.flow_engine = FlowEngine(
+            pool=self.pool, registry=self.registry, limits=self.input_limits
+        )
         if self.runs_api:
             self._background.append(
-                asyncio.create_task(run_monitor(self.pool, self.settings), name="monitor")
+                asyncio.create_task(
+                    run_monitor(self.pool, self.settings, flows=self.flow_engine), name="monitor"
+                )
             )
         if self.runs_workers:
             self.workers = WorkerPool(
@@ -116,6 +124,7 @@ class Platform:
                 policy=policy,
                 secrets=self.secrets,
             )
+            self.workers.runner.flows = self.flow_engine
             await self.workers.start()
         self.submitter = Submitter(
             pool=self.pool,
@@ -168,6 +177,11 @@ class Platform:
     def runs(self) -> Submitter:
         assert self.submitter is not None, "the platform is not started"
         return self.submitter
+
+    @property
+    def flows(self) -> FlowEngine:
+        assert self.flow_engine is not None, "the platform is not started"
+        return self.flow_engine
 
 
 def run_policy(settings: Settings) -> RunPolicy:

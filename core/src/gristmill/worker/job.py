@@ -11,7 +11,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -48,6 +48,9 @@ from gristmill.worker.retry import TRANSIENT, retry_transient
 from gristmill.workspace.interpolate import has_references
 from gristmill.workspace.resources import job_access, resolve_job_references
 from gristmill.workspace.secrets import Secrets
+
+if TYPE_CHECKING:
+    from gristmill.flows.engine import FlowEngine
 
 __all__ = ["JobRunner", "Running"]
 
@@ -119,6 +122,8 @@ class JobRunner:
         self.secrets = secrets
         self.environments = EnvironmentCache(settings.cache_dir / "envs")
         self._cache_dirs: set[str] = set()
+        #: Advances a flow when one of its steps' jobs completes (set by the platform).
+        self.flows: FlowEngine | None = None
 
     async def run(self, running: Running, job: dict[str, Any]) -> None:
         """Run a claimed job to its end and record it (or requeue it on shutdown)."""
@@ -158,7 +163,9 @@ class JobRunner:
                 "job %s was taken over by another worker; this run's result is dropped", key
             )
         else:
-            await self._complete(name, job_id, status, outcome.result_json, job_log)
+            await self._complete(
+                name, job_id, status, outcome.result_json, job_log, job.get("flow_job_id")
+            )
         running.mark("complete")
         if not self.settings.keep_job_dir:
             # Soon, not now: the caller waiting for this result need not wait for the disk
@@ -353,11 +360,17 @@ class JobRunner:
         return path
 
     async def _complete(
-        self, name: str, job_id: UUID, status: JobStatus, result_json: str, job_log: JobLog
+        self,
+        name: str,
+        job_id: UUID,
+        status: JobStatus,
+        result_json: str,
+        job_log: JobLog,
+        flow_job_id: UUID | None = None,
     ) -> None:
         """Record the outcome; retried while the database is unreachable, never lost."""
         try:
-            held = await self._record(name, job_id, status, result_json, job_log)
+            held = await self._record(name, job_id, status, result_json, job_log, flow_job_id)
         except psycopg.Error as exc:
             # The database refused the result (e.g. JSON it cannot store): record why
             # instead, so that the job ends rather than running again.
@@ -367,7 +380,7 @@ class JobRunner:
                 JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
             )
             try:
-                held = await self._record(name, job_id, status, result_json, job_log)
+                held = await self._record(name, job_id, status, result_json, job_log, flow_job_id)
             except psycopg.Error:
                 # Even the error could not be stored: the zombie monitor will act.
                 log.exception("cannot record the outcome of job %s", job_id)
@@ -379,23 +392,50 @@ class JobRunner:
             self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
 
     async def _record(
-        self, name: str, job_id: UUID, status: JobStatus, result_json: str, job_log: JobLog
+        self,
+        name: str,
+        job_id: UUID,
+        status: JobStatus,
+        result_json: str,
+        job_log: JobLog,
+        flow_job_id: UUID | None = None,
     ) -> bool:
         """One completion, retried while the database is unreachable; ``False`` when this
-        worker no longer holds the job."""
+        worker no longer holds the job. A flow step's completion advances its flow in the
+        same transaction (see gristmill.flows.engine)."""
 
         async def record() -> bool:
             async with self.pool.connection() as conn:
                 chunk = await job_log.chunk(conn, final=True)
-                return await complete_job(
-                    conn,
-                    job_id=job_id,
-                    worker=name,
-                    status=status,
-                    result_json=result_json,
-                    log_offset=job_log.flushed,
-                    logs=chunk.text,
-                )
+                if flow_job_id is None or self.flows is None:
+                    return await complete_job(
+                        conn,
+                        job_id=job_id,
+                        worker=name,
+                        status=status,
+                        result_json=result_json,
+                        log_offset=job_log.flushed,
+                        logs=chunk.text,
+                    )
+                async with conn.transaction():
+                    held = await complete_job(
+                        conn,
+                        job_id=job_id,
+                        worker=name,
+                        status=status,
+                        result_json=result_json,
+                        log_offset=job_log.flushed,
+                        logs=chunk.text,
+                    )
+                    if held:
+                        await self.flows.step_completed(
+                            conn,
+                            flow_job_id=flow_job_id,
+                            job_id=job_id,
+                            status=status,
+                            result_json=result_json,
+                        )
+                    return held
 
         return await retry_transient(record, what=f"recording the result of job {job_id}")
 

@@ -23,6 +23,7 @@ from gristmill.api.deps import (
 from gristmill.api.schemas.jobs import (
     CancelBody,
     CompletedJob,
+    FlowPreviewBody,
     Job,
     JobFilters,
     JobUpdate,
@@ -35,6 +36,7 @@ from gristmill.api.schemas.jobs import (
 from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
+from gristmill.flows.engine import public_flow_status
 from gristmill.queue import cancel, resume, rows
 from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
@@ -230,6 +232,32 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     return str(job_id)
 
 
+_FLOW_EXTRA: dict[str, Any] = {
+    "parameters": [p for p in _RUN_PARAMETERS if p["name"] == "job_id"],
+}
+
+
+@router.post(
+    "/run/preview_flow",
+    status_code=201,
+    response_class=PlainTextResponse,
+    openapi_extra=_FLOW_EXTRA,
+)
+async def run_flow_preview(body: FlowPreviewBody, ctx: RunContextDep) -> str:
+    """Run a flow sent in the request (not saved); returns the flow job's id. Its status is
+    the ``flow_status`` of ``jobs_u/get/{id}``."""
+    job_id = await ctx.platform.flows.run_preview(
+        ctx.workspace,
+        ctx.actor,
+        body.value,
+        body.args,
+        path=body.path,
+        job_id=ctx.query.job_id,
+        access=ctx.access,
+    )
+    return str(job_id)
+
+
 # -- synchronous runs: the result ------------------------------------------------------------
 
 
@@ -332,6 +360,26 @@ async def _run_preview_and_wait(body: PreviewBody, ctx: RunContext) -> Response:
     )
 
 
+@router.post("/run_wait_result/preview_flow", openapi_extra=_FLOW_EXTRA, responses=_RESULT_RESPONSE)
+async def run_wait_result_flow_preview(body: FlowPreviewBody, ctx: RunContextDep) -> Response:
+    """Run a flow sent in the request and answer with its result (422 with the error when
+    the flow fails)."""
+    ctx.access.require_not_operator()
+    flows = ctx.platform.flows
+    return await _run_and_wait(
+        ctx,
+        lambda options: flows.run_preview(
+            ctx.workspace,
+            ctx.actor,
+            body.value,
+            body.args,
+            path=body.path,
+            job_id=options.job_id,
+            access=ctx.access,
+        ),
+    )
+
+
 # -- a job as Windmill's clients read it -----------------------------------------------------
 
 
@@ -358,7 +406,7 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
         "visible_to_owner": True,
         "is_flow_step": row.get("flow_step_id") is not None,
         "same_worker": False,
-        "flow_status": None,
+        "flow_status": public_flow_status(row.get("flow_status")),
         "schedule_path": row.get("trigger")
         if row.get("trigger_kind") == SCHEDULE_TRIGGER
         else None,
@@ -512,6 +560,7 @@ async def get_job_update(
         completed=not row["queued"],
         new_logs=new_logs,
         log_offset=end,
+        flow_status=public_flow_status(row.get("flow_status")),
     )
 
 

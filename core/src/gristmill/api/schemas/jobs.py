@@ -62,6 +62,18 @@ class PreviewBody(BaseModel):
     lock: str | None = None
 
 
+class FlowPreviewBody(BaseModel):
+    """A flow to run without saving it (Windmill's ``FlowPreview``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    #: The flow's ``FlowValue``: ``modules``, ``failure_module``...
+    value: dict[str, Any]
+    args: dict[str, Any] = {}
+    path: str | None = None
+    tag: str | None = None
+
+
 class CancelBody(BaseModel):
     reason: str | None = None
 
@@ -109,7 +121,8 @@ class _JobBase(BaseModel):
     visible_to_owner: bool = True
     is_flow_step: bool = False
     same_worker: bool = False
-    flow_status: None = None
+    #: A flow job's status (Windmill's FlowStatus); ``None`` for other jobs.
+    flow_status: dict[str, Any] | None = None
     schedule_path: str | None = None
     mem_peak: None = None
     canceled: bool
@@ -159,7 +172,8 @@ class JobUpdate(BaseModel):
     #: Pass it back as ``log_offset`` to get only what comes after.
     log_offset: int
     mem_peak: None = None
-    flow_status: None = None
+    #: A flow job's status (Windmill's FlowStatus); ``None`` for other jobs.
+    flow_status: dict[str, Any] | None = None
 
 
 class ResultMaybe(BaseModel):

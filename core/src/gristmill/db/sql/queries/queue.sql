@@ -231,7 +231,8 @@ SELECT
     q.ping, q.canceled_by AS queue_canceled_by, q.canceled_reason AS queue_canceled_reason,
     coalesce(q.started_at, c.started_at) AS started_at,
     c.status, c.result, c.completed_at, c.duration_ms, c.worker AS completed_worker,
-    c.canceled_by, c.canceled_reason
+    c.canceled_by, c.canceled_reason,
+    (SELECT s.flow_status FROM job_flow_status s WHERE s.id = j.id) AS flow_status
 FROM job j
 LEFT JOIN job_queue q ON q.id = j.id
 LEFT JOIN job_completed c ON c.id = j.id
