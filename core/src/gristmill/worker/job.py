@@ -407,26 +407,22 @@ class JobRunner:
         async def record() -> bool:
             async with self.pool.connection() as conn:
                 chunk = await job_log.chunk(conn, final=True)
+                complete = functools.partial(
+                    complete_job,
+                    conn,
+                    job_id=job_id,
+                    worker=name,
+                    status=status,
+                    result_json=result_json,
+                    log_offset=job_log.flushed,
+                    logs=chunk.text,
+                )
                 if flow_job_id is None or self.flows is None:
-                    return await complete_job(
-                        conn,
-                        job_id=job_id,
-                        worker=name,
-                        status=status,
-                        result_json=result_json,
-                        log_offset=job_log.flushed,
-                        logs=chunk.text,
-                    )
+                    # One statement: no transaction of its own (no extra round trips).
+                    return await complete()
+                # A flow's step: its result and the flow's next decision commit together.
                 async with conn.transaction():
-                    held = await complete_job(
-                        conn,
-                        job_id=job_id,
-                        worker=name,
-                        status=status,
-                        result_json=result_json,
-                        log_offset=job_log.flushed,
-                        logs=chunk.text,
-                    )
+                    held = await complete()
                     if held:
                         await self.flows.step_completed(
                             conn,
