@@ -246,16 +246,19 @@ _FLOW_EXTRA: dict[str, Any] = {
 async def run_flow_preview(body: FlowPreviewBody, ctx: RunContextDep) -> str:
     """Run a flow sent in the request (not saved); returns the flow job's id. Its status is
     the ``flow_status`` of ``jobs_u/get/{id}``."""
-    job_id = await ctx.platform.flows.run_preview(
+    return str(await _start_flow_preview(body, ctx, ctx.query.job_id))
+
+
+async def _start_flow_preview(body: FlowPreviewBody, ctx: RunContext, job_id: UUID | None) -> UUID:
+    return await ctx.platform.flows.run_preview(
         ctx.workspace,
         ctx.actor,
         body.value,
         body.args,
         path=body.path,
-        job_id=ctx.query.job_id,
+        job_id=job_id,
         access=ctx.access,
     )
-    return str(job_id)
 
 
 # -- synchronous runs: the result ------------------------------------------------------------
@@ -364,20 +367,9 @@ async def _run_preview_and_wait(body: PreviewBody, ctx: RunContext) -> Response:
 async def run_wait_result_flow_preview(body: FlowPreviewBody, ctx: RunContextDep) -> Response:
     """Run a flow sent in the request and answer with its result (422 with the error when
     the flow fails)."""
+    # Refused before anything is queued (the engine checks again), as script previews.
     ctx.access.require_not_operator()
-    flows = ctx.platform.flows
-    return await _run_and_wait(
-        ctx,
-        lambda options: flows.run_preview(
-            ctx.workspace,
-            ctx.actor,
-            body.value,
-            body.args,
-            path=body.path,
-            job_id=options.job_id,
-            access=ctx.access,
-        ),
-    )
+    return await _run_and_wait(ctx, lambda options: _start_flow_preview(body, ctx, options.job_id))
 
 
 # -- a job as Windmill's clients read it -----------------------------------------------------
