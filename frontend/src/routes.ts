@@ -13,11 +13,19 @@ export type Route = {
 
 export const routes: Route[] = [
   { pattern: "/login", load: () => import("./pages/Login.svelte"), chrome: false },
+  {
+    pattern: "/approve/:ws/:id/:resume_id/:signature",
+    load: () => import("./pages/ApprovalPage.svelte"),
+    chrome: false,
+  },
   { pattern: "/a/:ws/*path", load: () => import("./pages/AppPage.svelte"), chrome: false },
   { pattern: "/w/:ws", load: () => import("./pages/Home.svelte"), nav: "Home" },
   { pattern: "/w/:ws/scripts/new", load: () => import("./pages/ScriptEditor.svelte") },
   { pattern: "/w/:ws/scripts/edit/*path", load: () => import("./pages/ScriptEditor.svelte") },
   { pattern: "/w/:ws/scripts/get/*path", load: () => import("./pages/ScriptPage.svelte") },
+  { pattern: "/w/:ws/flows/new", load: () => import("./pages/FlowEditor.svelte") },
+  { pattern: "/w/:ws/flows/edit/*path", load: () => import("./pages/FlowEditor.svelte") },
+  { pattern: "/w/:ws/flows/get/*path", load: () => import("./pages/FlowPage.svelte") },
   { pattern: "/w/:ws/runs", load: () => import("./pages/Runs.svelte"), nav: "Runs" },
   { pattern: "/w/:ws/run/:id", load: () => import("./pages/JobPage.svelte") },
   { pattern: "/w/:ws/variables", load: () => import("./pages/Variables.svelte"), nav: "Variables" },
