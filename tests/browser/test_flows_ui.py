@@ -9,6 +9,7 @@ as Windmill names them; the tests that need them are marked in the report of the
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -119,7 +120,9 @@ def test_build_a_flow_test_run_it_edit_its_yaml_and_save(
     page.get_by_test_id("input-source-x").select_option(label="results.a")
     expect(page.get_by_test_id("input-value-x")).to_have_value("results.a")
 
-    # A test run: the graph's steps turn to success, the flow's result is 2 * 21.
+    # A test run (the form has the default just given): the graph's steps turn to success,
+    # the flow's result is 2 * 21.
+    expect(page.get_by_test_id("flow-test-form").get_by_label("n", exact=True)).to_have_value("21")
     page.get_by_test_id("test-run").click()
     run = page.get_by_test_id("flow-run")
     expect(run.get_by_test_id("flow-step-a")).to_have_attribute("data-status", "success")
@@ -170,3 +173,180 @@ def test_build_a_flow_test_run_it_edit_its_yaml_and_save(
     # The home page lists it beside the scripts.
     page.goto("/w/main")
     expect(page.get_by_test_id("flow-list")).to_contain_text(path)
+
+
+def _run_preview(server: Server, value: dict[str, Any], args: dict[str, Any]) -> str:
+    r = server.api.post("/w/main/jobs/run/preview_flow", json={"value": value, "args": args})
+    assert r.status_code == 201, r.text
+    return r.text.strip()
+
+
+def test_loops_and_branches_are_drawn_and_followed_live(
+    admin_page: Page, server: Server, shot: Callable[[Page, str], Path]
+) -> None:
+    page = admin_page
+    value = {
+        "modules": [
+            {
+                "id": "items",
+                "value": {
+                    "type": "forloopflow",
+                    "iterator": {"type": "javascript", "expr": "['1', '2', '3']"},
+                    "modules": [
+                        {
+                            "id": "each",
+                            "value": {
+                                "type": "rawscript",
+                                "language": "bash",
+                                "content": 'x="$1"\necho "item $x"\n',
+                                "input_transforms": {
+                                    "x": {"type": "javascript", "expr": "flow_input.iter.value"}
+                                },
+                            },
+                        }
+                    ],
+                },
+            },
+            {
+                "id": "pick",
+                "value": {
+                    "type": "branchone",
+                    "branches": [
+                        {
+                            "summary": "many",
+                            "expr": "results.items.length > 2",
+                            "modules": [{"id": "yes", "value": {"type": "identity"}}],
+                        }
+                    ],
+                    "default": [{"id": "no", "value": {"type": "identity"}}],
+                },
+            },
+        ]
+    }
+    path = _save_flow(server, "shapes", value)
+    page.goto(f"/w/main/flows/edit/{path}")
+    graph = page.get_by_test_id("flow-graph").first
+    # The loop is a box around its body; the branches side by side, the default first.
+    expect(graph.get_by_test_id("flow-step-items").get_by_test_id("flow-step-each")).to_be_visible()
+    expect(graph.get_by_test_id("flow-step-pick").get_by_test_id("flow-step-yes")).to_be_visible()
+    expect(graph.get_by_test_id("flow-step-pick").get_by_test_id("flow-step-no")).to_be_visible()
+
+    page.get_by_test_id("test-run").click()
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-step-items")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-step-pick")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-status")).to_contain_text("success")
+    # The loop's three jobs, each one's output on click.
+    run.get_by_test_id("flow-step-items").get_by_role("button").first.click()
+    detail = run.get_by_test_id("step-detail")
+    expect(detail.get_by_test_id("inner-job-2")).to_be_visible()
+    detail.get_by_test_id("inner-job-2").click()
+    expect(detail.get_by_test_id("job-output")).to_contain_text("item 3")
+    page.get_by_test_id("test-run").scroll_into_view_if_needed()
+    page.evaluate("window.scrollBy(0, 40)")
+    shot(page, "flow-run")
+
+
+def test_run_a_saved_flow_from_its_page_and_its_app_page(admin_page: Page, server: Server) -> None:
+    # Needs POST jobs/run/f/{path} (merged from the lead's branch).
+    page = admin_page
+    path = _save_flow(server, "page", _two_steps())
+    page.goto(f"/w/main/flows/get/{path}")
+    expect(page.get_by_test_id("flow-title")).to_contain_text("flow page")
+    expect(page.get_by_test_id("flow-versions")).to_contain_text("admin")
+    page.get_by_test_id("run-form").get_by_label("n", exact=True).fill("5")
+    page.get_by_test_id("run").click()
+    expect(page).to_have_url(re.compile(r"/w/main/run/[0-9a-f-]{36}$"))
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-step-a")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-step-b")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-result")).to_contain_text("10")
+    run.get_by_test_id("flow-step-a").get_by_role("button").first.click()
+    expect(run.get_by_test_id("step-detail")).to_contain_text("first step")
+
+    # The flow's app page: its form and its result only.
+    page.goto(f"/a/main/{path}")
+    expect(page.get_by_test_id("app-title")).to_have_text("flow page")
+    page.get_by_label("n", exact=True).fill("4")
+    page.get_by_test_id("run").click()
+    expect(page.get_by_test_id("app-result-value")).to_have_text("8")
+
+
+def test_restart_a_finished_flow_from_a_step(admin_page: Page, server: Server) -> None:
+    # Needs POST jobs/restart/f/{id}/from/{step_id} (merged from the restart branch).
+    page = admin_page
+    first = _run_preview(server, _two_steps(), {"n": 3})
+    assert _wait_done(server, first)["result"] == 6
+    page.goto(f"/w/main/run/{first}")
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-step-b")).to_have_attribute("data-status", "success")
+    run.get_by_test_id("flow-step-b").get_by_role("button").first.click()
+    run.get_by_test_id("restart").click()
+    expect(page).not_to_have_url(re.compile(first))
+    second = page.url.rsplit("/", 1)[1]
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-result")).to_contain_text("6")
+    # Step a was not run again: the new flow ran one job of its own.
+    children = server.api.get("/w/main/jobs/list", params={"parent_job": second}).json()
+    assert len(children) == 1, children
+
+
+SUSPEND_FIRST = """\
+def main():
+    return "ready"
+"""
+
+RESUMED = """\
+def main(x):
+    return x
+"""
+
+
+def _suspending() -> dict[str, Any]:
+    value = _two_steps(SUSPEND_FIRST, RESUMED)
+    value["modules"][0]["value"]["input_transforms"] = {}
+    value["modules"][0]["suspend"] = {"required_events": 1, "timeout": 120}
+    value["modules"][1]["value"]["input_transforms"] = {
+        "x": {"type": "javascript", "expr": "resume"}
+    }
+    return value
+
+
+def _wait_suspended(server: Server, job_id: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = server.api.get(f"/w/main/jobs_u/get/{job_id}", params={"no_logs": True}).json()
+        modules = (job.get("flow_status") or {}).get("modules") or []
+        if modules and modules[0]["type"] == "WaitingForEvents":
+            return modules[0]["job"]
+        time.sleep(0.2)
+    raise AssertionError(f"flow {job_id} did not suspend")
+
+
+def test_approve_a_suspended_step_from_the_run_page_and_the_approval_page(
+    admin_page: Page, server: Server
+) -> None:
+    # Needs the suspend routes (merged from the suspend branch; /work/briefs/contract-suspend.md).
+    page = admin_page
+    flow = _run_preview(server, _suspending(), {})
+    _wait_suspended(server, flow)
+    page.goto(f"/w/main/run/{flow}")
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-step-a")).to_have_attribute("data-status", "suspended")
+    run.get_by_test_id("approve").click()
+    expect(run.get_by_test_id("flow-step-b")).to_have_attribute("data-status", "success")
+    assert _wait_done(server, flow)["success"]
+
+    # The signed link's page, as an approver without an account would open it.
+    flow = _run_preview(server, _suspending(), {})
+    step_job = _wait_suspended(server, flow)
+    urls = server.api.get(
+        f"/w/main/jobs/resume_urls/{step_job}/7", params={"approver": "carol"}
+    ).json()
+    approval = urls["approvalPage"]
+    page.goto(approval[approval.index("/approve/") :])
+    expect(page.get_by_test_id("approval-step")).to_have_text("a")
+    page.get_by_test_id("approve").click()
+    expect(page.get_by_test_id("approval-done")).to_be_visible()
+    done = _wait_done(server, flow)
+    assert done["success"], done["result"]

@@ -94,7 +94,8 @@ export function kindLabel(value: ModuleValue): string {
     case "identity":
       return "identity";
     default:
-      return String(value.type);
+      // A kind the UI does not know: its own name ("other": not known at all).
+      return (value as { type: string }).type === "other" ? "" : String((value as { type: string }).type);
   }
 }
 
