@@ -232,6 +232,21 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     return str(job_id)
 
 
+@router.post(
+    "/run/f/{path:path}",
+    status_code=201,
+    response_class=PlainTextResponse,
+    openapi_extra=_ARGS_BODY,
+)
+async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> str:
+    """Run the flow saved at ``path`` (its current version); returns the flow job's id."""
+    args = parse_args_body(await request.body())
+    job_id = await ctx.platform.flows.run_flow(
+        ctx.workspace, ctx.actor, path, args, job_id=ctx.query.job_id, access=ctx.access
+    )
+    return str(job_id)
+
+
 _FLOW_EXTRA: dict[str, Any] = {
     "parameters": [p for p in _RUN_PARAMETERS if p["name"] == "job_id"],
 }
@@ -370,6 +385,20 @@ async def run_wait_result_flow_preview(body: FlowPreviewBody, ctx: RunContextDep
     # Refused before anything is queued (the engine checks again), as script previews.
     ctx.access.require_not_operator()
     return await _run_and_wait(ctx, lambda options: _start_flow_preview(body, ctx, options.job_id))
+
+
+@router.post("/run_wait_result/f/{path:path}", openapi_extra=_ARGS_BODY, responses=_RESULT_RESPONSE)
+async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> Response:
+    """Run the flow saved at ``path`` and answer with its result (422 with the error when
+    the flow fails)."""
+    args = parse_args_body(await request.body())
+    flows = ctx.platform.flows
+    return await _run_and_wait(
+        ctx,
+        lambda options: flows.run_flow(
+            ctx.workspace, ctx.actor, path, args, job_id=options.job_id, access=ctx.access
+        ),
+    )
 
 
 # -- a job as Windmill's clients read it -----------------------------------------------------
