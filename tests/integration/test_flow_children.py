@@ -89,6 +89,8 @@ async def test_saved_flow_runs_by_path_async_and_waiting(api: httpx.AsyncClient)
     job = await wait_done(api, r.text)
     assert job["success"] is True and job["result"] == 10
     assert job["job_kind"] == "flow" and job["script_path"] == path
+    # The flow it ran, for drawing it (the UI's graph): the value of the version run.
+    assert [m["id"] for m in job["raw_flow"]["modules"]] == ["a"]
     # Listed with its kind and path; its step listed as its child.
     listed = (await api.get(f"{J}/list?script_path_exact={path}")).json()
     assert r.text in {j["id"] for j in listed}

@@ -2965,6 +2965,10 @@ export interface components {
             priority: number | null;
             /** Raw Code */
             raw_code?: string | null;
+            /** Raw Flow */
+            raw_flow?: {
+                [key: string]: unknown;
+            } | null;
             /** Result */
             result?: unknown;
             /** Root Job */
@@ -3780,6 +3784,10 @@ export interface components {
             priority: number | null;
             /** Raw Code */
             raw_code?: string | null;
+            /** Raw Flow */
+            raw_flow?: {
+                [key: string]: unknown;
+            } | null;
             /** Root Job */
             root_job?: string | null;
             /** Running */

@@ -439,6 +439,7 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
             raw_code=row["raw_code"],
             logs=logs,
             root_job=str(row["root_job"]) if row["root_job"] else None,
+            raw_flow=(row.get("raw_flow") or {}).get("value"),
         )
     if row["queued"]:
         canceled_by = row.get("queue_canceled_by", row.get("canceled_by"))

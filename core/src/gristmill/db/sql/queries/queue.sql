@@ -227,6 +227,7 @@ SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
     j.raw_code, j.args, j.tag, j.priority, j.timeout, j.created_by, j.permissioned_as,
     j.email, j.parent_job, j.root_job, j.created_at, j.trigger, j.trigger_kind, j.flow_step_id,
+    j.raw_flow,
     q.id IS NOT NULL AS queued, q.running, q.scheduled_for, q.worker AS queue_worker,
     q.ping, q.canceled_by AS queue_canceled_by, q.canceled_reason AS queue_canceled_reason,
     coalesce(q.started_at, c.started_at) AS started_at,
