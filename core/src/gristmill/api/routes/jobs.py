@@ -241,10 +241,32 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
 async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> str:
     """Run the flow saved at ``path`` (its current version); returns the flow job's id."""
     args = parse_args_body(await request.body())
+    _refuse_flow_options(ctx)
     job_id = await ctx.platform.flows.run_flow(
         ctx.workspace, ctx.actor, path, args, job_id=ctx.query.job_id, access=ctx.access
     )
     return str(job_id)
+
+
+def _refuse_flow_options(ctx: RunContext) -> None:
+    """A flow run takes ``job_id`` only: the other run options are refused rather than
+    ignored (a caller asking for a schedule must not get an immediate run)."""
+    options = ctx.options()
+    given = [
+        name
+        for name, value in (
+            ("scheduled_for / scheduled_in_secs", options.scheduled_for),
+            ("tag", options.tag),
+            ("timeout", options.timeout),
+            ("parent_job", options.parent_job),
+            ("root_job", options.root_job),
+        )
+        if value is not None
+    ]
+    if given:
+        raise BadInput(
+            f"flow runs do not take {', '.join(given)} yet; leave them out (job_id is taken)"
+        )
 
 
 _FLOW_EXTRA: dict[str, Any] = {
@@ -392,6 +414,7 @@ async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunCont
     """Run the flow saved at ``path`` and answer with its result (422 with the error when
     the flow fails)."""
     args = parse_args_body(await request.body())
+    _refuse_flow_options(ctx)
     flows = ctx.platform.flows
     return await _run_and_wait(
         ctx,
