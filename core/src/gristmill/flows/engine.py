@@ -21,6 +21,12 @@ was completed outside a worker (canceled while queued, failed as a zombie). Appl
 is harmless: the step jobs' ids are the state machine's deterministic ids, inserted with
 ``ON CONFLICT DO NOTHING``, and a completion the status no longer waits for is ignored.
 
+**Controls** (the ``_control_*`` methods): a module's ``timeout`` becomes its job's;
+``cache_ttl`` (a step's, or the flow's) reuses a recent successful result (table
+``flow_cache``: the step's job, or the flow job, is completed at once with it); when the
+``early_return`` step succeeds its result is stored and its waiters notified
+(:mod:`gristmill.queue.waiting`).
+
 **Actions**: a :class:`~gristmill.flows.state.RunStep` becomes a child job (``parent_job`` =
 the flow, ``flow_step_id`` = the module id, run as the flow's user with the flow's token
 scopes, scheduled ``delay_s`` from now); a step that cannot be queued (its script is gone,
@@ -360,7 +366,7 @@ class FlowEngine:
         try:
             fields = await self._step_fields(conn, row["workspace_id"], action)
             module = _module_at(flow, action.path)
-            fields["timeout"] = self._control_timeout(module, status, action, fields["timeout"])
+            fields["timeout"] = self._control_timeout(module, status, action, fields.get("timeout"))
         except _Unrunnable as exc:
             await conn.execute(
                 Q["push_failed_flow_step"],
@@ -700,17 +706,18 @@ def _digest(data: Any) -> str:
 
 
 def step_digest(fields: Mapping[str, Any]) -> str:
-    """The cache key of a step's job: what runs (language, code and lock of inline code, or
-    a saved script's hash) and its arguments as checked by its schema."""
-    args = fields["args"]
+    """The cache key of a step's job: what runs (language, code and lock of inline code, a
+    saved script's hash, a sub-flow's path) and its arguments as checked by its schema."""
+    args = fields.get("args")
     return _digest(
         {
             "step": 1,
-            "kind": str(fields["kind"]),
-            "language": fields["language"],
-            "code": fields["raw_code"],
-            "lock": fields["raw_lock"],
-            "hash": fields["runnable_hash"],
+            "kind": str(fields.get("kind")),
+            "path": fields.get("runnable_path") if fields.get("kind") == JobKind.FLOW else None,
+            "language": fields.get("language"),
+            "code": fields.get("raw_code"),
+            "lock": fields.get("raw_lock"),
+            "hash": fields.get("runnable_hash"),
             "args": args.obj if isinstance(args, Jsonb) else args,
         }
     )
