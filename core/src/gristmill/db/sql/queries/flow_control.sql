@@ -17,13 +17,17 @@ ON CONFLICT (job_id) DO NOTHING;
 -- name: control_cache_store
 -- A job with a pending cache entry ended: on success its result is cached for its ttl
 -- (replacing an older one); either way the pending entry goes, with the workspace's expired
--- rows.
+-- rows and the pending entries of jobs that ended without reporting here (a canceled flow's).
 WITH p AS (
     DELETE FROM flow_cache_pending WHERE job_id = %(job_id)s
     RETURNING workspace_id, digest, ttl_s
 ), gone AS (
     DELETE FROM flow_cache c USING p
     WHERE c.workspace_id = p.workspace_id AND c.expires_at <= now()
+), orphans AS (
+    DELETE FROM flow_cache_pending o USING p, job_completed d
+    WHERE o.workspace_id = p.workspace_id AND d.id = o.job_id
+        AND d.completed_at < now() - interval '1 hour'
 )
 INSERT INTO flow_cache (workspace_id, digest, result, job_id, computed_at, expires_at)
 SELECT workspace_id, digest, %(result)s::jsonb, %(job_id)s, now(),
