@@ -263,6 +263,11 @@ def test_run_a_saved_flow_from_its_page_and_its_app_page(admin_page: Page, serve
     expect(run.get_by_test_id("flow-result")).to_contain_text("10")
     run.get_by_test_id("flow-step-a").get_by_role("button").first.click()
     expect(run.get_by_test_id("step-detail")).to_contain_text("first step")
+    # Re-run: the same flow again, same arguments.
+    first_run = page.url
+    page.get_by_test_id("rerun").click()
+    expect(page).not_to_have_url(first_run)
+    expect(page.get_by_test_id("flow-run").get_by_test_id("flow-result")).to_contain_text("10")
 
     # The flow's app page: its form and its result only.
     page.goto(f"/a/main/{path}")

@@ -1,5 +1,5 @@
-// Routes other branches of issue 12 add at the same time as these pages (running a saved
-// flow, restarting a flow from a step, approving a suspended step). Until the merged server's
+// Routes other branches of issue 12 add at the same time as these pages (restarting a flow
+// from a step, approving a suspended step). Until the merged server's
 // document is regenerated into src/api/schema.d.ts, their calls are typed here, in the
 // generated client's own shape, and go through the same client (its auth, its errors). Once
 // schema.d.ts has them, `Pending` adds nothing and this file can go: import `api` from
@@ -58,8 +58,6 @@ type SignedPost = {
 };
 
 type Pending = {
-  "/api/w/{workspace}/jobs/run/f/{path}": Route<
-    Post<{ workspace: string; path: string }, Args, Text201>>;
   "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}": Route<
     Post<{ workspace: string; id: string; step_id: string }, Args, Text201>>;
   "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}": Route<
