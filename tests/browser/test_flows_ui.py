@@ -310,7 +310,11 @@ def main(x):
 def _suspending() -> dict[str, Any]:
     value = _two_steps(SUSPEND_FIRST, RESUMED)
     value["modules"][0]["value"]["input_transforms"] = {}
-    value["modules"][0]["suspend"] = {"required_events": 1, "timeout": 120}
+    value["modules"][0]["suspend"] = {
+        "required_events": 1,
+        "timeout": 120,
+        "resume_form": {"schema": {"type": "object", "properties": {"note": {"type": "string"}}}},
+    }
     value["modules"][1]["value"]["input_transforms"] = {
         "x": {"type": "javascript", "expr": "resume"}
     }
@@ -338,9 +342,12 @@ def test_approve_a_suspended_step_from_the_run_page_and_the_approval_page(
     page.goto(f"/w/main/run/{flow}")
     run = page.get_by_test_id("flow-run")
     expect(run.get_by_test_id("flow-step-a")).to_have_attribute("data-status", "suspended")
+    # The step's resume form: its values are the payload the next step sees as `resume`.
+    run.get_by_test_id("resume-form").get_by_label("note", exact=True).fill("looks good")
     run.get_by_test_id("approve").click()
     expect(run.get_by_test_id("flow-step-b")).to_have_attribute("data-status", "success")
-    assert _wait_done(server, flow)["success"]
+    done = _wait_done(server, flow)
+    assert done["success"] and done["result"] == {"note": "looks good"}, done["result"]
 
     # The signed link's page, as an approver without an account would open it.
     flow = _run_preview(server, _suspending(), {})
@@ -351,7 +358,8 @@ def test_approve_a_suspended_step_from_the_run_page_and_the_approval_page(
     approval = urls["approvalPage"]
     page.goto(approval[approval.index("/approve/") :])
     expect(page.get_by_test_id("approval-step")).to_have_text("a")
+    page.get_by_label("note", exact=True).fill("from carol")
     page.get_by_test_id("approve").click()
     expect(page.get_by_test_id("approval-done")).to_be_visible()
     done = _wait_done(server, flow)
-    assert done["success"], done["result"]
+    assert done["success"] and done["result"] == {"note": "from carol"}, done["result"]
