@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from .conftest import Server
 
@@ -333,7 +333,7 @@ def _wait_suspended(server: Server, job_id: str) -> str:
 
 
 def test_approve_a_suspended_step_from_the_run_page_and_the_approval_page(
-    admin_page: Page, server: Server
+    admin_page: Page, server: Server, browser: Browser
 ) -> None:
     # Needs the suspend routes (merged from the suspend branch; /work/briefs/contract-suspend.md).
     page = admin_page
@@ -356,10 +356,18 @@ def test_approve_a_suspended_step_from_the_run_page_and_the_approval_page(
         f"/w/main/jobs/resume_urls/{step_job}/7", params={"approver": "carol"}
     ).json()
     approval = urls["approvalPage"]
-    page.goto(approval[approval.index("/approve/") :])
-    expect(page.get_by_test_id("approval-step")).to_have_text("a")
-    page.get_by_label("note", exact=True).fill("from carol")
-    page.get_by_test_id("approve").click()
-    expect(page.get_by_test_id("approval-done")).to_be_visible()
+    # A browser with no session: the signed link is the permission.
+    context = browser.new_context(base_url=server.url)
+    errors: list[str] = []
+    anonymous = context.new_page()
+    anonymous.on("pageerror", lambda exc: errors.append(str(exc)))
+    anonymous.goto(approval[approval.index("/approve/") :])
+    expect(anonymous.get_by_test_id("approval-step")).to_have_text("a")
+    expect(anonymous.get_by_test_id("approval-page")).to_contain_text("carol")
+    anonymous.get_by_label("note", exact=True).fill("from carol")
+    anonymous.get_by_test_id("approve").click()
+    expect(anonymous.get_by_test_id("approval-done")).to_be_visible()
+    context.close()
+    assert not errors, errors
     done = _wait_done(server, flow)
     assert done["success"] and done["result"] == {"note": "from carol"}, done["result"]
