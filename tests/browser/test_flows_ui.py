@@ -119,6 +119,10 @@ def test_build_a_flow_test_run_it_edit_its_yaml_and_save(
     _set_code(page, "step-code", SECOND)
     page.get_by_test_id("input-source-x").select_option(label="results.a")
     expect(page.get_by_test_id("input-value-x")).to_have_value("results.a")
+    # Its options: two retries (Windmill's `retry.constant`).
+    page.get_by_test_id("step-options").locator("summary").click()
+    page.get_by_test_id("step-retries").fill("2")
+    page.get_by_test_id("step-options").locator("summary").click()
 
     # A test run (the form has the default just given): the graph's steps turn to success,
     # the flow's result is 2 * 21.
@@ -152,6 +156,7 @@ def test_build_a_flow_test_run_it_edit_its_yaml_and_save(
     saved = server.api.get(f"/w/main/flows/get/{path}").json()
     modules = saved["value"]["modules"]
     assert [m["id"] for m in modules] == ["a", "double"]
+    assert modules[1]["retry"] == {"constant": {"attempts": 2, "seconds": 0}}
     assert modules[1]["value"]["input_transforms"]["x"] == {
         "type": "javascript",
         "expr": "results.a",
