@@ -169,7 +169,14 @@ class FlowEngine:
         except ArgumentError as exc:
             raise BadInput(f"flow {path}: {exc}") from None
         return await self._submit(
-            workspace_id, actor, flow, checked, kind=JobKind.FLOW, path=path, job_id=job_id
+            workspace_id,
+            actor,
+            flow,
+            checked,
+            kind=JobKind.FLOW,
+            path=path,
+            job_id=job_id,
+            timeout_s=row["timeout"],
         )
 
     async def _saved_flow(
@@ -189,8 +196,10 @@ class FlowEngine:
         kind: JobKind,
         path: str | None,
         job_id: UUID | None,
+        timeout_s: int | None = None,
     ) -> UUID:
-        """Insert the flow job and apply its first decision, in one transaction."""
+        """Insert the flow job and apply its first decision, in one transaction. A
+        ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
         job_id = job_id or uuid4()
         decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
         params = {
@@ -206,6 +215,7 @@ class FlowEngine:
             "parent_job": None,
             "root_job": None,
             "flow_step_id": None,
+            "timeout": timeout_s,
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
             "operation": "jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
@@ -315,7 +325,8 @@ class FlowEngine:
 
     async def sweep(self) -> int:
         """Advance the flows whose awaited job completed without them advancing; return how
-        many advanced."""
+        many advanced. Flows over their timeout end first (:meth:`_time_out_flows`)."""
+        await self._time_out_flows()
         async with self.pool.connection() as conn:
             stalled = await (await conn.execute(Q["stalled_flows"])).fetchall()
         advanced = 0
@@ -335,6 +346,35 @@ class FlowEngine:
                 ):
                     advanced += 1
         return advanced
+
+    async def _time_out_flows(self) -> None:
+        """End the flows running longer than their timeout (a saved flow's ``timeout``):
+        failed with an error saying so, their running steps and child flows canceled; a
+        child flow's failure reaches its parent as any step's would."""
+        async with self.pool.connection() as conn:
+            late = await (await conn.execute(Q["timed_out_flows"])).fetchall()
+        for flow_job_id, timeout in late:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await self._lock(conn, flow_job_id)
+                if row is None:
+                    continue  # ended meanwhile
+                children = await (
+                    await conn.execute(Q["flow_children_queued"], {"id": flow_job_id})
+                ).fetchall()
+                flow = OpenFlow.model_validate(row["raw_flow"])
+                status = state.FlowStatus.model_validate(row["flow_status"])
+                status.engine.finished = True
+                status.engine.awaiting = None
+                status.engine.frames = []
+                message = (
+                    f"flow timed out after {timeout} s (its timeout); its running steps were "
+                    "canceled"
+                )
+                actions: list[state.Action] = [
+                    state.CancelJobs(tuple(str(c[0]) for c in children)),
+                    state.FinishFlow(False, _failure(JobErrorName.EXECUTION, message)),
+                ]
+                await self._apply(conn, row, flow, state.Decision(status=status, actions=actions))
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -531,11 +571,13 @@ class FlowEngine:
                     _failure("ArgumentError", f"sub-flow {action.script_path}: {exc}")
                 ) from None
             kind = JobKind.FLOW
+            timeout = saved["timeout"]
         else:
             assert action.flow_value is not None
             child = parse_flow({"summary": "", "value": action.flow_value})
             args = dict(action.args)
             kind = JobKind.FLOWNODE
+            timeout = None
         child_id = UUID(action.job_id)
         decision = state.start(
             child, args, evaluator=self.evaluator, flow_job_id=child_id, inherit=action.inherit
@@ -551,6 +593,7 @@ class FlowEngine:
                     "args": Jsonb(args),
                     "flow_status": Jsonb(decision.status.to_json()),
                     "operation": "jobs.run.flow",
+                    "timeout": timeout,
                 },
             )
         ).fetchone()
