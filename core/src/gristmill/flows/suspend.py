@@ -25,18 +25,24 @@ Windmill's rules (``worker_flow.rs``, ``jobs.rs``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gristmill.flows.model import Suspend
+from gristmill.errors import Forbidden, Unauthorized
+from gristmill.flows.model import FlowModule, Suspend
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "DISAPPROVED",
     "TIMED_OUT",
     "Outcome",
+    "ResumeEvent",
     "SuspendWait",
+    "SuspendedStep",
+    "check_approver",
     "disapproved_error",
     "outcome",
     "required_events",
@@ -120,3 +126,55 @@ def outcome(
     if len(wait.resumes) >= wait.required:
         return Outcome("continue", resumes=tuple(wait.resumes), approvers=tuple(wait.approvers))
     return Outcome("wait")
+
+
+def check_approver(
+    wait: SuspendWait,
+    *,
+    username: str | None,
+    email: str | None,
+    is_admin: bool,
+    groups: frozenset[str],
+    creator: str,
+    creator_email: str | None,
+) -> None:
+    """Refuse an approver the step's conditions exclude (Windmill checks them only with
+    ``user_auth_required``). ``username`` ``None``: nobody is logged in."""
+    if not wait.user_auth_required:
+        return
+    if username is None:
+        raise Unauthorized("Only logged in users can approve this flow step")
+    if is_admin:
+        return
+    if wait.self_approval_disabled and (
+        username == creator or (email is not None and email == creator_email)
+    ):
+        raise Forbidden("Self-approval is disabled for this flow step")
+    required = wait.user_groups_required
+    if required and not groups.intersection(required):
+        raise Forbidden(
+            "Only users from one of the following groups are allowed to approve this "
+            f"workflow: {', '.join(required)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeEvent:
+    """A recorded approval or disapproval (a row of ``resume_job``)."""
+
+    resume_id: int
+    approver: str | None
+    approved: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedStep:
+    """A suspending step as its approval page shows it."""
+
+    flow_job_id: UUID
+    module: FlowModule
+    #: ``None`` once the flow no longer waits at this step.
+    wait: SuspendWait | None
+    suspend_until: datetime | None
+    approvals: list[ResumeEvent]
