@@ -1064,6 +1064,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/flow/resume/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Suspended Flow As Owner
+         * @description Approve the step flow ``id`` is suspended at, as an owner of the flow (its creator,
+         *     a workspace admin, or who may write its path), without a resume link.
+         */
+        post: operations["jobs-resume_suspended_flow_as_owner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/list": {
         parameters: {
             query?: never;
@@ -1334,7 +1355,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1343,13 +1364,14 @@ export interface paths {
         };
         /**
          * Cancel Suspended Job Get
-         * @description Cancel (disapprove) a suspended flow step with a signed link.
+         * @description Disapprove a suspended flow step with a signed link: the flow fails (or goes on,
+         *     with ``continue_on_disapprove_timeout``).
          */
         get: operations["jobs-cancel_suspended_job_get"];
         put?: never;
         /**
          * Cancel Suspended Job Post
-         * @description As the GET form.
+         * @description As the GET form (the body is recorded with the disapproval).
          */
         post: operations["jobs-cancel_suspended_job_post"];
         delete?: never;
@@ -1430,6 +1452,27 @@ export interface paths {
          * @description A job, queued, running or finished, with its logs.
          */
         get: operations["jobs-get_job_by_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs_u/get_flow/{id}/{resume_id}/{signature}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Suspended Job Flow
+         * @description The flow of a suspended step, for its approval page: the flow job, the approvals so
+         *     far, the step's resume form.
+         */
+        get: operations["jobs-get_suspended_job_flow"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1519,7 +1562,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1528,14 +1571,16 @@ export interface paths {
         };
         /**
          * Resume Suspended Job Get
-         * @description Resume a suspended flow step with a signed link (no token: the link is the key).
-         *     Until flows exist, a well-signed link gets 400 (no job is a suspended step).
+         * @description Approve a suspended flow step with a signed link (the link is the key; a token is
+         *     needed only when the step requires a logged-in approver). ``?payload=``: the resume
+         *     payload, as url-safe base64 of its JSON.
          */
         get: operations["jobs-resume_suspended_job_get"];
         put?: never;
         /**
          * Resume Suspended Job Post
-         * @description As the GET form (Windmill's POST carries the approval form's payload).
+         * @description Approve a suspended flow step; the body (any JSON, e.g. the resume form's values) is
+         *     what the next step sees as ``resume``.
          */
         post: operations["jobs-resume_suspended_job_post"];
         delete?: never;
@@ -2827,6 +2872,33 @@ export interface components {
          * @enum {string}
          */
         ActionKind: "Create" | "Update" | "Delete" | "Execute";
+        /**
+         * Approval
+         * @description Windmill's ``{resume_id, approver}``.
+         */
+        Approval: {
+            /** Approver */
+            approver: string;
+            /** Resume Id */
+            resume_id: number;
+        };
+        /**
+         * ApprovalRecord
+         * @description One resume event: an approval or a disapproval.
+         */
+        ApprovalRecord: {
+            /** Approved */
+            approved: boolean;
+            /** Approver */
+            approver: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Resume Id */
+            resume_id: number;
+        };
         /** ArchiveFlow */
         ArchiveFlow: {
             /**
@@ -4027,6 +4099,41 @@ export interface components {
             flow_job_id?: string | null;
             /** Percent */
             percent: number;
+        };
+        /**
+         * SuspendedJobFlow
+         * @description The flow of a suspended step. ``job`` and ``approvers`` are Windmill's; the rest is
+         *     Gristmill's, so the approval page needs no other call.
+         */
+        SuspendedJobFlow: {
+            /** Approvals */
+            approvals: components["schemas"]["ApprovalRecord"][];
+            /** Approvers */
+            approvers: components["schemas"]["Approval"][];
+            /**
+             * Hide Cancel
+             * @default false
+             */
+            hide_cancel: boolean;
+            /** Job */
+            job: components["schemas"]["QueuedJob"] | components["schemas"]["CompletedJob"];
+            /** Required Events */
+            required_events: number;
+            /** Resume Form */
+            resume_form?: {
+                [key: string]: unknown;
+            } | null;
+            /** Step Id */
+            step_id: string;
+            /** Suspend Until */
+            suspend_until?: string | null;
+            /**
+             * User Auth Required
+             * @default false
+             */
+            user_auth_required: boolean;
+            /** Waiting */
+            waiting: boolean;
         };
         /**
          * TruncatedToken
@@ -8483,6 +8590,87 @@ export interface operations {
             };
         };
     };
+    "jobs-resume_suspended_flow_as_owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description job resumed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-list_jobs": {
         parameters: {
             query?: {
@@ -9893,15 +10081,15 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9909,7 +10097,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9918,7 +10106,16 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The step requires a logged-in approver. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9927,7 +10124,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9965,15 +10162,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9981,7 +10182,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9990,7 +10191,16 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The step requires a logged-in approver. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9999,7 +10209,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10312,6 +10522,87 @@ export interface operations {
                 };
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-get_suspended_job_flow": {
+        parameters: {
+            query?: {
+                approver?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+                resume_id: number;
+                signature: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuspendedJobFlow"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The step requires a logged-in approver. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10659,20 +10950,22 @@ export interface operations {
         parameters: {
             query?: {
                 approver?: string;
+                /** @description The resume payload: url-safe base64 of its JSON. */
+                payload?: string;
             };
             header?: never;
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10680,7 +10973,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10689,7 +10982,16 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The step requires a logged-in approver. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10698,7 +11000,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10736,15 +11038,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10752,7 +11058,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10761,7 +11067,16 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The step requires a logged-in approver. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10770,7 +11085,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
