@@ -309,7 +309,7 @@ def test_groups_and_self_approval(served: Served) -> None:
     step = served.suspended(flow_id)["job"]
     link = served.links(step, 1)["resume"]
     r = served.anonymous.post(link, json={})
-    assert r.status_code == 401 and "Only logged in users" in r.text, r.text
+    assert r.status_code == 403 and "Only logged in users" in r.text, r.text
     r = served.users["bob"].post(link, json={})  # not in the group
     assert r.status_code == 403 and "approvers" in r.text, r.text
     r = served.users["alice"].post(link, json={})  # in the group, but started the flow
@@ -344,3 +344,14 @@ def test_a_step_using_windmills_client_gets_links_that_resume_it(served: Served)
     assert r.status_code == 201, r.text
     job = served.completed(flow_id)
     assert job["result"] == {"resume": {"go": 1}, "resumes": [{"go": 1}], "approvers": ["ann"]}
+
+
+def test_cancelling_a_suspended_flow_ends_it(served: Served) -> None:
+    flow_id = served.run(approval_flow({"required_events": 1}))
+    step = served.suspended(flow_id)["job"]
+    r = served.http.post(f"/w/{WS}/jobs/queue/cancel/{flow_id}", json={"reason": "no"})
+    assert r.status_code == 200, r.text
+    job = served.completed(flow_id)
+    assert job["canceled"] is True
+    r = served.anonymous.post(served.links(step, 1)["resume"], json={})
+    assert r.status_code == 400 and "has ended" in r.text, r.text

@@ -96,6 +96,7 @@ PUBLIC_OPERATIONS = {
     "jobs-resume_suspended_job_post",
     "jobs-cancel_suspended_job_get",
     "jobs-cancel_suspended_job_post",
+    "jobs-get_suspended_job_flow",
 }
 
 

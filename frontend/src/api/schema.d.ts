@@ -10106,16 +10106,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The step requires a logged-in approver. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10191,16 +10182,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The step requires a logged-in approver. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10584,16 +10566,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The step requires a logged-in approver. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10982,16 +10955,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The step requires a logged-in approver. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11067,16 +11031,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The step requires a logged-in approver. */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain": string;
-                };
-            };
-            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (self approval, groups). */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -31,7 +31,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gristmill.errors import Forbidden, Unauthorized
+from gristmill.errors import Forbidden
 from gristmill.flows.model import FlowModule, Suspend
 
 __all__ = [
@@ -139,11 +139,15 @@ def check_approver(
     creator_email: str | None,
 ) -> None:
     """Refuse an approver the step's conditions exclude (Windmill checks them only with
-    ``user_auth_required``). ``username`` ``None``: nobody is logged in."""
+    ``user_auth_required``). ``username`` ``None``: nobody is logged in. Always 403 (Windmill
+    answers 401 to an anonymous caller): the signed links take no token by design, and a
+    401 would tell clients that the route itself needs one."""
     if not wait.user_auth_required:
         return
     if username is None:
-        raise Unauthorized("Only logged in users can approve this flow step")
+        raise Forbidden(
+            "Only logged in users can approve this flow step: send the link with your token"
+        )
     if is_admin:
         return
     if wait.self_approval_disabled and (

@@ -744,10 +744,9 @@ _LINK_PARAMETERS: list[dict[str, Any]] = [
 ]
 _LINK_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _text("The job is not a suspended flow step, or this link or approver was used."),
-    401: _text("The step requires a logged-in approver."),
     403: _text(
         "The signature does not sign this job, resume id and approver; or the approver is "
-        "excluded (self approval, groups)."
+        "excluded (not logged in when the step requires it, self approval, groups)."
     ),
     404: _text("No such workspace or job."),
 }
