@@ -68,7 +68,8 @@ sub-flow per iteration), and nested modules have no status entry of their own.
 approval, disapproval or timeout.
 
 **Not yet** (:func:`start` answers a :class:`FinishFlow` failure naming the feature):
-parallel loops and branches, module types Gristmill does not run. Ignored for now, left to the engine: ``early_return`` (the flow still runs to its end,
+parallel loops and branches, module types Gristmill does not
+run. Ignored for now, left to the engine: ``early_return`` (the flow still runs to its end,
 so the final result is right), ``preprocessor_module`` (only runs for triggers),
 ``timeout``, ``cache_ttl``, ``priority``, ``delete_after_use``.
 """
@@ -1066,7 +1067,7 @@ def resume(
                 entry.type = "Success"
             work.engine.resumes = list(decided.resumes)
             work.engine.approvers = list(decided.approvers)
-        run._walk()  # pyright: ignore[reportPrivateUsage]
+        run._walk()
     except _Stop as stop:
         return stop.decision
 
