@@ -718,6 +718,9 @@ async def _resume_link(
     payload: Any,
 ) -> PlainTextResponse:
     access = await _link_access(request, workspace, id, resume_id, signature)
+    if request.method == "GET":
+        # Decoded once the link is known good: a forged link learns nothing from it.
+        payload = _query_payload(request.query_params.get("payload"))
     platform: Platform = request.app.state.platform
     # Windmill's approver: the link's, else the logged-in user's, else anonymous.
     approver = request.query_params.get("approver") or (
@@ -784,9 +787,8 @@ async def resume_suspended_job_get(
     """Approve a suspended flow step with a signed link (the link is the key; a token is
     needed only when the step requires a logged-in approver). ``?payload=``: the resume
     payload, as url-safe base64 of its JSON."""
-    payload = _query_payload(request.query_params.get("payload"))
     return await _resume_link(
-        request, workspace, id, resume_id, signature, approved=True, payload=payload
+        request, workspace, id, resume_id, signature, approved=True, payload=None
     )
 
 
