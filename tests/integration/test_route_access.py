@@ -99,10 +99,12 @@ POLICY: dict[str, str] = {
     "jobs-run_inline_preview":             MEMBER_WRITE,     # POST /w/{ws}/jobs/run_inline/preview
     "jobs-get_root_job_id":                MEMBER_READ,      # GET  /w/{ws}/jobs_u/get_root_job_id/{id}
     "jobs-get_resume_urls":                MEMBER_READ,      # GET  /w/{ws}/jobs/resume_urls/{id}/{resume_id}
-    "jobs-resume_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/resume/{id}/{resume_id}/{secret} (signed)
-    "jobs-resume_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/resume/{id}/{resume_id}/{secret} (signed)
-    "jobs-cancel_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{secret} (signed)
-    "jobs-cancel_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{secret} (signed)
+    "jobs-resume_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/resume/{id}/{resume_id}/{signature} (signed)
+    "jobs-resume_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/resume/{id}/{resume_id}/{signature} (signed)
+    "jobs-cancel_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{signature} (signed)
+    "jobs-cancel_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{signature} (signed)
+    "jobs-get_suspended_job_flow":         PUBLIC,           # GET  /w/{ws}/jobs_u/get_flow/{id}/{resume_id}/{signature} (signed)
+    "jobs-resume_suspended_flow_as_owner": OPERATOR_ALLOWED, # POST /w/{ws}/jobs/flow/resume/{id} (the flow's owners)
     "job_metrics-get_job_progress":        MEMBER_READ,      # GET  /w/{ws}/job_metrics/get_progress/{id}
     "job_metrics-set_job_progress":        OPERATOR_ALLOWED, # POST /w/{ws}/job_metrics/set_progress/{id}
     # scripts (more)
@@ -326,6 +328,7 @@ PATH_VALUES: dict[str, str] = {
     "token_prefix": "nonexistent",
     "resume_id": "0",
     "secret": "not-the-signature",
+    "signature": "not-the-signature",
     "prefix": "nonexistent",
 }
 

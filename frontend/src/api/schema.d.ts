@@ -1064,6 +1064,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/flow/resume/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Suspended Flow As Owner
+         * @description Approve the step flow ``id`` is suspended at, as an owner of the flow (its creator,
+         *     a workspace admin, or who may write its path), without a resume link.
+         */
+        post: operations["jobs-resume_suspended_flow_as_owner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/list": {
         parameters: {
             query?: never;
@@ -1375,7 +1396,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1384,13 +1405,14 @@ export interface paths {
         };
         /**
          * Cancel Suspended Job Get
-         * @description Cancel (disapprove) a suspended flow step with a signed link.
+         * @description Disapprove a suspended flow step with a signed link: the flow fails (or goes on,
+         *     with ``continue_on_disapprove_timeout``).
          */
         get: operations["jobs-cancel_suspended_job_get"];
         put?: never;
         /**
          * Cancel Suspended Job Post
-         * @description As the GET form.
+         * @description As the GET form (the body is recorded with the disapproval).
          */
         post: operations["jobs-cancel_suspended_job_post"];
         delete?: never;
@@ -1471,6 +1493,27 @@ export interface paths {
          * @description A job, queued, running or finished, with its logs.
          */
         get: operations["jobs-get_job_by_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs_u/get_flow/{id}/{resume_id}/{signature}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Suspended Job Flow
+         * @description The flow of a suspended step, for its approval page: the flow job, the approvals so
+         *     far, the step's resume form.
+         */
+        get: operations["jobs-get_suspended_job_flow"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1560,7 +1603,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1569,14 +1612,16 @@ export interface paths {
         };
         /**
          * Resume Suspended Job Get
-         * @description Resume a suspended flow step with a signed link (no token: the link is the key).
-         *     Until flows exist, a well-signed link gets 400 (no job is a suspended step).
+         * @description Approve a suspended flow step with a signed link (the link is the key; a token is
+         *     needed only when the step requires a logged-in approver). ``?payload=``: the resume
+         *     payload, as url-safe base64 of its JSON.
          */
         get: operations["jobs-resume_suspended_job_get"];
         put?: never;
         /**
          * Resume Suspended Job Post
-         * @description As the GET form (Windmill's POST carries the approval form's payload).
+         * @description Approve a suspended flow step; the body (any JSON, e.g. the resume form's values) is
+         *     what the next step sees as ``resume``.
          */
         post: operations["jobs-resume_suspended_job_post"];
         delete?: never;
@@ -2868,6 +2913,33 @@ export interface components {
          * @enum {string}
          */
         ActionKind: "Create" | "Update" | "Delete" | "Execute";
+        /**
+         * Approval
+         * @description Windmill's ``{resume_id, approver}``.
+         */
+        Approval: {
+            /** Approver */
+            approver: string;
+            /** Resume Id */
+            resume_id: number;
+        };
+        /**
+         * ApprovalRecord
+         * @description One resume event: an approval or a disapproval.
+         */
+        ApprovalRecord: {
+            /** Approved */
+            approved: boolean;
+            /** Approver */
+            approver: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Resume Id */
+            resume_id: number;
+        };
         /** ArchiveFlow */
         ArchiveFlow: {
             /**
@@ -4076,6 +4148,41 @@ export interface components {
             flow_job_id?: string | null;
             /** Percent */
             percent: number;
+        };
+        /**
+         * SuspendedJobFlow
+         * @description The flow of a suspended step. ``job`` and ``approvers`` are Windmill's; the rest is
+         *     Gristmill's, so the approval page needs no other call.
+         */
+        SuspendedJobFlow: {
+            /** Approvals */
+            approvals: components["schemas"]["ApprovalRecord"][];
+            /** Approvers */
+            approvers: components["schemas"]["Approval"][];
+            /**
+             * Hide Cancel
+             * @default false
+             */
+            hide_cancel: boolean;
+            /** Job */
+            job: components["schemas"]["QueuedJob"] | components["schemas"]["CompletedJob"];
+            /** Required Events */
+            required_events: number;
+            /** Resume Form */
+            resume_form?: {
+                [key: string]: unknown;
+            } | null;
+            /** Step Id */
+            step_id: string;
+            /** Suspend Until */
+            suspend_until?: string | null;
+            /**
+             * User Auth Required
+             * @default false
+             */
+            user_auth_required: boolean;
+            /** Waiting */
+            waiting: boolean;
         };
         /**
          * TruncatedToken
@@ -8532,6 +8639,87 @@ export interface operations {
             };
         };
     };
+    "jobs-resume_suspended_flow_as_owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description job resumed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-list_jobs": {
         parameters: {
             query?: {
@@ -10166,15 +10354,15 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10182,7 +10370,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10191,7 +10379,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10200,7 +10388,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10238,15 +10426,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10254,7 +10446,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10263,7 +10455,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10272,7 +10464,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10585,6 +10777,78 @@ export interface operations {
                 };
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-get_suspended_job_flow": {
+        parameters: {
+            query?: {
+                approver?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+                resume_id: number;
+                signature: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuspendedJobFlow"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10932,20 +11196,22 @@ export interface operations {
         parameters: {
             query?: {
                 approver?: string;
+                /** @description The resume payload: url-safe base64 of its JSON. */
+                payload?: string;
             };
             header?: never;
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10953,7 +11219,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10962,7 +11228,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10971,7 +11237,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11009,15 +11275,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11025,7 +11295,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11034,7 +11304,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11043,7 +11313,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -52,7 +52,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
-from gristmill.errors import BadInput, JobErrorName, NotFound
+from gristmill.errors import BadInput, Conflict, Forbidden, JobErrorName, NotFound
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
 from gristmill.flows.expressions import Evaluator, ExprContext, ExpressionError
@@ -65,6 +65,8 @@ from gristmill.flows.model import (
     iter_modules,
     parse_flow,
 )
+from gristmill.flows.suspend import ResumeEvent, SuspendedStep, check_approver
+from gristmill.queue import rows
 from gristmill.queue.cancel import cancel_in_transaction
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
@@ -868,6 +870,209 @@ class FlowEngine:
                 "result": orjson.dumps(status.engine.results[step_id]).decode(),
             },
         )
+
+    # -- suspend and approval (gristmill.flows.suspend) ---------------------------------------
+
+    async def resume_step(
+        self,
+        *,
+        workspace_id: str,
+        job_id: UUID,
+        resume_id: int,
+        approved: bool,
+        payload: Any,
+        approver: str | None,
+        access: Access | None,
+    ) -> None:
+        """A resume event sent with a signed link for the suspended step ``job_id``: record
+        it and advance its flow (in one transaction, under the flow's lock). ``access``: the
+        logged-in caller, if any (the step's approval conditions may require one)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            found = await (
+                await conn.execute(
+                    Q["suspend_step_parent"], {"id": job_id, "workspace_id": workspace_id}
+                )
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"Job not found at name {job_id}")
+            if found[0] is None:
+                raise BadInput(f"job {job_id} is not a suspended flow step: it is not a flow step")
+            row = await self._lock(conn, found[0])
+            if row is None:
+                raise BadInput(
+                    f"job {job_id} is not a suspended flow step: its flow {found[0]} has ended"
+                )
+            await self._resume_locked(
+                conn,
+                row,
+                job_id=str(job_id),
+                resume_id=resume_id,
+                approved=approved,
+                payload=payload,
+                approver=approver,
+                access=access,
+            )
+
+    async def resume_as_owner(
+        self, *, workspace_id: str, flow_job_id: UUID, payload: Any, access: Access
+    ) -> None:
+        """Approve the step flow ``flow_job_id`` is suspended at, as its owner (no link):
+        Windmill's ``jobs/flow/resume``. Owners: the flow's creator, a workspace admin, or
+        whoever may write the flow's path."""
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self._lock(conn, flow_job_id)
+            if row is None or row["workspace_id"] != workspace_id:
+                # Ended or not a flow: as Windmill, say the flow does not wait (when it exists).
+                await rows.fetch_job(self.pool, workspace_id, flow_job_id, access)
+                raise BadInput("the flow is not in a suspended state anymore")
+            if not rows.can_see_job(access, row["permissioned_as"], row["runnable_path"]):
+                raise NotFound(f"Job not found at name {flow_job_id}")
+            path = row["runnable_path"]
+            if not (
+                access.is_admin
+                or row["created_by"] == access.username
+                or (path is not None and access.can_write(path))
+            ):
+                raise Forbidden(
+                    f"only an owner of flow {flow_job_id} (who started it, a workspace admin, "
+                    "or who may write its path) may resume it without a resume link"
+                )
+            wait = state.FlowStatus.model_validate(row["flow_status"]).engine.suspended
+            if wait is None:
+                raise BadInput("the flow is not in a suspended state anymore")
+            await self._resume_locked(
+                conn,
+                row,
+                job_id=wait.job_id or str(flow_job_id),
+                resume_id=0,
+                approved=True,
+                payload=payload,
+                approver=access.username,
+                access=access,
+            )
+
+    async def _resume_locked(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        *,
+        job_id: str,
+        resume_id: int,
+        approved: bool,
+        payload: Any,
+        approver: str | None,
+        access: Access | None,
+    ) -> None:
+        flow = OpenFlow.model_validate(row["raw_flow"])
+        status = state.FlowStatus.model_validate(row["flow_status"])
+        wait = status.engine.suspended
+        if wait is None or (wait.job_id or str(row["id"])) != job_id:
+            raise BadInput(
+                f"job {job_id} is not a suspended flow step: flow {row['id']} is not waiting "
+                "for it (the step is still running, or its approvals are over)"
+            )
+        check_approver(
+            wait,
+            username=access.username if access is not None else None,
+            email=access.actor.email if access is not None else None,
+            is_admin=access is not None and access.is_admin,
+            groups=access.groups if access is not None else frozenset(),
+            creator=row["created_by"],
+            creator_email=row["email"],
+        )
+        check_json("payload", payload, max_depth=self.limits.max_args_depth)
+        earlier = await (await conn.execute(Q["suspend_resumes"], {"job": UUID(job_id)})).fetchall()
+        if any(r[0] == resume_id for r in earlier):
+            raise Conflict(f"resume request already sent (resume id {resume_id} of job {job_id})")
+        for r in earlier:
+            if approver is not None and r[1] == approver:
+                done = "approved" if r[2] else "disapproved"
+                raise Conflict(f"{approver} already {done} this step (job {job_id})")
+        await conn.execute(
+            Q["suspend_insert_resume"],
+            {
+                "workspace_id": row["workspace_id"],
+                "job": UUID(job_id),
+                "flow": row["id"],
+                "resume_id": resume_id,
+                "value": Jsonb(payload),
+                "approver": approver,
+                "approved": approved,
+            },
+        )
+        decision = state.resume(
+            flow,
+            status,
+            approved=approved,
+            payload=payload,
+            approver=approver,
+            evaluator=self.evaluator,
+        )
+        if not decision.ignored:
+            await self._apply(conn, row, flow, decision)
+
+    async def suspended_step(self, workspace_id: str, job_id: UUID) -> SuspendedStep:
+        """What the approval page of step ``job_id`` shows (no lock: a read)."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["suspend_flow_of_step"], {"id": job_id, "workspace_id": workspace_id}
+            )
+            found = await cur.fetchone()
+            if found is None:
+                await rows.fetch_job(self.pool, workspace_id, job_id)  # 404 when no such job
+                raise BadInput(f"job {job_id} is not a suspended flow step: it is not a flow step")
+            approvals = await (await conn.execute(Q["suspend_resumes"], {"job": job_id})).fetchall()
+        flow = OpenFlow.model_validate(found["raw_flow"])
+        module = next((m for m, _ in iter_modules(flow) if m.id == found["flow_step_id"]), None)
+        if module is None or module.suspend is None or found["flow_status"] is None:
+            raise BadInput(f"job {job_id} is not a suspended flow step: its step does not suspend")
+        wait = state.FlowStatus.model_validate(found["flow_status"]).engine.suspended
+        if wait is not None and wait.job_id != str(job_id):
+            wait = None
+        return SuspendedStep(
+            flow_job_id=found["parent_job"],
+            module=module,
+            wait=wait,
+            suspend_until=found["suspend_until"] if wait is not None else None,
+            approvals=[
+                ResumeEvent(resume_id=r[0], approver=r[1], approved=r[2], created_at=r[4])
+                for r in approvals
+            ],
+        )
+
+    async def sweep_suspended(self) -> int:
+        """Time out the suspended flows whose deadline passed (the monitor calls this);
+        return how many."""
+        async with self.pool.connection() as conn:
+            due = await (await conn.execute(Q["suspend_due"])).fetchall()
+        timed_out = 0
+        for (flow_job_id,) in due:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await self._lock(conn, flow_job_id)
+                if row is None:
+                    continue
+                deadline = await (
+                    await conn.execute(Q["suspend_until"], {"id": flow_job_id})
+                ).fetchone()
+                if deadline is None or not deadline[1]:
+                    continue  # resumed (or suspended again) since it was listed
+                flow = OpenFlow.model_validate(row["raw_flow"])
+                status = state.FlowStatus.model_validate(row["flow_status"])
+                decision = state.resume(
+                    flow,
+                    status,
+                    approved=False,
+                    payload=None,
+                    approver=None,
+                    timed_out=True,
+                    evaluator=self.evaluator,
+                )
+                if decision.ignored:
+                    continue
+                await self._apply(conn, row, flow, decision)
+                timed_out += 1
+        return timed_out
 
 
 class _Unrunnable(BadInput):
