@@ -31,7 +31,9 @@ are notified at commit).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -137,6 +139,8 @@ class FlowEngine:
                 raise BadInput(f"a job with id {job_id} already exists") from None
             row = await self._lock(conn, job_id)
             assert row is not None  # inserted just above, in this transaction
+            if not await self._concurrency_admit(conn, row, flow):
+                return job_id  # waits for a slot: started by _concurrency_release
             await self._apply(conn, row, flow, decision)
         return job_id
 
@@ -252,7 +256,7 @@ class FlowEngine:
                     result=done[1],
                 ):
                     advanced += 1
-        return advanced
+        return advanced + await self._concurrency_sweep()
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -280,6 +284,8 @@ class FlowEngine:
                     failure = await self._push_step(conn, row, action)
                     if failure is not None:
                         unrunnable = (action.job_id, failure)
+                    elif flow.value.same_worker:
+                        await self._same_worker_pin(conn, row["id"], action.job_id)
                 else:
                     await self._finish(conn, row["id"], action)
             if unrunnable is None:
@@ -316,6 +322,8 @@ class FlowEngine:
                 "result": orjson.dumps(action.result).decode(),
             },
         )
+        # Its concurrency slot frees (at once, or when its window passes): start waiters.
+        await self._concurrency_finished(conn, flow_job_id)
 
     async def _push_step(
         self, conn: psycopg.AsyncConnection, row: dict[str, Any], action: state.RunStep
@@ -416,6 +424,128 @@ class FlowEngine:
             )
         )
 
+    # -- concurrency limits (flow value `concurrent_limit`) -----------------------------------
+    # A flow run over its key's limit is created queued and not running (Windmill's queued
+    # flow: every module WaitingForPriorSteps); it holds no worker slot and no connection.
+    # It starts, oldest first, when a run of its key ends (the hook in _finish, in the ending
+    # transaction) or when a window passes or a running run is canceled (the monitor's sweep).
+    # Every decision about a key is taken under that key's transaction-scoped advisory lock.
+    # Lock order: a flow's status row, then its key, then a waiting run's status row; a
+    # cancel locks only the waiting run's row (never the key), so none waits in a cycle.
+
+    async def _concurrency_admit(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], flow: OpenFlow
+    ) -> bool:
+        """Whether the new run ``row`` starts now; otherwise it is left waiting (queued,
+        not running, its status untouched by any step)."""
+        limits = concurrency_settings(flow)
+        if limits is None:
+            return True
+        limit, window_s = limits
+        key = concurrency_key(
+            flow,
+            workspace_id=row["workspace_id"],
+            path=row["runnable_path"],
+            args=row["args"] or {},
+        )
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        cur = await conn.execute(Q["flowctl_key_state"], {"key": key})
+        taken = await cur.fetchone()
+        active, waiting = (taken[0], taken[1]) if taken is not None else (0, 0)
+        # In order: a newcomer never overtakes a run already waiting.
+        start = waiting == 0 and active < limit
+        await conn.execute(
+            Q["flowctl_insert"],
+            {
+                "id": row["id"],
+                "workspace_id": row["workspace_id"],
+                "key": key,
+                "concurrent_limit": limit,
+                "window_s": window_s,
+                "start": start,
+            },
+        )
+        if start:
+            return True
+        await conn.execute(Q["flowctl_set_waiting"], {"id": row["id"]})
+        await conn.execute(
+            Q["save_flow_status"],
+            {"id": row["id"], "flow_status": Jsonb(_waiting_status(flow)), "awaiting": None},
+        )
+        return False
+
+    async def _concurrency_finished(self, conn: psycopg.AsyncConnection, flow_job_id: UUID) -> None:
+        """A flow ended (in this transaction): start the runs of its key that now fit."""
+        cur = await conn.execute(Q["flowctl_key_of"], {"id": flow_job_id})
+        found = await cur.fetchone()
+        if found is not None:
+            await self._concurrency_release(conn, found[0])
+
+    async def _concurrency_release(self, conn: psycopg.AsyncConnection, key: str) -> int:
+        """Start the waiting runs of ``key`` that fit, oldest first; return how many."""
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        await conn.execute(Q["flowctl_prune"], {"key": key})
+        started = 0
+        while True:
+            cur = await conn.execute(Q["flowctl_next_waiter"], {"key": key})
+            waiter = await cur.fetchone()
+            if waiter is None:
+                return started
+            waiter_id, limit, active = waiter
+            if active >= limit:
+                return started
+            row = await self._lock(conn, waiter_id)
+            if (
+                row is None
+                or not await (
+                    await conn.execute(Q["flowctl_start_waiter"], {"id": waiter_id})
+                ).fetchone()
+            ):
+                # Canceled while we waited for its lock: it takes no slot.
+                await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                continue
+            try:
+                # A savepoint: a start that fails (a bug) must not undo the ending flow's
+                # transaction; the run stays waiting and the monitor tries again.
+                async with conn.transaction():
+                    flow = OpenFlow.model_validate(row["raw_flow"])
+                    decision = state.start(
+                        flow, row["args"] or {}, evaluator=self.evaluator, flow_job_id=waiter_id
+                    )
+                    # Ending at once (a skip_expr) comes back here for the same key: the
+                    # advisory lock is held already, and the counts are read again each turn.
+                    await self._apply(conn, row, flow, decision)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise
+            except Exception:
+                log.exception("flow %s could not start; the monitor will retry", waiter_id)
+                return started
+            started += 1
+
+    async def _concurrency_sweep(self) -> int:
+        """The monitor's share: start waiting runs whose slot freed without a flow of their
+        key ending (a window passed, a running flow was canceled)."""
+        async with self.pool.connection() as conn:
+            keys = [k for (k,) in await (await conn.execute(Q["flowctl_waiting_keys"])).fetchall()]
+        started = 0
+        for key in keys:
+            async with self.pool.connection() as conn, conn.transaction():
+                started += await self._concurrency_release(conn, key)
+            # same_worker steps whose worker is gone are freed here too (not counted).
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["flowctl_unpin_lost"], {"within_s": _LOST_WORKER_S})
+        return started
+
+    # -- same_worker (flow value `same_worker`) ---------------------------------------------
+    # Every step after the first is pinned to the worker that ran the first (the claim query
+    # lets only it take the row). The worker runs such steps in a directory of the flow run
+    # and links its `./shared` (gristmill.worker.job); the directory goes when the flow ends.
+
+    async def _same_worker_pin(
+        self, conn: psycopg.AsyncConnection, flow_job_id: UUID, job_id: str
+    ) -> None:
+        await conn.execute(Q["flowctl_pin_step"], {"flow_id": flow_job_id, "id": UUID(job_id)})
+
 
 class _Unrunnable(BadInput):
     """A step whose job cannot be queued; ``result`` is its error result."""
@@ -432,3 +562,77 @@ def _checked(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[
         return validate_args(schema, dict(args))
     except ArgumentError as exc:
         raise _Unrunnable(_failure("ArgumentError", str(exc))) from None
+
+
+#: A worker process not heard from for this long is gone: the same_worker steps pinned to
+#: it are freed (live processes announce themselves every 10 s).
+_LOST_WORKER_S = 60
+
+_ARG_REFERENCE = re.compile(r"\$args\[([^\]]*)\]")
+
+
+def concurrency_settings(flow: OpenFlow) -> tuple[int, int] | None:
+    """``(concurrent_limit, concurrency_time_window_s)`` of a flow, ``None`` without a limit;
+    :class:`BadInput` naming the field when a value cannot be used."""
+    value = flow.value
+    if value.concurrent_limit is None:
+        return None
+    limit = _whole(value.concurrent_limit)
+    if limit is None or limit < 1:
+        raise BadInput(
+            "flow value concurrent_limit: must be a whole number of runs of at least 1; "
+            f"got {value.concurrent_limit!r}"
+        )
+    window = _whole(value.concurrency_time_window_s or 0)
+    if window is None or window < 0:
+        raise BadInput(
+            "flow value concurrency_time_window_s: must be a whole number of seconds, 0 or "
+            f"more; got {value.concurrency_time_window_s!r}"
+        )
+    return limit, window
+
+
+def _whole(number: float) -> int | None:
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, float) and not number.is_integer():
+        return None  # also NaN and the infinities
+    return int(number)
+
+
+def concurrency_key(
+    flow: OpenFlow, *, workspace_id: str, path: str | None, args: Mapping[str, Any]
+) -> str:
+    """The key a run counts under: the flow's ``concurrency_key`` with ``$workspace`` and
+    ``$args[name]`` filled in (a string argument as it is, another as JSON, a missing one as
+    nothing), as Windmill's; else ``<workspace>/flow/<path>``. A preview without a path
+    counts with the runs of the same flow value."""
+    template = flow.value.concurrency_key
+    if template:
+
+        def arg(match: re.Match[str]) -> str:
+            found = args.get(match.group(1).strip())
+            if found is None:
+                return ""
+            return found if isinstance(found, str) else orjson.dumps(found).decode()
+
+        return _ARG_REFERENCE.sub(arg, template.replace("$workspace", workspace_id))
+    if path:
+        return f"{workspace_id}/flow/{path}"
+    digest = hashlib.sha256(
+        orjson.dumps(flow.value.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
+    return f"{workspace_id}/flow/preview-{digest}"
+
+
+def _waiting_status(flow: OpenFlow) -> dict[str, Any]:
+    """The status of a run waiting for its concurrency slot: no module started."""
+    value = flow.value
+    return state.FlowStatus(
+        modules=[state.FlowStatusModule(id=m.id) for m in value.modules],
+        failure_module=(
+            state.FlowStatusModule(id=value.failure_module.id)
+            if value.failure_module is not None
+            else None
+        ),
+    ).to_json()
