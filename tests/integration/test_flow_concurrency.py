@@ -185,6 +185,21 @@ async def test_limit_one_runs_one_at_a_time_in_order(api: httpx.AsyncClient) -> 
         assert started >= ended, spans
 
 
+async def test_two_ending_at_once_start_each_waiter_once(api: httpx.AsyncClient) -> None:
+    """Limit 2, four runs: the first two end at about the same time on the two workers,
+    each ending transaction starting waiters under the key's lock: never more than two run
+    at once, and each waiting run starts once (one step job each)."""
+    value = flow(SLEEP_1, concurrent_limit=2)
+    ids = [await submit(api, value, {"n": i}, path="f/ops/pair") for i in range(4)]
+    jobs = await all_done(api, ids)
+    assert [j["result"] for j in jobs] == [0, 1, 2, 3]
+    spans = [interval(j) for j in jobs]
+    for at, _ in spans:
+        assert sum(1 for s, e in spans if s <= at < e) <= 2, spans
+    for i in ids:
+        assert len((await api.get(f"/w/main/jobs/list?parent_job={i}")).json()) == 1
+
+
 async def test_concurrency_key_with_args(api: httpx.AsyncClient) -> None:
     """`$workspace/flow/$args[x]`: runs with another `x` do not count against each other.
     (And limits that cannot be used are refused, naming the field.)"""
