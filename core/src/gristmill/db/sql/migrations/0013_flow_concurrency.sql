@@ -24,5 +24,6 @@ CREATE INDEX flow_concurrency_by_key ON flow_concurrency (key, queued_at);
 CREATE INDEX flow_concurrency_waiting ON flow_concurrency (key) WHERE started_at IS NULL;
 
 -- `same_worker`: a flow step that must run on one worker (the one that ran the flow's first
--- step). The claim query lets only that worker take the row.
+-- step): the claim query lets only that worker take the row. '*': a step of a same_worker
+-- flow that any worker may take (the first one); NULL: any other job.
 ALTER TABLE job_queue ADD COLUMN worker_pin text;

@@ -89,15 +89,15 @@ LIMIT 1000;
 
 -- name: flowctl_pin_step
 -- same_worker: the step's job may run only on the worker that ran the flow's first step
--- (the earliest of its steps completed by a worker). Before any step ran: no pin, any worker
--- takes it (and is then the flow's worker).
-UPDATE job_queue q SET worker_pin = w.worker
-FROM (
+-- (the earliest of its steps completed by a worker). Before any step ran: '*', any worker
+-- takes it (and is then the flow's worker); the pin also tells the worker it is a
+-- same_worker step (the claim query returns it).
+UPDATE job_queue q SET worker_pin = coalesce((
     SELECT c.worker FROM job j JOIN job_completed c USING (id)
     WHERE j.parent_job = %(flow_id)s AND c.worker IS NOT NULL
     ORDER BY c.completed_at, c.started_at
     LIMIT 1
-) w
+), '*')
 WHERE q.id = %(id)s AND NOT q.running;
 
 -- name: flowctl_flow_live
@@ -108,8 +108,8 @@ SELECT EXISTS (SELECT 1 FROM job_queue WHERE id = %(id)s);
 -- same_worker steps pinned to a worker whose process is gone (stopped, restarted under a new
 -- name, silent for `within_s`): any worker may take them now (without the flow's shared
 -- files, which stayed on the lost one) rather than waiting forever.
-UPDATE job_queue q SET worker_pin = NULL
-WHERE q.worker_pin IS NOT NULL AND NOT q.running
+UPDATE job_queue q SET worker_pin = '*'
+WHERE q.worker_pin IS NOT NULL AND q.worker_pin <> '*' AND NOT q.running
   AND NOT EXISTS (
       SELECT 1 FROM worker_ping w
       WHERE left(q.worker_pin, length(w.worker_instance) + 1) = w.worker_instance || '-'
