@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from gristmill.api.app import create_app
 from gristmill.config import Settings
+from gristmill.flows import state
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
 
@@ -261,6 +262,29 @@ async def test_canceled_waiting_run_never_starts(api: httpx.AsyncClient) -> None
     assert jw["status"] == "canceled"
     assert (await api.get(f"/w/main/jobs/list?parent_job={waiting}")).json() == []
     assert interval(j3)[0] >= interval(j1)[1] and j3["result"] == 3
+
+
+async def test_a_waiting_run_that_cannot_start_fails(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that raises (a bug) when the slot frees fails that run, naming why, and
+    frees the key: the ending flow's completion stands, the next run starts."""
+    value = flow(SLEEP_1, concurrent_limit=1)
+    first = await submit(api, value, {"n": 1}, path="f/ops/broken")
+    broken = await submit(api, value, {"n": 2}, path="f/ops/broken")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no start today")
+
+    monkeypatch.setattr(state, "start", refuse)
+    j1, jb = await all_done(api, [first, broken])
+    monkeypatch.undo()
+    assert j1["success"] and j1["result"] == 1
+    assert not jb["success"] and "no start today" in jb["result"]["error"]["message"]
+    after = await submit(api, value, {"n": 3}, path="f/ops/broken")
+    assert (await get_job(api, after))["running"]
+    (j3,) = await all_done(api, [after])
+    assert j3["result"] == 3
 
 
 async def test_same_worker_steps_share_a_directory(

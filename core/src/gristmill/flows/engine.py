@@ -495,19 +495,19 @@ class FlowEngine:
             if active >= limit:
                 return started
             row = await self._lock(conn, waiter_id)
-            if (
-                row is None
-                or not await (
-                    await conn.execute(Q["flowctl_start_waiter"], {"id": waiter_id})
-                ).fetchone()
-            ):
+            if row is None:
                 # Canceled while we waited for its lock: it takes no slot.
                 await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
                 continue
             try:
-                # A savepoint: a start that fails (a bug) must not undo the ending flow's
-                # transaction; the run stays waiting and the monitor tries again.
+                # A savepoint: a start that fails (a bug) must neither undo the ending flow's
+                # transaction nor leave the run holding a slot without running: it fails.
                 async with conn.transaction():
+                    if not await (
+                        await conn.execute(Q["flowctl_start_waiter"], {"id": waiter_id})
+                    ).fetchone():
+                        await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                        continue
                     flow = OpenFlow.model_validate(row["raw_flow"])
                     decision = state.start(
                         flow, row["args"] or {}, evaluator=self.evaluator, flow_job_id=waiter_id
@@ -517,9 +517,17 @@ class FlowEngine:
                     await self._apply(conn, row, flow, decision)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 raise
-            except Exception:
-                log.exception("flow %s could not start; the monitor will retry", waiter_id)
-                return started
+            except Exception as exc:
+                log.exception("flow %s could not start after waiting for its slot", waiter_id)
+                await self._finish(
+                    conn,
+                    waiter_id,
+                    state.FinishFlow(
+                        success=False,
+                        result=_failure("FlowStartError", f"the flow could not start: {exc}"),
+                    ),
+                )
+                continue
             started += 1
 
     async def _concurrency_sweep(self) -> int:
