@@ -20,6 +20,14 @@ def test_key_template_fills_workspace_and_args() -> None:
     assert key == 'main/flow/a-{"k":1}-'
 
 
+def test_long_keys_are_digested() -> None:
+    f = flow(concurrent_limit=1, concurrency_key="k/$args[x]")
+    one = concurrency_key(f, workspace_id="w", path=None, args={"x": "a" * 10_000})
+    two = concurrency_key(f, workspace_id="w", path=None, args={"x": "a" * 9_999 + "b"})
+    assert len(one) == len(two) == 512 and one != two
+    assert one == concurrency_key(f, workspace_id="w", path=None, args={"x": "a" * 10_000})
+
+
 def test_default_key_is_the_path_or_the_flow_value() -> None:
     f = flow(concurrent_limit=1)
     assert concurrency_key(f, workspace_id="w", path="f/a/b", args={}) == "w/flow/f/a/b"
@@ -33,7 +41,12 @@ def test_settings() -> None:
     assert concurrency_settings(flow()) is None
     assert concurrency_settings(flow(concurrent_limit=3)) == (3, 0)
     assert concurrency_settings(flow(concurrent_limit=2.0, concurrency_time_window_s=5)) == (2, 5)
-    for bad in ({"concurrent_limit": 0}, {"concurrent_limit": -2}, {"concurrent_limit": 1.5}):
+    for bad in (
+        {"concurrent_limit": 0},
+        {"concurrent_limit": -2},
+        {"concurrent_limit": 1.5},
+        {"concurrent_limit": 1e300},
+    ):
         with pytest.raises(BadInput, match="concurrent_limit"):
             concurrency_settings(flow(**bad))
     with pytest.raises(BadInput, match="concurrency_time_window_s"):

@@ -576,6 +576,12 @@ def _checked(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[
 #: it are freed (live processes announce themselves every 10 s).
 _LOST_WORKER_S = 60
 
+#: The largest limit or window stored (Postgres ``integer``).
+_INT4_MAX = 2**31 - 1
+
+#: Longer concurrency keys are kept as a prefix and a digest of the whole.
+_KEY_MAX = 512
+
 _ARG_REFERENCE = re.compile(r"\$args\[([^\]]*)\]")
 
 
@@ -586,16 +592,16 @@ def concurrency_settings(flow: OpenFlow) -> tuple[int, int] | None:
     if value.concurrent_limit is None:
         return None
     limit = _whole(value.concurrent_limit)
-    if limit is None or limit < 1:
+    if limit is None or not 1 <= limit <= _INT4_MAX:
         raise BadInput(
-            "flow value concurrent_limit: must be a whole number of runs of at least 1; "
-            f"got {value.concurrent_limit!r}"
+            "flow value concurrent_limit: must be a whole number of runs from 1 to "
+            f"{_INT4_MAX}; got {value.concurrent_limit!r}"
         )
     window = _whole(value.concurrency_time_window_s or 0)
-    if window is None or window < 0:
+    if window is None or not 0 <= window <= _INT4_MAX:
         raise BadInput(
-            "flow value concurrency_time_window_s: must be a whole number of seconds, 0 or "
-            f"more; got {value.concurrency_time_window_s!r}"
+            "flow value concurrency_time_window_s: must be a whole number of seconds from 0 "
+            f"to {_INT4_MAX}; got {value.concurrency_time_window_s!r}"
         )
     return limit, window
 
@@ -624,7 +630,12 @@ def concurrency_key(
                 return ""
             return found if isinstance(found, str) else orjson.dumps(found).decode()
 
-        return _ARG_REFERENCE.sub(arg, template.replace("$workspace", workspace_id))
+        key = _ARG_REFERENCE.sub(arg, template.replace("$workspace", workspace_id))
+        if len(key) > _KEY_MAX:
+            # An argument can be any size; an index entry cannot. Same key, same digest.
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: _KEY_MAX - 65]}#{digest}"
+        return key
     if path:
         return f"{workspace_id}/flow/{path}"
     digest = hashlib.sha256(
