@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -230,6 +231,8 @@ class FlowEngine:
             assert row is not None  # inserted just above, in this transaction
             if await self._control_flow_cache(conn, row, flow, args):
                 return job_id  # answered from the cache (cache_ttl): no step runs
+            if not await self._concurrency_admit(conn, row, flow):
+                return job_id  # waits for a slot: started by _concurrency_release
             await self._apply(conn, row, flow, decision)
         return job_id
 
@@ -347,7 +350,7 @@ class FlowEngine:
                     result=done[1],
                 ):
                     advanced += 1
-        return advanced
+        return advanced + await self._concurrency_sweep()
 
     async def _time_out_flows(self) -> None:
         """End the flows running longer than their timeout (a saved flow's ``timeout``):
@@ -415,6 +418,8 @@ class FlowEngine:
             if isinstance(action, state.RunStep):
                 outcome = await self._push_step(conn, row, action, flow=flow, status=status)
                 if outcome is None:
+                    if flow.value.same_worker and action.kind in ("rawscript", "script"):
+                        await self._same_worker_pin(conn, row["id"], action.job_id)
                     continue
                 decision = state.step_finished(
                     flow,
@@ -479,6 +484,8 @@ class FlowEngine:
                 "result": orjson.dumps(action.result).decode(),
             },
         )
+        # Its concurrency slot frees (at once, or when its window passes): start waiters.
+        await self._concurrency_finished(conn, flow_job_id)
 
     async def _push_step(
         self,
@@ -1074,6 +1081,136 @@ class FlowEngine:
                 timed_out += 1
         return timed_out
 
+    # -- concurrency limits (flow value `concurrent_limit`) -----------------------------------
+    # A flow run over its key's limit is created queued and not running (Windmill's queued
+    # flow: every module WaitingForPriorSteps); it holds no worker slot and no connection.
+    # It starts, oldest first, when a run of its key ends (the hook in _finish, in the ending
+    # transaction) or when a window passes or a running run is canceled (the monitor's sweep).
+    # Every decision about a key is taken under that key's transaction-scoped advisory lock.
+    # Lock order: a flow's status row, then its key, then a waiting run's status row; a
+    # cancel locks only the waiting run's row (never the key), so none waits in a cycle.
+
+    async def _concurrency_admit(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], flow: OpenFlow
+    ) -> bool:
+        """Whether the new run ``row`` starts now; otherwise it is left waiting (queued,
+        not running, its status untouched by any step)."""
+        limits = concurrency_settings(flow)
+        if limits is None:
+            return True
+        limit, window_s = limits
+        key = concurrency_key(
+            flow,
+            workspace_id=row["workspace_id"],
+            path=row["runnable_path"],
+            args=row["args"] or {},
+        )
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        cur = await conn.execute(Q["flowctl_key_state"], {"key": key})
+        taken = await cur.fetchone()
+        active, waiting = (taken[0], taken[1]) if taken is not None else (0, 0)
+        # In order: a newcomer never overtakes a run already waiting.
+        start = waiting == 0 and active < limit
+        await conn.execute(
+            Q["flowctl_insert"],
+            {
+                "id": row["id"],
+                "workspace_id": row["workspace_id"],
+                "key": key,
+                "concurrent_limit": limit,
+                "window_s": window_s,
+                "start": start,
+            },
+        )
+        if start:
+            return True
+        await conn.execute(Q["flowctl_set_waiting"], {"id": row["id"]})
+        await conn.execute(
+            Q["save_flow_status"],
+            {"id": row["id"], "flow_status": Jsonb(_waiting_status(flow)), "awaiting": None},
+        )
+        return False
+
+    async def _concurrency_finished(self, conn: psycopg.AsyncConnection, flow_job_id: UUID) -> None:
+        """A flow ended (in this transaction): start the runs of its key that now fit."""
+        cur = await conn.execute(Q["flowctl_key_of"], {"id": flow_job_id})
+        found = await cur.fetchone()
+        if found is not None:
+            await self._concurrency_release(conn, found[0])
+
+    async def _concurrency_release(self, conn: psycopg.AsyncConnection, key: str) -> int:
+        """Start the waiting runs of ``key`` that fit, oldest first; return how many."""
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        await conn.execute(Q["flowctl_prune"], {"key": key})
+        started = 0
+        while True:
+            cur = await conn.execute(Q["flowctl_next_waiter"], {"key": key})
+            waiter = await cur.fetchone()
+            if waiter is None:
+                return started
+            waiter_id, limit, active = waiter
+            if active >= limit:
+                return started
+            row = await self._lock(conn, waiter_id)
+            if row is None:
+                # Canceled while we waited for its lock: it takes no slot.
+                await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                continue
+            try:
+                # A savepoint: a start that fails (a bug) must neither undo the ending flow's
+                # transaction nor leave the run holding a slot without running: it fails.
+                async with conn.transaction():
+                    if not await (
+                        await conn.execute(Q["flowctl_start_waiter"], {"id": waiter_id})
+                    ).fetchone():
+                        await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                        continue
+                    flow = OpenFlow.model_validate(row["raw_flow"])
+                    decision = state.start(
+                        flow, row["args"] or {}, evaluator=self.evaluator, flow_job_id=waiter_id
+                    )
+                    # Ending at once (a skip_expr) comes back here for the same key: the
+                    # advisory lock is held already, and the counts are read again each turn.
+                    await self._apply(conn, row, flow, decision)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise
+            except Exception as exc:
+                log.exception("flow %s could not start after waiting for its slot", waiter_id)
+                await self._finish(
+                    conn,
+                    waiter_id,
+                    state.FinishFlow(
+                        success=False,
+                        result=_failure("FlowStartError", f"the flow could not start: {exc}"),
+                    ),
+                )
+                continue
+            started += 1
+
+    async def _concurrency_sweep(self) -> int:
+        """The monitor's share: start waiting runs whose slot freed without a flow of their
+        key ending (a window passed, a running flow was canceled)."""
+        async with self.pool.connection() as conn:
+            keys = [k for (k,) in await (await conn.execute(Q["flowctl_waiting_keys"])).fetchall()]
+        started = 0
+        for key in keys:
+            async with self.pool.connection() as conn, conn.transaction():
+                started += await self._concurrency_release(conn, key)
+            # same_worker steps whose worker is gone are freed here too (not counted).
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["flowctl_unpin_lost"], {"within_s": _LOST_WORKER_S})
+        return started
+
+    # -- same_worker (flow value `same_worker`) ---------------------------------------------
+    # Every step after the first is pinned to the worker that ran the first (the claim query
+    # lets only it take the row). The worker runs such steps in a directory of the flow run
+    # and links its `./shared` (gristmill.worker.job); the directory goes when the flow ends.
+
+    async def _same_worker_pin(
+        self, conn: psycopg.AsyncConnection, flow_job_id: UUID, job_id: str
+    ) -> None:
+        await conn.execute(Q["flowctl_pin_step"], {"flow_id": flow_job_id, "id": UUID(job_id)})
+
 
 class _Unrunnable(BadInput):
     """A step whose job cannot be queued; ``result`` is its error result."""
@@ -1140,3 +1277,88 @@ def step_digest(fields: Mapping[str, Any]) -> str:
 def flow_digest(value: Any, args: Mapping[str, Any], path: str | None) -> str:
     """The cache key of a flow run: the flow (its value as stored), its path and its args."""
     return _digest({"flow": 1, "value": value, "path": path, "args": dict(args)})
+
+
+#: A worker process not heard from for this long is gone: the same_worker steps pinned to
+#: it are freed (live processes announce themselves every 10 s).
+_LOST_WORKER_S = 60
+
+#: The largest limit or window stored (Postgres ``integer``).
+_INT4_MAX = 2**31 - 1
+
+#: Longer concurrency keys are kept as a prefix and a digest of the whole.
+_KEY_MAX = 512
+
+_ARG_REFERENCE = re.compile(r"\$args\[([^\]]*)\]")
+
+
+def concurrency_settings(flow: OpenFlow) -> tuple[int, int] | None:
+    """``(concurrent_limit, concurrency_time_window_s)`` of a flow, ``None`` without a limit;
+    :class:`BadInput` naming the field when a value cannot be used."""
+    value = flow.value
+    if value.concurrent_limit is None:
+        return None
+    limit = _whole(value.concurrent_limit)
+    if limit is None or not 1 <= limit <= _INT4_MAX:
+        raise BadInput(
+            "flow value concurrent_limit: must be a whole number of runs from 1 to "
+            f"{_INT4_MAX}; got {value.concurrent_limit!r}"
+        )
+    window = _whole(value.concurrency_time_window_s or 0)
+    if window is None or not 0 <= window <= _INT4_MAX:
+        raise BadInput(
+            "flow value concurrency_time_window_s: must be a whole number of seconds from 0 "
+            f"to {_INT4_MAX}; got {value.concurrency_time_window_s!r}"
+        )
+    return limit, window
+
+
+def _whole(number: float) -> int | None:
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, float) and not number.is_integer():
+        return None  # also NaN and the infinities
+    return int(number)
+
+
+def concurrency_key(
+    flow: OpenFlow, *, workspace_id: str, path: str | None, args: Mapping[str, Any]
+) -> str:
+    """The key a run counts under: the flow's ``concurrency_key`` with ``$workspace`` and
+    ``$args[name]`` filled in (a string argument as it is, another as JSON, a missing one as
+    nothing), as Windmill's; else ``<workspace>/flow/<path>``. A preview without a path
+    counts with the runs of the same flow value."""
+    template = flow.value.concurrency_key
+    if template:
+
+        def arg(match: re.Match[str]) -> str:
+            found = args.get(match.group(1).strip())
+            if found is None:
+                return ""
+            return found if isinstance(found, str) else orjson.dumps(found).decode()
+
+        key = _ARG_REFERENCE.sub(arg, template.replace("$workspace", workspace_id))
+        if len(key) > _KEY_MAX:
+            # An argument can be any size; an index entry cannot. Same key, same digest.
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: _KEY_MAX - 65]}#{digest}"
+        return key
+    if path:
+        return f"{workspace_id}/flow/{path}"
+    digest = hashlib.sha256(
+        orjson.dumps(flow.value.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
+    return f"{workspace_id}/flow/preview-{digest}"
+
+
+def _waiting_status(flow: OpenFlow) -> dict[str, Any]:
+    """The status of a run waiting for its concurrency slot: no module started."""
+    value = flow.value
+    return state.FlowStatus(
+        modules=[state.FlowStatusModule(id=m.id) for m in value.modules],
+        failure_module=(
+            state.FlowStatusModule(id=value.failure_module.id)
+            if value.failure_module is not None
+            else None
+        ),
+    ).to_json()
