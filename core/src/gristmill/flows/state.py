@@ -121,6 +121,7 @@ __all__ = [
     "start",
     "step_finished",
     "unsupported_features",
+    "walk",
 ]
 
 ModuleState = Literal[
@@ -229,6 +230,10 @@ class EngineState(_Status):
     #: Seconds to wait before the next job (the last step's ``sleep``).
     next_delay_s: float = 0
     finished: bool = False
+    #: Loop or ``branchall`` module id → the results of the iterations or branches done
+    #: when it failed (its ``results`` entry is then the error): a restart from iteration
+    #: or branch n reuses the first n (:mod:`gristmill.flows.restart`).
+    partial: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class FlowStatus(_Status):
@@ -930,6 +935,8 @@ class _Run:
         ):
             self.end_branch(result)
             return
+        if frame.kind in ("forloop", "whileloop", "branchall"):
+            self.state.partial[container.id] = copy.deepcopy(frame.results)
         self.state.frames.pop()
         self.done(container, False, result)
 
@@ -992,3 +999,18 @@ class _Run:
         self.status.step = (
             len(self.status.modules) if frames[0].kind == "failure" else frames[0].pos
         )
+
+
+def walk(
+    flow: OpenFlow,
+    status: FlowStatus,
+    *,
+    evaluator: Evaluator,
+    resource: Resolver | None = None,
+    variable: Resolver | None = None,
+) -> Decision:
+    """The first decision of a run whose status was built elsewhere (a restart from a step:
+    :mod:`gristmill.flows.restart`): the machine runs on from ``status.engine.frames``.
+    ``status`` is not modified."""
+    run = _Run(flow, status.model_copy(deep=True), evaluator, resource, variable)
+    return run.advance()
