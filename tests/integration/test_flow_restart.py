@@ -62,7 +62,7 @@ async def run_flow(api: httpx.AsyncClient, value: dict[str, Any], args: dict[str
     return r.text
 
 
-async def test_restart_from_a_top_level_step_and_refusals(api: httpx.AsyncClient) -> None:
+async def restart_from_a_top_level_step_and_refusals(api: httpx.AsyncClient) -> None:
     value = {
         "modules": [
             step("a", ADD_ONE, x=js("flow_input.n")),
@@ -101,7 +101,7 @@ async def test_restart_from_a_top_level_step_and_refusals(api: httpx.AsyncClient
     await api.post(f"/w/main/jobs_u/queue/cancel/{running}", json={"reason": "test"})
 
 
-async def test_restart_a_failed_loop_from_iteration_n(api: httpx.AsyncClient) -> None:
+async def restart_a_failed_loop_from_iteration_n(api: httpx.AsyncClient) -> None:
     value = {
         "modules": [
             step("a", ADD_ONE, x=js("flow_input.n")),
@@ -138,3 +138,11 @@ async def test_restart_a_failed_loop_from_iteration_n(api: httpx.AsyncClient) ->
     assert job["success"] is True, job["result"]
     assert job["result"] == [2, 4, 6, 8]
     assert len(await children(api, r.text)) == 2  # iterations 2 and 3 only
+
+
+async def test_restart_from_a_step_and_from_an_iteration(api: httpx.AsyncClient) -> None:
+    # Both on one platform, at once (one fresh database instead of two: test time).
+    await asyncio.gather(
+        restart_from_a_top_level_step_and_refusals(api),
+        restart_a_failed_loop_from_iteration_n(api),
+    )
