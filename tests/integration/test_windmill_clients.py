@@ -673,6 +673,36 @@ def test_windmill_cli_pushes_a_flow_and_reads_it_back(served: Served, tmp_path: 
     first = json.loads(wmill_cli("flow", "show-version", path, str(history[1]["id"]), "--json"))
     assert first["value"] == flow["value"] and first["path"] == path
 
+    # `flow run` runs the saved flow (jobs/run/f) and follows it to its result.
+    out = wmill_cli("flow", "run", path, "-d", json.dumps({"name": "cli"}))
+    assert "hello cli" in out, out
+
+
+def test_python_client_runs_a_saved_flow(served: Served, wm: wmill.Windmill) -> None:
+    path = _unique("py_flow")
+    value = {
+        "modules": [
+            {
+                "id": "a",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(x: int):\n    return x * 2\n",
+                    "input_transforms": {"x": {"type": "javascript", "expr": "flow_input.x"}},
+                },
+            }
+        ]
+    }
+    r = served.http.post(
+        f"/w/{WORKSPACE}/flows/create", json={"path": path, "summary": "", "value": value}
+    )
+    assert r.status_code == 201, r.text
+    job_id = wm.run_flow_async(path, args={"x": 21})
+    assert wm.wait_job(job_id) == 42
+    # A run option a flow does not take yet is refused, not ignored.
+    with pytest.raises(Exception, match="scheduled"):
+        wm.run_flow_async(path, args={"x": 1}, scheduled_in_secs=60)
+
 
 # --- Windmill's README example -------------------------------------------------------------
 

@@ -1232,6 +1232,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/run/f/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Flow By Path
+         * @description Run the flow saved at ``path`` (its current version); returns the flow job's id.
+         */
+        post: operations["jobs-run_flow_by_path"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/run/h/{hash}": {
         parameters: {
             query?: never;
@@ -1329,6 +1349,27 @@ export interface paths {
          *     process; here it is a job like any preview, so it is sandboxed, logged and audited).
          */
         post: operations["jobs-run_inline_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/run_wait_result/f/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Wait Result Flow By Path
+         * @description Run the flow saved at ``path`` and answer with its result (422 with the error when
+         *     the flow fails).
+         */
+        post: operations["jobs-run_wait_result_flow_by_path"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3011,6 +3052,10 @@ export interface components {
             priority: number | null;
             /** Raw Code */
             raw_code?: string | null;
+            /** Raw Flow */
+            raw_flow?: {
+                [key: string]: unknown;
+            } | null;
             /** Result */
             result?: unknown;
             /** Root Job */
@@ -3830,6 +3875,10 @@ export interface components {
             priority: number | null;
             /** Raw Code */
             raw_code?: string | null;
+            /** Raw Flow */
+            raw_flow?: {
+                [key: string]: unknown;
+            } | null;
             /** Root Job */
             root_job?: string | null;
             /** Running */
@@ -9317,6 +9366,109 @@ export interface operations {
             };
         };
     };
+    "jobs-run_flow_by_path": {
+        parameters: {
+            query?: {
+                /** @description Run at this time rather than now. */
+                scheduled_for?: string;
+                /** @description Run this many seconds from now. */
+                scheduled_in_secs?: number;
+                /** @description Worker tag to run on (default: the script's tag or language). */
+                tag?: string;
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string;
+                /** @description The job starting this one (it must be visible to the caller). */
+                parent_job?: string;
+                root_job?: string;
+                /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
+                timeout?: number;
+            };
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "world"
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-run_script_by_hash": {
         parameters: {
             query?: {
@@ -9726,6 +9878,127 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["PreviewBody"];
+            };
+        };
+        responses: {
+            /** @description The script's result (any JSON). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The job failed: its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `timeout after ...`: the job outlived TIMEOUT_WAIT_RESULT; it keeps going, and the message says where to fetch its result (Windmill's answer). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-run_wait_result_flow_by_path": {
+        parameters: {
+            query?: {
+                /** @description Run at this time rather than now. */
+                scheduled_for?: string;
+                /** @description Run this many seconds from now. */
+                scheduled_in_secs?: number;
+                /** @description Worker tag to run on (default: the script's tag or language). */
+                tag?: string;
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string;
+                /** @description The job starting this one (it must be visible to the caller). */
+                parent_job?: string;
+                root_job?: string;
+                /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
+                timeout?: number;
+            };
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "world"
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {

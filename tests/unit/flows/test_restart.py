@@ -248,3 +248,20 @@ def test_refusals_name_the_step(ev: Evaluator) -> None:
     )
     with pytest.raises(BadInput, match=r'step "a" before it failed'):
         again(ev, THREE, failed, "c", handlers)
+
+
+def test_a_parallel_loop_restarts_from_its_start_only(ev: Evaluator) -> None:
+    flow = flow_of(
+        {
+            "id": "par",
+            "value": {
+                "type": "forloopflow",
+                "iterator": {"type": "javascript", "expr": "[1, 2]"},
+                "parallel": True,
+                "modules": [script("each", v="flow_input.iter.value")],
+            },
+        }
+    )
+    old = FlowStatus.model_validate({"modules": [{"id": "par"}], "engine": {"finished": True}})
+    with pytest.raises(BadInput, match=r'step "par" is a parallel forloopflow: restart it from'):
+        again(ev, flow, old, "each", {}, iteration=1)

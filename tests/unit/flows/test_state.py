@@ -510,14 +510,9 @@ def test_retry_if_false_does_not_retry(ev: Evaluator) -> None:
         (
             {
                 "id": "p",
-                "value": {
-                    "type": "forloopflow",
-                    "parallel": True,
-                    "iterator": {"type": "static", "value": []},
-                    "modules": [],
-                },
+                "value": {"type": "whileloopflow", "parallel": True, "modules": []},
             },
-            "parallel forloopflow",
+            "parallel whileloopflow",
         ),
         ({**script("s"), "suspend": {"required_events": 1}}, "suspend"),
         ({"id": "ai", "value": {"type": "aiagent", "tools": []}}, "'aiagent'"),

@@ -32,6 +32,7 @@ are notified at commit).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -48,6 +49,7 @@ from gristmill.flows import state
 from gristmill.flows.checks import check_flow
 from gristmill.flows.expressions import Evaluator
 from gristmill.flows.model import OpenFlow, PathScript, iter_modules, parse_flow
+from gristmill.queue.cancel import cancel_in_transaction
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
@@ -69,6 +71,10 @@ def public_flow_status(stored: Mapping[str, Any] | None) -> dict[str, Any] | Non
     if stored is None:
         return None
     return state.FlowStatus.model_validate(stored).windmill_json()
+
+
+def _flow_json(flow: OpenFlow) -> dict[str, Any]:
+    return flow.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def _failure(name: str, message: str) -> Any:
@@ -113,28 +119,85 @@ class FlowEngine:
             check_path(path)
         check_json("args", args, max_depth=self.limits.max_args_depth)
         await self._check(workspace_id, flow)
+        return await self._submit(
+            workspace_id, actor, flow, args, kind=JobKind.FLOWPREVIEW, path=path, job_id=job_id
+        )
+
+    async def run_flow(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        path: str,
+        args: Mapping[str, Any],
+        *,
+        job_id: UUID | None = None,
+        access: Access | None = None,
+    ) -> UUID:
+        """Start the flow saved at ``path`` (its current version) with ``args``, checked
+        against its input schema; return the flow job's id. With ``access``, the caller must
+        be able to read the flow (404 otherwise, as for a missing one)."""
+        check_path(path)
+        async with self.pool.connection() as conn:
+            row = await self._saved_flow(conn, workspace_id, path)
+        if row is None or (access is not None and not access.can_read(path, row["extra_perms"])):
+            raise NotFound(f"flow not found at path {path}")
+        if row["archived"]:
+            raise BadInput(
+                f"the flow at {path} is archived: unarchive it (flows/archive/{path} with "
+                '{"archived": false}) to run it'
+            )
+        flow = parse_flow({"summary": row["summary"], "value": row["value"]})
+        check_json("args", args, max_depth=self.limits.max_args_depth)
+        try:
+            checked = validate_args(row["schema"], dict(args))
+        except ArgumentError as exc:
+            raise BadInput(f"flow {path}: {exc}") from None
+        return await self._submit(
+            workspace_id, actor, flow, checked, kind=JobKind.FLOW, path=path, job_id=job_id
+        )
+
+    async def _saved_flow(
+        self, conn: psycopg.AsyncConnection, workspace_id: str, path: str
+    ) -> dict[str, Any] | None:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["get_flow"], {"workspace_id": workspace_id, "path": path})
+        return await cur.fetchone()
+
+    async def _submit(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        flow: OpenFlow,
+        args: Mapping[str, Any],
+        *,
+        kind: JobKind,
+        path: str | None,
+        job_id: UUID | None,
+    ) -> UUID:
+        """Insert the flow job and apply its first decision, in one transaction."""
         job_id = job_id or uuid4()
         decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
         params = {
             "id": job_id,
             "workspace_id": workspace_id,
-            "kind": JobKind.FLOWPREVIEW,
+            "kind": kind,
             "runnable_path": path,
-            "raw_flow": Jsonb(flow.model_dump(mode="json", by_alias=True, exclude_unset=True)),
+            "raw_flow": Jsonb(_flow_json(flow)),
             "args": Jsonb(dict(args)),
             "created_by": actor.username,
             "permissioned_as": actor.permissioned_as,
             "email": actor.email,
             "parent_job": None,
             "root_job": None,
+            "flow_step_id": None,
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
+            "operation": "jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
         }
         async with self.pool.connection() as conn, conn.transaction():
-            try:
-                await conn.execute(Q["push_flow_job"], params)
-            except psycopg.errors.UniqueViolation:
-                raise BadInput(f"a job with id {job_id} already exists") from None
+            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
+            if inserted is None:
+                raise BadInput(f"a job with id {job_id} already exists")
             row = await self._lock(conn, job_id)
             assert row is not None  # inserted just above, in this transaction
             await self._apply(conn, row, flow, decision)
@@ -269,29 +332,41 @@ class FlowEngine:
         row: dict[str, Any],
         flow: OpenFlow,
         decision: state.Decision,
-    ) -> None:
-        """Apply a decision's actions and store its status. A step that cannot be queued is
-        recorded failed and fed back at once (which may give more actions)."""
-        while True:
-            status = decision.status
-            unrunnable: tuple[str, Any] | None = None
-            for action in decision.actions:
-                if isinstance(action, state.RunStep):
-                    failure = await self._push_step(conn, row, action)
-                    if failure is not None:
-                        unrunnable = (action.job_id, failure)
-                else:
-                    await self._finish(conn, row["id"], action)
-            if unrunnable is None:
-                break
-            decision = state.step_finished(
-                flow,
-                status,
-                job_id=unrunnable[0],
-                success=False,
-                result=unrunnable[1],
-                evaluator=self.evaluator,
-            )
+        *,
+        nested: bool = False,
+    ) -> state.FinishFlow | None:
+        """Apply a decision's actions and store its status.
+
+        A step that completes at once (it cannot be queued: recorded failed; a child flow
+        that ended while starting) is fed back at once, which may give more actions. When
+        the flow ends, its parent flow (if it is a child flow job) advances too, in this
+        transaction, unless ``nested`` (the parent is the caller: it takes the returned
+        :class:`~gristmill.flows.state.FinishFlow` itself).
+        """
+        status = decision.status
+        pending = deque(decision.actions)
+        finished: state.FinishFlow | None = None
+        while pending:
+            action = pending.popleft()
+            if isinstance(action, state.RunStep):
+                outcome = await self._push_step(conn, row, action)
+                if outcome is None:
+                    continue
+                decision = state.step_finished(
+                    flow,
+                    status,
+                    job_id=action.job_id,
+                    success=outcome[0],
+                    result=outcome[1],
+                    evaluator=self.evaluator,
+                )
+                status = decision.status
+                pending.extend(decision.actions)
+            elif isinstance(action, state.CancelJobs):
+                await self._cancel_children(conn, row, action.job_ids)
+            else:
+                await self._finish(conn, row["id"], action)
+                finished = action
         awaiting = status.engine.awaiting
         await conn.execute(
             Q["save_flow_status"],
@@ -303,6 +378,28 @@ class FlowEngine:
                 else None,
             },
         )
+        if finished is not None and not nested and row["parent_job"] is not None:
+            await self.advance(
+                conn,
+                row["parent_job"],
+                row["id"],
+                success=finished.success,
+                result=finished.result,
+            )
+        return finished
+
+    async def _cancel_children(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], job_ids: tuple[str, ...]
+    ) -> None:
+        """Cancel child jobs the flow stopped waiting for (and their own children)."""
+        for job_id in job_ids:
+            await cancel_in_transaction(
+                conn,
+                workspace_id=row["workspace_id"],
+                job_id=UUID(job_id),
+                canceled_by=row["permissioned_as"],
+                reason="another iteration or branch of the same parallel step failed",
+            )
 
     async def _finish(
         self, conn: psycopg.AsyncConnection, flow_job_id: UUID, action: state.FinishFlow
@@ -319,8 +416,10 @@ class FlowEngine:
 
     async def _push_step(
         self, conn: psycopg.AsyncConnection, row: dict[str, Any], action: state.RunStep
-    ) -> Any | None:
-        """Queue the step's job; the error result when it cannot run (recorded as failed)."""
+    ) -> tuple[bool, Any] | None:
+        """Queue the step's job, or start its child flow; its outcome (success, result) when
+        it completed at once: it cannot run (recorded as failed), or a child flow ended while
+        starting."""
         common: dict[str, Any] = {
             "id": UUID(action.job_id),
             "workspace_id": row["workspace_id"],
@@ -332,6 +431,22 @@ class FlowEngine:
             "root_job": row["root_job"] or row["id"],
             "flow_step_id": action.module_id,
         }
+        if action.kind in ("flow", "flownode"):
+            try:
+                return await self._start_child(conn, row, action, common)
+            except _Unrunnable as exc:
+                await conn.execute(
+                    Q["push_failed_flow_step"],
+                    {
+                        **common,
+                        "kind": JobKind.FLOW if action.kind == "flow" else JobKind.FLOWNODE,
+                        "runnable_path": action.script_path,
+                        "args": Jsonb(action.args),
+                        "tag": "flow",
+                        "result": orjson.dumps(exc.result).decode(),
+                    },
+                )
+                return (False, exc.result)
         try:
             fields = await self._step_fields(conn, row["workspace_id"], action)
         except _Unrunnable as exc:
@@ -346,9 +461,66 @@ class FlowEngine:
                     "result": orjson.dumps(exc.result).decode(),
                 },
             )
-            return exc.result
+            return (False, exc.result)
         await conn.execute(Q["push_flow_step"], {**common, **fields, "delay_s": action.delay_s})
         return None
+
+    async def _start_child(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        action: state.RunStep,
+        common: dict[str, Any],
+    ) -> tuple[bool, Any] | None:
+        """Insert and start a child flow job: a sub-flow (``flow``: the flow saved at the
+        step's path) or a parallel iteration or branch (``flownode``: the modules it carries).
+        Its outcome when it ended while starting (then it was not left waiting)."""
+        if action.kind == "flow":
+            saved = await self._saved_flow(conn, row["workspace_id"], action.script_path or "")
+            if saved is None or saved["archived"]:
+                raise _Unrunnable(
+                    _failure(
+                        JobErrorName.SCRIPT_NOT_FOUND,
+                        f"step {action.module_id!r}: no flow at path {action.script_path}",
+                    )
+                )
+            child = parse_flow({"summary": saved["summary"], "value": saved["value"]})
+            try:
+                args = validate_args(saved["schema"], dict(action.args))
+            except ArgumentError as exc:
+                raise _Unrunnable(
+                    _failure("ArgumentError", f"sub-flow {action.script_path}: {exc}")
+                ) from None
+            kind = JobKind.FLOW
+        else:
+            assert action.flow_value is not None
+            child = parse_flow({"summary": "", "value": action.flow_value})
+            args = dict(action.args)
+            kind = JobKind.FLOWNODE
+        child_id = UUID(action.job_id)
+        decision = state.start(
+            child, args, evaluator=self.evaluator, flow_job_id=child_id, inherit=action.inherit
+        )
+        inserted = await (
+            await conn.execute(
+                Q["push_flow_job"],
+                {
+                    **common,
+                    "kind": kind,
+                    "runnable_path": action.script_path,
+                    "raw_flow": Jsonb(_flow_json(child)),
+                    "args": Jsonb(args),
+                    "flow_status": Jsonb(decision.status.to_json()),
+                    "operation": "jobs.run.flow",
+                },
+            )
+        ).fetchone()
+        if inserted is None:
+            return None  # started before (a decision applied again): it advances by itself
+        child_row = await self._lock(conn, child_id)
+        assert child_row is not None  # inserted just above, in this transaction
+        finished = await self._apply(conn, child_row, child, decision, nested=True)
+        return None if finished is None else (finished.success, finished.result)
 
     async def _step_fields(
         self, conn: psycopg.AsyncConnection, workspace_id: str, action: state.RunStep
@@ -408,13 +580,7 @@ class FlowEngine:
                 "tag": action.tag or script["tag"] or script["language"],
                 "timeout": script["timeout"],
             }
-        raise _Unrunnable(
-            _failure(
-                JobErrorName.SCRIPT_NOT_FOUND,
-                f"step {action.module_id!r}: sub-flows ({action.script_path}) are not "
-                "supported yet",
-            )
-        )
+        raise AssertionError(f"not a script step: {action.kind}")  # child flows: _start_child
 
     # -- restarting ------------------------------------------------------------------------------
 
@@ -447,6 +613,11 @@ class FlowEngine:
             old = await cur.fetchone()
         if old is None or not can_see_job(access, old["permissioned_as"], old["runnable_path"]):
             raise NotFound(f"Flow job not found at name {old_job_id}")
+        if old["parent_job"] is not None:
+            raise BadInput(
+                f"restart: job {old_job_id} is a step of flow job {old['parent_job']} (a "
+                "sub-flow or a parallel iteration): restart that flow from its step instead"
+            )
         if not old["ended"]:
             raise BadInput(
                 f'restart from step "{step_id}": flow job {old_job_id} is still running; '
@@ -481,14 +652,15 @@ class FlowEngine:
             "email": actor.email,
             "parent_job": None,
             "root_job": None,
+            "flow_step_id": None,
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
+            "operation": "jobs.restart.flow",
         }
         async with self.pool.connection() as conn, conn.transaction():
-            try:
-                await conn.execute(Q["push_flow_job"], params)
-            except psycopg.errors.UniqueViolation:
-                raise BadInput(f"a job with id {job_id} already exists") from None
+            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
+            if inserted is None:
+                raise BadInput(f"a job with id {job_id} already exists")
             row = await self._lock(conn, job_id)
             assert row is not None  # inserted just above, in this transaction
             await self._apply(conn, row, flow, decision)

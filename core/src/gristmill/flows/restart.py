@@ -20,7 +20,8 @@ is ``POST /jobs/restart/f/{id}/from/{step_id}[/{branch_or_iteration_n}]``.
   ``0..n-1`` keep their results, branch ``n`` and the next run. ``n`` may be at most the
   number of iterations (branches) the old run completed, and must name an iteration that
   exists. ``n = 0`` is the module from its start (a ``forloopflow``'s iterator evaluated
-  again). An iteration on another kind of module is refused.
+  again). An iteration on another kind of module, or ``n > 0`` on a parallel loop or
+  ``branchall`` (its iterations end in any order), is refused.
 - The args are the old run's unless others are given (the copied results stay those of
   the old args). Everything after the restart point runs as in a new run: retries start
   again, the failure module runs if the flow fails.
@@ -166,6 +167,13 @@ def _inner_frame(
     inner = top.value
     if not isinstance(inner, ForloopFlow | WhileloopFlow | BranchAll):
         _not_iterable(top)
+    if not isinstance(inner, WhileloopFlow) and inner.parallel:
+        # Its iterations run as child flows, finishing in any order: no prefix of them is
+        # known to be done.
+        raise BadInput(
+            f'restart: step "{top.id}" is a parallel {inner.type}: restart it from its start '
+            "(no iteration or branch number, or 0)"
+        )
     old_entry = old.modules[k] if k < len(old.modules) else None
     if top.id in old.engine.partial:
         done = old.engine.partial[top.id]

@@ -62,8 +62,16 @@ sub-flow per iteration), and nested modules have no status entry of their own.
   results. An empty body gives ``null``.
 - ``sleep`` (evaluated after the step with ``result``) delays the next job pushed.
 
+- A parallel ``forloopflow`` or ``branchall`` runs each iteration or branch as a child flow
+  (:class:`RunStep` of kind ``flownode`` carrying the modules and an :class:`Inherit`: the
+  flow's input, results and previous result, the iterations around it); the flow waits in
+  a ``parallel`` frame, launching more children as others end (``parallelism``). A failed
+  child (without ``skip_failure(s)``) fails the module and the others are canceled
+  (:class:`CancelJobs`). A ``flow`` module is a child flow of kind ``flow`` (by path) that
+  inherits only its depth: nesting stops at :data:`MAX_DEPTH`.
+
 **Not yet** (:func:`start` answers a :class:`FinishFlow` failure naming the feature):
-parallel loops and branches, ``suspend`` (approval steps), module types Gristmill does not
+parallel ``whileloopflow``, ``suspend`` (approval steps), module types Gristmill does not
 run. Ignored for now, left to the engine: ``early_return`` (the flow still runs to its end,
 so the final result is right), ``preprocessor_module`` (only runs for triggers),
 ``timeout``, ``cache_ttl``, ``priority``, ``delete_after_use``.
@@ -105,9 +113,11 @@ from gristmill.flows.model import (
 )
 
 __all__ = [
+    "MAX_DEPTH",
     "Action",
     "BranchAllStatus",
     "BranchChosen",
+    "CancelJobs",
     "Decision",
     "EngineState",
     "FinishFlow",
@@ -115,6 +125,7 @@ __all__ = [
     "FlowStatus",
     "FlowStatusModule",
     "Frame",
+    "Inherit",
     "RetryStatus",
     "RunStep",
     "retry_delay",
@@ -132,6 +143,9 @@ ModuleState = Literal[
     "Success",
     "Failure",
 ]
+
+#: How deep sub-flows may nest (a flow reaching itself through its sub-flows stops there).
+MAX_DEPTH = 16
 
 #: The namespace of job ids when the engine gives no flow job id (tests, previews).
 _DEFAULT_NAMESPACE = uuid.UUID("6b1c5f64-3a0e-4d7e-9f55-6c0a2f1d9e21")
@@ -181,7 +195,7 @@ class RetryStatus(_Status):
     failed_jobs: list[str] = Field(default_factory=list)
 
 
-FrameKind = Literal["root", "failure", "forloop", "whileloop", "branchone", "branchall"]
+FrameKind = Literal["root", "failure", "forloop", "whileloop", "branchone", "branchall", "parallel"]
 
 
 class Frame(_Status):
@@ -205,6 +219,12 @@ class Frame(_Status):
     last: Any = None
     #: ``previous_result`` when the body was entered (each iteration starts from it).
     entry_previous: Any = None
+    #: ``parallel`` (a parallel ``forloopflow`` or ``branchall``): the child flow jobs
+    #: running (job id → iteration or branch), how many were launched, at most how many run
+    #: at once (``None``: all).
+    running: dict[str, int] = Field(default_factory=dict)
+    launched: int = 0
+    parallelism: int | None = None
 
 
 class Awaiting(_Status):
@@ -225,6 +245,11 @@ class EngineState(_Status):
     awaiting: Awaiting | None = None
     #: The namespace of the ids of the jobs pushed (the flow job's id).
     namespace: str = str(_DEFAULT_NAMESPACE)
+    #: A flow run as a step of another: how deep (0 for a flow run by itself), and the
+    #: iterations of the loops around it in its parent flows (``flow_input.iter`` inside a
+    #: parallel iteration), outermost first.
+    depth: int = 0
+    outer_iters: list[dict[str, Any]] = Field(default_factory=list)
     #: How many jobs were pushed: the name of the next job id.
     seq: int = 0
     #: Seconds to wait before the next job (the last step's ``sleep``).
@@ -263,7 +288,7 @@ class RunStep:
     module_id: str
     #: Where the module sits in the flow (:data:`~gristmill.flows.model.ModulePath`).
     path: ModulePath
-    kind: Literal["rawscript", "script", "flow"]
+    kind: Literal["rawscript", "script", "flow", "flownode"]
     #: The evaluated input transforms.
     args: dict[str, Any]
     #: Wait this long before running it (the previous step's ``sleep``, or a retry delay).
@@ -279,6 +304,35 @@ class RunStep:
     iterations: tuple[Mapping[str, Any], ...] = ()
     #: 0 for the first attempt, n for the n-th retry.
     attempt: int = 0
+    #: ``flownode``: the flow value the child flow job runs (a parallel iteration's or
+    #: branch's modules).
+    flow_value: Mapping[str, Any] | None = None
+    #: ``flow`` and ``flownode``: what the child flow starts with (give it to :func:`start`).
+    inherit: Inherit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inherit:
+    """What a child flow job gets from the flow that runs it.
+
+    A sub-flow (``flow`` module) is a flow of its own: only its depth is inherited. A
+    parallel iteration or branch (``flownode``) runs inside its parent's context: the
+    parent's ``flow_input``, ``results`` and ``previous_result`` and the iterations of the
+    loops around it (``results`` not ``None`` marks that case).
+    """
+
+    depth: int = 0
+    results: Mapping[str, Any] | None = None
+    previous_result: Any = None
+    iterations: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJobs:
+    """Cancel child jobs still running that the flow no longer waits for (the other
+    iterations or branches of a parallel module that failed)."""
+
+    job_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +346,7 @@ class FinishFlow:
     stopped_early: bool = False
 
 
-Action = RunStep | FinishFlow
+Action = RunStep | CancelJobs | FinishFlow
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +374,7 @@ def unsupported_features(flow: OpenFlow) -> list[str]:
         inner = module.value
         if isinstance(inner, UnsupportedModule):
             found.append(f"{where}: module type {inner.type!r}")
-        if isinstance(inner, ForloopFlow | WhileloopFlow | BranchAll) and inner.parallel:
+        if isinstance(inner, WhileloopFlow) and inner.parallel:
             found.append(f"{where}: parallel {inner.type}")
         suspend = module.suspend
         if (
@@ -339,13 +393,17 @@ def start(
     flow_job_id: uuid.UUID | str | None = None,
     resource: Resolver | None = None,
     variable: Resolver | None = None,
+    inherit: Inherit | None = None,
 ) -> Decision:
     """The initial status of a run of ``flow`` with ``args`` and its first actions.
 
     ``flow_job_id`` seeds the ids of the jobs pushed (give the flow job's id, so that they
     are unique across flows); ``resource`` and ``variable`` resolve ``resource('p')`` and
-    ``variable('p')`` in expressions.
+    ``variable('p')`` in expressions; ``inherit`` is what a child flow job gets from its
+    parent (:attr:`RunStep.inherit`).
     """
+    inherit = inherit or Inherit()
+    in_context = inherit.results is not None
     status = FlowStatus(
         modules=[FlowStatusModule(id=m.id) for m in flow.value.modules],
         failure_module=(
@@ -355,9 +413,12 @@ def start(
         ),
         engine=EngineState(
             args=copy.deepcopy(dict(args)),
-            previous_result=copy.deepcopy(dict(args)),
+            results=copy.deepcopy(dict(inherit.results or {})),
+            previous_result=copy.deepcopy(inherit.previous_result if in_context else dict(args)),
             frames=[Frame(kind="root")],
             namespace=str(flow_job_id) if flow_job_id is not None else str(_DEFAULT_NAMESPACE),
+            depth=inherit.depth,
+            outer_iters=[dict(i) for i in copy.deepcopy(inherit.iterations)],
         ),
     )
     run = _Run(flow, status, evaluator, resource, variable)
@@ -392,8 +453,18 @@ def step_finished(
     ``status`` is not modified (the new one is in the decision). A failed job's result is
     expected in Windmill's shape, ``{"error": {"name", "message", "stack"}}``.
     """
-    awaiting = status.engine.awaiting
-    if status.engine.finished or awaiting is None or awaiting.job_id != str(job_id):
+    engine = status.engine
+    awaiting = engine.awaiting
+    if engine.finished:
+        return Decision(status=status, ignored=True)
+    frames = engine.frames
+    if frames and frames[-1].kind == "parallel":
+        if str(job_id) not in frames[-1].running:
+            return Decision(status=status, ignored=True)
+        work = status.model_copy(deep=True)
+        run = _Run(flow, work, evaluator, resource, variable)
+        return run.child_done(str(job_id), copy.deepcopy(result), success)
+    if awaiting is None or awaiting.job_id != str(job_id):
         return Decision(status=status, ignored=True)
     work = status.model_copy(deep=True)
     run = _Run(flow, work, evaluator, resource, variable)
@@ -475,11 +546,21 @@ class _Run:
             flow_input=self.state.args,
             results=self.state.results,
             previous_result=extra.pop("previous_result", self.state.previous_result),
-            iter=self._iter_value(loops[-1]) if loops else None,
+            iter=(
+                self._iter_value(loops[-1])
+                if loops
+                else (self.state.outer_iters[-1] if self.state.outer_iters else None)
+            ),
             resource=self.resource,
             variable=self.variable,
             **extra,
         )
+
+    def _iterations(self) -> tuple[Mapping[str, Any], ...]:
+        """Every loop iteration around the current module, outermost first (those of the
+        parent flows too)."""
+        own = [self._iter_value(f) for f in self.state.frames if f.kind in ("forloop", "whileloop")]
+        return (*self.state.outer_iters, *own)
 
     @staticmethod
     def _iter_value(frame: Frame) -> dict[str, Any]:
@@ -620,12 +701,16 @@ class _Run:
             self.done(module, True, copy.deepcopy(self.state.previous_result))
         elif isinstance(inner, RawScript | PathScript | PathFlow):
             self.push(module, path, attempt=0, delay_s=None)
+        elif isinstance(inner, ForloopFlow) and inner.parallel:
+            self.enter_parallel(module, inner, path)
         elif isinstance(inner, ForloopFlow):
             self.enter_forloop(module, inner, path)
         elif isinstance(inner, WhileloopFlow):
             self.open(Frame(kind="whileloop", container=list(path)))
         elif isinstance(inner, BranchOne):
             self.enter_branchone(module, inner, path)
+        elif isinstance(inner, BranchAll) and inner.parallel:
+            self.enter_parallel(module, inner, path)
         elif isinstance(inner, BranchAll):
             if not inner.branches:
                 self.done(module, True, [])
@@ -641,19 +726,25 @@ class _Run:
         frame.last = None
         self.state.frames.append(frame)
 
-    def enter_forloop(self, module: FlowModule, inner: ForloopFlow, path: ModulePath) -> None:
+    def iterator_items(self, module: FlowModule, inner: ForloopFlow) -> list[Any] | None:
+        """The loop's iterator evaluated; ``None`` when it failed (the module is settled)."""
         where = f"{_label(module)} iterator"
         try:
             itered = self.transform(inner.iterator, where, {})
         except ExpressionError as exc:
             self.done(module, False, _error("ExpressionError", str(exc)))
-            return
+            return None
         if not isinstance(itered, list):
             kind = "null" if itered is None else type(itered).__name__  # pyright: ignore[reportUnknownArgumentType]
             message = f"{where}: the iterator must evaluate to a list, not {kind}"
             self.done(module, False, _error("IteratorError", message))
+            return None
+        return itered  # pyright: ignore[reportUnknownVariableType]
+
+    def enter_forloop(self, module: FlowModule, inner: ForloopFlow, path: ModulePath) -> None:
+        items = self.iterator_items(module, inner)
+        if items is None:
             return
-        items: list[Any] = itered  # pyright: ignore[reportUnknownVariableType]
         top = self.top_status() if self.at_top() else None
         if top is not None:
             top.iterator = FlowIterator(index=0, itered=items)
@@ -661,6 +752,157 @@ class _Run:
             self.done(module, True, [])
             return
         self.open(Frame(kind="forloop", container=list(path), itered=items))
+
+    # -- parallel loops and branches ----------------------------------------------------------
+    #
+    # Each iteration (or branch) runs as a child flow job of its own (``flownode``: its
+    # modules, in this flow's context), as Windmill does; this flow waits in a ``parallel``
+    # frame for their completions, launching more as they end when ``parallelism`` bounds
+    # how many run at once. The results keep the iterations' order, whatever the order of
+    # completion.
+
+    def enter_parallel(
+        self, module: FlowModule, inner: ForloopFlow | BranchAll, path: ModulePath
+    ) -> None:
+        items: list[Any] | None = None
+        parallelism: int | None = None
+        if isinstance(inner, ForloopFlow):
+            items = self.iterator_items(module, inner)
+            if items is None:
+                return
+            count = len(items)
+            if inner.parallelism is not None:
+                where = f"{_label(module)} parallelism"
+                try:
+                    value = self.transform(inner.parallelism, where, {})
+                except ExpressionError as exc:
+                    self.done(module, False, _error("ExpressionError", str(exc)))
+                    return
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1
+                ):
+                    message = f"{where}: must be a whole number of at least 1, not {value!r}"
+                    self.done(module, False, _error("ExpressionError", message))
+                    return
+                parallelism = value
+        else:
+            count = len(inner.branches)
+        top = self.top_status() if self.at_top() else None
+        if top is not None:
+            if items is not None:
+                top.iterator = FlowIterator(index=0, itered=items)
+            else:
+                top.branchall = BranchAllStatus(branch=0, len=count)
+        if count == 0:
+            self.done(module, True, [])
+            return
+        frame = Frame(
+            kind="parallel",
+            container=list(path),
+            itered=items,
+            results=[None] * count,
+            parallelism=parallelism,
+        )
+        self.open(frame)
+        self.launch(frame)
+
+    def launch(self, frame: Frame) -> NoReturn:
+        """Push child flow jobs up to the parallelism; then wait (raises ``_Stop``)."""
+        container = self.module_at(tuple(frame.container))
+        inner = container.value
+        assert isinstance(inner, ForloopFlow | BranchAll)
+        count = len(frame.results)
+        limit = frame.parallelism or count
+        top = self.top_status() if len(self.state.frames) == 2 else None
+        outer = self._iterations()
+        while len(frame.running) < limit and frame.launched < count:
+            i = frame.launched
+            frame.launched += 1
+            if isinstance(inner, ForloopFlow):
+                body = inner.modules
+                here: tuple[Mapping[str, Any], ...] = (
+                    {"value": (frame.itered or [])[i], "index": i},
+                )
+            else:
+                body = inner.branches[i].modules
+                here = ()
+            job_id = str(uuid.uuid5(uuid.UUID(self.state.namespace), str(self.state.seq)))
+            self.state.seq += 1
+            value = {
+                "modules": [
+                    m.model_dump(mode="json", by_alias=True, exclude_unset=True) for m in body
+                ]
+            }
+            self.actions.append(
+                RunStep(
+                    job_id=job_id,
+                    module_id=container.id,
+                    path=tuple(frame.container),
+                    kind="flownode",
+                    # The child's flow_input is this flow's.
+                    args=copy.deepcopy(self.state.args),
+                    delay_s=self.state.next_delay_s,
+                    iterations=(*outer, *here),
+                    flow_value=value,
+                    inherit=Inherit(
+                        depth=self.state.depth + 1,
+                        results=copy.deepcopy(self.state.results),
+                        previous_result=copy.deepcopy(frame.entry_previous),
+                        iterations=(*outer, *here),
+                    ),
+                )
+            )
+            frame.running[job_id] = i
+            if top is not None:
+                top.type = "InProgress"
+                top.flow_jobs = [*(top.flow_jobs or []), job_id]
+                top.flow_jobs_success = [*(top.flow_jobs_success or []), None]
+                if top.iterator is not None:
+                    top.iterator.index = frame.launched - 1
+                if top.branchall is not None:
+                    top.branchall.branch = frame.launched - 1
+        self.state.next_delay_s = 0
+        # The monitor's sweep looks at one job: any still running will do (it moves on to
+        # another at each completion).
+        first = min(frame.running)
+        self.state.awaiting = Awaiting(job_id=first, path=list(frame.container))
+        self.sync_step()
+        raise _Stop(Decision(status=self.status, actions=self.actions))
+
+    def child_done(self, job_id: str, result: Any, success: bool) -> Decision:
+        """A child flow job of the ``parallel`` frame completed."""
+        try:
+            frame = self.state.frames[-1]
+            index = frame.running.pop(job_id)
+            self.state.awaiting = None
+            container = self.module_at(tuple(frame.container))
+            inner = container.value
+            assert isinstance(inner, ForloopFlow | BranchAll)
+            top = self.top_status() if len(self.state.frames) == 2 else None
+            if top is not None and top.flow_jobs and top.flow_jobs_success is not None:
+                top.flow_jobs_success[top.flow_jobs.index(job_id)] = success
+            skip = (
+                inner.skip_failures
+                if isinstance(inner, ForloopFlow)
+                else inner.branches[index].skip_failure
+            )
+            if not success and not skip:
+                # The module fails: the others are not waited for.
+                self.state.frames.pop()
+                if frame.running:
+                    self.actions.append(CancelJobs(tuple(sorted(frame.running))))
+                self.state.previous_result = frame.entry_previous
+                self.done(container, False, result)
+                self._walk()
+            frame.results[index] = result
+            if frame.running or frame.launched < len(frame.results):
+                self.launch(frame)
+            self.state.frames.pop()
+            self.state.previous_result = frame.entry_previous
+            self.done(container, True, frame.results, check_stop=False)
+            self._walk()
+        except _Stop as stop:
+            return stop.decision
 
     def enter_branchone(self, module: FlowModule, inner: BranchOne, path: ModulePath) -> None:
         chosen: int | None = None
@@ -688,6 +930,13 @@ class _Run:
         """Evaluate the step's inputs and push its job (raises ``_Stop``)."""
         inner = module.value
         assert isinstance(inner, RawScript | PathScript | PathFlow)
+        if isinstance(inner, PathFlow) and self.state.depth >= MAX_DEPTH:
+            message = (
+                f"{_label(module)}: sub-flow {inner.path!r} would nest flows {MAX_DEPTH + 1} "
+                "deep; a flow that runs itself through its sub-flows never ends"
+            )
+            self.done(module, False, _error("SubflowDepth", message))
+            return
         params: dict[str, Any] = {}
         try:
             for name, transform in (inner.input_transforms or {}).items():
@@ -701,14 +950,13 @@ class _Run:
         if delay_s is None:
             delay_s = self.state.next_delay_s
         self.state.next_delay_s = 0
-        loops = [f for f in self.state.frames if f.kind in ("forloop", "whileloop")]
         common: dict[str, Any] = {
             "job_id": job_id,
             "module_id": module.id,
             "path": path,
             "args": params,
             "delay_s": delay_s,
-            "iterations": tuple(self._iter_value(f) for f in loops),
+            "iterations": self._iterations(),
             "attempt": attempt,
         }
         if isinstance(inner, RawScript):
@@ -731,7 +979,12 @@ class _Run:
                 **common,
             )
         else:
-            action = RunStep(kind="flow", script_path=inner.path, **common)
+            action = RunStep(
+                kind="flow",
+                script_path=inner.path,
+                inherit=Inherit(depth=self.state.depth + 1),
+                **common,
+            )
         self.actions.append(action)
         self.state.awaiting = Awaiting(job_id=job_id, path=list(path))
         top = self.top_status()

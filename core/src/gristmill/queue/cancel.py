@@ -15,7 +15,13 @@ from gristmill.db.queries import Q
 from gristmill.errors import BadInput, JobErrorName, NotFound
 from gristmill.validation import check_no_nul
 
-__all__ = ["CancelState", "cancel_job", "canceled_error", "read_cancel_request"]
+__all__ = [
+    "CancelState",
+    "cancel_in_transaction",
+    "cancel_job",
+    "canceled_error",
+    "read_cancel_request",
+]
 
 
 def canceled_error(canceled_by: str | None, reason: str | None) -> str:
@@ -94,9 +100,39 @@ async def _cancel_flow(conn: psycopg.AsyncConnection, params: dict[str, Any]) ->
             await conn.execute(Q["flow_children_queued"], {"id": params["id"]})
         ).fetchall()
         for child_id, running in children:
+            child = {**params, "id": child_id}
+            # A child flow (a sub-flow, a parallel iteration) is held by no worker: it is
+            # canceled like its parent, with its own children.
+            if await _cancel_flow(conn, child):
+                continue
             query = Q["cancel_running_job"] if running else Q["cancel_queued_job"]
-            await conn.execute(query, {**params, "id": child_id})
+            await conn.execute(query, child)
     return True
+
+
+async def cancel_in_transaction(
+    conn: psycopg.AsyncConnection,
+    *,
+    workspace_id: str,
+    job_id: UUID,
+    canceled_by: str,
+    reason: str | None,
+) -> None:
+    """Cancel ``job_id`` if it is still queued or running, on ``conn`` (the flow engine
+    cancels the children a flow stopped waiting for, in its own transaction); a job that
+    completed already is left as it is."""
+    params = {
+        "id": job_id,
+        "workspace_id": workspace_id,
+        "canceled_by": canceled_by,
+        "reason": reason,
+        "result": canceled_error(canceled_by, reason),
+    }
+    if await _cancel_flow(conn, params):
+        return
+    if await (await conn.execute(Q["cancel_queued_job"], params)).fetchone():
+        return
+    await conn.execute(Q["cancel_running_job"], params)
 
 
 async def read_cancel_request(

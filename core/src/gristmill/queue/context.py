@@ -14,7 +14,7 @@ from uuid import UUID
 __all__ = ["FLOW_KINDS", "SCHEDULE_TRIGGER", "object_path", "state_path"]
 
 #: Job kinds whose child jobs are flow steps.
-FLOW_KINDS = ("flow", "flowpreview")
+FLOW_KINDS = ("flow", "flowpreview", "flownode")
 #: ``job.trigger_kind`` of a run started by a schedule (``job.trigger`` is its path).
 SCHEDULE_TRIGGER = "schedule"
 

@@ -30,6 +30,9 @@ class JobKind(StrEnum):
     #: that a step's job knows its flow, see gristmill.queue.context).
     FLOW = "flow"
     FLOWPREVIEW = "flowpreview"
+    #: A parallel iteration or branch of a flow, run as a child flow job (Windmill's name
+    #: for a flow's node run as a job of its own).
+    FLOWNODE = "flownode"
 
 
 class StopReason(StrEnum):

@@ -233,6 +233,43 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     return str(job_id)
 
 
+@router.post(
+    "/run/f/{path:path}",
+    status_code=201,
+    response_class=PlainTextResponse,
+    openapi_extra=_ARGS_BODY,
+)
+async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> str:
+    """Run the flow saved at ``path`` (its current version); returns the flow job's id."""
+    args = parse_args_body(await request.body())
+    _refuse_flow_options(ctx)
+    job_id = await ctx.platform.flows.run_flow(
+        ctx.workspace, ctx.actor, path, args, job_id=ctx.query.job_id, access=ctx.access
+    )
+    return str(job_id)
+
+
+def _refuse_flow_options(ctx: RunContext) -> None:
+    """A flow run takes ``job_id`` only: the other run options are refused rather than
+    ignored (a caller asking for a schedule must not get an immediate run)."""
+    options = ctx.options()
+    given = [
+        name
+        for name, value in (
+            ("scheduled_for / scheduled_in_secs", options.scheduled_for),
+            ("tag", options.tag),
+            ("timeout", options.timeout),
+            ("parent_job", options.parent_job),
+            ("root_job", options.root_job),
+        )
+        if value is not None
+    ]
+    if given:
+        raise BadInput(
+            f"flow runs do not take {', '.join(given)} yet; leave them out (job_id is taken)"
+        )
+
+
 _FLOW_EXTRA: dict[str, Any] = {
     "parameters": [p for p in _RUN_PARAMETERS if p["name"] == "job_id"],
 }
@@ -373,6 +410,21 @@ async def run_wait_result_flow_preview(body: FlowPreviewBody, ctx: RunContextDep
     return await _run_and_wait(ctx, lambda options: _start_flow_preview(body, ctx, options.job_id))
 
 
+@router.post("/run_wait_result/f/{path:path}", openapi_extra=_ARGS_BODY, responses=_RESULT_RESPONSE)
+async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> Response:
+    """Run the flow saved at ``path`` and answer with its result (422 with the error when
+    the flow fails)."""
+    args = parse_args_body(await request.body())
+    _refuse_flow_options(ctx)
+    flows = ctx.platform.flows
+    return await _run_and_wait(
+        ctx,
+        lambda options: flows.run_flow(
+            ctx.workspace, ctx.actor, path, args, job_id=options.job_id, access=ctx.access
+        ),
+    )
+
+
 # -- a job as Windmill's clients read it -----------------------------------------------------
 
 
@@ -411,6 +463,7 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
             raw_code=row["raw_code"],
             logs=logs,
             root_job=str(row["root_job"]) if row["root_job"] else None,
+            raw_flow=(row.get("raw_flow") or {}).get("value"),
         )
     if row["queued"]:
         canceled_by = row.get("queue_canceled_by", row.get("canceled_by"))

@@ -125,6 +125,9 @@ class _JobBase(BaseModel):
     same_worker: bool = False
     #: A flow job's status (Windmill's FlowStatus); ``None`` for other jobs.
     flow_status: dict[str, Any] | None = None
+    #: The flow a flow job runs (its ``value``, as run: a saved flow's version at the start);
+    #: only on a single job's read, ``None`` for other jobs.
+    raw_flow: dict[str, Any] | None = None
     schedule_path: str | None = None
     mem_peak: None = None
     canceled: bool

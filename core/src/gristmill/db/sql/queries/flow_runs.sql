@@ -4,20 +4,23 @@
 -- name: push_flow_job
 -- Insert a flow job, already "running" and held by no worker: workers claim only jobs that
 -- are not running, and the zombie monitor only jobs with a heartbeat, so neither touches it.
--- Its status row is inserted with it.
+-- Its status row is inserted with it. A child flow job (a sub-flow, a parallel iteration)
+-- has its parent flow and step; its id is the engine's, so inserting it again (a decision
+-- applied twice) inserts nothing and returns no row, as does a root id taken already.
 WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, raw_flow, args, tag, created_by,
-        permissioned_as, email, parent_job, root_job, permissioned_scopes
+        permissioned_as, email, parent_job, root_job, flow_step_id, permissioned_scopes
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(raw_flow)s, %(args)s, 'flow',
         %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s, %(root_job)s,
-        %(permissioned_scopes)s
+        %(flow_step_id)s, %(permissioned_scopes)s
     )
+    ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), audit AS (
     INSERT INTO audit (workspace_id, username, operation, action_kind, resource, parameters)
-    SELECT %(workspace_id)s, %(created_by)s, 'jobs.run.preview_flow', 'Execute',
+    SELECT %(workspace_id)s, %(created_by)s, %(operation)s, 'Execute',
         coalesce(%(runnable_path)s, id::text), jsonb_build_object('job_id', id)
     FROM j
 ), s AS (
@@ -32,7 +35,7 @@ RETURNING id;
 -- A flow job with its status, locked for one decision; nothing when it has ended (its
 -- queue row is gone: completed or canceled).
 SELECT j.id, j.workspace_id, j.raw_flow, j.args, j.created_by, j.permissioned_as, j.email,
-    j.permissioned_scopes, j.root_job, j.runnable_path, s.flow_status
+    j.permissioned_scopes, j.root_job, j.parent_job, j.runnable_path, s.flow_status
 FROM job_flow_status s
 JOIN job j USING (id)
 JOIN job_queue q USING (id)

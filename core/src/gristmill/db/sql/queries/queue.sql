@@ -76,7 +76,7 @@ WITH j AS (
 -- The parent flow's id and path, for the job's WM_FLOW_JOB_ID and WM_FLOW_PATH.
 SELECT q.started_at, p.id AS flow_job_id, p.runnable_path AS flow_path
 FROM q
-LEFT JOIN job p ON p.id = %(parent_job)s::uuid AND p.kind IN ('flow', 'flowpreview');
+LEFT JOIN job p ON p.id = %(parent_job)s::uuid AND p.kind IN ('flow', 'flowpreview', 'flownode');
 
 -- name: count_queued
 SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_id)s;
@@ -113,7 +113,7 @@ FROM claimed
 JOIN job j USING (id)
 LEFT JOIN script s ON s.workspace_id = j.workspace_id AND s.hash = j.runnable_hash
 -- The parent, when it is a flow: the job is one of its steps (WM_FLOW_JOB_ID, WM_FLOW_PATH).
-LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview');
+LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview', 'flownode');
 
 -- name: next_scheduled
 -- When the earliest job of these tags that is not yet due becomes due.
@@ -227,6 +227,7 @@ SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
     j.raw_code, j.args, j.tag, j.priority, j.timeout, j.created_by, j.permissioned_as,
     j.email, j.parent_job, j.root_job, j.created_at, j.trigger, j.trigger_kind, j.flow_step_id,
+    j.raw_flow,
     q.id IS NOT NULL AS queued, q.running, q.scheduled_for, q.worker AS queue_worker,
     q.ping, q.canceled_by AS queue_canceled_by, q.canceled_reason AS queue_canceled_reason,
     coalesce(q.started_at, c.started_at) AS started_at,
@@ -338,7 +339,7 @@ RETURNING id;
 SELECT j.workspace_id, j.permissioned_scopes, j.runnable_path, j.trigger, j.trigger_kind,
     j.flow_step_id, p.runnable_path AS flow_path
 FROM job_queue q JOIN job j USING (id)
-LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview')
+LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview', 'flownode')
 WHERE q.id = %(id)s;
 
 -- name: get_cancel_request
