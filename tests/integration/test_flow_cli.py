@@ -74,12 +74,30 @@ def test_push_run_and_pull_give_back_the_windmill_folder(server: str, tmp_path: 
     assert stored["schema"]["required"] == ["n"]
     for args, expected in (({"n": 3, "threshold": 10}, "big: 14"), ({"n": 2}, "small: 5")):
         r = api.post(
-            "/w/main/jobs/run_wait_result/preview_flow",
-            json={"value": stored["value"], "args": {"threshold": 10, **args}},
+            "/w/main/jobs/run_wait_result/f/f/shared/sum_squares",
+            json={"threshold": 10, **args},
             timeout=60,
         )
         assert r.status_code == 200, r.text
         assert r.json() == expected
+    # A saved flow's run restarted from its last step: the squares are reused, the branch
+    # chosen again with the new threshold; the new job is a run of the same saved flow.
+    restarted = gristmill(
+        server,
+        "restart",
+        r.headers["x-job-id"],
+        "--from",
+        "verdict",
+        "--args",
+        '{"n": 2, "threshold": 100}',
+    )
+    assert restarted.exit_code == 0, restarted.output
+    assert restarted.output.rstrip().endswith('"small: 5"')
+    new_id = re.search(r"flow ([0-9a-f-]{36}): success", restarted.output)
+    assert new_id is not None, restarted.output
+    new_job = api.get(f"/w/main/jobs_u/get/{new_id.group(1)}").json()
+    assert new_job["job_kind"] == "flow" and new_job["script_path"] == "f/shared/sum_squares"
+    assert len(api.get(f"/w/main/jobs/list?parent_job={new_id.group(1)}").json()) == 1
 
     out = tmp_path / "pulled.flow"
     pulled = gristmill(server, "pull", "f/shared/sum_squares", str(out))
