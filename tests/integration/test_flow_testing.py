@@ -82,6 +82,19 @@ async def test_one_step_alone_and_pinned_results(api: httpx.AsyncClient) -> None
         await asyncio.sleep(0.05)
     assert maybe["success"] is True and maybe["result"] == 9
 
+    # A saved flow, by path.
+    r = await api.post("/w/main/folders/create", json={"name": "shared"})
+    assert r.status_code in (200, 201), r.text
+    r = await api.post(
+        "/w/main/flows/create", json={"path": "f/shared/t", "summary": "", "value": VALUE}
+    )
+    assert r.status_code == 201, r.text
+    r = await api.post(
+        "/w/main/flows/test_step_wait_result",
+        json={"path": "f/shared/t", "step_id": "each", "iter": {"value": 1, "index": 0}},
+    )
+    assert r.status_code == 200 and r.json() == 101, r.text
+
     # Refusals name the step.
     r = await api.post("/w/main/flows/test_step", json={"value": VALUE, "step_id": "zzz"})
     assert r.status_code == 400 and 'step "zzz" is not in the flow' in r.text, r.text
