@@ -21,6 +21,12 @@ was completed outside a worker (canceled while queued, failed as a zombie). Appl
 is harmless: the step jobs' ids are the state machine's deterministic ids, inserted with
 ``ON CONFLICT DO NOTHING``, and a completion the status no longer waits for is ignored.
 
+**Controls** (the ``_control_*`` methods): a module's ``timeout`` becomes its job's;
+``cache_ttl`` (a step's, or the flow's) reuses a recent successful result (table
+``flow_cache``: the step's job, or the flow job, is completed at once with it); when the
+``early_return`` step succeeds its result is stored and its waiters notified
+(:mod:`gristmill.queue.waiting`).
+
 **Actions**: a :class:`~gristmill.flows.state.RunStep` becomes a child job (``parent_job`` =
 the flow, ``flow_step_id`` = the module id, run as the flow's user with the flow's token
 scopes, scheduled ``delay_s`` from now); a step that cannot be queued (its script is gone,
@@ -31,7 +37,9 @@ are notified at commit).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,8 +55,16 @@ from gristmill.db.queries import Q
 from gristmill.errors import BadInput, JobErrorName, NotFound
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
-from gristmill.flows.expressions import Evaluator
-from gristmill.flows.model import OpenFlow, PathScript, iter_modules, parse_flow
+from gristmill.flows.expressions import Evaluator, ExprContext, ExpressionError
+from gristmill.flows.model import (
+    FlowModule,
+    JavascriptTransform,
+    OpenFlow,
+    PathScript,
+    StaticTransform,
+    iter_modules,
+    parse_flow,
+)
 from gristmill.queue.cancel import cancel_in_transaction
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
@@ -153,7 +169,14 @@ class FlowEngine:
         except ArgumentError as exc:
             raise BadInput(f"flow {path}: {exc}") from None
         return await self._submit(
-            workspace_id, actor, flow, checked, kind=JobKind.FLOW, path=path, job_id=job_id
+            workspace_id,
+            actor,
+            flow,
+            checked,
+            kind=JobKind.FLOW,
+            path=path,
+            job_id=job_id,
+            timeout_s=row["timeout"],
         )
 
     async def _saved_flow(
@@ -173,8 +196,10 @@ class FlowEngine:
         kind: JobKind,
         path: str | None,
         job_id: UUID | None,
+        timeout_s: int | None = None,
     ) -> UUID:
-        """Insert the flow job and apply its first decision, in one transaction."""
+        """Insert the flow job and apply its first decision, in one transaction. A
+        ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
         job_id = job_id or uuid4()
         decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
         params = {
@@ -190,6 +215,7 @@ class FlowEngine:
             "parent_job": None,
             "root_job": None,
             "flow_step_id": None,
+            "timeout": timeout_s,
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
             "operation": "jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
@@ -200,6 +226,8 @@ class FlowEngine:
                 raise BadInput(f"a job with id {job_id} already exists")
             row = await self._lock(conn, job_id)
             assert row is not None  # inserted just above, in this transaction
+            if await self._control_flow_cache(conn, row, flow, args):
+                return job_id  # answered from the cache (cache_ttl): no step runs
             await self._apply(conn, row, flow, decision)
         return job_id
 
@@ -281,6 +309,7 @@ class FlowEngine:
             return False
         flow = OpenFlow.model_validate(row["raw_flow"])
         status = state.FlowStatus.model_validate(row["flow_status"])
+        await self._control_step_ended(conn, flow, status, job_id, success, result)
         decision = state.step_finished(
             flow,
             status,
@@ -296,7 +325,8 @@ class FlowEngine:
 
     async def sweep(self) -> int:
         """Advance the flows whose awaited job completed without them advancing; return how
-        many advanced."""
+        many advanced. Flows over their timeout end first (:meth:`_time_out_flows`)."""
+        await self._time_out_flows()
         async with self.pool.connection() as conn:
             stalled = await (await conn.execute(Q["stalled_flows"])).fetchall()
         advanced = 0
@@ -316,6 +346,35 @@ class FlowEngine:
                 ):
                     advanced += 1
         return advanced
+
+    async def _time_out_flows(self) -> None:
+        """End the flows running longer than their timeout (a saved flow's ``timeout``):
+        failed with an error saying so, their running steps and child flows canceled; a
+        child flow's failure reaches its parent as any step's would."""
+        async with self.pool.connection() as conn:
+            late = await (await conn.execute(Q["timed_out_flows"])).fetchall()
+        for flow_job_id, timeout in late:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await self._lock(conn, flow_job_id)
+                if row is None:
+                    continue  # ended meanwhile
+                children = await (
+                    await conn.execute(Q["flow_children_queued"], {"id": flow_job_id})
+                ).fetchall()
+                flow = OpenFlow.model_validate(row["raw_flow"])
+                status = state.FlowStatus.model_validate(row["flow_status"])
+                status.engine.finished = True
+                status.engine.awaiting = None
+                status.engine.frames = []
+                message = (
+                    f"flow timed out after {timeout} s (its timeout); its running steps were "
+                    "canceled"
+                )
+                actions: list[state.Action] = [
+                    state.CancelJobs(tuple(str(c[0]) for c in children)),
+                    state.FinishFlow(False, _failure(JobErrorName.EXECUTION, message)),
+                ]
+                await self._apply(conn, row, flow, state.Decision(status=status, actions=actions))
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -337,19 +396,22 @@ class FlowEngine:
     ) -> state.FinishFlow | None:
         """Apply a decision's actions and store its status.
 
-        A step that completes at once (it cannot be queued: recorded failed; a child flow
-        that ended while starting) is fed back at once, which may give more actions. When
+        A step settled at once (it cannot be queued: recorded failed; its result is cached
+        (``cache_ttl``): recorded successful; a child flow that ended while starting) is fed
+        back at once, which may give more actions. When
         the flow ends, its parent flow (if it is a child flow job) advances too, in this
         transaction, unless ``nested`` (the parent is the caller: it takes the returned
         :class:`~gristmill.flows.state.FinishFlow` itself).
         """
         status = decision.status
+        # Before a finish: the early result is the first a waiter hears of.
+        await self._control_early_return(conn, row, flow, status)
         pending = deque(decision.actions)
         finished: state.FinishFlow | None = None
         while pending:
             action = pending.popleft()
             if isinstance(action, state.RunStep):
-                outcome = await self._push_step(conn, row, action)
+                outcome = await self._push_step(conn, row, action, flow=flow, status=status)
                 if outcome is None:
                     continue
                 decision = state.step_finished(
@@ -361,11 +423,13 @@ class FlowEngine:
                     evaluator=self.evaluator,
                 )
                 status = decision.status
+                await self._control_early_return(conn, row, flow, status)
                 pending.extend(decision.actions)
             elif isinstance(action, state.CancelJobs):
                 await self._cancel_children(conn, row, action.job_ids)
             else:
                 await self._finish(conn, row["id"], action)
+                await self._control_flow_ended(conn, row, flow, action)
                 finished = action
         awaiting = status.engine.awaiting
         await conn.execute(
@@ -415,11 +479,18 @@ class FlowEngine:
         )
 
     async def _push_step(
-        self, conn: psycopg.AsyncConnection, row: dict[str, Any], action: state.RunStep
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        action: state.RunStep,
+        *,
+        flow: OpenFlow,
+        status: state.FlowStatus,
     ) -> tuple[bool, Any] | None:
-        """Queue the step's job, or start its child flow; its outcome (success, result) when
-        it completed at once: it cannot run (recorded as failed), or a child flow ended while
-        starting."""
+        """Queue the step's job, or start its child flow; ``(success, result)`` when it is
+        settled at once: ``False`` and the error when it cannot run (recorded failed),
+        ``True`` and the result when its result is cached (recorded successful), the child
+        flow's outcome when it ended while starting."""
         common: dict[str, Any] = {
             "id": UUID(action.job_id),
             "workspace_id": row["workspace_id"],
@@ -449,6 +520,8 @@ class FlowEngine:
                 return (False, exc.result)
         try:
             fields = await self._step_fields(conn, row["workspace_id"], action)
+            module = _module_at(flow, action.path)
+            fields["timeout"] = self._control_timeout(module, status, action, fields.get("timeout"))
         except _Unrunnable as exc:
             await conn.execute(
                 Q["push_failed_flow_step"],
@@ -461,7 +534,13 @@ class FlowEngine:
                     "result": orjson.dumps(exc.result).decode(),
                 },
             )
-            return (False, exc.result)
+            return False, exc.result
+        # A step delayed (a sleep before it, a retry) is not answered early from the cache.
+        cached = await self._control_step_cache(
+            conn, module, common, fields, lookup=action.delay_s <= 0
+        )
+        if cached is not None:
+            return True, cached[0]
         await conn.execute(Q["push_flow_step"], {**common, **fields, "delay_s": action.delay_s})
         return None
 
@@ -492,11 +571,13 @@ class FlowEngine:
                     _failure("ArgumentError", f"sub-flow {action.script_path}: {exc}")
                 ) from None
             kind = JobKind.FLOW
+            timeout = saved["timeout"]
         else:
             assert action.flow_value is not None
             child = parse_flow({"summary": "", "value": action.flow_value})
             args = dict(action.args)
             kind = JobKind.FLOWNODE
+            timeout = None
         child_id = UUID(action.job_id)
         decision = state.start(
             child, args, evaluator=self.evaluator, flow_job_id=child_id, inherit=action.inherit
@@ -512,6 +593,7 @@ class FlowEngine:
                     "args": Jsonb(args),
                     "flow_status": Jsonb(decision.status.to_json()),
                     "operation": "jobs.run.flow",
+                    "timeout": timeout,
                 },
             )
         ).fetchone()
@@ -581,6 +663,211 @@ class FlowEngine:
                 "timeout": script["timeout"],
             }
         raise AssertionError(f"not a script step: {action.kind}")  # child flows: _start_child
+
+    # -- flow controls: timeout, cache_ttl, early_return ----------------------------------------
+
+    def _control_timeout(
+        self,
+        module: FlowModule,
+        status: state.FlowStatus,
+        action: state.RunStep,
+        default: int | None,
+    ) -> int | None:
+        """The step's job timeout: the module's ``timeout`` (seconds, or a transform evaluated
+        with the flow's context) when set, else ``default`` (a script's own)."""
+        timeout = module.timeout
+        if timeout is None:
+            return default
+        where = f'step "{module.id}" timeout'
+        if isinstance(timeout, JavascriptTransform):
+            engine = status.engine
+            context = ExprContext(
+                flow_input=engine.args,
+                results=engine.results,
+                previous_result=engine.previous_result,
+                iter=action.iterations[-1] if action.iterations else None,
+            )
+            try:
+                value = self.evaluator.evaluate(timeout.expr, context, where=where)
+            except ExpressionError as exc:
+                raise _Unrunnable(_failure("ExpressionError", str(exc))) from None
+        elif isinstance(timeout, StaticTransform):
+            value = timeout.value
+        else:
+            value = timeout
+        seconds = timeout_seconds(value)
+        if seconds is None:
+            raise _Unrunnable(
+                _failure(
+                    "ArgumentError",
+                    f"{where}: must be a positive number of seconds, not "
+                    f"{orjson.dumps(value).decode()}",
+                )
+            )
+        return seconds
+
+    async def _control_step_cache(
+        self,
+        conn: psycopg.AsyncConnection,
+        module: FlowModule,
+        common: dict[str, Any],
+        fields: dict[str, Any],
+        *,
+        lookup: bool = True,
+    ) -> tuple[Any] | None:
+        """A step with ``cache_ttl``: when the same code ran with the same arguments and
+        succeeded less than ``cache_ttl`` s ago, record its job completed with that result and
+        return ``(result,)``; otherwise remember to cache the result of the job about to be
+        queued (``None``)."""
+        ttl = module.cache_ttl
+        if ttl is None or ttl <= 0:
+            return None
+        workspace_id = common["workspace_id"]
+        digest = step_digest(fields)
+        hit = (
+            await (
+                await conn.execute(
+                    Q["control_cache_get"],
+                    {"workspace_id": workspace_id, "digest": digest, "ttl_s": ttl},
+                )
+            ).fetchone()
+            if lookup
+            else None
+        )
+        if hit is not None:
+            result, source = hit
+            log = f"result reused from the cache (cache_ttl {ttl:g} s): computed by job {source}\n"
+            await conn.execute(
+                Q["control_push_cached_step"],
+                {
+                    **common,
+                    **fields,
+                    "result": orjson.dumps(result).decode(),
+                    "log": log,
+                },
+            )
+            return (result,)
+        await conn.execute(
+            Q["control_cache_pending"],
+            {"job_id": common["id"], "workspace_id": workspace_id, "digest": digest, "ttl_s": ttl},
+        )
+        return None
+
+    async def _control_step_ended(
+        self,
+        conn: psycopg.AsyncConnection,
+        flow: OpenFlow,
+        status: state.FlowStatus,
+        job_id: UUID,
+        success: bool,
+        result: Any,
+    ) -> None:
+        """A step's job ended: a successful result of a ``cache_ttl`` step goes to the cache."""
+        awaiting = status.engine.awaiting
+        if awaiting is None or awaiting.job_id != str(job_id):
+            return
+        module = _module_at(flow, tuple(awaiting.path))
+        if module.cache_ttl is None or module.cache_ttl <= 0:
+            return
+        await conn.execute(
+            Q["control_cache_store"],
+            {"job_id": job_id, "success": success, "result": orjson.dumps(result).decode()},
+        )
+
+    async def _control_flow_cache(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        flow: OpenFlow,
+        args: Mapping[str, Any],
+    ) -> bool:
+        """A flow with ``cache_ttl`` just inserted: ``True`` when a run of the same flow with
+        the same args succeeded less than ``cache_ttl`` s ago (the flow job is then completed
+        with its result, no step runs); otherwise its result is to be cached (``False``)."""
+        ttl = flow.value.cache_ttl
+        if ttl is None or ttl <= 0:
+            return False
+        digest = flow_digest(row["raw_flow"], args, row["runnable_path"])
+        hit = await (
+            await conn.execute(
+                Q["control_cache_get"],
+                {"workspace_id": row["workspace_id"], "digest": digest, "ttl_s": ttl},
+            )
+        ).fetchone()
+        if hit is None:
+            await conn.execute(
+                Q["control_cache_pending"],
+                {
+                    "job_id": row["id"],
+                    "workspace_id": row["workspace_id"],
+                    "digest": digest,
+                    "ttl_s": ttl,
+                },
+            )
+            return False
+        result, source = hit
+        finished = state.FlowStatus(
+            modules=[state.FlowStatusModule(id=m.id) for m in flow.value.modules],
+            engine=state.EngineState(finished=True),
+        )
+        await conn.execute(
+            Q["save_flow_status"],
+            {"id": row["id"], "flow_status": Jsonb(finished.to_json()), "awaiting": None},
+        )
+        await conn.execute(
+            Q["control_flow_log"],
+            {
+                "id": row["id"],
+                "log": f"result reused from the cache (cache_ttl {ttl:g} s): computed by "
+                f"flow job {source}\n",
+            },
+        )
+        await self._finish(conn, row["id"], state.FinishFlow(True, result))
+        return True
+
+    async def _control_flow_ended(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        flow: OpenFlow,
+        action: state.FinishFlow,
+    ) -> None:
+        """The flow ended: with ``cache_ttl``, a success's result goes to the cache."""
+        if flow.value.cache_ttl is None or flow.value.cache_ttl <= 0:
+            return
+        await conn.execute(
+            Q["control_cache_store"],
+            {
+                "job_id": row["id"],
+                "success": action.success,
+                "result": orjson.dumps(action.result).decode(),
+            },
+        )
+
+    async def _control_early_return(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        flow: OpenFlow,
+        status: state.FlowStatus,
+    ) -> None:
+        """The flow's ``early_return`` step succeeded: store its result and wake the flow's
+        synchronous callers with it (once; the flow goes on to its end)."""
+        step_id = flow.value.early_return
+        if step_id is None or step_id not in status.engine.results:
+            return
+        done = next((m for m in status.modules if m.id == step_id), None)
+        if done is None or done.type != "Success":
+            return
+        await conn.execute(
+            Q["control_early_result"],
+            {
+                "id": row["id"],
+                "workspace_id": row["workspace_id"],
+                "step_id": step_id,
+                "result": orjson.dumps(status.engine.results[step_id]).decode(),
+            },
+        )
 
     # -- restarting ------------------------------------------------------------------------------
 
@@ -656,6 +943,8 @@ class FlowEngine:
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
             "operation": "jobs.restart.flow",
+            # A saved flow's run keeps its flow-wide timeout (the new run's own clock).
+            "timeout": old["timeout"],
         }
         async with self.pool.connection() as conn, conn.transaction():
             inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
@@ -682,3 +971,53 @@ def _checked(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[
         return validate_args(schema, dict(args))
     except ArgumentError as exc:
         raise _Unrunnable(_failure("ArgumentError", str(exc))) from None
+
+
+def _module_at(flow: OpenFlow, path: tuple[str | int, ...]) -> FlowModule:
+    """The module at ``path`` (a :class:`~gristmill.flows.state.RunStep`'s ``path``)."""
+    node: Any = flow.value
+    for part in path:
+        node = node[part] if isinstance(part, int) else getattr(node, part)
+    assert isinstance(node, FlowModule)
+    return node
+
+
+#: A job's timeout is a Postgres ``integer``; the worker caps it with its own ``TIMEOUT``.
+_MAX_TIMEOUT_S = 2**31 - 1
+
+
+def timeout_seconds(value: Any) -> int | None:
+    """A step's ``timeout`` value as whole seconds (rounded up, at least 1); ``None`` when it
+    is not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return min(_MAX_TIMEOUT_S, max(1, math.ceil(value)))
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def step_digest(fields: Mapping[str, Any]) -> str:
+    """The cache key of a step's job: what runs (language, code and lock of inline code, a
+    saved script's hash, a sub-flow's path) and its arguments as checked by its schema."""
+    args = fields.get("args")
+    return _digest(
+        {
+            "step": 1,
+            "kind": str(fields.get("kind")),
+            "path": fields.get("runnable_path") if fields.get("kind") == JobKind.FLOW else None,
+            "language": fields.get("language"),
+            "code": fields.get("raw_code"),
+            "lock": fields.get("raw_lock"),
+            "hash": fields.get("runnable_hash"),
+            "args": args.obj if isinstance(args, Jsonb) else args,
+        }
+    )
+
+
+def flow_digest(value: Any, args: Mapping[str, Any], path: str | None) -> str:
+    """The cache key of a flow run: the flow (its value as stored), its path and its args."""
+    return _digest({"flow": 1, "value": value, "path": path, "args": dict(args)})

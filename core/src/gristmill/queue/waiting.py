@@ -1,6 +1,10 @@
 """Waiting for a job's result: woken by the process's notification connection (which usually
 carries the result itself), the database asked directly every few seconds and whenever
-notifications may have been missed."""
+notifications may have been missed.
+
+A flow with an ``early_return`` step answers its waiters with that step's result as soon as
+the step succeeds (notified with the status :data:`EARLY_RETURN`, and kept in
+``flow_early_result`` for a waiter that arrives later), while the flow goes on to its end."""
 
 from __future__ import annotations
 
@@ -10,15 +14,25 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.db.queries import Q
 from gristmill.errors import GristmillError, Unavailable
 from gristmill.queue.enqueue import count_queued
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.rows import completed_result
 from gristmill.queue.states import JobStatus
 
-__all__ = ["WaitTimeout", "check_queue_limit", "wait_for_completion"]
+__all__ = [
+    "EARLY_RETURN",
+    "WaitTimeout",
+    "check_queue_limit",
+    "early_result",
+    "wait_for_completion",
+]
 
 _STATUSES = frozenset(JobStatus)
+
+#: The status of a ``gristmill_job_done`` notification carrying a flow's early result.
+EARLY_RETURN = "early_return"
 
 
 class WaitTimeout(GristmillError):
@@ -79,6 +93,13 @@ async def wait_for_completion(
                         timer.cancel()
                     if done is not None and done.status in _STATUSES:
                         return done
+                    if done is not None and done.status == EARLY_RETURN:
+                        return JobDone(JobStatus.SUCCESS, done.result)
+            # The early result first: it is what a synchronous caller of the flow gets,
+            # even when the flow has ended since.
+            early = await early_result(pool, workspace_id, job_id)
+            if early is not None:
+                return JobDone(JobStatus.SUCCESS, early)
             stored = await completed_result(pool, workspace_id, job_id)
         finally:
             notifier.forget(key, future)
@@ -92,6 +113,17 @@ async def wait_for_completion(
                 f"/api/w/{workspace_id}/jobs_u/completed/get_result_maybe/{job_id}"
             )
         future = notifier.expect_done(key)
+
+
+async def early_result(pool: AsyncConnectionPool, workspace_id: str, job_id: UUID) -> str | None:
+    """The JSON text of a flow's early result (its ``early_return`` step's), if stored."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                Q["control_get_early_result"], {"id": job_id, "workspace_id": workspace_id}
+            )
+        ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _resolve_none(future: asyncio.Future[JobDone | None]) -> None:
