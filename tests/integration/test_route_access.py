@@ -80,6 +80,8 @@ POLICY: dict[str, str] = {
     "jobs-run_flow_by_path":              OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run/f/{path}
     "jobs-run_wait_result_flow_by_path":  OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/f/{path}
     "jobs-run_wait_result_flow_preview":  MEMBER_WRITE,      # POST /w/{ws}/jobs/run_wait_result/preview_flow
+    "jobs-restart_flow_at_step":          MEMBER_WRITE,      # POST /w/{ws}/jobs/restart/f/{id}/from/{step_id} (runs the flow again)
+    "jobs-restart_flow_at_iteration":     MEMBER_WRITE,      # POST /w/{ws}/jobs/restart/f/{id}/from/{step_id}/{n}
     "jobs-run_wait_result_by_path":       OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/p/{path}
     "jobs-run_wait_result_by_path_get":   OPERATOR_ALLOWED,  # GET  /w/{ws}/jobs/run_wait_result/p/{path}
     "jobs-run_wait_result_by_hash":       OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/h/{hash}
@@ -216,6 +218,8 @@ POLICY: dict[str, str] = {
     "flows-list_flow_paths":               MEMBER_READ,      # GET  /w/{ws}/flows/list_paths
     "flows-archive_flow_by_path":          MEMBER_WRITE,     # POST /w/{ws}/flows/archive/{path}
     "flows-delete_flow_by_path":           MEMBER_WRITE,     # DELETE /w/{ws}/flows/delete/{path}
+    "flows-test_flow_step":                MEMBER_WRITE,     # POST /w/{ws}/flows/test_step (arbitrary code)
+    "flows-test_flow_step_wait_result":    MEMBER_WRITE,     # POST /w/{ws}/flows/test_step_wait_result
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
@@ -330,10 +334,15 @@ PATH_VALUES: dict[str, str] = {
     "secret": "not-the-signature",
     "signature": "not-the-signature",
     "prefix": "nonexistent",
+    "step_id": "a",
 }
 
 #: Path parameters whose schema is an integer.
-INTEGER_PATH_VALUES: dict[str, str] = {"id": "{audit}", "version": "{flow_version}"}
+INTEGER_PATH_VALUES: dict[str, str] = {
+    "id": "{audit}",
+    "version": "{flow_version}",
+    "branch_or_iteration_n": "1",
+}
 
 SCRIPT = "def main(x: int = 0):\n    return x + 1\n"
 

@@ -20,6 +20,7 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_preview",
     "jobs-run_wait_result_flow_preview",
     "jobs-run_wait_result_flow_by_path",
+    "flows-test_flow_step_wait_result",
     "jobs-run_inline_preview",
     "jobs-get_completed_result",
     # A resource's value is the user's JSON, as a result is.

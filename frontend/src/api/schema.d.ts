@@ -638,6 +638,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/flows/test_step": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Flow Step
+         * @description Run one step of a flow alone: its input transforms evaluated with the context given
+         *     (``flow_input``, ``results``, ``previous_result``, ``iter``), the step queued as a
+         *     preview job (a saved script's run for a ``script`` step). Returns the job's id.
+         */
+        post: operations["flows-test_flow_step"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/test_step_wait_result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Flow Step Wait Result
+         * @description As ``test_step``, answering with the step's result (422 with the error when it
+         *     fails); the job's id is in the ``x-job-id`` header.
+         */
+        post: operations["flows-test_flow_step_wait_result"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/flows/update/{path}": {
         parameters: {
             query?: never;
@@ -1139,6 +1182,50 @@ export interface paths {
         get: operations["jobs-list_queued_jobs"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart Flow At Step
+         * @description Run the flow of the ended flow job ``id`` again from ``step_id``, reusing the
+         *     results of the steps before it; returns the new flow job's id (docs/flows.md
+         *     "Restarting from a step").
+         */
+        post: operations["jobs-restart_flow_at_step"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart Flow At Iteration
+         * @description As ``restart/f/{id}/from/{step_id}``, the loop (or ``branchall``) that is or holds
+         *     ``step_id`` restarting at iteration (branch) ``branch_or_iteration_n``, the earlier
+         *     iterations' results reused.
+         */
+        post: operations["jobs-restart_flow_at_iteration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3361,6 +3448,10 @@ export interface components {
             };
             /** Path */
             path?: string | null;
+            /** Pinned */
+            pinned?: {
+                [key: string]: unknown;
+            } | null;
             /** Tag */
             tag?: string | null;
             /** Value */
@@ -4183,6 +4274,49 @@ export interface components {
             user_auth_required: boolean;
             /** Waiting */
             waiting: boolean;
+        };
+        /**
+         * TestStepBody
+         * @description One step of a flow, run alone with the context it would see in a run.
+         */
+        TestStepBody: {
+            /**
+             * Flow Input
+             * @description The flow's args.
+             */
+            flow_input?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Iter
+             * @description Inside a loop: `{"value": ..., "index": ...}` (`flow_input.iter`).
+             */
+            iter?: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path?: string | null;
+            /**
+             * Previous Result
+             * @description `previous_result`.
+             */
+            previous_result?: unknown;
+            /**
+             * Results
+             * @description Earlier steps' results, by step id (`results.x`).
+             */
+            results?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Step Id
+             * @description The id of the step to run (at any depth).
+             */
+            step_id: string;
+            /** Value */
+            value?: {
+                [key: string]: unknown;
+            } | null;
         };
         /**
          * TruncatedToken
@@ -6817,6 +6951,178 @@ export interface operations {
             };
         };
     };
+    "flows-test_flow_step": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestStepBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-test_flow_step_wait_result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestStepBody"];
+            };
+        };
+        responses: {
+            /** @description The step's result (any JSON). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The step failed: its error object `{error: {name, message}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "flows-update_flow": {
         parameters: {
             query?: never;
@@ -8923,6 +9229,193 @@ export interface operations {
                 };
                 content: {
                     "application/json": (components["schemas"]["QueuedJob"] | components["schemas"]["CompletedJob"])[];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-restart_flow_at_step": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+                step_id: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The flow's args for the new run (default: the old run's). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "n": 3
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-restart_flow_at_iteration": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+                step_id: string;
+                branch_or_iteration_n: number;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The flow's args for the new run (default: the old run's). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "n": 3
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

@@ -1211,6 +1211,92 @@ class FlowEngine:
     ) -> None:
         await conn.execute(Q["flowctl_pin_step"], {"flow_id": flow_job_id, "id": UUID(job_id)})
 
+    # -- restarting ------------------------------------------------------------------------------
+
+    async def restart(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        old_job_id: UUID,
+        step_id: str,
+        iteration: int | None,
+        args: Mapping[str, Any] | None,
+        *,
+        job_id: UUID | None = None,
+        access: Access | None = None,
+    ) -> UUID:
+        """Start a new flow job running the flow of the ended flow job ``old_job_id`` from
+        ``step_id`` (at iteration or branch ``iteration`` of a loop or ``branchall``),
+        reusing the earlier steps' results (the rule: :mod:`gristmill.flows.restart`).
+        ``args`` replace the old run's when given. Returns the new job's id."""
+        from gristmill.flows import restart as restarting
+        from gristmill.queue.rows import can_see_job
+
+        if access is not None:
+            access.require_not_operator()  # the flow runs again, as a preview does
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["restart_get_flow_job"], {"id": old_job_id, "workspace_id": workspace_id}
+            )
+            old = await cur.fetchone()
+        if old is None or not can_see_job(access, old["permissioned_as"], old["runnable_path"]):
+            raise NotFound(f"Flow job not found at name {old_job_id}")
+        if old["parent_job"] is not None:
+            raise BadInput(
+                f"restart: job {old_job_id} is a step of flow job {old['parent_job']} (a "
+                "sub-flow or a parallel iteration): restart that flow from its step instead"
+            )
+        if not old["ended"]:
+            raise BadInput(
+                f'restart from step "{step_id}": flow job {old_job_id} is still running; '
+                "restart it once it has ended (or cancel it)"
+            )
+        new_args: dict[str, Any] = dict(args) if args is not None else dict(old["args"] or {})
+        check_json("args", new_args, max_depth=self.limits.max_args_depth)
+        flow = OpenFlow.model_validate(old["raw_flow"])
+        old_status = state.FlowStatus.model_validate(old["flow_status"])
+        # A flow canceled while running: its status says finished, its frames are stale.
+        old_status.engine.finished = True
+        await self._check(workspace_id, flow)
+        job_id = job_id or uuid4()
+        decision = restarting.restart(
+            flow,
+            old_status,
+            step_id=step_id,
+            iteration=iteration,
+            args=new_args,
+            flow_job_id=job_id,
+            evaluator=self.evaluator,
+        )
+        params = {
+            "id": job_id,
+            "workspace_id": workspace_id,
+            "kind": old["kind"],
+            "runnable_path": old["runnable_path"],
+            "raw_flow": Jsonb(old["raw_flow"]),
+            "args": Jsonb(new_args),
+            "created_by": actor.username,
+            "permissioned_as": actor.permissioned_as,
+            "email": actor.email,
+            "parent_job": None,
+            "root_job": None,
+            "flow_step_id": None,
+            "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
+            "flow_status": Jsonb(decision.status.to_json()),
+            "operation": "jobs.restart.flow",
+            # A saved flow's run keeps its flow-wide timeout (the new run's own clock).
+            "timeout": old["timeout"],
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
+            if inserted is None:
+                raise BadInput(f"a job with id {job_id} already exists")
+            row = await self._lock(conn, job_id)
+            assert row is not None  # inserted just above, in this transaction
+            await self._apply(conn, row, flow, decision)
+        return job_id
+
 
 class _Unrunnable(BadInput):
     """A step whose job cannot be queued; ``result`` is its error result."""

@@ -144,6 +144,7 @@ __all__ = [
     "start",
     "step_finished",
     "unsupported_features",
+    "walk",
 ]
 
 ModuleState = Literal[
@@ -272,6 +273,10 @@ class EngineState(_Status):
     #: ``resume``, the last one) and ``approvers``.
     resumes: list[Any] | None = None
     approvers: list[str] | None = None
+    #: Loop or ``branchall`` module id → the results of the iterations or branches done
+    #: when it failed (its ``results`` entry is then the error): a restart from iteration
+    #: or branch n reuses the first n (:mod:`gristmill.flows.restart`).
+    partial: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class FlowStatus(_Status):
@@ -1206,6 +1211,8 @@ class _Run:
         ):
             self.end_branch(result)
             return
+        if frame.kind in ("forloop", "whileloop", "branchall"):
+            self.state.partial[container.id] = copy.deepcopy(frame.results)
         self.state.frames.pop()
         self.done(container, False, result)
 
@@ -1397,3 +1404,18 @@ def _suspend_after(
         entry.job = job_id
     run.sync_step()
     raise _Stop(Decision(status=run.status, actions=run.actions))
+
+
+def walk(
+    flow: OpenFlow,
+    status: FlowStatus,
+    *,
+    evaluator: Evaluator,
+    resource: Resolver | None = None,
+    variable: Resolver | None = None,
+) -> Decision:
+    """The first decision of a run whose status was built elsewhere (a restart from a step:
+    :mod:`gristmill.flows.restart`): the machine runs on from ``status.engine.frames``.
+    ``status`` is not modified."""
+    run = _Run(flow, _private_copy(status), evaluator, resource, variable)
+    return run.advance()

@@ -42,6 +42,7 @@ from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
 from gristmill.flows.engine import public_flow_status
 from gristmill.flows.suspend import check_approver, required_events
+from gristmill.flows.testing import pin_value
 from gristmill.queue import cancel, resume, rows
 from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
@@ -295,7 +296,7 @@ async def _start_flow_preview(body: FlowPreviewBody, ctx: RunContext, job_id: UU
     return await ctx.platform.flows.run_preview(
         ctx.workspace,
         ctx.actor,
-        body.value,
+        pin_value(body.value, body.pinned),
         body.args,
         path=body.path,
         job_id=job_id,
