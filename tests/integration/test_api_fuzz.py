@@ -218,9 +218,9 @@ CONFIG = schemathesis.Config.from_dict(
                 },
             },
             {
-                # A signed resume or cancel link is its own credential (no token): a
+                # A signed resume, cancel or get_flow link is its own credential (no token): a
                 # generated signature is wrong, and a wrong one is refused with 403.
-                "include-path-regex": "/jobs_u/(resume|cancel)/",
+                "include-path-regex": "/jobs_u/(resume|cancel|get_flow)/",
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "413"],

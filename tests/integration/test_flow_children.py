@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import httpx
+from gristmill.server.platform import Platform
 
 F = "/w/main/flows"
 J = "/w/main/jobs"
@@ -271,3 +272,29 @@ async def test_cancel_reaches_the_children_of_a_parallel_loop(api: httpx.AsyncCl
         for step in (await api.get(f"{J}/list?parent_job={kid['id']}")).json():
             done = await wait_done(api, step["id"])
             assert done["success"] is False
+
+
+async def test_a_saved_flow_over_its_timeout_fails_and_its_steps_stop(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    path = f"f/flows/slow_{uuid.uuid4().hex[:8]}"
+    value = {"modules": [bash("wait", "sleep 30")]}
+    await save_flow(api, path, value)
+    r = await api.post(
+        f"{F}/update/{path}", json={"path": path, "summary": "", "value": value, "timeout": 1}
+    )
+    assert r.status_code == 200, r.text
+    r = await api.post(f"{J}/run/f/{path}", json={"n": 1})
+    assert r.status_code == 201, r.text
+    flow_id = r.text
+    deadline = time.monotonic() + 20
+    while not (await api.get(f"{J}/list?parent_job={flow_id}&running=true")).json():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.2)
+    await platform.flows.sweep()  # what the monitor does every few seconds
+    job = await wait_done(api, flow_id)
+    assert job["success"] is False
+    assert "timed out after 1 s" in job["result"]["error"]["message"]
+    (step,) = (await api.get(f"{J}/list?parent_job={flow_id}")).json()
+    assert (await wait_done(api, step["id"]))["canceled"] is True

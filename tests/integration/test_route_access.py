@@ -80,6 +80,8 @@ POLICY: dict[str, str] = {
     "jobs-run_flow_by_path":              OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run/f/{path}
     "jobs-run_wait_result_flow_by_path":  OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/f/{path}
     "jobs-run_wait_result_flow_preview":  MEMBER_WRITE,      # POST /w/{ws}/jobs/run_wait_result/preview_flow
+    "jobs-restart_flow_at_step":          MEMBER_WRITE,      # POST /w/{ws}/jobs/restart/f/{id}/from/{step_id} (runs the flow again)
+    "jobs-restart_flow_at_iteration":     MEMBER_WRITE,      # POST /w/{ws}/jobs/restart/f/{id}/from/{step_id}/{n}
     "jobs-run_wait_result_by_path":       OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/p/{path}
     "jobs-run_wait_result_by_path_get":   OPERATOR_ALLOWED,  # GET  /w/{ws}/jobs/run_wait_result/p/{path}
     "jobs-run_wait_result_by_hash":       OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/h/{hash}
@@ -99,10 +101,12 @@ POLICY: dict[str, str] = {
     "jobs-run_inline_preview":             MEMBER_WRITE,     # POST /w/{ws}/jobs/run_inline/preview
     "jobs-get_root_job_id":                MEMBER_READ,      # GET  /w/{ws}/jobs_u/get_root_job_id/{id}
     "jobs-get_resume_urls":                MEMBER_READ,      # GET  /w/{ws}/jobs/resume_urls/{id}/{resume_id}
-    "jobs-resume_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/resume/{id}/{resume_id}/{secret} (signed)
-    "jobs-resume_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/resume/{id}/{resume_id}/{secret} (signed)
-    "jobs-cancel_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{secret} (signed)
-    "jobs-cancel_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{secret} (signed)
+    "jobs-resume_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/resume/{id}/{resume_id}/{signature} (signed)
+    "jobs-resume_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/resume/{id}/{resume_id}/{signature} (signed)
+    "jobs-cancel_suspended_job_get":       PUBLIC,           # GET  /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{signature} (signed)
+    "jobs-cancel_suspended_job_post":      PUBLIC,           # POST /w/{ws}/jobs_u/cancel/{id}/{resume_id}/{signature} (signed)
+    "jobs-get_suspended_job_flow":         PUBLIC,           # GET  /w/{ws}/jobs_u/get_flow/{id}/{resume_id}/{signature} (signed)
+    "jobs-resume_suspended_flow_as_owner": OPERATOR_ALLOWED, # POST /w/{ws}/jobs/flow/resume/{id} (the flow's owners)
     "job_metrics-get_job_progress":        MEMBER_READ,      # GET  /w/{ws}/job_metrics/get_progress/{id}
     "job_metrics-set_job_progress":        OPERATOR_ALLOWED, # POST /w/{ws}/job_metrics/set_progress/{id}
     # scripts (more)
@@ -214,6 +218,8 @@ POLICY: dict[str, str] = {
     "flows-list_flow_paths":               MEMBER_READ,      # GET  /w/{ws}/flows/list_paths
     "flows-archive_flow_by_path":          MEMBER_WRITE,     # POST /w/{ws}/flows/archive/{path}
     "flows-delete_flow_by_path":           MEMBER_WRITE,     # DELETE /w/{ws}/flows/delete/{path}
+    "flows-test_flow_step":                MEMBER_WRITE,     # POST /w/{ws}/flows/test_step (arbitrary code)
+    "flows-test_flow_step_wait_result":    MEMBER_WRITE,     # POST /w/{ws}/flows/test_step_wait_result
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
@@ -326,11 +332,17 @@ PATH_VALUES: dict[str, str] = {
     "token_prefix": "nonexistent",
     "resume_id": "0",
     "secret": "not-the-signature",
+    "signature": "not-the-signature",
     "prefix": "nonexistent",
+    "step_id": "a",
 }
 
 #: Path parameters whose schema is an integer.
-INTEGER_PATH_VALUES: dict[str, str] = {"id": "{audit}", "version": "{flow_version}"}
+INTEGER_PATH_VALUES: dict[str, str] = {
+    "id": "{audit}",
+    "version": "{flow_version}",
+    "branch_or_iteration_n": "1",
+}
 
 SCRIPT = "def main(x: int = 0):\n    return x + 1\n"
 

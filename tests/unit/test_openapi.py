@@ -19,6 +19,8 @@ RESULT_OPERATIONS = {
     "jobs-run_wait_result_by_hash",
     "jobs-run_wait_result_preview",
     "jobs-run_wait_result_flow_preview",
+    "jobs-run_wait_result_flow_by_path",
+    "flows-test_flow_step_wait_result",
     "jobs-run_inline_preview",
     "jobs-get_completed_result",
     # A resource's value is the user's JSON, as a result is.
@@ -96,6 +98,7 @@ PUBLIC_OPERATIONS = {
     "jobs-resume_suspended_job_post",
     "jobs-cancel_suspended_job_get",
     "jobs-cancel_suspended_job_post",
+    "jobs-get_suspended_job_flow",
 }
 
 

@@ -638,6 +638,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/flows/test_step": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Flow Step
+         * @description Run one step of a flow alone: its input transforms evaluated with the context given
+         *     (``flow_input``, ``results``, ``previous_result``, ``iter``), the step queued as a
+         *     preview job (a saved script's run for a ``script`` step). Returns the job's id.
+         */
+        post: operations["flows-test_flow_step"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/flows/test_step_wait_result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Flow Step Wait Result
+         * @description As ``test_step``, answering with the step's result (422 with the error when it
+         *     fails); the job's id is in the ``x-job-id`` header.
+         */
+        post: operations["flows-test_flow_step_wait_result"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/flows/update/{path}": {
         parameters: {
             query?: never;
@@ -1064,6 +1107,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/flow/resume/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Suspended Flow As Owner
+         * @description Approve the step flow ``id`` is suspended at, as an owner of the flow (its creator,
+         *     a workspace admin, or who may write its path), without a resume link.
+         */
+        post: operations["jobs-resume_suspended_flow_as_owner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/list": {
         parameters: {
             query?: never;
@@ -1118,6 +1182,50 @@ export interface paths {
         get: operations["jobs-list_queued_jobs"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart Flow At Step
+         * @description Run the flow of the ended flow job ``id`` again from ``step_id``, reusing the
+         *     results of the steps before it; returns the new flow job's id (docs/flows.md
+         *     "Restarting from a step").
+         */
+        post: operations["jobs-restart_flow_at_step"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart Flow At Iteration
+         * @description As ``restart/f/{id}/from/{step_id}``, the loop (or ``branchall``) that is or holds
+         *     ``step_id`` restarting at iteration (branch) ``branch_or_iteration_n``, the earlier
+         *     iterations' results reused.
+         */
+        post: operations["jobs-restart_flow_at_iteration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1375,7 +1483,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/cancel/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1384,13 +1492,14 @@ export interface paths {
         };
         /**
          * Cancel Suspended Job Get
-         * @description Cancel (disapprove) a suspended flow step with a signed link.
+         * @description Disapprove a suspended flow step with a signed link: the flow fails (or goes on,
+         *     with ``continue_on_disapprove_timeout``).
          */
         get: operations["jobs-cancel_suspended_job_get"];
         put?: never;
         /**
          * Cancel Suspended Job Post
-         * @description As the GET form.
+         * @description As the GET form (the body is recorded with the disapproval).
          */
         post: operations["jobs-cancel_suspended_job_post"];
         delete?: never;
@@ -1471,6 +1580,27 @@ export interface paths {
          * @description A job, queued, running or finished, with its logs.
          */
         get: operations["jobs-get_job_by_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs_u/get_flow/{id}/{resume_id}/{signature}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Suspended Job Flow
+         * @description The flow of a suspended step, for its approval page: the flow job, the approvals so
+         *     far, the step's resume form.
+         */
+        get: operations["jobs-get_suspended_job_flow"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1560,7 +1690,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{secret}": {
+    "/api/w/{workspace}/jobs_u/resume/{id}/{resume_id}/{signature}": {
         parameters: {
             query?: never;
             header?: never;
@@ -1569,14 +1699,16 @@ export interface paths {
         };
         /**
          * Resume Suspended Job Get
-         * @description Resume a suspended flow step with a signed link (no token: the link is the key).
-         *     Until flows exist, a well-signed link gets 400 (no job is a suspended step).
+         * @description Approve a suspended flow step with a signed link (the link is the key; a token is
+         *     needed only when the step requires a logged-in approver). ``?payload=``: the resume
+         *     payload, as url-safe base64 of its JSON.
          */
         get: operations["jobs-resume_suspended_job_get"];
         put?: never;
         /**
          * Resume Suspended Job Post
-         * @description As the GET form (Windmill's POST carries the approval form's payload).
+         * @description Approve a suspended flow step; the body (any JSON, e.g. the resume form's values) is
+         *     what the next step sees as ``resume``.
          */
         post: operations["jobs-resume_suspended_job_post"];
         delete?: never;
@@ -2868,6 +3000,33 @@ export interface components {
          * @enum {string}
          */
         ActionKind: "Create" | "Update" | "Delete" | "Execute";
+        /**
+         * Approval
+         * @description Windmill's ``{resume_id, approver}``.
+         */
+        Approval: {
+            /** Approver */
+            approver: string;
+            /** Resume Id */
+            resume_id: number;
+        };
+        /**
+         * ApprovalRecord
+         * @description One resume event: an approval or a disapproval.
+         */
+        ApprovalRecord: {
+            /** Approved */
+            approved: boolean;
+            /** Approver */
+            approver: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Resume Id */
+            resume_id: number;
+        };
         /** ArchiveFlow */
         ArchiveFlow: {
             /**
@@ -3289,6 +3448,10 @@ export interface components {
             };
             /** Path */
             path?: string | null;
+            /** Pinned */
+            pinned?: {
+                [key: string]: unknown;
+            } | null;
             /** Tag */
             tag?: string | null;
             /** Value */
@@ -4076,6 +4239,84 @@ export interface components {
             flow_job_id?: string | null;
             /** Percent */
             percent: number;
+        };
+        /**
+         * SuspendedJobFlow
+         * @description The flow of a suspended step. ``job`` and ``approvers`` are Windmill's; the rest is
+         *     Gristmill's, so the approval page needs no other call.
+         */
+        SuspendedJobFlow: {
+            /** Approvals */
+            approvals: components["schemas"]["ApprovalRecord"][];
+            /** Approvers */
+            approvers: components["schemas"]["Approval"][];
+            /**
+             * Hide Cancel
+             * @default false
+             */
+            hide_cancel: boolean;
+            /** Job */
+            job: components["schemas"]["QueuedJob"] | components["schemas"]["CompletedJob"];
+            /** Required Events */
+            required_events: number;
+            /** Resume Form */
+            resume_form?: {
+                [key: string]: unknown;
+            } | null;
+            /** Step Id */
+            step_id: string;
+            /** Suspend Until */
+            suspend_until?: string | null;
+            /**
+             * User Auth Required
+             * @default false
+             */
+            user_auth_required: boolean;
+            /** Waiting */
+            waiting: boolean;
+        };
+        /**
+         * TestStepBody
+         * @description One step of a flow, run alone with the context it would see in a run.
+         */
+        TestStepBody: {
+            /**
+             * Flow Input
+             * @description The flow's args.
+             */
+            flow_input?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Iter
+             * @description Inside a loop: `{"value": ..., "index": ...}` (`flow_input.iter`).
+             */
+            iter?: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path?: string | null;
+            /**
+             * Previous Result
+             * @description `previous_result`.
+             */
+            previous_result?: unknown;
+            /**
+             * Results
+             * @description Earlier steps' results, by step id (`results.x`).
+             */
+            results?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Step Id
+             * @description The id of the step to run (at any depth).
+             */
+            step_id: string;
+            /** Value */
+            value?: {
+                [key: string]: unknown;
+            } | null;
         };
         /**
          * TruncatedToken
@@ -6710,6 +6951,178 @@ export interface operations {
             };
         };
     };
+    "flows-test_flow_step": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestStepBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "flows-test_flow_step_wait_result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestStepBody"];
+            };
+        };
+        responses: {
+            /** @description The step's result (any JSON). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The step failed: its error object `{error: {name, message}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "flows-update_flow": {
         parameters: {
             query?: never;
@@ -8532,6 +8945,87 @@ export interface operations {
             };
         };
     };
+    "jobs-resume_suspended_flow_as_owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description job resumed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-list_jobs": {
         parameters: {
             query?: {
@@ -8735,6 +9229,193 @@ export interface operations {
                 };
                 content: {
                     "application/json": (components["schemas"]["QueuedJob"] | components["schemas"]["CompletedJob"])[];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-restart_flow_at_step": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+                step_id: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The flow's args for the new run (default: the old run's). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "n": 3
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-restart_flow_at_iteration": {
+        parameters: {
+            query?: {
+                /** @description Id for the new job, chosen by the caller. */
+                job_id?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+                step_id: string;
+                branch_or_iteration_n: number;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        /** @description The flow's args for the new run (default: the old run's). */
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "n": 3
+                 *     }
+                 */
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
@@ -10166,15 +10847,15 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10182,7 +10863,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10191,7 +10872,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10200,7 +10881,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10238,15 +10919,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10254,7 +10939,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10263,7 +10948,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10272,7 +10957,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10585,6 +11270,78 @@ export interface operations {
                 };
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-get_suspended_job_flow": {
+        parameters: {
+            query?: {
+                approver?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+                resume_id: number;
+                signature: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuspendedJobFlow"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10932,20 +11689,22 @@ export interface operations {
         parameters: {
             query?: {
                 approver?: string;
+                /** @description The resume payload: url-safe base64 of its JSON. */
+                payload?: string;
             };
             header?: never;
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10953,7 +11712,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10962,7 +11721,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10971,7 +11730,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11009,15 +11768,19 @@ export interface operations {
             path: {
                 id: string;
                 resume_id: number;
-                secret: string;
+                signature: string;
                 workspace: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description job resumed (or canceled) */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11025,7 +11788,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            /** @description The job is not a suspended flow step, or this link or approver was used. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -11034,7 +11797,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The signature does not sign this job, resume id and approver. */
+            /** @description The signature does not sign this job, resume id and approver; or the approver is excluded (not logged in when the step requires it, self approval, groups). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11043,7 +11806,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description No such workspace. */
+            /** @description No such workspace or job. */
             404: {
                 headers: {
                     [name: string]: unknown;

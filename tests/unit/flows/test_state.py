@@ -514,7 +514,6 @@ def test_retry_if_false_does_not_retry(ev: Evaluator) -> None:
             },
             "parallel whileloopflow",
         ),
-        ({**script("s"), "suspend": {"required_events": 1}}, "suspend"),
         ({"id": "ai", "value": {"type": "aiagent", "tools": []}}, "'aiagent'"),
     ],
 )

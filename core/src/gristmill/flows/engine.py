@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
-from gristmill.errors import BadInput, JobErrorName, NotFound
+from gristmill.errors import BadInput, Conflict, Forbidden, JobErrorName, NotFound
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
 from gristmill.flows.expressions import Evaluator, ExprContext, ExpressionError
@@ -65,6 +66,8 @@ from gristmill.flows.model import (
     iter_modules,
     parse_flow,
 )
+from gristmill.flows.suspend import ResumeEvent, SuspendedStep, check_approver
+from gristmill.queue import rows
 from gristmill.queue.cancel import cancel_in_transaction
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
@@ -169,7 +172,14 @@ class FlowEngine:
         except ArgumentError as exc:
             raise BadInput(f"flow {path}: {exc}") from None
         return await self._submit(
-            workspace_id, actor, flow, checked, kind=JobKind.FLOW, path=path, job_id=job_id
+            workspace_id,
+            actor,
+            flow,
+            checked,
+            kind=JobKind.FLOW,
+            path=path,
+            job_id=job_id,
+            timeout_s=row["timeout"],
         )
 
     async def _saved_flow(
@@ -189,8 +199,10 @@ class FlowEngine:
         kind: JobKind,
         path: str | None,
         job_id: UUID | None,
+        timeout_s: int | None = None,
     ) -> UUID:
-        """Insert the flow job and apply its first decision, in one transaction."""
+        """Insert the flow job and apply its first decision, in one transaction. A
+        ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
         job_id = job_id or uuid4()
         decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
         params = {
@@ -206,6 +218,7 @@ class FlowEngine:
             "parent_job": None,
             "root_job": None,
             "flow_step_id": None,
+            "timeout": timeout_s,
             "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
             "flow_status": Jsonb(decision.status.to_json()),
             "operation": "jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
@@ -218,6 +231,8 @@ class FlowEngine:
             assert row is not None  # inserted just above, in this transaction
             if await self._control_flow_cache(conn, row, flow, args):
                 return job_id  # answered from the cache (cache_ttl): no step runs
+            if not await self._concurrency_admit(conn, row, flow):
+                return job_id  # waits for a slot: started by _concurrency_release
             await self._apply(conn, row, flow, decision)
         return job_id
 
@@ -315,7 +330,8 @@ class FlowEngine:
 
     async def sweep(self) -> int:
         """Advance the flows whose awaited job completed without them advancing; return how
-        many advanced."""
+        many advanced. Flows over their timeout end first (:meth:`_time_out_flows`)."""
+        await self._time_out_flows()
         async with self.pool.connection() as conn:
             stalled = await (await conn.execute(Q["stalled_flows"])).fetchall()
         advanced = 0
@@ -334,7 +350,36 @@ class FlowEngine:
                     result=done[1],
                 ):
                     advanced += 1
-        return advanced
+        return advanced + await self._concurrency_sweep()
+
+    async def _time_out_flows(self) -> None:
+        """End the flows running longer than their timeout (a saved flow's ``timeout``):
+        failed with an error saying so, their running steps and child flows canceled; a
+        child flow's failure reaches its parent as any step's would."""
+        async with self.pool.connection() as conn:
+            late = await (await conn.execute(Q["timed_out_flows"])).fetchall()
+        for flow_job_id, timeout in late:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await self._lock(conn, flow_job_id)
+                if row is None:
+                    continue  # ended meanwhile
+                children = await (
+                    await conn.execute(Q["flow_children_queued"], {"id": flow_job_id})
+                ).fetchall()
+                flow = OpenFlow.model_validate(row["raw_flow"])
+                status = state.FlowStatus.model_validate(row["flow_status"])
+                status.engine.finished = True
+                status.engine.awaiting = None
+                status.engine.frames = []
+                message = (
+                    f"flow timed out after {timeout} s (its timeout); its running steps were "
+                    "canceled"
+                )
+                actions: list[state.Action] = [
+                    state.CancelJobs(tuple(str(c[0]) for c in children)),
+                    state.FinishFlow(False, _failure(JobErrorName.EXECUTION, message)),
+                ]
+                await self._apply(conn, row, flow, state.Decision(status=status, actions=actions))
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -373,6 +418,8 @@ class FlowEngine:
             if isinstance(action, state.RunStep):
                 outcome = await self._push_step(conn, row, action, flow=flow, status=status)
                 if outcome is None:
+                    if flow.value.same_worker and action.kind in ("rawscript", "script"):
+                        await self._same_worker_pin(conn, row["id"], action.job_id)
                     continue
                 decision = state.step_finished(
                     flow,
@@ -437,6 +484,8 @@ class FlowEngine:
                 "result": orjson.dumps(action.result).decode(),
             },
         )
+        # Its concurrency slot frees (at once, or when its window passes): start waiters.
+        await self._concurrency_finished(conn, flow_job_id)
 
     async def _push_step(
         self,
@@ -531,11 +580,13 @@ class FlowEngine:
                     _failure("ArgumentError", f"sub-flow {action.script_path}: {exc}")
                 ) from None
             kind = JobKind.FLOW
+            timeout = saved["timeout"]
         else:
             assert action.flow_value is not None
             child = parse_flow({"summary": "", "value": action.flow_value})
             args = dict(action.args)
             kind = JobKind.FLOWNODE
+            timeout = None
         child_id = UUID(action.job_id)
         decision = state.start(
             child, args, evaluator=self.evaluator, flow_job_id=child_id, inherit=action.inherit
@@ -551,6 +602,7 @@ class FlowEngine:
                     "args": Jsonb(args),
                     "flow_status": Jsonb(decision.status.to_json()),
                     "operation": "jobs.run.flow",
+                    "timeout": timeout,
                 },
             )
         ).fetchone()
@@ -826,6 +878,425 @@ class FlowEngine:
             },
         )
 
+    # -- suspend and approval (gristmill.flows.suspend) ---------------------------------------
+
+    async def resume_step(
+        self,
+        *,
+        workspace_id: str,
+        job_id: UUID,
+        resume_id: int,
+        approved: bool,
+        payload: Any,
+        approver: str | None,
+        access: Access | None,
+    ) -> None:
+        """A resume event sent with a signed link for the suspended step ``job_id``: record
+        it and advance its flow (in one transaction, under the flow's lock). ``access``: the
+        logged-in caller, if any (the step's approval conditions may require one)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            found = await (
+                await conn.execute(
+                    Q["suspend_step_parent"], {"id": job_id, "workspace_id": workspace_id}
+                )
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"Job not found at name {job_id}")
+            if found[0] is None:
+                raise BadInput(f"job {job_id} is not a suspended flow step: it is not a flow step")
+            row = await self._lock(conn, found[0])
+            if row is None:
+                raise BadInput(
+                    f"job {job_id} is not a suspended flow step: its flow {found[0]} has ended"
+                )
+            await self._resume_locked(
+                conn,
+                row,
+                job_id=str(job_id),
+                resume_id=resume_id,
+                approved=approved,
+                payload=payload,
+                approver=approver,
+                access=access,
+            )
+
+    async def resume_as_owner(
+        self, *, workspace_id: str, flow_job_id: UUID, payload: Any, access: Access
+    ) -> None:
+        """Approve the step flow ``flow_job_id`` is suspended at, as its owner (no link):
+        Windmill's ``jobs/flow/resume``. Owners: the flow's creator, a workspace admin, or
+        whoever may write the flow's path."""
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self._lock(conn, flow_job_id)
+            if row is None or row["workspace_id"] != workspace_id:
+                # Ended or not a flow: as Windmill, say the flow does not wait (when it exists).
+                await rows.fetch_job(self.pool, workspace_id, flow_job_id, access)
+                raise BadInput("the flow is not in a suspended state anymore")
+            if not rows.can_see_job(access, row["permissioned_as"], row["runnable_path"]):
+                raise NotFound(f"Job not found at name {flow_job_id}")
+            path = row["runnable_path"]
+            if not (
+                access.is_admin
+                or row["created_by"] == access.username
+                or (path is not None and access.can_write(path))
+            ):
+                raise Forbidden(
+                    f"only an owner of flow {flow_job_id} (who started it, a workspace admin, "
+                    "or who may write its path) may resume it without a resume link"
+                )
+            wait = state.FlowStatus.model_validate(row["flow_status"]).engine.suspended
+            if wait is None:
+                raise BadInput("the flow is not in a suspended state anymore")
+            await self._resume_locked(
+                conn,
+                row,
+                job_id=wait.job_id or str(flow_job_id),
+                resume_id=0,
+                approved=True,
+                payload=payload,
+                approver=access.username,
+                access=access,
+            )
+
+    async def _resume_locked(
+        self,
+        conn: psycopg.AsyncConnection,
+        row: dict[str, Any],
+        *,
+        job_id: str,
+        resume_id: int,
+        approved: bool,
+        payload: Any,
+        approver: str | None,
+        access: Access | None,
+    ) -> None:
+        flow = OpenFlow.model_validate(row["raw_flow"])
+        status = state.FlowStatus.model_validate(row["flow_status"])
+        wait = status.engine.suspended
+        if wait is None or (wait.job_id or str(row["id"])) != job_id:
+            raise BadInput(
+                f"job {job_id} is not a suspended flow step: flow {row['id']} is not waiting "
+                "for it (the step is still running, or its approvals are over)"
+            )
+        check_approver(
+            wait,
+            username=access.username if access is not None else None,
+            email=access.actor.email if access is not None else None,
+            is_admin=access is not None and access.is_admin,
+            groups=access.groups if access is not None else frozenset(),
+            creator=row["created_by"],
+            creator_email=row["email"],
+        )
+        check_json("payload", payload, max_depth=self.limits.max_args_depth)
+        earlier = await (await conn.execute(Q["suspend_resumes"], {"job": UUID(job_id)})).fetchall()
+        if any(r[0] == resume_id for r in earlier):
+            raise Conflict(f"resume request already sent (resume id {resume_id} of job {job_id})")
+        for r in earlier:
+            if approver is not None and r[1] == approver:
+                done = "approved" if r[2] else "disapproved"
+                raise Conflict(f"{approver} already {done} this step (job {job_id})")
+        await conn.execute(
+            Q["suspend_insert_resume"],
+            {
+                "workspace_id": row["workspace_id"],
+                "job": UUID(job_id),
+                "flow": row["id"],
+                "resume_id": resume_id,
+                "value": Jsonb(payload),
+                "approver": approver,
+                "approved": approved,
+            },
+        )
+        decision = state.resume(
+            flow,
+            status,
+            approved=approved,
+            payload=payload,
+            approver=approver,
+            evaluator=self.evaluator,
+        )
+        if not decision.ignored:
+            await self._apply(conn, row, flow, decision)
+
+    async def suspended_step(self, workspace_id: str, job_id: UUID) -> SuspendedStep:
+        """What the approval page of step ``job_id`` shows (no lock: a read)."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["suspend_flow_of_step"], {"id": job_id, "workspace_id": workspace_id}
+            )
+            found = await cur.fetchone()
+            if found is None:
+                await rows.fetch_job(self.pool, workspace_id, job_id)  # 404 when no such job
+                raise BadInput(f"job {job_id} is not a suspended flow step: it is not a flow step")
+            approvals = await (await conn.execute(Q["suspend_resumes"], {"job": job_id})).fetchall()
+        flow = OpenFlow.model_validate(found["raw_flow"])
+        module = next((m for m, _ in iter_modules(flow) if m.id == found["flow_step_id"]), None)
+        if module is None or module.suspend is None or found["flow_status"] is None:
+            raise BadInput(f"job {job_id} is not a suspended flow step: its step does not suspend")
+        wait = state.FlowStatus.model_validate(found["flow_status"]).engine.suspended
+        if wait is not None and wait.job_id != str(job_id):
+            wait = None
+        return SuspendedStep(
+            flow_job_id=found["parent_job"],
+            module=module,
+            wait=wait,
+            suspend_until=found["suspend_until"] if wait is not None else None,
+            approvals=[
+                ResumeEvent(resume_id=r[0], approver=r[1], approved=r[2], created_at=r[4])
+                for r in approvals
+            ],
+        )
+
+    async def sweep_suspended(self) -> int:
+        """Time out the suspended flows whose deadline passed (the monitor calls this);
+        return how many."""
+        async with self.pool.connection() as conn:
+            due = await (await conn.execute(Q["suspend_due"])).fetchall()
+        timed_out = 0
+        for (flow_job_id,) in due:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await self._lock(conn, flow_job_id)
+                if row is None:
+                    continue
+                deadline = await (
+                    await conn.execute(Q["suspend_until"], {"id": flow_job_id})
+                ).fetchone()
+                if deadline is None or not deadline[1]:
+                    continue  # resumed (or suspended again) since it was listed
+                flow = OpenFlow.model_validate(row["raw_flow"])
+                status = state.FlowStatus.model_validate(row["flow_status"])
+                decision = state.resume(
+                    flow,
+                    status,
+                    approved=False,
+                    payload=None,
+                    approver=None,
+                    timed_out=True,
+                    evaluator=self.evaluator,
+                )
+                if decision.ignored:
+                    continue
+                await self._apply(conn, row, flow, decision)
+                timed_out += 1
+        return timed_out
+
+    # -- concurrency limits (flow value `concurrent_limit`) -----------------------------------
+    # A flow run over its key's limit is created queued and not running (Windmill's queued
+    # flow: every module WaitingForPriorSteps); it holds no worker slot and no connection.
+    # It starts, oldest first, when a run of its key ends (the hook in _finish, in the ending
+    # transaction) or when a window passes or a running run is canceled (the monitor's sweep).
+    # Every decision about a key is taken under that key's transaction-scoped advisory lock.
+    # Lock order: a flow's status row, then its key, then a waiting run's status row; a
+    # cancel locks only the waiting run's row (never the key), so none waits in a cycle.
+
+    async def _concurrency_admit(
+        self, conn: psycopg.AsyncConnection, row: dict[str, Any], flow: OpenFlow
+    ) -> bool:
+        """Whether the new run ``row`` starts now; otherwise it is left waiting (queued,
+        not running, its status untouched by any step)."""
+        limits = concurrency_settings(flow)
+        if limits is None:
+            return True
+        limit, window_s = limits
+        key = concurrency_key(
+            flow,
+            workspace_id=row["workspace_id"],
+            path=row["runnable_path"],
+            args=row["args"] or {},
+        )
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        cur = await conn.execute(Q["flowctl_key_state"], {"key": key})
+        taken = await cur.fetchone()
+        active, waiting = (taken[0], taken[1]) if taken is not None else (0, 0)
+        # In order: a newcomer never overtakes a run already waiting.
+        start = waiting == 0 and active < limit
+        await conn.execute(
+            Q["flowctl_insert"],
+            {
+                "id": row["id"],
+                "workspace_id": row["workspace_id"],
+                "key": key,
+                "concurrent_limit": limit,
+                "window_s": window_s,
+                "start": start,
+            },
+        )
+        if start:
+            return True
+        await conn.execute(Q["flowctl_set_waiting"], {"id": row["id"]})
+        await conn.execute(
+            Q["save_flow_status"],
+            {"id": row["id"], "flow_status": Jsonb(_waiting_status(flow)), "awaiting": None},
+        )
+        return False
+
+    async def _concurrency_finished(self, conn: psycopg.AsyncConnection, flow_job_id: UUID) -> None:
+        """A flow ended (in this transaction): start the runs of its key that now fit."""
+        cur = await conn.execute(Q["flowctl_key_of"], {"id": flow_job_id})
+        found = await cur.fetchone()
+        if found is not None:
+            await self._concurrency_release(conn, found[0])
+
+    async def _concurrency_release(self, conn: psycopg.AsyncConnection, key: str) -> int:
+        """Start the waiting runs of ``key`` that fit, oldest first; return how many."""
+        await conn.execute(Q["flowctl_lock_key"], {"key": key})
+        await conn.execute(Q["flowctl_prune"], {"key": key})
+        started = 0
+        while True:
+            cur = await conn.execute(Q["flowctl_next_waiter"], {"key": key})
+            waiter = await cur.fetchone()
+            if waiter is None:
+                return started
+            waiter_id, limit, active = waiter
+            if active >= limit:
+                return started
+            row = await self._lock(conn, waiter_id)
+            if row is None:
+                # Canceled while we waited for its lock: it takes no slot.
+                await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                continue
+            try:
+                # A savepoint: a start that fails (a bug) must neither undo the ending flow's
+                # transaction nor leave the run holding a slot without running: it fails.
+                async with conn.transaction():
+                    if not await (
+                        await conn.execute(Q["flowctl_start_waiter"], {"id": waiter_id})
+                    ).fetchone():
+                        await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
+                        continue
+                    flow = OpenFlow.model_validate(row["raw_flow"])
+                    decision = state.start(
+                        flow, row["args"] or {}, evaluator=self.evaluator, flow_job_id=waiter_id
+                    )
+                    # Ending at once (a skip_expr) comes back here for the same key: the
+                    # advisory lock is held already, and the counts are read again each turn.
+                    await self._apply(conn, row, flow, decision)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise
+            except Exception as exc:
+                log.exception("flow %s could not start after waiting for its slot", waiter_id)
+                await self._finish(
+                    conn,
+                    waiter_id,
+                    state.FinishFlow(
+                        success=False,
+                        result=_failure("FlowStartError", f"the flow could not start: {exc}"),
+                    ),
+                )
+                continue
+            started += 1
+
+    async def _concurrency_sweep(self) -> int:
+        """The monitor's share: start waiting runs whose slot freed without a flow of their
+        key ending (a window passed, a running flow was canceled)."""
+        async with self.pool.connection() as conn:
+            keys = [k for (k,) in await (await conn.execute(Q["flowctl_waiting_keys"])).fetchall()]
+        started = 0
+        for key in keys:
+            async with self.pool.connection() as conn, conn.transaction():
+                started += await self._concurrency_release(conn, key)
+            # same_worker steps whose worker is gone are freed here too (not counted).
+        async with self.pool.connection() as conn:
+            await conn.execute(Q["flowctl_unpin_lost"], {"within_s": _LOST_WORKER_S})
+        return started
+
+    # -- same_worker (flow value `same_worker`) ---------------------------------------------
+    # Every step after the first is pinned to the worker that ran the first (the claim query
+    # lets only it take the row). The worker runs such steps in a directory of the flow run
+    # and links its `./shared` (gristmill.worker.job); the directory goes when the flow ends.
+
+    async def _same_worker_pin(
+        self, conn: psycopg.AsyncConnection, flow_job_id: UUID, job_id: str
+    ) -> None:
+        await conn.execute(Q["flowctl_pin_step"], {"flow_id": flow_job_id, "id": UUID(job_id)})
+
+    # -- restarting ------------------------------------------------------------------------------
+
+    async def restart(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        old_job_id: UUID,
+        step_id: str,
+        iteration: int | None,
+        args: Mapping[str, Any] | None,
+        *,
+        job_id: UUID | None = None,
+        access: Access | None = None,
+    ) -> UUID:
+        """Start a new flow job running the flow of the ended flow job ``old_job_id`` from
+        ``step_id`` (at iteration or branch ``iteration`` of a loop or ``branchall``),
+        reusing the earlier steps' results (the rule: :mod:`gristmill.flows.restart`).
+        ``args`` replace the old run's when given. Returns the new job's id."""
+        from gristmill.flows import restart as restarting
+        from gristmill.queue.rows import can_see_job
+
+        if access is not None:
+            access.require_not_operator()  # the flow runs again, as a preview does
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["restart_get_flow_job"], {"id": old_job_id, "workspace_id": workspace_id}
+            )
+            old = await cur.fetchone()
+        if old is None or not can_see_job(access, old["permissioned_as"], old["runnable_path"]):
+            raise NotFound(f"Flow job not found at name {old_job_id}")
+        if old["parent_job"] is not None:
+            raise BadInput(
+                f"restart: job {old_job_id} is a step of flow job {old['parent_job']} (a "
+                "sub-flow or a parallel iteration): restart that flow from its step instead"
+            )
+        if not old["ended"]:
+            raise BadInput(
+                f'restart from step "{step_id}": flow job {old_job_id} is still running; '
+                "restart it once it has ended (or cancel it)"
+            )
+        new_args: dict[str, Any] = dict(args) if args is not None else dict(old["args"] or {})
+        check_json("args", new_args, max_depth=self.limits.max_args_depth)
+        flow = OpenFlow.model_validate(old["raw_flow"])
+        old_status = state.FlowStatus.model_validate(old["flow_status"])
+        # A flow canceled while running: its status says finished, its frames are stale.
+        old_status.engine.finished = True
+        await self._check(workspace_id, flow)
+        job_id = job_id or uuid4()
+        decision = restarting.restart(
+            flow,
+            old_status,
+            step_id=step_id,
+            iteration=iteration,
+            args=new_args,
+            flow_job_id=job_id,
+            evaluator=self.evaluator,
+        )
+        params = {
+            "id": job_id,
+            "workspace_id": workspace_id,
+            "kind": old["kind"],
+            "runnable_path": old["runnable_path"],
+            "raw_flow": Jsonb(old["raw_flow"]),
+            "args": Jsonb(new_args),
+            "created_by": actor.username,
+            "permissioned_as": actor.permissioned_as,
+            "email": actor.email,
+            "parent_job": None,
+            "root_job": None,
+            "flow_step_id": None,
+            "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
+            "flow_status": Jsonb(decision.status.to_json()),
+            "operation": "jobs.restart.flow",
+            # A saved flow's run keeps its flow-wide timeout (the new run's own clock).
+            "timeout": old["timeout"],
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
+            if inserted is None:
+                raise BadInput(f"a job with id {job_id} already exists")
+            row = await self._lock(conn, job_id)
+            assert row is not None  # inserted just above, in this transaction
+            await self._apply(conn, row, flow, decision)
+        return job_id
+
 
 class _Unrunnable(BadInput):
     """A step whose job cannot be queued; ``result`` is its error result."""
@@ -892,3 +1363,88 @@ def step_digest(fields: Mapping[str, Any]) -> str:
 def flow_digest(value: Any, args: Mapping[str, Any], path: str | None) -> str:
     """The cache key of a flow run: the flow (its value as stored), its path and its args."""
     return _digest({"flow": 1, "value": value, "path": path, "args": dict(args)})
+
+
+#: A worker process not heard from for this long is gone: the same_worker steps pinned to
+#: it are freed (live processes announce themselves every 10 s).
+_LOST_WORKER_S = 60
+
+#: The largest limit or window stored (Postgres ``integer``).
+_INT4_MAX = 2**31 - 1
+
+#: Longer concurrency keys are kept as a prefix and a digest of the whole.
+_KEY_MAX = 512
+
+_ARG_REFERENCE = re.compile(r"\$args\[([^\]]*)\]")
+
+
+def concurrency_settings(flow: OpenFlow) -> tuple[int, int] | None:
+    """``(concurrent_limit, concurrency_time_window_s)`` of a flow, ``None`` without a limit;
+    :class:`BadInput` naming the field when a value cannot be used."""
+    value = flow.value
+    if value.concurrent_limit is None:
+        return None
+    limit = _whole(value.concurrent_limit)
+    if limit is None or not 1 <= limit <= _INT4_MAX:
+        raise BadInput(
+            "flow value concurrent_limit: must be a whole number of runs from 1 to "
+            f"{_INT4_MAX}; got {value.concurrent_limit!r}"
+        )
+    window = _whole(value.concurrency_time_window_s or 0)
+    if window is None or not 0 <= window <= _INT4_MAX:
+        raise BadInput(
+            "flow value concurrency_time_window_s: must be a whole number of seconds from 0 "
+            f"to {_INT4_MAX}; got {value.concurrency_time_window_s!r}"
+        )
+    return limit, window
+
+
+def _whole(number: float) -> int | None:
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, float) and not number.is_integer():
+        return None  # also NaN and the infinities
+    return int(number)
+
+
+def concurrency_key(
+    flow: OpenFlow, *, workspace_id: str, path: str | None, args: Mapping[str, Any]
+) -> str:
+    """The key a run counts under: the flow's ``concurrency_key`` with ``$workspace`` and
+    ``$args[name]`` filled in (a string argument as it is, another as JSON, a missing one as
+    nothing), as Windmill's; else ``<workspace>/flow/<path>``. A preview without a path
+    counts with the runs of the same flow value."""
+    template = flow.value.concurrency_key
+    if template:
+
+        def arg(match: re.Match[str]) -> str:
+            found = args.get(match.group(1).strip())
+            if found is None:
+                return ""
+            return found if isinstance(found, str) else orjson.dumps(found).decode()
+
+        key = _ARG_REFERENCE.sub(arg, template.replace("$workspace", workspace_id))
+        if len(key) > _KEY_MAX:
+            # An argument can be any size; an index entry cannot. Same key, same digest.
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: _KEY_MAX - 65]}#{digest}"
+        return key
+    if path:
+        return f"{workspace_id}/flow/{path}"
+    digest = hashlib.sha256(
+        orjson.dumps(flow.value.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
+    return f"{workspace_id}/flow/preview-{digest}"
+
+
+def _waiting_status(flow: OpenFlow) -> dict[str, Any]:
+    """The status of a run waiting for its concurrency slot: no module started."""
+    value = flow.value
+    return state.FlowStatus(
+        modules=[state.FlowStatusModule(id=m.id) for m in value.modules],
+        failure_module=(
+            state.FlowStatusModule(id=value.failure_module.id)
+            if value.failure_module is not None
+            else None
+        ),
+    ).to_json()

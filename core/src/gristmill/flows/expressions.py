@@ -8,7 +8,7 @@ file system exist in it.
 
 What an expression sees (Windmill's names): ``flow_input`` (with ``flow_input.iter =
 {value, index}`` inside a loop), ``results.<step id>``, ``previous_result``, ``params``,
-and, when the flow engine sets them, ``resume`` and ``approvers`` (after a suspend),
+and, when the flow engine sets them, ``resume``, ``resumes`` and ``approvers`` (after a suspend),
 ``result`` (``stop_after_if``) and ``error`` (``retry_if``; else ``previous_result.error``
 when the previous result is an error, as Windmill does). A name the context does not set is
 not defined: using it is a ``ReferenceError`` rather than a silent ``undefined``.
@@ -106,6 +106,8 @@ class ExprContext:
     iter: Mapping[str, Any] | None = None
     resume: Any = NOT_SET
     approvers: Any = NOT_SET
+    #: After a suspend: every resume payload (``resume`` is the last one).
+    resumes: Any = NOT_SET
     #: The step's result, for ``stop_after_if``.
     result: Any = NOT_SET
     #: The step's error, for ``retry_if``.
@@ -162,6 +164,7 @@ _NAMES: Final = (
     "params",
     "resume",
     "approvers",
+    "resumes",
     "result",
     "error",
 )
@@ -389,6 +392,7 @@ class Evaluator:
                 "params": context.params,
                 "resume": context.resume,
                 "approvers": context.approvers,
+                "resumes": context.resumes,
                 "result": context.result,
                 "error": _error_value(context),
             }[name]

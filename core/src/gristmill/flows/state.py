@@ -70,11 +70,16 @@ sub-flow per iteration), and nested modules have no status entry of their own.
   (:class:`CancelJobs`). A ``flow`` module is a child flow of kind ``flow`` (by path) that
   inherits only its depth: nesting stops at :data:`MAX_DEPTH`.
 
+**Suspend** (approval steps, :mod:`gristmill.flows.suspend`): after a step with
+``suspend`` succeeds, the decision has no action and the status waits
+(``engine.suspended``, the module ``WaitingForEvents``); :func:`resume` feeds it each
+approval, disapproval or timeout.
+
 **Not yet** (:func:`start` answers a :class:`FinishFlow` failure naming the feature):
-parallel ``whileloopflow``, ``suspend`` (approval steps), module types Gristmill does not
-run. Ignored for now, left to the engine: ``early_return`` (the flow still runs to its end,
-so the final result is right), ``preprocessor_module`` (only runs for triggers),
-``timeout``, ``cache_ttl``, ``priority``, ``delete_after_use``.
+parallel ``whileloopflow``, module types Gristmill does not
+run. Left to the engine (:mod:`gristmill.flows.engine`): ``early_return``, ``timeout``,
+``cache_ttl``. Ignored: ``preprocessor_module`` (only runs for triggers), ``priority``,
+``delete_after_use``.
 """
 
 from __future__ import annotations
@@ -111,6 +116,12 @@ from gristmill.flows.model import (
     describe_path,
     iter_modules,
 )
+from gristmill.flows.suspend import (
+    DEFAULT_TIMEOUT_S,
+    SuspendWait,
+    outcome,
+    required_events,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -128,10 +139,12 @@ __all__ = [
     "Inherit",
     "RetryStatus",
     "RunStep",
+    "resume",
     "retry_delay",
     "start",
     "step_finished",
     "unsupported_features",
+    "walk",
 ]
 
 ModuleState = Literal[
@@ -254,6 +267,16 @@ class EngineState(_Status):
     #: Seconds to wait before the next job (the last step's ``sleep``).
     next_delay_s: float = 0
     finished: bool = False
+    #: Waiting for approvals after a suspending step (:mod:`gristmill.flows.suspend`).
+    suspended: SuspendWait | None = None
+    #: After a suspend, until the next module completes: what it sees as ``resumes`` (and
+    #: ``resume``, the last one) and ``approvers``.
+    resumes: list[Any] | None = None
+    approvers: list[str] | None = None
+    #: Loop or ``branchall`` module id → the results of the iterations or branches done
+    #: when it failed (its ``results`` entry is then the error): a restart from iteration
+    #: or branch n reuses the first n (:mod:`gristmill.flows.restart`).
+    partial: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class FlowStatus(_Status):
@@ -371,12 +394,6 @@ def unsupported_features(flow: OpenFlow) -> list[str]:
             found.append(f"{where}: module type {inner.type!r}")
         if isinstance(inner, WhileloopFlow) and inner.parallel:
             found.append(f"{where}: parallel {inner.type}")
-        suspend = module.suspend
-        if (
-            suspend is not None
-            and (1 if suspend.required_events is None else suspend.required_events) > 0
-        ):
-            found.append(f"{where}: suspend (approval steps)")
     return found
 
 
@@ -456,14 +473,20 @@ def step_finished(
     if frames and frames[-1].kind == "parallel":
         if str(job_id) not in frames[-1].running:
             return Decision(status=status, ignored=True)
-        work = status.model_copy(deep=True)
+        work = _private_copy(status)
         run = _Run(flow, work, evaluator, resource, variable)
         return run.child_done(str(job_id), copy.deepcopy(result), success)
     if awaiting is None or awaiting.job_id != str(job_id):
         return Decision(status=status, ignored=True)
-    work = status.model_copy(deep=True)
+    work = _private_copy(status)
     run = _Run(flow, work, evaluator, resource, variable)
     return run.job_done(copy.deepcopy(result), success)
+
+
+def _private_copy(status: FlowStatus) -> FlowStatus:
+    """A copy of ``status`` to decide on. Through JSON: three times faster than pydantic's
+    deep copy (measured on a 40-step flow: 0.2 against 0.6 ms), and the status is JSON."""
+    return FlowStatus.model_validate(status.to_json())
 
 
 def retry_delay(retry: Retry | None, fail_count: int) -> float | None:
@@ -537,6 +560,10 @@ class _Run:
 
     def context(self, **extra: Any) -> ExprContext:
         loops = [f for f in self.state.frames if f.kind in ("forloop", "whileloop")]
+        if self.state.resumes is not None:
+            extra.setdefault("resume", self.state.resumes[-1] if self.state.resumes else None)
+            extra.setdefault("resumes", self.state.resumes)
+            extra.setdefault("approvers", self.state.approvers or [])
         return ExprContext(
             flow_input=self.state.args,
             results=self.state.results,
@@ -1080,6 +1107,7 @@ class _Run:
             self.state.next_delay_s = self.sleep_seconds(module, result)
         if stop is not None:
             self.stop(stop, result)
+        _suspend_after(self, module, success, result, stopped=stop is not None)
         self.sync_step()
 
     def check_stop(
@@ -1183,6 +1211,8 @@ class _Run:
         ):
             self.end_branch(result)
             return
+        if frame.kind in ("forloop", "whileloop", "branchall"):
+            self.state.partial[container.id] = copy.deepcopy(frame.results)
         self.state.frames.pop()
         self.done(container, False, result)
 
@@ -1245,3 +1275,147 @@ class _Run:
         self.status.step = (
             len(self.status.modules) if frames[0].kind == "failure" else frames[0].pos
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Suspend (approval steps): the rules are in gristmill.flows.suspend; here, the walk.
+
+
+def resume(
+    flow: OpenFlow,
+    status: FlowStatus,
+    *,
+    approved: bool,
+    payload: Any,
+    approver: str | None,
+    evaluator: Evaluator,
+    timed_out: bool = False,
+    resource: Resolver | None = None,
+    variable: Resolver | None = None,
+) -> Decision:
+    """The decision after a resume event of a suspended flow: an approval (``approved``,
+    with the form's ``payload``), a disapproval, or the timeout (``timed_out``).
+
+    Not enough approvals yet: the new status (the approval counted), no actions. Enough:
+    the walk goes on, the next module seeing ``resume``, ``resumes`` and ``approvers``. A
+    disapproval or the timeout fails the suspended module (as a failed step: the failure
+    module runs), unless ``continue_on_disapprove_timeout``. A flow not suspended (ended,
+    or resumed already) answers ``ignored=True``, the status unchanged.
+    """
+    if status.engine.finished or status.engine.suspended is None:
+        return Decision(status=status, ignored=True)
+    work = status.model_copy(deep=True)
+    wait = work.engine.suspended
+    assert wait is not None
+    decided = outcome(
+        wait,
+        approved=approved,
+        payload=copy.deepcopy(payload),
+        approver=approver,
+        timed_out=timed_out,
+    )
+    if decided.kind == "wait":
+        return Decision(status=work)
+    run = _Run(flow, work, evaluator, resource, variable)
+    work.engine.suspended = None
+    top_level = len(wait.path) == 2 and wait.path[0] == "modules"
+    entry = work.modules[int(wait.path[1])] if top_level else None
+    try:
+        if decided.kind == "fail":
+            if entry is not None:
+                entry.type = "Failure"
+            root = work.engine.frames[0]
+            if top_level and root.kind == "root" and len(work.engine.frames) == 1:
+                root.pos = int(wait.path[1])  # the failing module, named by the failure module
+            run.body_failed(decided.error)
+        else:
+            if entry is not None:
+                entry.type = "Success"
+            work.engine.resumes = list(decided.resumes)
+            work.engine.approvers = list(decided.approvers)
+        run._walk()
+    except _Stop as stop:
+        return stop.decision
+
+
+def _suspend_after(
+    run: _Run, module: FlowModule, success: bool, result: Any, *, stopped: bool
+) -> None:
+    """:meth:`_Run.done`'s hook: after a module with ``suspend`` succeeded, the flow waits
+    (raises ``_Stop`` with a decision without actions). The resume values of a previous
+    suspend are dropped once the module after it completed."""
+    state = run.state
+    if state.resumes is not None:
+        state.resumes = None
+        state.approvers = None
+    suspend = module.suspend
+    required = required_events(suspend)
+    frames = state.frames
+    if suspend is None or required == 0 or not success or stopped or state.finished:
+        return
+    if not frames or frames[0].kind == "failure":
+        return  # the failure module ends the flow: nothing to wait for
+    frame = frames[-1]
+    _, base = run.body(frame)
+    path = [*base, frame.pos - 1]  # done() moved past the module
+    at_top = len(frames) == 1
+    entry = run.status.modules[frame.pos - 1] if at_top else run.top_status()
+    job_id: str | None = None
+    ran = isinstance(module.value, RawScript | PathScript | PathFlow) and not (
+        module.mock is not None and module.mock.enabled
+    )
+    if ran and entry is not None:
+        if at_top:
+            job_id = None if entry.skipped else entry.job
+        elif entry.flow_jobs:
+            job_id = entry.flow_jobs[-1]
+    groups: list[str] = []
+    if suspend.user_groups_required is not None:
+        where = f"{_label(module)} suspend.user_groups_required"
+        try:
+            transform = suspend.user_groups_required
+            value = (
+                copy.deepcopy(transform.value)
+                if isinstance(transform, StaticTransform)
+                else run.evaluate(transform.expr, where, result=result, previous_result=result)
+            )
+        except ExpressionError as exc:
+            run.finish_failed(_error("ExpressionError", str(exc)))
+        if value is not None:
+            if not isinstance(value, list) or not all(isinstance(g, str) for g in value):  # pyright: ignore[reportUnknownVariableType]
+                run.finish_failed(
+                    _error("ExpressionError", f"{where}: must be a list of group names")
+                )
+            groups = [str(g) for g in value]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    state.suspended = SuspendWait(
+        job_id=job_id,
+        module_id=module.id,
+        path=path,
+        required=required,
+        timeout_s=suspend.timeout if suspend.timeout is not None else DEFAULT_TIMEOUT_S,
+        continue_on_disapprove_timeout=bool(suspend.continue_on_disapprove_timeout),
+        user_auth_required=bool(suspend.user_auth_required),
+        self_approval_disabled=bool(suspend.self_approval_disabled),
+        user_groups_required=groups,
+    )
+    if at_top and entry is not None:
+        entry.type = "WaitingForEvents"
+        entry.count = required
+        entry.job = job_id
+    run.sync_step()
+    raise _Stop(Decision(status=run.status, actions=run.actions))
+
+
+def walk(
+    flow: OpenFlow,
+    status: FlowStatus,
+    *,
+    evaluator: Evaluator,
+    resource: Resolver | None = None,
+    variable: Resolver | None = None,
+) -> Decision:
+    """The first decision of a run whose status was built elsewhere (a restart from a step:
+    :mod:`gristmill.flows.restart`): the machine runs on from ``status.engine.frames``.
+    ``status`` is not modified."""
+    run = _Run(flow, _private_copy(status), evaluator, resource, variable)
+    return run.advance()

@@ -1,9 +1,7 @@
 """Approval links of a suspended flow step (Windmill's ``get_resume_urls``): URLs carrying
 an HMAC of (workspace, job id, resume id, approver), so whoever holds one may resume or cancel that
-step without an account, and nothing else.
-
-Flows come later: the links are signed and checked now, and the endpoints they point to
-answer that the job is not a suspended flow step.
+step without an account, and nothing else. What a link does is the flow engine's
+(:mod:`gristmill.flows.suspend`, ``FlowEngine.resume_step``).
 """
 
 from __future__ import annotations
@@ -14,13 +12,12 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
-from gristmill.errors import BadInput, Forbidden
+from gristmill.errors import Forbidden
 
 __all__ = [
     "MAX_RESUME_ID",
     "ResumeUrls",
     "check_resume_signature",
-    "require_not_suspended_step",
     "resume_signature",
     "resume_urls",
 ]
@@ -50,11 +47,6 @@ def check_resume_signature(
     expected = resume_signature(secret, workspace_id, job_id, resume_id, approver)
     if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise Forbidden("invalid signature for this job, resume id and approver")
-
-
-def require_not_suspended_step(job_id: UUID) -> None:
-    """Every job, until flows exist: none is a suspended flow step."""
-    raise BadInput(f"job {job_id} is not a suspended flow step: there is nothing to resume")
 
 
 @dataclass(frozen=True)

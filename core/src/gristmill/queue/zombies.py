@@ -38,12 +38,14 @@ async def handle_zombies(pool: AsyncConnectionPool, settings: Settings) -> int:
 class _Flows(Protocol):
     async def sweep(self) -> int: ...
 
+    async def sweep_suspended(self) -> int: ...
+
 
 async def run_monitor(
     pool: AsyncConnectionPool, settings: Settings, *, flows: _Flows | None = None
 ) -> None:
     """Every few seconds: the zombie jobs, then the flows whose step completed without the
-    flow advancing (see gristmill.flows.engine)."""
+    flow advancing (see gristmill.flows.engine), then the suspended flows timed out."""
     interval = max(1.0, min(15.0, settings.zombie_job_timeout_s / 4))
     while True:
         await asyncio.sleep(interval)
@@ -58,3 +60,7 @@ async def run_monitor(
                     log.warning("%d stalled flow(s) advanced by the monitor", advanced)
             except Exception as exc:
                 log.warning("flow sweep failed: %s", exc)
+            try:
+                await flows.sweep_suspended()  # suspended flows past their timeout
+            except Exception as exc:
+                log.warning("suspended flows sweep failed: %s", exc)

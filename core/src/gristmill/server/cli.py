@@ -13,6 +13,7 @@ import click
 
 from gristmill import __version__
 from gristmill.config import ConfigError, Settings
+from gristmill.server.flow_cli import flow
 
 __all__ = ["cli", "main"]
 
@@ -276,6 +277,9 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
     click.echo(json.dumps(outcome["result"], indent=2))
     if not outcome["success"]:
         sys.exit(1)
+
+
+cli.add_command(flow)
 
 
 def main() -> None:

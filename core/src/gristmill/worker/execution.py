@@ -32,6 +32,7 @@ from gristmill.runtimes import (
     error_result,
 )
 from gristmill.sandbox import RunPolicy, SandboxError
+from gristmill.sandbox.spec import Mount, is_under
 from gristmill.worker.environments import EnvironmentCache
 from gristmill.worker.processes import ProcessResult, run_recipe
 
@@ -78,6 +79,8 @@ class _Steps:
     on_step: Callable[[str], None]
     deadline: float
     policy: RunPolicy | None = None
+    #: Added to the job's own steps (same_worker flows: the flow's shared directory).
+    mounts: Sequence[Mount] = ()
 
     async def run(self, step: Recipe) -> ProcessResult | Execution:
         """The step's process result, or the job's end (cancel, timeout, cannot start)."""
@@ -154,12 +157,20 @@ async def execute(
     on_step: Callable[[str], None] = lambda phase: None,
     environments: EnvironmentCache | None = None,
     policy: RunPolicy | None = None,
+    mounts: Sequence[Mount] = (),
 ) -> Execution:
     """Lock and install the job's dependencies when it has some, prepare the job, run its
     steps within ``ctx.timeout_s`` under ``policy`` (default: no sandbox), and read its
-    outcome."""
+    outcome. ``mounts`` are added to the steps run in the job's directory."""
     runner = _Steps(
-        runtime, ctx, on_output, cancel, on_step, time.monotonic() + ctx.timeout_s, policy
+        runtime,
+        ctx,
+        on_output,
+        cancel,
+        on_step,
+        time.monotonic() + ctx.timeout_s,
+        policy,
+        mounts,
     )
     if not isinstance(runtime, DependencyLocking):
         return await _run(runner, ctx)
@@ -204,6 +215,14 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
         return _failure(JobErrorName.PREPARE, f"{runtime.name} could not prepare the job: {exc}")
     if not steps:
         return _failure(JobErrorName.PREPARE, f"{runtime.name} returned nothing to run")
+    if runner.mounts:
+        # Only to the steps in the job's directory: a step elsewhere (a build in a cache)
+        # may not see into the jobs directory at all (gristmill.sandbox.base.Protected).
+        job_dir = str(ctx.job_dir)
+        steps = [
+            replace(s, mounts=(*s.mounts, *runner.mounts)) if is_under(str(s.cwd), job_dir) else s
+            for s in steps
+        ]
     runner.on_step("prepare")
     failed = await runner.run_all(steps[:-1])
     if failed is not None:

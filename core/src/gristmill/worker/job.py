@@ -20,6 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
+from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
 from gristmill.queue.cancel import canceled_error, read_cancel_request
 from gristmill.queue.claim import complete_job, requeue_job
@@ -38,6 +39,7 @@ from gristmill.runtimes import (
     error_result,
 )
 from gristmill.sandbox import RunPolicy
+from gristmill.sandbox.spec import Mount
 from gristmill.scripts.deployment import lock_error_message, read_version_lock, store_lock
 from gristmill.scripts.hashes import format_hash
 from gristmill.worker.environments import EnvironmentCache
@@ -138,6 +140,9 @@ class JobRunner:
         if job_log.flushed:
             job_log.write("\n[gristmill] previous attempt interrupted; the job starts again\n")
         job_dir = self.settings.jobs_dir / key
+        flow_dir = _same_worker_dir(self.settings.jobs_dir, job)
+        if flow_dir is not None:
+            job_dir = flow_dir / key
         stop_flushing = asyncio.Event()
         flusher = asyncio.create_task(
             flush_periodically(
@@ -145,7 +150,7 @@ class JobRunner:
             )
         )
         try:
-            outcome, status = await self._prepare_and_run(job, job_dir, job_log, running)
+            outcome, status = await self._prepare_and_run(job, job_dir, job_log, running, flow_dir)
         finally:
             stop_flushing.set()
             # A write under way ends first (see flush_periodically); one stuck on an
@@ -173,11 +178,18 @@ class JobRunner:
             asyncio.get_running_loop().call_later(
                 0.05, functools.partial(shutil.rmtree, job_dir, ignore_errors=True)
             )
+            if flow_dir is not None:
+                await self._drop_flow_dir(flow_dir, job["flow_job_id"])
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job %s: %s", key, running.timeline())
 
     async def _prepare_and_run(
-        self, job: dict[str, Any], job_dir: Path, job_log: JobLog, running: Running
+        self,
+        job: dict[str, Any],
+        job_dir: Path,
+        job_log: JobLog,
+        running: Running,
+        flow_dir: Path | None = None,
     ) -> tuple[JobOutcome, JobStatus]:
         if job["code"] is None:
             return _failure(
@@ -202,6 +214,17 @@ class JobRunner:
         # Small synchronous writes: cheaper than a thread hop on the job's critical path.
         job_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         (job_dir / ARGS_FILE).write_bytes(orjson.dumps(args))
+        mounts: list[Mount] = []
+        if flow_dir is not None:
+            # same_worker: `./shared` is a link to the flow run's shared directory, mounted
+            # at its own path (so the link resolves inside the sandbox as outside). Only
+            # this flow's steps get it; it goes when the flow ends (_drop_flow_dir).
+            shared = flow_dir / SHARED_DIR
+            shared.mkdir(exist_ok=True)
+            link = job_dir / SHARED_DIR
+            if not link.is_symlink():
+                link.symlink_to(Path("..") / SHARED_DIR)
+            mounts.append(Mount(str(shared), writable=True))
         ctx = JobContext(
             id=job["id"],
             workspace_id=job["workspace_id"],
@@ -234,6 +257,7 @@ class JobRunner:
             on_step=running.mark,
             environments=self.environments,
             policy=self.policy,
+            mounts=mounts,
         )
         if execution.outcome is not None:
             status = JobStatus.SUCCESS if execution.outcome.success else JobStatus.FAILURE
@@ -435,6 +459,21 @@ class JobRunner:
 
         return await retry_transient(record, what=f"recording the result of job {job_id}")
 
+    async def _drop_flow_dir(self, flow_dir: Path, flow_job_id: UUID) -> None:
+        """same_worker: remove the flow run's directory (its `shared`) once the flow has
+        ended. Checked after each of its steps: the last one's completion ends the flow in
+        the same transaction; a flow canceled or failed otherwise ends with a step too."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(Q["flowctl_flow_live"], {"id": flow_job_id})
+                live = await cur.fetchone()
+        except TRANSIENT:
+            return
+        if live is not None and not live[0]:
+            asyncio.get_running_loop().call_later(
+                0.05, functools.partial(shutil.rmtree, flow_dir, ignore_errors=True)
+            )
+
     async def _requeue(self, name: str, job_id: UUID, job_log: JobLog) -> None:
         job_log.write("\n[gristmill] the worker stopped; the job goes back to the queue\n")
         with contextlib.suppress(*TRANSIENT):
@@ -449,3 +488,17 @@ class JobRunner:
                 )
                 return
         log.warning("could not requeue job %s; the zombie monitor will restart it", job_id)
+
+
+#: The directory a same_worker flow's steps share, as Windmill's: `./shared` in each step's
+#: working directory.
+SHARED_DIR = "shared"
+
+
+def _same_worker_dir(jobs_dir: Path, job: dict[str, Any]) -> Path | None:
+    """The flow run's directory when ``job`` is a step of a same_worker flow: its steps'
+    job directories are made inside it, next to the shared one (the sandbox lets a step
+    see into the flow's directory only what is mounted: its own and the shared one)."""
+    if not job.get("same_worker") or job.get("flow_job_id") is None:
+        return None
+    return jobs_dir / str(job["flow_job_id"])

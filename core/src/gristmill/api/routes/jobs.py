@@ -18,7 +18,10 @@ from gristmill.api.deps import (
     AccessDep,
     AuthenticatedRoute,
     PlatformDep,
+    authenticate,
+    bearer_token,
     check_workspace,
+    current_access,
 )
 from gristmill.api.schemas.jobs import (
     CancelBody,
@@ -33,10 +36,13 @@ from gristmill.api.schemas.jobs import (
     ResumeUrls,
     RunOptionsQuery,
 )
+from gristmill.api.schemas.suspend import Approval, ApprovalRecord, SuspendedJobFlow
 from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access
 from gristmill.errors import BadInput, NotFound
 from gristmill.flows.engine import public_flow_status
+from gristmill.flows.suspend import check_approver, required_events
+from gristmill.flows.testing import pin_value
 from gristmill.queue import cancel, resume, rows
 from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
@@ -290,7 +296,7 @@ async def _start_flow_preview(body: FlowPreviewBody, ctx: RunContext, job_id: UU
     return await ctx.platform.flows.run_preview(
         ctx.workspace,
         ctx.actor,
-        body.value,
+        pin_value(body.value, body.pinned),
         body.args,
         path=body.path,
         job_id=job_id,
@@ -737,69 +743,222 @@ async def get_resume_urls(
     return ResumeUrls(approvalPage=urls.approval_page, resume=urls.resume, cancel=urls.cancel)
 
 
-async def _resume_link(
-    request: Request, workspace: str, id: UUID, resume_id: int, secret: str
-) -> str:
+async def _link_access(
+    request: Request, workspace: str, id: UUID, resume_id: int, signature: str
+) -> Access | None:
+    """Check an approval link's signature (403), its workspace (404); the caller's access
+    when a token comes with it (the step may require a logged-in approver)."""
     platform: Platform = request.app.state.platform
     approver = request.query_params.get("approver") or None
+    check_no_nul("approver", approver)
     resume.check_resume_signature(
-        _job_token_secret(platform), workspace, id, resume_id, approver, secret
+        _job_token_secret(platform), workspace, id, resume_id, approver, signature
     )
     await check_workspace(request, workspace)
-    # Flows (a later issue) suspend steps; until then no job is one.
-    resume.require_not_suspended_step(id)
-    return str(id)
+    if bearer_token(request) is None:
+        return None
+    actor = await authenticate(request)
+    return await current_access(workspace, request, actor)
 
 
-_LINK_PARAMETERS: dict[str, Any] = {
-    "parameters": [{"name": "approver", "in": "query", "schema": {"type": "string"}}]
+async def _resume_link(
+    request: Request,
+    workspace: str,
+    id: UUID,
+    resume_id: int,
+    signature: str,
+    *,
+    approved: bool,
+    payload: Any,
+) -> PlainTextResponse:
+    access = await _link_access(request, workspace, id, resume_id, signature)
+    if request.method == "GET":
+        # Decoded once the link is known good: a forged link learns nothing from it.
+        payload = _query_payload(request.query_params.get("payload"))
+    platform: Platform = request.app.state.platform
+    # Windmill's approver: the link's, else the logged-in user's, else anonymous.
+    approver = request.query_params.get("approver") or (
+        access.username if access is not None else None
+    )
+    await platform.flows.resume_step(
+        workspace_id=workspace,
+        job_id=id,
+        resume_id=resume_id,
+        approved=approved,
+        payload=payload,
+        approver=approver,
+        access=access,
+    )
+    return PlainTextResponse("job resumed" if approved else "job canceled", status_code=201)
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_LINK_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "approver", "in": "query", "schema": {"type": "string"}}
+]
+_LINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _text("The job is not a suspended flow step, or this link or approver was used."),
+    403: _text(
+        "The signature does not sign this job, resume id and approver; or the approver is "
+        "excluded (not logged in when the step requires it, self approval, groups)."
+    ),
+    404: _text("No such workspace or job."),
 }
-
-
 _LINK: dict[str, Any] = {
     "response_class": PlainTextResponse,
-    "openapi_extra": _LINK_PARAMETERS,
-    "responses": {
-        403: {
-            "description": "The signature does not sign this job, resume id and approver.",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        },
-        404: {
-            "description": "No such workspace.",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        },
-    },
+    "status_code": 201,
+    "openapi_extra": {"parameters": _LINK_PARAMETERS},
+    "responses": {201: _text("job resumed (or canceled)"), **_LINK_ERRORS},
+}
+_PAYLOAD_PARAMETER: dict[str, Any] = {
+    "name": "payload",
+    "in": "query",
+    "description": "The resume payload: url-safe base64 of its JSON.",
+    "schema": {"type": "string"},
 }
 
 
-@public_router.get("/resume/{id}/{resume_id}/{secret}", **_LINK)
+def _query_payload(payload: str | None) -> Any:
+    if not payload:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        return orjson.loads(raw)
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadInput("payload is not url-safe base64 of a JSON value") from None
+
+
+@public_router.get(
+    "/resume/{id}/{resume_id}/{signature}",
+    **{**_LINK, "openapi_extra": {"parameters": [*_LINK_PARAMETERS, _PAYLOAD_PARAMETER]}},
+)
 async def resume_suspended_job_get(
-    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
-) -> str:
-    """Resume a suspended flow step with a signed link (no token: the link is the key).
-    Until flows exist, a well-signed link gets 400 (no job is a suspended step)."""
-    return await _resume_link(request, workspace, id, resume_id, secret)
+    id: UUID, resume_id: ResumeId, signature: str, workspace: str, request: Request
+) -> PlainTextResponse:
+    """Approve a suspended flow step with a signed link (the link is the key; a token is
+    needed only when the step requires a logged-in approver). ``?payload=``: the resume
+    payload, as url-safe base64 of its JSON."""
+    return await _resume_link(
+        request, workspace, id, resume_id, signature, approved=True, payload=None
+    )
 
 
-@public_router.post("/resume/{id}/{resume_id}/{secret}", **_LINK)
+@public_router.post("/resume/{id}/{resume_id}/{signature}", **_LINK)
 async def resume_suspended_job_post(
-    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
-) -> str:
-    """As the GET form (Windmill's POST carries the approval form's payload)."""
-    return await _resume_link(request, workspace, id, resume_id, secret)
+    id: UUID,
+    resume_id: ResumeId,
+    signature: str,
+    workspace: str,
+    request: Request,
+    body: Annotated[Any, Body()] = None,
+) -> PlainTextResponse:
+    """Approve a suspended flow step; the body (any JSON, e.g. the resume form's values) is
+    what the next step sees as ``resume``."""
+    return await _resume_link(
+        request, workspace, id, resume_id, signature, approved=True, payload=body
+    )
 
 
-@public_router.get("/cancel/{id}/{resume_id}/{secret}", **_LINK)
+@public_router.get("/cancel/{id}/{resume_id}/{signature}", **_LINK)
 async def cancel_suspended_job_get(
-    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
-) -> str:
-    """Cancel (disapprove) a suspended flow step with a signed link."""
-    return await _resume_link(request, workspace, id, resume_id, secret)
+    id: UUID, resume_id: ResumeId, signature: str, workspace: str, request: Request
+) -> PlainTextResponse:
+    """Disapprove a suspended flow step with a signed link: the flow fails (or goes on,
+    with ``continue_on_disapprove_timeout``)."""
+    return await _resume_link(
+        request, workspace, id, resume_id, signature, approved=False, payload=None
+    )
 
 
-@public_router.post("/cancel/{id}/{resume_id}/{secret}", **_LINK)
+@public_router.post("/cancel/{id}/{resume_id}/{signature}", **_LINK)
 async def cancel_suspended_job_post(
-    id: UUID, resume_id: ResumeId, secret: str, workspace: str, request: Request
-) -> str:
-    """As the GET form."""
-    return await _resume_link(request, workspace, id, resume_id, secret)
+    id: UUID,
+    resume_id: ResumeId,
+    signature: str,
+    workspace: str,
+    request: Request,
+    body: Annotated[Any, Body()] = None,
+) -> PlainTextResponse:
+    """As the GET form (the body is recorded with the disapproval)."""
+    return await _resume_link(
+        request, workspace, id, resume_id, signature, approved=False, payload=body
+    )
+
+
+@public_router.get(
+    "/get_flow/{id}/{resume_id}/{signature}",
+    openapi_extra={"parameters": _LINK_PARAMETERS},
+    responses={k: v for k, v in _LINK_ERRORS.items() if k != 400},
+)
+async def get_suspended_job_flow(
+    id: UUID, resume_id: ResumeId, signature: str, workspace: str, request: Request
+) -> SuspendedJobFlow:
+    """The flow of a suspended step, for its approval page: the flow job, the approvals so
+    far, the step's resume form."""
+    access = await _link_access(request, workspace, id, resume_id, signature)
+    platform: Platform = request.app.state.platform
+    step = await platform.flows.suspended_step(workspace, id)
+    flow_row = await rows.fetch_job(platform.db, workspace, step.flow_job_id)
+    if step.wait is not None:
+        # Who may not approve may not read it either (Windmill's rule).
+        check_approver(
+            step.wait,
+            username=access.username if access is not None else None,
+            email=access.actor.email if access is not None else None,
+            is_admin=access is not None and access.is_admin,
+            groups=access.groups if access is not None else frozenset(),
+            creator=flow_row["created_by"],
+            creator_email=flow_row["email"],
+        )
+    suspend = step.module.suspend
+    assert suspend is not None  # suspended_step refuses a step without it
+    form = suspend.resume_form
+    return SuspendedJobFlow(
+        job=_job(flow_row),
+        approvers=[
+            Approval(resume_id=a.resume_id, approver=a.approver or "anonymous")
+            for a in step.approvals
+            if a.approved
+        ],
+        step_id=step.module.id,
+        waiting=step.wait is not None,
+        required_events=required_events(suspend),
+        resume_form=form.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if form is not None
+        else None,
+        hide_cancel=bool(suspend.hide_cancel),
+        user_auth_required=bool(suspend.user_auth_required),
+        suspend_until=step.suspend_until,
+        approvals=[
+            ApprovalRecord(
+                resume_id=a.resume_id,
+                approver=a.approver or "anonymous",
+                approved=a.approved,
+                created_at=a.created_at,
+            )
+            for a in step.approvals
+        ],
+    )
+
+
+@router.post(
+    "/flow/resume/{id}",
+    response_class=PlainTextResponse,
+    status_code=201,
+    responses={201: _text("job resumed")},
+)
+async def resume_suspended_flow_as_owner(
+    id: UUID,
+    access: AccessDep,
+    platform: PlatformDep,
+    body: Annotated[Any, Body()] = None,
+) -> PlainTextResponse:
+    """Approve the step flow ``id`` is suspended at, as an owner of the flow (its creator,
+    a workspace admin, or who may write its path), without a resume link."""
+    await platform.flows.resume_as_owner(
+        workspace_id=access.workspace_id, flow_job_id=id, payload=body, access=access
+    )
+    return PlainTextResponse("job resumed", status_code=201)

@@ -72,6 +72,8 @@ class FlowPreviewBody(BaseModel):
     args: dict[str, Any] = {}
     path: str | None = None
     tag: str | None = None
+    #: Gristmill's: step id → result, those steps not run (as with Windmill's ``mock``).
+    pinned: dict[str, Any] | None = None
 
 
 class CancelBody(BaseModel):

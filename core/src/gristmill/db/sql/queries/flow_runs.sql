@@ -10,11 +10,12 @@
 WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, raw_flow, args, tag, created_by,
-        permissioned_as, email, parent_job, root_job, flow_step_id, permissioned_scopes
+        permissioned_as, email, parent_job, root_job, flow_step_id, permissioned_scopes,
+        timeout
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(raw_flow)s, %(args)s, 'flow',
         %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s, %(root_job)s,
-        %(flow_step_id)s, %(permissioned_scopes)s
+        %(flow_step_id)s, %(permissioned_scopes)s, %(timeout)s
     )
     ON CONFLICT (id) DO NOTHING
     RETURNING id
@@ -158,3 +159,12 @@ SELECT id, pg_notify('gristmill_job_done', id::text) FROM c;
 -- The steps' jobs of a flow still in the queue (to cancel with it).
 SELECT j.id, q.running FROM job j JOIN job_queue q USING (id)
 WHERE j.parent_job = %(id)s;
+
+-- name: timed_out_flows
+-- Flows still running past their timeout (a saved flow's): the monitor ends them.
+SELECT s.id, j.timeout FROM job_flow_status s
+JOIN job j USING (id)
+JOIN job_queue q USING (id)
+WHERE j.timeout IS NOT NULL
+  AND q.started_at < now() - make_interval(secs => j.timeout)
+LIMIT 100;

@@ -87,7 +87,15 @@ SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_
 -- after its worker died keeps the log of the first attempt).
 WITH next AS (
     SELECT id FROM job_queue
-    WHERE NOT running AND scheduled_for <= now() AND tag = ANY(%(tags)s)
+    WHERE NOT running AND scheduled_for <= now()
+      -- A step of a same_worker flow (migration 0012) pinned to one worker is taken only
+      -- by that worker, whatever its tag (a missing runtime fails it at once rather than
+      -- leaving the flow waiting forever); others (pin NULL, or '*': a same_worker step any
+      -- worker may take) only by a worker serving their tag. Flow jobs (tag `flow`) are
+      -- never a worker's: one waiting for its concurrency slot is queued, not running, and
+      -- must stay out of reach even of a worker given that tag.
+      AND (((worker_pin IS NULL OR worker_pin = '*') AND tag = ANY(%(tags)s) AND tag <> 'flow')
+           OR worker_pin = %(worker)s)
     ORDER BY priority DESC NULLS LAST, scheduled_for
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -96,7 +104,7 @@ WITH next AS (
     SET running = true, started_at = now(), ping = now(), worker = %(worker)s
     FROM next
     WHERE q.id = next.id
-    RETURNING q.id, q.started_at
+    RETURNING q.id, q.started_at, q.worker_pin
 )
 SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
@@ -106,6 +114,8 @@ SELECT
     s.lock_error_logs,
     j.args, j.timeout, j.created_by, j.permissioned_as, j.email, j.parent_job, j.root_job,
     j.trigger, j.trigger_kind, j.flow_step_id, p.id AS flow_job_id, p.runnable_path AS flow_path,
+    -- A step of a same_worker flow: run in the flow's directory, with its `./shared`.
+    claimed.worker_pin IS NOT NULL AS same_worker,
     claimed.started_at,
     (SELECT coalesce(max(l.log_offset + char_length(l.content)), 0)
      FROM job_log l WHERE l.job_id = j.id) AS log_offset

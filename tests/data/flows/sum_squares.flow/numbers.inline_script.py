@@ -1,0 +1,2 @@
+def main(n: int):
+    return list(range(1, n + 1))

@@ -1,0 +1,3 @@
+total="$1"
+label="$2"
+echo "$label: $total"

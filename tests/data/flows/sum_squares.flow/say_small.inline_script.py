@@ -1,0 +1,2 @@
+def main(total: int):
+    return f"small: {total}"
