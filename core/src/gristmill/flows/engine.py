@@ -31,9 +31,10 @@ are notified at commit).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
 
 import orjson
@@ -43,10 +44,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
-from gristmill.errors import BadInput, JobErrorName
+from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
-from gristmill.flows.expressions import Evaluator
+from gristmill.flows.expressions import Evaluator, ExpressionError, find_references
 from gristmill.flows.model import OpenFlow, PathScript, iter_modules, parse_flow
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
@@ -54,6 +55,8 @@ from gristmill.runtimes.schema import ArgumentError, signature_to_schema, valida
 from gristmill.scripts.hashes import parse_hash
 from gristmill.scripts.paths import check_path
 from gristmill.validation import InputLimits, check_json
+from gristmill.workspace.resources import job_access, resolve_references
+from gristmill.workspace.secrets import Secrets
 
 if TYPE_CHECKING:
     from gristmill.auth.actor import Actor
@@ -85,11 +88,17 @@ class FlowEngine:
         registry: RuntimeRegistry,
         limits: InputLimits | None = None,
         evaluator: Evaluator | None = None,
+        secrets: Secrets | None = None,
+        superadmin_secret_set: bool = False,
     ) -> None:
         self.pool = pool
         self.registry = registry
         self.limits = limits or InputLimits()
         self.evaluator = evaluator or Evaluator()
+        #: ``resource('p')`` and ``variable('p')`` in expressions are read with these (as a
+        #: job's ``$res:``/``$var:`` arguments are); without them, they cannot be resolved.
+        self.secrets = secrets
+        self.superadmin_secret_set = superadmin_secret_set
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -114,7 +123,16 @@ class FlowEngine:
         check_json("args", args, max_depth=self.limits.max_args_depth)
         await self._check(workspace_id, flow)
         job_id = job_id or uuid4()
-        decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
+        async with self.pool.connection() as conn:
+            refs = await self._references(
+                conn,
+                flow,
+                workspace_id=workspace_id,
+                email=actor.email,
+                permissioned_as=actor.permissioned_as,
+                flow_job_id=job_id,
+            )
+        decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id, **refs)
         params = {
             "id": job_id,
             "workspace_id": workspace_id,
@@ -137,7 +155,7 @@ class FlowEngine:
                 raise BadInput(f"a job with id {job_id} already exists") from None
             row = await self._lock(conn, job_id)
             assert row is not None  # inserted just above, in this transaction
-            await self._apply(conn, row, flow, decision)
+            await self._apply(conn, row, flow, decision, refs)
         return job_id
 
     async def _check(self, workspace_id: str, flow: OpenFlow) -> None:
@@ -218,6 +236,14 @@ class FlowEngine:
             return False
         flow = OpenFlow.model_validate(row["raw_flow"])
         status = state.FlowStatus.model_validate(row["flow_status"])
+        refs = await self._references(
+            conn,
+            flow,
+            workspace_id=row["workspace_id"],
+            email=row["email"],
+            permissioned_as=row["permissioned_as"],
+            flow_job_id=row["id"],
+        )
         decision = state.step_finished(
             flow,
             status,
@@ -225,11 +251,53 @@ class FlowEngine:
             success=success,
             result=result,
             evaluator=self.evaluator,
+            **refs,
         )
         if decision.ignored:
             return False
-        await self._apply(conn, row, flow, decision)
+        await self._apply(conn, row, flow, decision, refs)
         return True
+
+    async def _references(
+        self,
+        conn: psycopg.AsyncConnection,
+        flow: OpenFlow,
+        *,
+        workspace_id: str,
+        email: str,
+        permissioned_as: str,
+        flow_job_id: UUID,
+    ) -> dict[str, state.Resolver]:
+        """The ``resource``/``variable`` resolvers of the flow's expressions: every literal
+        path they name, read now as the flow's user (the evaluation cannot call out). A
+        path that user may not read is left out: its expression fails naming it. A secret
+        is audited and masked in the flow job's logs, as a job's ``$var:`` argument is.
+        Nothing is read for a flow without such calls, or without ``secrets``."""
+        resources, variables = _named_references(flow)
+        if self.secrets is None or not (resources or variables):
+            return {}
+        values: dict[str, dict[str, Any]] = {"resource": {}, "variable": {}}
+        with contextlib.suppress(NotFound, Forbidden):  # a user gone reads nothing
+            access = await job_access(
+                conn,
+                workspace_id=workspace_id,
+                email=email,
+                username=permissioned_as.removeprefix("u/"),
+                state_path=None,
+                superadmin_secret_set=self.superadmin_secret_set,
+            )
+            for kind, paths in (("resource", resources), ("variable", variables)):
+                for path in paths:
+                    reference = f"${'res' if kind == 'resource' else 'var'}:{path}"
+                    with contextlib.suppress(NotFound, Forbidden, BadInput):
+                        values[kind][path] = await resolve_references(
+                            conn, self.secrets, access, reference, job_id=flow_job_id
+                        )
+        # A missing key raises KeyError (a LookupError): "resource 'p' not found".
+        return {
+            "resource": values["resource"].__getitem__,
+            "variable": values["variable"].__getitem__,
+        }
 
     async def sweep(self) -> int:
         """Advance the flows whose awaited job completed without them advancing; return how
@@ -269,6 +337,7 @@ class FlowEngine:
         row: dict[str, Any],
         flow: OpenFlow,
         decision: state.Decision,
+        refs: Mapping[str, state.Resolver] | None = None,
     ) -> None:
         """Apply a decision's actions and store its status. A step that cannot be queued is
         recorded failed and fed back at once (which may give more actions)."""
@@ -291,6 +360,7 @@ class FlowEngine:
                 success=False,
                 result=unrunnable[1],
                 evaluator=self.evaluator,
+                **(refs or {}),
             )
         awaiting = status.engine.awaiting
         await conn.execute(
@@ -415,6 +485,32 @@ class FlowEngine:
                 "supported yet",
             )
         )
+
+
+def _named_references(flow: OpenFlow) -> tuple[list[str], list[str]]:
+    """The literal paths of ``resource('p')`` and ``variable('p')`` in the flow's
+    expressions (every ``expr`` and ``skip_expr`` string: transforms, conditions, branch
+    expressions), each once. A call without a literal path is left for the evaluation to
+    report, naming its step."""
+    resources: dict[str, None] = {}
+    variables: dict[str, None] = {}
+    pending: list[Any] = [flow.value.model_dump(mode="json", by_alias=True)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(cast("list[Any]", node))
+        elif isinstance(node, dict):
+            for key, item in cast("dict[str, Any]", node).items():
+                if key in ("expr", "skip_expr") and isinstance(item, str):
+                    if "resource" not in item and "variable" not in item:
+                        continue
+                    with contextlib.suppress(ExpressionError):
+                        found = find_references(item, where="flow")
+                        resources.update(dict.fromkeys(found.resources))
+                        variables.update(dict.fromkeys(found.variables))
+                else:
+                    pending.append(item)
+    return list(resources), list(variables)
 
 
 class _Unrunnable(BadInput):
