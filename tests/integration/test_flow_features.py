@@ -207,6 +207,26 @@ async def test_rawscripts_in_python_bash_and_bun_with_dependencies(
         "d": "python3",
     }
 
+    # The lock a saved script gets (its dependency job), carried by the step as
+    # `wmill flow generate-locks` writes it: the step runs against exactly that lock.
+    r = await api.post(
+        "/w/main/scripts/create",
+        json={"path": "u/admin/bun_dep", "content": BUN_WITH_DEPENDENCY, "language": "bun"},
+    )
+    assert r.status_code == 201, r.text
+
+    async def locked() -> dict[str, Any] | None:
+        status = (await api.get(f"/w/main/scripts/deployment_status/h/{r.text}")).json()
+        return status if status["status"] != "locking" else None
+
+    status = await wait_until(locked, timeout=60)
+    assert status["lock"], status
+    step = raw("c", BUN_WITH_DEPENDENCY, "bun", n=static("41"))
+    step["value"]["lock"] = status["lock"]
+    r, _ = await run(api, [step])
+    assert r.status_code == 200, r.text
+    assert r.json() == {"n": 42, "isNumber": True}
+
 
 async def test_saved_script_by_path_and_by_hash(api: httpx.AsyncClient) -> None:
     path = "u/admin/versioned"
@@ -611,3 +631,55 @@ async def _admin_access(platform: Platform) -> Any:
     actor = Actor(SUPERADMIN_SECRET_EMAIL, "superadmin_secret", super_admin=True)
     async with platform.db.connection() as conn:
         return await load_access(conn, actor, "main")
+
+
+# -- recovery ------------------------------------------------------------------------------------
+
+
+async def test_a_step_failed_as_a_zombie_advances_its_flow(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    """RESTART_ZOMBIE_JOBS=false: the monitor fails a step whose worker stopped answering,
+    outside any worker; the flow sweep then advances its flow (here to its failure module).
+    The restart case, with real processes killed: tests/e2e/test_flow_recovery.py."""
+    from gristmill.db.queries import Q
+
+    value = {
+        "modules": [raw("slow", "import time\n\ndef main():\n    time.sleep(1.5)\n")],
+        "failure_module": raw(
+            "failure", "def main(name: str):\n    return name\n", name=js("error.name")
+        ),
+    }
+    r = await api.post("/w/main/jobs/run/preview_flow", json={"value": value, "args": {}})
+    assert r.status_code == 201, r.text
+    flow_id = r.text
+
+    async def running_step() -> str | None:
+        running = [c for c in await children(api, flow_id) if c.get("running")]
+        return running[0]["id"] if running else None
+
+    step_id = await wait_until(running_step)
+    async with platform.db.connection() as conn, conn.transaction():
+        # Its heartbeat long gone, in the same transaction as the monitor's query (the live
+        # worker's next heartbeat cannot slip in between).
+        await conn.execute(
+            "UPDATE job_queue SET ping = now() - interval '1 hour' WHERE id = %s", (step_id,)
+        )
+        failed = await (await conn.execute(Q["fail_zombies"], {"timeout_s": 60})).fetchall()
+    assert [str(row[0]) for row in failed] == [step_id]
+    # The monitor's own sweep (every 15 s here) may come first: either advances it once.
+    assert await platform.flows.sweep() <= 1
+
+    async def flow_done() -> dict[str, Any] | None:
+        job = (await api.get(f"/w/main/jobs_u/get/{flow_id}")).json()
+        return job if job["type"] == "CompletedJob" else None
+
+    job = await wait_until(flow_done)
+    assert job["success"] is False and job["result"] == "ZombieJob"
+    assert job["flow_status"]["modules"][0]["type"] == "Failure"
+    # The old worker's late completion of the step changes nothing.
+    await asyncio.sleep(1.7)
+    step = (await api.get(f"/w/main/jobs_u/get/{step_id}")).json()
+    assert step["success"] is False and step["result"]["error"]["name"] == "ZombieJob"
+    again = (await api.get(f"/w/main/jobs_u/get/{flow_id}")).json()
+    assert again["result"] == "ZombieJob"
