@@ -607,6 +607,35 @@ async def test_save_refuses_cycles_of_sub_flows(api: httpx.AsyncClient) -> None:
     assert r.status_code == 201, r.text
 
 
+async def test_a_sync_push_may_name_a_sub_flow_it_pushes_later(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    """`wmill sync push` (X-Windmill-Deploy-Origin: sync) pushes every script before any flow,
+    but the flows in path order: a sub-flow not saved yet is let through then; a missing
+    script and a cycle are still refused."""
+    access = await _admin_access(platform)
+    later = store.FlowDraft(
+        path="u/admin/sync_a", value={"modules": [flow_step("s", "u/admin/sync_z")]}
+    )
+    await store.create_flow(platform.db, access, later, sync=True)
+    script = {"id": "s", "value": {"type": "script", "path": "u/admin/sync_none"}}
+    with pytest.raises(BadInput, match='no script at "u/admin/sync_none"'):
+        await store.create_flow(
+            platform.db,
+            access,
+            store.FlowDraft(path="u/admin/sync_b", value={"modules": [script]}),
+            sync=True,
+        )
+    back = store.FlowDraft(
+        path="u/admin/sync_z", value={"modules": [flow_step("s", "u/admin/sync_a")]}
+    )
+    with pytest.raises(BadInput, match="sub-flows form a cycle"):
+        await store.create_flow(platform.db, access, back, sync=True)
+    # Outside a sync, the missing sub-flow is refused.
+    r = await save(api, "u/admin/sync_c", [flow_step("s", "u/admin/sync_y")])
+    assert r.status_code == 400 and 'no flow at "u/admin/sync_y"' in r.text
+
+
 async def test_save_refuses_what_the_pure_checks_find_and_unknown_languages(
     api: httpx.AsyncClient, platform: Platform
 ) -> None:

@@ -143,12 +143,19 @@ async def _check_targets(
     path: str,
     flow: OpenFlow,
     languages: Collection[str] | None,
+    sync: bool = False,
 ) -> None:
     """Refuse a flow naming what its workspace does not hold (:class:`BadInput` naming each
     module and field): a ``script`` module's path without a live version (or its pinned
     ``hash`` with no version), a ``flow`` module's path without a live flow, sub-flows that
     come back to one another or to this flow (``path``), a ``rawscript`` language not in
     ``languages`` (when given).
+
+    ``sync``: the save is part of a ``wmill sync push`` (its ``X-Windmill-Deploy-Origin:
+    sync`` header), which pushes every script before any flow but the flows in path order:
+    a sub-flow not saved yet may come later in the same push, so it is let through (the
+    step fails, named, if it is still missing when the flow runs). Cycles among the flows
+    that exist are refused all the same.
 
     One read (``flowcheck_targets``): the scripts named, and every saved flow reachable
     through sub-flows with its value; the cycle search then walks them in memory.
@@ -191,7 +198,8 @@ async def _check_targets(
 
     def saved_flow(target: str) -> OpenFlow | None:
         if target not in flows:
-            return None
+            # During a sync, a sub-flow to come: nothing to follow yet.
+            return parse_flow({"summary": "", "value": {"modules": []}}) if sync else None
         if target not in parsed:
             try:
                 parsed[target] = parse_flow({"summary": "", "value": flows[target]})
@@ -204,7 +212,7 @@ async def _check_targets(
         flow,
         script_exists=scripts.__contains__,
         hash_exists=found_hashes.__contains__,
-        flow_exists=flows.__contains__,
+        flow_exists=None if sync else flows.__contains__,
         get_flow=saved_flow,
         flow_path=path,
         known_languages=languages,
@@ -335,19 +343,21 @@ async def create_flow(
     limits: InputLimits | None = None,
     *,
     languages: Collection[str] | None = None,
+    sync: bool = False,
 ) -> int:
     """A new flow at ``draft.path`` and its first version; returns the version's id.
 
     A path already taken is refused (:class:`Conflict`, 400, as Windmill): saving again
     goes through :func:`update_flow`. The scripts and sub-flows the flow names must exist
-    (:func:`_check_targets`; ``languages``: the installed runtimes, when given).
+    (:func:`_check_targets`; ``languages``: the installed runtimes, when given; ``sync``:
+    the request comes from ``wmill sync push``).
     """
     flow = draft.check(limits or InputLimits())
     async with pool.connection() as conn, conn.transaction():
         # A missing folder first: the clearer answer (folder names are not secret).
         await require_folder_of(conn, access.workspace_id, draft.path)
         access.require_create(draft.path)
-        await _check_targets(conn, access.workspace_id, draft.path, flow, languages)
+        await _check_targets(conn, access.workspace_id, draft.path, flow, languages, sync)
         inserted = await (
             await conn.execute(
                 Q["insert_flow"],
@@ -378,6 +388,7 @@ async def update_flow(
     limits: InputLimits | None = None,
     *,
     languages: Collection[str] | None = None,
+    sync: bool = False,
 ) -> int:
     """Save ``draft`` as the new version of the flow at ``path``; returns the version's id.
 
@@ -390,7 +401,7 @@ async def update_flow(
     async with pool.connection() as conn, conn.transaction():
         current = await _visible(conn, access, path, lock=True)
         access.require_write(path, current.extra_perms)
-        await _check_targets(conn, access.workspace_id, draft.path, flow, languages)
+        await _check_targets(conn, access.workspace_id, draft.path, flow, languages, sync)
         moved = draft.path != path
         if moved:
             await require_folder_of(conn, access.workspace_id, draft.path)
