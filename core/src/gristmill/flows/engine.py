@@ -126,7 +126,7 @@ class FlowEngine:
         async with self.pool.connection() as conn:
             refs = await self._references(
                 conn,
-                flow,
+                value,
                 workspace_id=workspace_id,
                 email=actor.email,
                 permissioned_as=actor.permissioned_as,
@@ -238,7 +238,7 @@ class FlowEngine:
         status = state.FlowStatus.model_validate(row["flow_status"])
         refs = await self._references(
             conn,
-            flow,
+            row["raw_flow"],
             workspace_id=row["workspace_id"],
             email=row["email"],
             permissioned_as=row["permissioned_as"],
@@ -261,7 +261,7 @@ class FlowEngine:
     async def _references(
         self,
         conn: psycopg.AsyncConnection,
-        flow: OpenFlow,
+        flow_json: Any,
         *,
         workspace_id: str,
         email: str,
@@ -273,7 +273,7 @@ class FlowEngine:
         path that user may not read is left out: its expression fails naming it. A secret
         is audited and masked in the flow job's logs, as a job's ``$var:`` argument is.
         Nothing is read for a flow without such calls, or without ``secrets``."""
-        resources, variables = _named_references(flow)
+        resources, variables = _named_references(flow_json)
         if self.secrets is None or not (resources or variables):
             return {}
         values: dict[str, dict[str, Any]] = {"resource": {}, "variable": {}}
@@ -487,14 +487,14 @@ class FlowEngine:
         )
 
 
-def _named_references(flow: OpenFlow) -> tuple[list[str], list[str]]:
-    """The literal paths of ``resource('p')`` and ``variable('p')`` in the flow's
-    expressions (every ``expr`` and ``skip_expr`` string: transforms, conditions, branch
+def _named_references(flow_json: Any) -> tuple[list[str], list[str]]:
+    """The literal paths of ``resource('p')`` and ``variable('p')`` in a flow's expressions
+    (every ``expr`` and ``skip_expr`` string of its JSON: transforms, conditions, branch
     expressions), each once. A call without a literal path is left for the evaluation to
     report, naming its step."""
     resources: dict[str, None] = {}
     variables: dict[str, None] = {}
-    pending: list[Any] = [flow.value.model_dump(mode="json", by_alias=True)]
+    pending: list[Any] = [flow_json]
     while pending:
         node = pending.pop()
         if isinstance(node, list):
