@@ -130,6 +130,14 @@ async def test_a_windmill_flow_round_trips_unchanged(
     api: httpx.AsyncClient, platform: Platform
 ) -> None:
     dev = await _member(platform, "dev", "developer")
+    # The script the flow names must exist when the flow is saved (docs/flows.md).
+    assert (await api.post("/w/main/folders/create", json={"name": "shared"})).status_code == 201
+    greet = "def main(name: str, loud: bool = False):\n    return name\n"
+    r = await api.post(
+        "/w/main/scripts/create",
+        json={"path": "f/shared/greet", "content": greet, "language": "python3"},
+    )
+    assert r.status_code == 201, r.text
     sent = {"path": "u/dev/greet", **copy.deepcopy(WINDMILL_FLOW)}
     r = await api.post(f"{F}/create", json={**sent, "deployment_message": "first"}, headers=dev)
     assert r.status_code == 201 and r.text == "u/dev/greet", r.text

@@ -219,6 +219,20 @@ def test_a_script_module_whose_script_does_not_exist() -> None:
     assert flow_problems(flow) == []
 
 
+def test_a_script_module_pinned_to_a_hash() -> None:
+    pinned = {"id": "a", "value": {"type": "script", "path": "f/lib/x", "hash": "00ff00ff00ff00ff"}}
+    malformed = {"id": "b", "value": {"type": "script", "path": "f/lib/x", "hash": "xyz"}}
+    flow = _flow(pinned, malformed)
+    # The pinned version is looked up, not the path.
+    assert flow_problems(
+        flow, script_exists=lambda path: False, hash_exists=lambda h: h == "00ff00ff00ff00ff"
+    ) == ["module \"b\" (script) hash: 'xyz' is not a script hash (16 hex digits)"]
+    assert flow_problems(_flow(pinned), hash_exists=lambda h: False) == [
+        'module "a" (script) hash: no version 00ff00ff00ff00ff of a script (path "f/lib/x") '
+        "in this workspace"
+    ]
+
+
 def test_a_script_or_flow_module_without_path() -> None:
     flow = _flow(
         {"id": "a", "value": {"type": "script", "path": ""}},

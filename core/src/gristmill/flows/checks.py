@@ -41,6 +41,8 @@ __all__ = ["check_flow", "flow_problems", "js_syntax_problem"]
 # Ids are read as ``results.<id>`` in expressions: identifier-like, as the Windmill editor
 # makes them (a, b, ..., failure, preprocessor).
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A script version's hash as Windmill writes it (gristmill.scripts.hashes.format_hash).
+_HASH = re.compile(r"^[0-9a-fA-F]{16}$")
 
 
 def check_flow(
@@ -51,6 +53,7 @@ def check_flow(
     get_flow: Callable[[str], OpenFlow | None] | None = None,
     flow_path: str | None = None,
     known_languages: Collection[str] | None = None,
+    hash_exists: Callable[[str], bool] | None = None,
 ) -> None:
     """Raise :class:`BadInput` listing every problem of ``flow`` (see :func:`flow_problems`)."""
     problems = flow_problems(
@@ -60,6 +63,7 @@ def check_flow(
         get_flow=get_flow,
         flow_path=flow_path,
         known_languages=known_languages,
+        hash_exists=hash_exists,
     )
     if problems:
         raise BadInput("; ".join(problems))
@@ -73,14 +77,17 @@ def flow_problems(
     get_flow: Callable[[str], OpenFlow | None] | None = None,
     flow_path: str | None = None,
     known_languages: Collection[str] | None = None,
+    hash_exists: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Every problem of the flow, in module order.
 
     ``script_exists(path)`` and ``flow_exists(path)`` say whether a ``script`` or ``flow``
     module's target exists; ``get_flow(path)`` returns a saved flow (or ``None``) so that
     cycles of sub-flows are found; ``flow_path`` is where this flow is saved (a sub-flow
-    naming it is a cycle); ``known_languages`` are the installed runtimes of ``rawscript``.
-    Each is skipped when not given.
+    naming it is a cycle); ``known_languages`` are the installed runtimes of ``rawscript``;
+    ``hash_exists(hash)`` says whether a ``script`` module's pinned version exists (a module
+    with a ``hash`` runs that version, so its path is not looked up). Each is skipped when
+    not given.
     """
     problems: list[str] = []
     seen: dict[str, ModulePath] = {}
@@ -88,7 +95,9 @@ def flow_problems(
         label = _label(module)
         problems += _id_problems(module, path, label, seen)
         problems += _module_problems(module, label, known_languages)
-        problems += _target_problems(module, label, script_exists, flow_exists, get_flow, flow_path)
+        problems += _target_problems(
+            module, label, script_exists, flow_exists, get_flow, flow_path, hash_exists
+        )
     value = flow.value
     if value.skip_expr is not None:
         problems += [f"flow skip_expr: {p}" for p in _expr_problems(value.skip_expr)]
@@ -174,11 +183,21 @@ def _target_problems(
     flow_exists: Callable[[str], bool] | None,
     get_flow: Callable[[str], OpenFlow | None] | None,
     flow_path: str | None,
+    hash_exists: Callable[[str], bool] | None = None,
 ) -> list[str]:
     inner = module.value
     if isinstance(inner, PathScript):
         if not inner.path:
             return [f"{label} path: a script module needs the path of a script"]
+        if inner.hash is not None:
+            if not _HASH.match(inner.hash):
+                return [f"{label} hash: {inner.hash!r} is not a script hash (16 hex digits)"]
+            if hash_exists is not None and not hash_exists(inner.hash):
+                return [
+                    f'{label} hash: no version {inner.hash} of a script (path "{inner.path}") '
+                    "in this workspace"
+                ]
+            return []
         if script_exists is not None and not script_exists(inner.path):
             return [f'{label} path: no script at "{inner.path}"']
     if isinstance(inner, PathFlow):

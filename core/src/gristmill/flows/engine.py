@@ -37,13 +37,14 @@ are notified at commit).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import re
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
 
 import orjson
@@ -56,7 +57,12 @@ from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Conflict, Forbidden, JobErrorName, NotFound
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
-from gristmill.flows.expressions import Evaluator, ExprContext, ExpressionError
+from gristmill.flows.expressions import (
+    Evaluator,
+    ExprContext,
+    ExpressionError,
+    find_references,
+)
 from gristmill.flows.model import (
     FlowModule,
     JavascriptTransform,
@@ -75,6 +81,8 @@ from gristmill.runtimes.schema import ArgumentError, signature_to_schema, valida
 from gristmill.scripts.hashes import parse_hash
 from gristmill.scripts.paths import check_path
 from gristmill.validation import InputLimits, check_json
+from gristmill.workspace.resources import job_access, resolve_references
+from gristmill.workspace.secrets import Secrets
 
 if TYPE_CHECKING:
     from gristmill.auth.actor import Actor
@@ -110,11 +118,17 @@ class FlowEngine:
         registry: RuntimeRegistry,
         limits: InputLimits | None = None,
         evaluator: Evaluator | None = None,
+        secrets: Secrets | None = None,
+        superadmin_secret_set: bool = False,
     ) -> None:
         self.pool = pool
         self.registry = registry
         self.limits = limits or InputLimits()
         self.evaluator = evaluator or Evaluator()
+        #: ``resource('p')`` and ``variable('p')`` in expressions are read with these (as a
+        #: job's ``$res:``/``$var:`` arguments are); without them, they cannot be resolved.
+        self.secrets = secrets
+        self.superadmin_secret_set = superadmin_secret_set
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -204,7 +218,16 @@ class FlowEngine:
         """Insert the flow job and apply its first decision, in one transaction. A
         ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
         job_id = job_id or uuid4()
-        decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id)
+        async with self.pool.connection() as conn:
+            refs = await self._references(
+                conn,
+                _flow_json(flow),
+                workspace_id=workspace_id,
+                email=actor.email,
+                permissioned_as=actor.permissioned_as,
+                flow_job_id=job_id,
+            )
+        decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id, **refs)
         params = {
             "id": job_id,
             "workspace_id": workspace_id,
@@ -233,7 +256,7 @@ class FlowEngine:
                 return job_id  # answered from the cache (cache_ttl): no step runs
             if not await self._concurrency_admit(conn, row, flow):
                 return job_id  # waits for a slot: started by _concurrency_release
-            await self._apply(conn, row, flow, decision)
+            await self._apply(conn, row, flow, decision, refs)
         return job_id
 
     async def _check(self, workspace_id: str, flow: OpenFlow) -> None:
@@ -315,6 +338,14 @@ class FlowEngine:
         flow = OpenFlow.model_validate(row["raw_flow"])
         status = state.FlowStatus.model_validate(row["flow_status"])
         await self._control_step_ended(conn, flow, status, job_id, success, result)
+        refs = await self._references(
+            conn,
+            row["raw_flow"],
+            workspace_id=row["workspace_id"],
+            email=row["email"],
+            permissioned_as=row["permissioned_as"],
+            flow_job_id=row["id"],
+        )
         decision = state.step_finished(
             flow,
             status,
@@ -322,11 +353,66 @@ class FlowEngine:
             success=success,
             result=result,
             evaluator=self.evaluator,
+            **refs,
         )
         if decision.ignored:
             return False
-        await self._apply(conn, row, flow, decision)
+        await self._apply(conn, row, flow, decision, refs)
         return True
+
+    async def _row_references(
+        self, conn: psycopg.AsyncConnection, row: Mapping[str, Any]
+    ) -> state.Resolvers:
+        """:meth:`_references` of a flow job's row (as :meth:`_lock` reads it)."""
+        return await self._references(
+            conn,
+            row["raw_flow"],
+            workspace_id=row["workspace_id"],
+            email=row["email"],
+            permissioned_as=row["permissioned_as"],
+            flow_job_id=row["id"],
+        )
+
+    async def _references(
+        self,
+        conn: psycopg.AsyncConnection,
+        flow_json: Any,
+        *,
+        workspace_id: str,
+        email: str,
+        permissioned_as: str,
+        flow_job_id: UUID,
+    ) -> state.Resolvers:
+        """The ``resource``/``variable`` resolvers of the flow's expressions: every literal
+        path they name, read now as the flow's user (the evaluation cannot call out). A
+        path that user may not read is left out: its expression fails naming it. A secret
+        is audited and masked in the flow job's logs, as a job's ``$var:`` argument is.
+        Nothing is read for a flow without such calls, or without ``secrets``."""
+        resources, variables = _named_references(flow_json)
+        if self.secrets is None or not (resources or variables):
+            return {}
+        values: dict[str, dict[str, Any]] = {"resource": {}, "variable": {}}
+        with contextlib.suppress(NotFound, Forbidden):  # a user gone reads nothing
+            access = await job_access(
+                conn,
+                workspace_id=workspace_id,
+                email=email,
+                username=permissioned_as.removeprefix("u/"),
+                state_path=None,
+                superadmin_secret_set=self.superadmin_secret_set,
+            )
+            for kind, paths in (("resource", resources), ("variable", variables)):
+                for path in paths:
+                    reference = f"${'res' if kind == 'resource' else 'var'}:{path}"
+                    with contextlib.suppress(NotFound, Forbidden, BadInput):
+                        values[kind][path] = await resolve_references(
+                            conn, self.secrets, access, reference, job_id=flow_job_id
+                        )
+        # A missing key raises KeyError (a LookupError): "resource 'p' not found".
+        return {
+            "resource": values["resource"].__getitem__,
+            "variable": values["variable"].__getitem__,
+        }
 
     async def sweep(self) -> int:
         """Advance the flows whose awaited job completed without them advancing; return how
@@ -396,6 +482,7 @@ class FlowEngine:
         row: dict[str, Any],
         flow: OpenFlow,
         decision: state.Decision,
+        refs: state.Resolvers | None = None,
         *,
         nested: bool = False,
     ) -> state.FinishFlow | None:
@@ -406,8 +493,11 @@ class FlowEngine:
         back at once, which may give more actions. When
         the flow ends, its parent flow (if it is a child flow job) advances too, in this
         transaction, unless ``nested`` (the parent is the caller: it takes the returned
-        :class:`~gristmill.flows.state.FinishFlow` itself).
+        :class:`~gristmill.flows.state.FinishFlow` itself). ``refs``: the flow's
+        ``resource``/``variable`` resolvers (read when not given).
         """
+        if refs is None:
+            refs = await self._row_references(conn, row)
         status = decision.status
         # Before a finish: the early result is the first a waiter hears of.
         await self._control_early_return(conn, row, flow, status)
@@ -428,6 +518,7 @@ class FlowEngine:
                     success=outcome[0],
                     result=outcome[1],
                     evaluator=self.evaluator,
+                    **refs,
                 )
                 status = decision.status
                 await self._control_early_return(conn, row, flow, status)
@@ -588,8 +679,21 @@ class FlowEngine:
             kind = JobKind.FLOWNODE
             timeout = None
         child_id = UUID(action.job_id)
+        refs = await self._references(
+            conn,
+            _flow_json(child),
+            workspace_id=row["workspace_id"],
+            email=row["email"],
+            permissioned_as=row["permissioned_as"],
+            flow_job_id=child_id,
+        )
         decision = state.start(
-            child, args, evaluator=self.evaluator, flow_job_id=child_id, inherit=action.inherit
+            child,
+            args,
+            evaluator=self.evaluator,
+            flow_job_id=child_id,
+            inherit=action.inherit,
+            **refs,
         )
         inserted = await (
             await conn.execute(
@@ -610,7 +714,7 @@ class FlowEngine:
             return None  # started before (a decision applied again): it advances by itself
         child_row = await self._lock(conn, child_id)
         assert child_row is not None  # inserted just above, in this transaction
-        finished = await self._apply(conn, child_row, child, decision, nested=True)
+        finished = await self._apply(conn, child_row, child, decision, refs, nested=True)
         return None if finished is None else (finished.success, finished.result)
 
     async def _step_fields(
@@ -1007,6 +1111,7 @@ class FlowEngine:
                 "approved": approved,
             },
         )
+        refs = await self._row_references(conn, row)
         decision = state.resume(
             flow,
             status,
@@ -1014,9 +1119,10 @@ class FlowEngine:
             payload=payload,
             approver=approver,
             evaluator=self.evaluator,
+            **refs,
         )
         if not decision.ignored:
-            await self._apply(conn, row, flow, decision)
+            await self._apply(conn, row, flow, decision, refs)
 
     async def suspended_step(self, workspace_id: str, job_id: UUID) -> SuspendedStep:
         """What the approval page of step ``job_id`` shows (no lock: a read)."""
@@ -1066,6 +1172,7 @@ class FlowEngine:
                     continue  # resumed (or suspended again) since it was listed
                 flow = OpenFlow.model_validate(row["raw_flow"])
                 status = state.FlowStatus.model_validate(row["flow_status"])
+                refs = await self._row_references(conn, row)
                 decision = state.resume(
                     flow,
                     status,
@@ -1074,10 +1181,11 @@ class FlowEngine:
                     approver=None,
                     timed_out=True,
                     evaluator=self.evaluator,
+                    **refs,
                 )
                 if decision.ignored:
                     continue
-                await self._apply(conn, row, flow, decision)
+                await self._apply(conn, row, flow, decision, refs)
                 timed_out += 1
         return timed_out
 
@@ -1166,12 +1274,17 @@ class FlowEngine:
                         await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
                         continue
                     flow = OpenFlow.model_validate(row["raw_flow"])
+                    refs = await self._row_references(conn, row)
                     decision = state.start(
-                        flow, row["args"] or {}, evaluator=self.evaluator, flow_job_id=waiter_id
+                        flow,
+                        row["args"] or {},
+                        evaluator=self.evaluator,
+                        flow_job_id=waiter_id,
+                        **refs,
                     )
                     # Ending at once (a skip_expr) comes back here for the same key: the
                     # advisory lock is held already, and the counts are read again each turn.
-                    await self._apply(conn, row, flow, decision)
+                    await self._apply(conn, row, flow, decision, refs)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 raise
             except Exception as exc:
@@ -1260,6 +1373,15 @@ class FlowEngine:
         old_status.engine.finished = True
         await self._check(workspace_id, flow)
         job_id = job_id or uuid4()
+        async with self.pool.connection() as conn:
+            refs = await self._references(
+                conn,
+                old["raw_flow"],
+                workspace_id=workspace_id,
+                email=actor.email,
+                permissioned_as=actor.permissioned_as,
+                flow_job_id=job_id,
+            )
         decision = restarting.restart(
             flow,
             old_status,
@@ -1268,6 +1390,7 @@ class FlowEngine:
             args=new_args,
             flow_job_id=job_id,
             evaluator=self.evaluator,
+            **refs,
         )
         params = {
             "id": job_id,
@@ -1296,6 +1419,32 @@ class FlowEngine:
             assert row is not None  # inserted just above, in this transaction
             await self._apply(conn, row, flow, decision)
         return job_id
+
+
+def _named_references(flow_json: Any) -> tuple[list[str], list[str]]:
+    """The literal paths of ``resource('p')`` and ``variable('p')`` in a flow's expressions
+    (every ``expr`` and ``skip_expr`` string of its JSON: transforms, conditions, branch
+    expressions), each once. A call without a literal path is left for the evaluation to
+    report, naming its step."""
+    resources: dict[str, None] = {}
+    variables: dict[str, None] = {}
+    pending: list[Any] = [flow_json]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(cast("list[Any]", node))
+        elif isinstance(node, dict):
+            for key, item in cast("dict[str, Any]", node).items():
+                if key in ("expr", "skip_expr") and isinstance(item, str):
+                    if "resource" not in item and "variable" not in item:
+                        continue
+                    with contextlib.suppress(ExpressionError):
+                        found = find_references(item, where="flow")
+                        resources.update(dict.fromkeys(found.resources))
+                        variables.update(dict.fromkeys(found.variables))
+                else:
+                    pending.append(item)
+    return list(resources), list(variables)
 
 
 class _Unrunnable(BadInput):

@@ -89,7 +89,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,6 +137,8 @@ __all__ = [
     "FlowStatusModule",
     "Frame",
     "Inherit",
+    "Resolver",
+    "Resolvers",
     "RetryStatus",
     "RunStep",
     "resume",
@@ -376,6 +378,14 @@ class Decision:
 
 
 Resolver = Callable[[str], Any]
+
+
+class Resolvers(TypedDict, total=False):
+    """The ``resource`` and ``variable`` keyword arguments of the entry points, as the
+    engine reads them for a flow (``**resolvers``)."""
+
+    resource: Resolver
+    variable: Resolver
 
 
 # ---------------------------------------------------------------------------------------------

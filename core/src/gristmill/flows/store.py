@@ -11,7 +11,9 @@ before anything is written. Each save adds a version (the history); the ACL
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,8 @@ from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
 from gristmill.flows.checks import check_flow
-from gristmill.flows.model import parse_flow
+from gristmill.flows.model import OpenFlow, PathFlow, PathScript, iter_modules, parse_flow
+from gristmill.scripts.hashes import parse_hash
 from gristmill.scripts.paths import check_path
 from gristmill.validation import (
     INT2_MAX,
@@ -112,15 +115,14 @@ def _row(row: dict[str, Any]) -> FlowRow:
     )
 
 
-def _check_value(value: Any) -> None:
-    """The OpenFlow checks of a flow's ``value`` (a ``FlowValue``), before any write.
+def _check_value(value: Any) -> OpenFlow:
+    """The OpenFlow checks of a flow's ``value`` (a ``FlowValue``) that need nothing but the
+    flow, before any write; returns the flow as read.
 
     First its outline (an object with a ``modules`` list of objects, each message naming the
     field), then :func:`gristmill.flows.checks.check_flow`'s pure checks: module shapes, ids,
-    input transforms, expressions' syntax.
-    Not yet: the checks that need the database (do the scripts and sub-flows the flow names
-    exist, is each language installed); ``check_flow`` takes them as synchronous callbacks,
-    so their targets are to be read first, in the save's transaction.
+    input transforms, expressions' syntax. What needs the workspace (the scripts and
+    sub-flows it names) is :func:`_check_targets`, in the save's transaction.
     """
     if not isinstance(value, dict):
         raise BadInput("value must be an object (an OpenFlow FlowValue with a 'modules' list)")
@@ -130,7 +132,91 @@ def _check_value(value: Any) -> None:
     for index, module in enumerate(modules):
         if not isinstance(module, dict):
             raise BadInput(f"value.modules[{index}] must be an object (a FlowModule)")
-    check_flow(parse_flow({"summary": "", "value": value}))
+    flow = parse_flow({"summary": "", "value": value})
+    check_flow(flow)
+    return flow
+
+
+async def _check_targets(
+    conn: psycopg.AsyncConnection,
+    workspace_id: str,
+    path: str,
+    flow: OpenFlow,
+    languages: Collection[str] | None,
+    sync: bool = False,
+) -> None:
+    """Refuse a flow naming what its workspace does not hold (:class:`BadInput` naming each
+    module and field): a ``script`` module's path without a live version (or its pinned
+    ``hash`` with no version), a ``flow`` module's path without a live flow, sub-flows that
+    come back to one another or to this flow (``path``), a ``rawscript`` language not in
+    ``languages`` (when given).
+
+    ``sync``: the save is part of a ``wmill sync push`` (its ``X-Windmill-Deploy-Origin:
+    sync`` header), which pushes every script before any flow but the flows in path order:
+    a sub-flow not saved yet may come later in the same push, so it is let through (the
+    step fails, named, if it is still missing when the flow runs). Cycles among the flows
+    that exist are refused all the same.
+
+    One read (``flowcheck_targets``): the scripts named, and every saved flow reachable
+    through sub-flows with its value; the cycle search then walks them in memory.
+    """
+    script_paths: set[str] = set()
+    hashes: dict[int, str] = {}
+    flow_paths: set[str] = set()
+    for module, _ in iter_modules(flow):
+        inner = module.value
+        if isinstance(inner, PathScript) and inner.hash is not None:
+            with contextlib.suppress(BadInput):  # check_flow names a malformed hash
+                hashes[parse_hash(inner.hash)] = inner.hash
+        elif isinstance(inner, PathScript) and inner.path:
+            script_paths.add(inner.path)
+        elif isinstance(inner, PathFlow) and inner.path:
+            flow_paths.add(inner.path)
+    scripts: set[str] = set()
+    found_hashes: set[str] = set()
+    flows: dict[str, Any] = {}
+    if script_paths or hashes or flow_paths:
+        rows = await (
+            await conn.execute(
+                Q["flowcheck_targets"],
+                {
+                    "workspace_id": workspace_id,
+                    "script_paths": sorted(script_paths),
+                    "hashes": sorted(hashes),
+                    "flow_paths": sorted(flow_paths),
+                },
+            )
+        ).fetchall()
+        for kind, target, hash_, value in rows:
+            if kind == "script":
+                scripts.add(target)
+            elif kind == "hash":
+                found_hashes.add(hashes[hash_])
+            else:
+                flows[target] = value
+    parsed: dict[str, OpenFlow | None] = {}
+
+    def saved_flow(target: str) -> OpenFlow | None:
+        if target not in flows:
+            # During a sync, a sub-flow to come: nothing to follow yet.
+            return parse_flow({"summary": "", "value": {"modules": []}}) if sync else None
+        if target not in parsed:
+            try:
+                parsed[target] = parse_flow({"summary": "", "value": flows[target]})
+            except BadInput:
+                # A stored flow the model cannot read names no sub-flow we could follow.
+                parsed[target] = parse_flow({"summary": "", "value": {"modules": []}})
+        return parsed[target]
+
+    check_flow(
+        flow,
+        script_exists=scripts.__contains__,
+        hash_exists=found_hashes.__contains__,
+        flow_exists=None if sync else flows.__contains__,
+        get_flow=saved_flow,
+        flow_path=path,
+        known_languages=languages,
+    )
 
 
 @dataclass(frozen=True)
@@ -150,10 +236,10 @@ class FlowDraft:
     priority: int | None = None
     deployment_message: str | None = None
 
-    def check(self, limits: InputLimits) -> None:
+    def check(self, limits: InputLimits) -> OpenFlow:
         """Refuse what cannot be stored or is not a flow, before any write: the path, text
         with NUL, integers beyond their columns, JSON too deep or too large, a value that is
-        not a ``FlowValue``."""
+        not a ``FlowValue``; returns the flow as read."""
         _check_path(self.path)
         check_text_fields(self)
         check_int("timeout", self.timeout, 1, INT4_MAX)
@@ -161,8 +247,9 @@ class FlowDraft:
         check_json("value", self.value, max_depth=limits.max_args_depth)
         if self.schema is not None:
             check_json("schema", self.schema, max_depth=limits.max_args_depth)
-        _check_value(self.value)
+        flow = _check_value(self.value)
         _check_size(self.value, self.schema, limits)
+        return flow
 
 
 def _check_path(path: str, field: str = "path") -> None:
@@ -250,18 +337,27 @@ async def _add_version(
 
 
 async def create_flow(
-    pool: AsyncConnectionPool, access: Access, draft: FlowDraft, limits: InputLimits | None = None
+    pool: AsyncConnectionPool,
+    access: Access,
+    draft: FlowDraft,
+    limits: InputLimits | None = None,
+    *,
+    languages: Collection[str] | None = None,
+    sync: bool = False,
 ) -> int:
     """A new flow at ``draft.path`` and its first version; returns the version's id.
 
     A path already taken is refused (:class:`Conflict`, 400, as Windmill): saving again
-    goes through :func:`update_flow`.
+    goes through :func:`update_flow`. The scripts and sub-flows the flow names must exist
+    (:func:`_check_targets`; ``languages``: the installed runtimes, when given; ``sync``:
+    the request comes from ``wmill sync push``).
     """
-    draft.check(limits or InputLimits())
+    flow = draft.check(limits or InputLimits())
     async with pool.connection() as conn, conn.transaction():
         # A missing folder first: the clearer answer (folder names are not secret).
         await require_folder_of(conn, access.workspace_id, draft.path)
         access.require_create(draft.path)
+        await _check_targets(conn, access.workspace_id, draft.path, flow, languages, sync)
         inserted = await (
             await conn.execute(
                 Q["insert_flow"],
@@ -290,18 +386,22 @@ async def update_flow(
     path: str,
     draft: FlowDraft,
     limits: InputLimits | None = None,
+    *,
+    languages: Collection[str] | None = None,
+    sync: bool = False,
 ) -> int:
     """Save ``draft`` as the new version of the flow at ``path``; returns the version's id.
 
     ``draft.path`` other than ``path`` moves the flow (and its history) there: that needs
     the right to create at the new path, its folder, and the path free. The flow keeps its
-    ACL and its archived flag.
+    ACL and its archived flag. Its targets are checked as :func:`create_flow`'s.
     """
     _check_path(path)
-    draft.check(limits or InputLimits())
+    flow = draft.check(limits or InputLimits())
     async with pool.connection() as conn, conn.transaction():
         current = await _visible(conn, access, path, lock=True)
         access.require_write(path, current.extra_perms)
+        await _check_targets(conn, access.workspace_id, draft.path, flow, languages, sync)
         moved = draft.path != path
         if moved:
             await require_folder_of(conn, access.workspace_id, draft.path)

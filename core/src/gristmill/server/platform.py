@@ -104,7 +104,11 @@ class Platform:
         await self.notifier.start()
         self.capabilities = WorkerCapabilities(self.pool)
         self.flow_engine = FlowEngine(
-            pool=self.pool, registry=self.registry, limits=self.input_limits
+            pool=self.pool,
+            registry=self.registry,
+            limits=self.input_limits,
+            secrets=self.secrets,
+            superadmin_secret_set=bool(self.settings.superadmin_secret),
         )
         if self.runs_api:
             self._background.append(

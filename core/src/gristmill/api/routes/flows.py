@@ -3,7 +3,9 @@ cannot run yet."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from gristmill.api.deps import AccessDep, AuthenticatedRoute, Page, PlatformDep
@@ -57,20 +59,43 @@ def _flow(row: store.FlowRow) -> Flow:
     return Flow.model_validate({**_metadata(row), "value": row.value or {}, "schema": row.schema})
 
 
+def _save_checks(request: Request, platform: PlatformDep) -> dict[str, Any]:
+    """What a save checks beyond the flow itself: the languages installed here, and whether
+    the Windmill CLI's ``sync push`` sends it (then a sub-flow it names may come later in
+    the same push: see docs/flows.md "Checked when saved")."""
+    return {
+        "languages": set(platform.require_registry().names()),
+        "sync": request.headers.get("x-windmill-deploy-origin") == "sync",
+    }
+
+
 @router.post("/create", status_code=201, response_class=PlainTextResponse)
-async def create_flow(body: NewFlow, access: AccessDep, platform: PlatformDep) -> str:
+async def create_flow(
+    body: NewFlow, request: Request, access: AccessDep, platform: PlatformDep
+) -> str:
     """A new flow at ``path`` (its first version); answers the path. A path already taken
     is refused (400); a path ``f/<folder>/...`` needs its folder (400); creating needs the
     right to write there (403), which operators never have."""
-    await store.create_flow(platform.db, access, _draft(body), platform.input_limits)
+    await store.create_flow(
+        platform.db, access, _draft(body), platform.input_limits, **_save_checks(request, platform)
+    )
     return body.path
 
 
 @router.post("/update/{path:path}", response_class=PlainTextResponse)
-async def update_flow(path: str, body: NewFlow, access: AccessDep, platform: PlatformDep) -> str:
+async def update_flow(
+    path: str, body: NewFlow, request: Request, access: AccessDep, platform: PlatformDep
+) -> str:
     """Save a new version of the flow at ``path``; a ``path`` in the body other than the
     URL's moves the flow (and its history) there. Answers the flow's path."""
-    await store.update_flow(platform.db, access, path, _draft(body), platform.input_limits)
+    await store.update_flow(
+        platform.db,
+        access,
+        path,
+        _draft(body),
+        platform.input_limits,
+        **_save_checks(request, platform),
+    )
     return body.path
 
 

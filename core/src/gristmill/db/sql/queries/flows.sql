@@ -112,3 +112,31 @@ WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
 -- name: delete_flow
 -- The flow and its versions (ON DELETE CASCADE): the path can be created anew.
 DELETE FROM flow WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
+
+-- name: flowcheck_targets
+-- What a flow being saved names, as its workspace holds it, in one read: the script paths
+-- with a live version (kind 'script'), the script hashes that exist (kind 'hash'), and every
+-- live flow reachable from the sub-flow paths named, through their own `flow` modules at any
+-- depth, with its value (kind 'flow'): enough to find cycles of sub-flows without a query
+-- per level. UNION (not UNION ALL) stops the recursion on a cycle.
+WITH RECURSIVE reach(path, value) AS (
+    SELECT f.path, f.value FROM flow f
+    WHERE f.workspace_id = %(workspace_id)s AND f.path = ANY(%(flow_paths)s::text[])
+      AND NOT f.archived
+    UNION
+    SELECT f.path, f.value
+    FROM reach r
+    CROSS JOIN LATERAL jsonb_path_query(
+        r.value, 'lax $.** ? (@.type == "flow" && exists(@.path)).path'
+    ) AS child(p)
+    JOIN flow f ON f.workspace_id = %(workspace_id)s AND f.path = child.p #>> '{}'
+        AND NOT f.archived
+)
+SELECT 'flow' AS kind, path, NULL::bigint AS hash, value FROM reach
+UNION ALL
+SELECT DISTINCT 'script', path, NULL::bigint, NULL::jsonb FROM script
+WHERE workspace_id = %(workspace_id)s AND path = ANY(%(script_paths)s::text[])
+  AND NOT archived AND NOT deleted
+UNION ALL
+SELECT 'hash', path, hash, NULL::jsonb FROM script
+WHERE workspace_id = %(workspace_id)s AND hash = ANY(%(hashes)s::bigint[]) AND NOT deleted;
