@@ -602,23 +602,9 @@ class FlowEngine:
             "root_job": row["root_job"] or row["id"],
             "flow_step_id": action.module_id,
         }
-        if action.kind in ("flow", "flownode"):
-            try:
-                return await self._start_child(conn, row, action, common)
-            except _Unrunnable as exc:
-                await conn.execute(
-                    Q["push_failed_flow_step"],
-                    {
-                        **common,
-                        "kind": JobKind.FLOW if action.kind == "flow" else JobKind.FLOWNODE,
-                        "runnable_path": action.script_path,
-                        "args": Jsonb(action.args),
-                        "tag": "flow",
-                        "result": orjson.dumps(exc.result).decode(),
-                    },
-                )
-                return (False, exc.result)
         try:
+            if action.kind in ("flow", "flownode"):
+                return await self._start_child(conn, row, action, common)
             fields = await self._step_fields(conn, row["workspace_id"], action)
             module = _module_at(flow, action.path)
             fields["timeout"] = self._control_timeout(module, status, action, fields.get("timeout"))
@@ -627,7 +613,7 @@ class FlowEngine:
                 Q["push_failed_flow_step"],
                 {
                     **common,
-                    "kind": JobKind.SCRIPT if action.kind == "script" else JobKind.PREVIEW,
+                    "kind": _STEP_KINDS[action.kind],
                     "runnable_path": action.script_path,
                     "args": Jsonb(action.args),
                     "tag": action.tag or "flow",
@@ -1445,6 +1431,15 @@ def _named_references(flow_json: Any) -> tuple[list[str], list[str]]:
                 else:
                     pending.append(item)
     return list(resources), list(variables)
+
+
+#: The job kind of each kind of step (a step that cannot run is recorded with it).
+_STEP_KINDS = {
+    "rawscript": JobKind.PREVIEW,
+    "script": JobKind.SCRIPT,
+    "flow": JobKind.FLOW,
+    "flownode": JobKind.FLOWNODE,
+}
 
 
 class _Unrunnable(BadInput):

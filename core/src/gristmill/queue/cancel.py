@@ -47,6 +47,19 @@ class CancelState(StrEnum):
     STOPPING = "stopping"
 
 
+def _params(
+    workspace_id: str, job_id: UUID, canceled_by: str, reason: str | None
+) -> dict[str, Any]:
+    """The parameters of the cancel queries."""
+    return {
+        "id": job_id,
+        "workspace_id": workspace_id,
+        "canceled_by": canceled_by,
+        "reason": reason,
+        "result": canceled_error(canceled_by, reason),
+    }
+
+
 async def cancel_job(
     pool: AsyncConnectionPool,
     *,
@@ -58,13 +71,7 @@ async def cancel_job(
     """Cancel ``job_id``; raise :class:`BadInput` when it has completed already and
     :class:`NotFound` when there is no such job."""
     check_no_nul("reason", reason)
-    params = {
-        "id": job_id,
-        "workspace_id": workspace_id,
-        "canceled_by": canceled_by,
-        "reason": reason,
-        "result": canceled_error(canceled_by, reason),
-    }
+    params = _params(workspace_id, job_id, canceled_by, reason)
     async with pool.connection() as conn:
         if await _cancel_flow(conn, params):
             return CancelState.CANCELED
@@ -121,13 +128,7 @@ async def cancel_in_transaction(
     """Cancel ``job_id`` if it is still queued or running, on ``conn`` (the flow engine
     cancels the children a flow stopped waiting for, in its own transaction); a job that
     completed already is left as it is."""
-    params = {
-        "id": job_id,
-        "workspace_id": workspace_id,
-        "canceled_by": canceled_by,
-        "reason": reason,
-        "result": canceled_error(canceled_by, reason),
-    }
+    params = _params(workspace_id, job_id, canceled_by, reason)
     if await _cancel_flow(conn, params):
         return
     if await (await conn.execute(Q["cancel_queued_job"], params)).fetchone():
