@@ -6,8 +6,10 @@ Measures:
 - per-job overhead: wall time of a no-op Python job through ``run_wait_result`` minus the
   time the same interpreter takes to run the same wrapper and script directly (its own
   start-up), p50 and p95;
-- 40 sequential fibo(10) jobs and 10 sequential fibo(33) jobs, each waiting for the result
-  of the previous one (Windmill's published comparison, as separate jobs until flows exist);
+- Windmill's two published flow workloads (40 sequential fibo(10) steps, 10 of fibo(33)) as
+  real flows, beside the same work as sequential separate jobs: totals, the transition
+  between steps and the engine's cost per step (``benchmarks/flows.py``; alone with
+  ``--flows-only``);
 - queue throughput: no-op jobs queued at once, drained by all workers;
 - for each runtime the server can run: a hello-world job, its first run (cold: compilation,
   caches) and the p50 of the next runs;
@@ -38,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dependencies
+import flows
 import httpx
 import sandbox
 
@@ -238,7 +241,7 @@ def forward_to_embedded_postgres(data_dir: Path) -> Iterator[int]:
         yield port
 
 
-def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
+def measure(workers: int, jobs: int, flow_reps: int) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     bare = BareRun()
     platform = Platform(workers)
@@ -280,18 +283,6 @@ def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
                 f"p95 {percentile(overhead, 0.95):.1f} ms; paired differences",
             )
         )
-        for count, n in ((40, 10), (10, 33)):
-            start = time.perf_counter()
-            for _ in range(count):
-                assert platform.run_wait("u/bench/fibo", {"n": n}) is not None
-            total = time.perf_counter() - start
-            rows.append(
-                (
-                    f"{count} sequential fibo({n}) jobs",
-                    f"{total:.2f} s total",
-                    f"{total / count * 1000:.0f} ms per job",
-                )
-            )
         count = max(200, jobs * 2)
         start = time.perf_counter()
         ids = [platform.client.post("/jobs/run/p/u/bench/noop", json={}).text for _ in range(count)]
@@ -309,6 +300,7 @@ def measure(workers: int, jobs: int) -> list[tuple[str, str, str]]:
                 f"{total:.2f} s from first submit to last result",
             )
         )
+        rows += flows.measure(platform, reps=flow_reps)
         rows += per_language(platform, runs=20)
         rows += dependencies.measure(platform, ["python3", "bun"], runs=20)
     finally:
@@ -341,12 +333,24 @@ def main() -> None:
     parser.add_argument(
         "--sandbox-only", action="store_true", help="only the sandbox's overhead (bwrap - none)"
     )
+    parser.add_argument(
+        "--flow-reps", type=int, default=5, help="paired flow/jobs runs of the 40-step workload"
+    )
+    parser.add_argument(
+        "--flows-only", action="store_true", help="only the flow workloads (flow against jobs)"
+    )
     options = parser.parse_args()
-    if options.sandbox_only:
+    if options.flows_only:
+        platform = Platform(options.workers)
+        try:
+            rows = flows.measure(platform, reps=options.flow_reps)
+        finally:
+            platform.stop()
+    elif options.sandbox_only:
         runs = max(20, options.jobs // 2)
         rows = sandbox.measure(lambda choice: Platform(1, sandbox=choice), runs=runs)
     else:
-        rows = measure(options.workers, options.jobs)
+        rows = measure(options.workers, options.jobs, options.flow_reps)
     print(f"machine: {machine()}")
     if options.markdown:
         print("| measure | value | detail |\n|---|---|---|")

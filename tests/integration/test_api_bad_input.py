@@ -20,7 +20,7 @@ from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.scripts import versions
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,7 @@ async def started(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
+        **shared_runtimes(),
     )
     await platform.start()
     try:

@@ -17,7 +17,7 @@ import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
 ECHO = "def main(x: int, label: str = 'n'):\n    print('got', x)\n    return {label: x * 2}\n"
 
@@ -30,6 +30,7 @@ async def started(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
+        **shared_runtimes(),
     )
     await platform.start()
     try:

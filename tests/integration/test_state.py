@@ -17,7 +17,7 @@ from gristmill.api.app import create_app
 from gristmill.auth.tokens import create_api_token
 from gristmill.config import Settings
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
 # wmill's get_state / set_state, request for request: get_value_interpolated (404 -> None);
 # set: GET resources/get/{path}, then create (on 404) or update_value.
@@ -79,6 +79,7 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
+        **shared_runtimes(),
     )
     await platform.start()
     app = create_app(platform)

@@ -20,7 +20,7 @@ import pytest_asyncio
 from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
 PASSWORD = "correct horse battery"
 
@@ -69,6 +69,7 @@ async def strict_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
+        **shared_runtimes(),
     )
     await platform.start()
     try:

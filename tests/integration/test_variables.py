@@ -27,7 +27,7 @@ from gristmill.auth.tokens import create_api_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 from gristmill.workspace.secrets import Secrets, WrongKey, open_value
 
 BASE = "/w/main/variables"
@@ -315,6 +315,7 @@ async def test_workspaces_have_their_own_keys_and_a_wrong_instance_key_fails_cle
         settings=settings.with_overrides(instance_key=os.urandom(32), num_workers=0),
         conninfo=database_url,
         job_token_secret=platform.job_token_secret,
+        **shared_runtimes(),
     )
     await other.start()
     try:
@@ -358,6 +359,7 @@ async def live(settings: Settings) -> AsyncIterator[tuple[Platform, str]]:
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
+        **shared_runtimes(),
     )
     await platform.start()
     server = uvicorn.Server(

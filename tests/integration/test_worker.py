@@ -16,11 +16,11 @@ from gristmill.api.app import create_app
 from gristmill.config import Settings
 from gristmill.db import open_pool
 from gristmill.db.queries import Q
-from gristmill.plugins import build_plugin_manager
+from gristmill.plugins import build_plugin_manager, load_runtimes
 from gristmill.queue.enqueue import NewJob, push_job
 from gristmill.queue.zombies import handle_zombies
 from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, SharedRuntimes, shared_runtimes
 
 from .test_api_jobs import completed, save, wait_until
 
@@ -47,11 +47,17 @@ async def running(
     settings: Settings, plugins: list[object] | None = None
 ) -> AsyncIterator[tuple[Platform, httpx.AsyncClient]]:
     prepared = await asyncio.to_thread(prepare_database, settings.database_url)
+    # Plugins of the test's own need runtimes loaded for them; otherwise the session's.
+    if plugins:
+        own = build_plugin_manager(extra=plugins)
+        runtimes = SharedRuntimes(plugins=own, registry=load_runtimes(own))
+    else:
+        runtimes = shared_runtimes()
     platform = Platform(
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared.job_token_secret,
-        plugins=build_plugin_manager(extra=plugins or ()),
+        **runtimes,
     )
     await platform.start()
     try:

@@ -5,6 +5,7 @@ Enable with ``pytest_plugins = ["gristmill.testing.pytest_plugin"]`` in a root c
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -12,8 +13,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
+import pluggy
 import psycopg
 import pytest
 import pytest_asyncio
@@ -21,10 +24,19 @@ import pytest_asyncio
 from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.db.migrations import apply_migrations
+from gristmill.plugins import build_plugin_manager, load_runtimes
+from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy
 from gristmill.server.platform import Platform, prepare_database
 
-__all__ = ["SANDBOX_BACKENDS", "SUPERADMIN_SECRET", "PgCluster", "skip_unless_ci"]
+__all__ = [
+    "SANDBOX_BACKENDS",
+    "SUPERADMIN_SECRET",
+    "PgCluster",
+    "SharedRuntimes",
+    "shared_runtimes",
+    "skip_unless_ci",
+]
 
 SUPERADMIN_SECRET = "test-superadmin-secret"
 _TEMPLATE = "gristmill_template"
@@ -46,6 +58,22 @@ class PgCluster:
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+class SharedRuntimes(TypedDict):
+    plugins: pluggy.PluginManager
+    registry: RuntimeRegistry
+
+
+@functools.cache
+def shared_runtimes() -> SharedRuntimes:
+    """The installed plugins and their runtimes, loaded once for the test session, as one
+    ``gristmill`` process loads them once. A runtime caches its toolchain probe (the SQL
+    runtime starts a Python that imports psycopg; the Perl one starts perl): a platform
+    per test with its own runtimes paid those probes again in every test.
+    ``Platform(..., **shared_runtimes())`` where a test needs no plugin of its own."""
+    plugins = build_plugin_manager()
+    return SharedRuntimes(plugins=plugins, registry=load_runtimes(plugins))
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +142,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared,
+        **shared_runtimes(),
     )
     await platform.start()
     try:
