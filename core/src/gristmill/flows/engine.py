@@ -42,7 +42,7 @@ import hashlib
 import logging
 import math
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
@@ -123,6 +123,11 @@ class FlowEngine:
     ) -> None:
         self.pool = pool
         self.registry = registry
+        # A flow job's flow never changes: parsed once per job, not at each step.
+        self._flows: OrderedDict[UUID, OpenFlow] = OrderedDict()
+        # A rawscript step's schema, by language and code (the same code in every iteration
+        # of a loop, in every run of a flow).
+        self._schemas: OrderedDict[tuple[str, str], dict[str, Any] | None] = OrderedDict()
         self.limits = limits or InputLimits()
         self.evaluator = evaluator or Evaluator()
         #: ``resource('p')`` and ``variable('p')`` in expressions are read with these (as a
@@ -335,7 +340,7 @@ class FlowEngine:
         row = await self._lock(conn, flow_job_id)
         if row is None:
             return False
-        flow = OpenFlow.model_validate(row["raw_flow"])
+        flow = self._flow_of(row)
         status = state.FlowStatus.model_validate(row["flow_status"])
         await self._control_step_ended(conn, flow, status, job_id, success, result)
         refs = await self._references(
@@ -452,7 +457,7 @@ class FlowEngine:
                 children = await (
                     await conn.execute(Q["flow_children_queued"], {"id": flow_job_id})
                 ).fetchall()
-                flow = OpenFlow.model_validate(row["raw_flow"])
+                flow = self._flow_of(row)
                 status = state.FlowStatus.model_validate(row["flow_status"])
                 status.engine.finished = True
                 status.engine.awaiting = None
@@ -468,6 +473,34 @@ class FlowEngine:
                 await self._apply(conn, row, flow, state.Decision(status=status, actions=actions))
 
     # -- applying ---------------------------------------------------------------------------
+
+    def _flow_of(self, row: Mapping[str, Any]) -> OpenFlow:
+        """The flow of a flow job's row (as :meth:`_lock` reads it), parsed once per job."""
+        flow = self._flows.get(row["id"])
+        if flow is None:
+            flow = OpenFlow.model_validate(row["raw_flow"])
+            self._flows[row["id"]] = flow
+            if len(self._flows) > _CACHED:
+                self._flows.popitem(last=False)
+        else:
+            self._flows.move_to_end(row["id"])
+        return flow
+
+    def _rawscript_schema(self, language: str, content: str) -> dict[str, Any] | None:
+        """The schema of an inline step's code (``None`` when it does not parse: the worker
+        reports the script's error when it runs), parsed once per code."""
+        key = (language, content)
+        if key in self._schemas:
+            self._schemas.move_to_end(key)
+            return self._schemas[key]
+        try:
+            schema = signature_to_schema(self.registry.get(language).parse_signature(content))
+        except ScriptError:
+            schema = None
+        self._schemas[key] = schema
+        if len(self._schemas) > _CACHED:
+            self._schemas.popitem(last=False)
+        return schema
 
     async def _lock(
         self, conn: psycopg.AsyncConnection, flow_job_id: UUID
@@ -711,12 +744,7 @@ class FlowEngine:
                 language = self.registry.resolve(action.language or "")
             except UnknownRuntimeError as exc:
                 raise _Unrunnable(_failure(JobErrorName.UNKNOWN_LANGUAGE, str(exc))) from None
-            schema: dict[str, Any] | None = None
-            try:
-                signature = self.registry.get(language).parse_signature(action.content or "")
-                schema = signature_to_schema(signature)
-            except ScriptError:
-                schema = None  # the worker reports the script's error when it runs
+            schema = self._rawscript_schema(language, action.content or "")
             return {
                 "kind": JobKind.PREVIEW,
                 "runnable_path": action.script_path,
@@ -1060,7 +1088,7 @@ class FlowEngine:
         approver: str | None,
         access: Access | None,
     ) -> None:
-        flow = OpenFlow.model_validate(row["raw_flow"])
+        flow = self._flow_of(row)
         status = state.FlowStatus.model_validate(row["flow_status"])
         wait = status.engine.suspended
         if wait is None or (wait.job_id or str(row["id"])) != job_id:
@@ -1156,7 +1184,7 @@ class FlowEngine:
                 ).fetchone()
                 if deadline is None or not deadline[1]:
                     continue  # resumed (or suspended again) since it was listed
-                flow = OpenFlow.model_validate(row["raw_flow"])
+                flow = self._flow_of(row)
                 status = state.FlowStatus.model_validate(row["flow_status"])
                 refs = await self._row_references(conn, row)
                 decision = state.resume(
@@ -1259,7 +1287,7 @@ class FlowEngine:
                     ).fetchone():
                         await conn.execute(Q["flowctl_forget"], {"id": waiter_id})
                         continue
-                    flow = OpenFlow.model_validate(row["raw_flow"])
+                    flow = self._flow_of(row)
                     refs = await self._row_references(conn, row)
                     decision = state.start(
                         flow,
@@ -1432,6 +1460,9 @@ def _named_references(flow_json: Any) -> tuple[list[str], list[str]]:
                     pending.append(item)
     return list(resources), list(variables)
 
+
+#: How many parsed flows (and rawscript schemas) a process keeps.
+_CACHED = 256
 
 #: The job kind of each kind of step (a step that cannot run is recorded with it).
 _STEP_KINDS = {
