@@ -69,8 +69,9 @@ class SharedRuntimes(TypedDict):
 def shared_runtimes() -> SharedRuntimes:
     """The installed plugins and their runtimes, loaded once for the test session, as one
     ``gristmill`` process loads them once. A runtime caches its toolchain probe (the SQL
-    runtime starts a Python that imports psycopg; the Perl one starts perl): a platform
-    per test with its own runtimes paid those probes again in every test.
+    runtime starts a Python that imports psycopg; a third-party one may start its own
+    interpreter): a platform per test with its own runtimes paid those probes again in
+    every test.
     ``Platform(..., **shared_runtimes())`` where a test needs no plugin of its own."""
     plugins = build_plugin_manager()
     return SharedRuntimes(plugins=plugins, registry=load_runtimes(plugins))
