@@ -97,6 +97,9 @@ async def test_saved_flow_runs_by_path_async_and_waiting(api: httpx.AsyncClient)
     assert r.text in {j["id"] for j in listed}
     children = (await api.get(f"{J}/list?parent_job={r.text}")).json()
     assert [c["parent_job"] for c in children] == [r.text]
+    # Lists name each step's module (Windmill's flow_step_id), as a single read does.
+    assert [(c["flow_step_id"], c["is_flow_step"]) for c in children] == [("a", True)]
+    assert job["same_worker"] is False
 
 
 async def test_run_f_refuses_bad_args_missing_and_archived_flows(api: httpx.AsyncClient) -> None:

@@ -326,6 +326,7 @@ async def test_same_worker_steps_share_a_directory(
     (job,) = await all_done(api, [flow_id])
     assert job["success"], job["result"]
     assert job["result"]["x"] == 42
+    assert (await get_job(api, flow_id))["same_worker"] is True
     steps = (await api.get(f"/w/main/jobs/list?parent_job={flow_id}")).json()
     workers = {(await get_job(api, s["id"]))["worker"] for s in steps}
     assert len(steps) == 2 and len(workers) == 1 and None not in workers, workers

@@ -3099,6 +3099,8 @@ export interface components {
             flow_status?: {
                 [key: string]: unknown;
             } | null;
+            /** Flow Step Id */
+            flow_step_id?: string | null;
             /** Id */
             id: string;
             /**
@@ -3922,6 +3924,8 @@ export interface components {
             flow_status?: {
                 [key: string]: unknown;
             } | null;
+            /** Flow Step Id */
+            flow_step_id?: string | null;
             /** Id */
             id: string;
             /**

@@ -455,7 +455,8 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
         # Always present (lists leave out only the unset heavy fields).
         "visible_to_owner": True,
         "is_flow_step": row.get("flow_step_id") is not None,
-        "same_worker": False,
+        "flow_step_id": row.get("flow_step_id"),
+        "same_worker": bool(((row.get("raw_flow") or {}).get("value") or {}).get("same_worker")),
         "flow_status": public_flow_status(row.get("flow_status")),
         "schedule_path": row.get("trigger")
         if row.get("trigger_kind") == SCHEDULE_TRIGGER

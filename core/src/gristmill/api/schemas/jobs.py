@@ -122,6 +122,9 @@ class _JobBase(BaseModel):
     parent_job: str | None
     visible_to_owner: bool = True
     is_flow_step: bool = False
+    #: A flow step's module id in its flow (Windmill's ``flow_step_id``).
+    flow_step_id: str | None = None
+    #: A flow job whose steps run on one worker (its flow's ``same_worker``).
     same_worker: bool = False
     #: A flow job's status (Windmill's FlowStatus); ``None`` for other jobs.
     flow_status: dict[str, Any] | None = None

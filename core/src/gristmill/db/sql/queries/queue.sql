@@ -282,7 +282,7 @@ SELECT * FROM (
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
-        j.created_at, true AS queued, q.running, q.scheduled_for, q.started_at,
+        j.flow_step_id, j.created_at, true AS queued, q.running, q.scheduled_for, q.started_at,
         NULL::text AS status, NULL::bigint AS duration_ms, q.canceled_by, q.canceled_reason
     FROM job_queue q JOIN job j USING (id)
     WHERE q.workspace_id = %(workspace_id)s AND NOT %(completed_only)s
@@ -292,7 +292,7 @@ SELECT * FROM (
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
-        j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
+        j.flow_step_id, j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
         c.started_at, c.status, c.duration_ms, c.canceled_by, c.canceled_reason
     FROM job_completed c JOIN job j USING (id)
     WHERE c.workspace_id = %(workspace_id)s AND NOT %(queued_only)s
