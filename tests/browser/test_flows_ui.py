@@ -250,6 +250,76 @@ def test_loops_and_branches_are_drawn_and_followed_live(
     page.get_by_test_id("test-run").scroll_into_view_if_needed()
     page.evaluate("window.scrollBy(0, 40)")
     shot(page, "flow-run")
+    # A step inside the loop's body: coloured by its last iteration's job (the jobs name
+    # their module, flow_step_id), its duration shown, its output on click.
+    each = run.get_by_test_id("flow-step-each")
+    expect(each).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-step-status-each")).to_have_text("success")
+    expect(each).to_contain_text(re.compile(r"\d+(\.\d+)? ?(ms|s)"))
+    each.get_by_role("button").first.click()
+    expect(detail.locator("h3").first).to_contain_text("Step each")
+    expect(detail.get_by_test_id("job-output")).to_contain_text("item 3")
+    # The branch's identity steps ran no job: not coloured.
+    expect(run.get_by_test_id("flow-step-yes")).to_have_attribute("data-status", "")
+
+
+def _bash(step_id: str, content: str) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "value": {
+            "type": "rawscript",
+            "language": "bash",
+            "content": content,
+            "input_transforms": {"x": {"type": "javascript", "expr": "flow_input.iter.value"}},
+        },
+    }
+
+
+def test_steps_inside_loops_show_their_last_iterations_status(
+    admin_page: Page, server: Server
+) -> None:
+    page = admin_page
+    value = {
+        "modules": [
+            {
+                # Sequential: its steps' jobs are the flow's own; the second step fails in the
+                # last iteration only (skipped over: the flow goes on).
+                "id": "seq",
+                "value": {
+                    "type": "forloopflow",
+                    "iterator": {"type": "javascript", "expr": "['1', '2']"},
+                    "skip_failures": True,
+                    "modules": [
+                        _bash("first", 'x="$1"\necho "seq $x"\n'),
+                        _bash("second", 'x="$1"\necho "check $x"\n[ "$x" != 2 ]\n'),
+                    ],
+                },
+            },
+            {
+                # Parallel: each iteration a child flow; its body shows the latest one's jobs.
+                "id": "par",
+                "value": {
+                    "type": "forloopflow",
+                    "parallel": True,
+                    "iterator": {"type": "javascript", "expr": "['1', '2', '3']"},
+                    "modules": [_bash("inpar", 'x="$1"\necho "par $x"\n')],
+                },
+            },
+        ]
+    }
+    flow_id = _run_preview(server, value, {})
+    assert _wait_done(server, flow_id)["success"]
+    page.goto(f"/w/main/run/{flow_id}")
+    run = page.get_by_test_id("flow-run")
+    expect(run.get_by_test_id("flow-step-seq")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-step-first")).to_have_attribute("data-status", "success")
+    expect(run.get_by_test_id("flow-step-second")).to_have_attribute("data-status", "failure")
+    expect(run.get_by_test_id("flow-step-inpar")).to_have_attribute("data-status", "success")
+    detail = run.get_by_test_id("step-detail")
+    run.get_by_test_id("flow-step-second").get_by_role("button").first.click()
+    expect(detail.get_by_test_id("job-output")).to_contain_text("check 2")
+    run.get_by_test_id("flow-step-inpar").get_by_role("button").first.click()
+    expect(detail.get_by_test_id("job-output")).to_contain_text("par 3")
 
 
 def test_run_a_saved_flow_from_its_page_and_its_app_page(admin_page: Page, server: Server) -> None:

@@ -358,6 +358,10 @@ type JobLike = {
   running?: boolean;
   duration_ms?: number | null;
   started_at?: string | null;
+  created_at?: string;
+  job_kind?: string;
+  /** The module the job ran (Windmill's `flow_step_id`). */
+  flow_step_id?: string | null;
 };
 
 function jobState(job: JobLike | undefined): string {
@@ -366,9 +370,26 @@ function jobState(job: JobLike | undefined): string {
   return job.running ? "running" : "queued";
 }
 
-/** Each top-level step's (and the failure module's) state, from the flow's status and the
- * jobs it ran (listed with `parent_job`), by step id. */
-export function stepStates(status: FlowStatus | null | undefined, jobs: JobLike[], now: number): Map<string, StepState> {
+function jobDuration(job: JobLike | undefined, now: number): number | null {
+  if (job?.type === "CompletedJob") return job.duration_ms ?? null;
+  if (job?.running && job.started_at) return Math.max(0, now - Date.parse(job.started_at));
+  return null;
+}
+
+/** Each step's state, by step id: the top-level steps' (and the failure module's) from the
+ * flow's status and the jobs it ran (listed with `parent_job`); given the flow, the steps
+ * inside a top-level loop or branch too, from the jobs naming them (`flow_step_id`): each
+ * one's latest job in the loop's current (or last) iteration. A sequential container's leaf
+ * jobs are the flow's own children (its `flow_jobs`, in order); a parallel one runs each
+ * iteration or branch as a child flow (`flownode`): its body shows the latest one's jobs,
+ * given in `nodeJobs` (by flownode job id). */
+export function stepStates(
+  status: FlowStatus | null | undefined,
+  jobs: JobLike[],
+  now: number,
+  flow?: FlowValue | null,
+  nodeJobs?: ReadonlyMap<string, JobLike[]>,
+): Map<string, StepState> {
   const byId = new Map(jobs.map((j) => [j.id, j]));
   const out = new Map<string, StepState>();
   const modules = [...(status?.modules ?? [])];
@@ -393,9 +414,7 @@ export function stepStates(status: FlowStatus | null | undefined, jobs: JobLike[
       default:
         state = "waiting";
     }
-    let durationMs: number | null = null;
-    if (job?.type === "CompletedJob") durationMs = job.duration_ms ?? null;
-    else if (job?.running && job.started_at) durationMs = Math.max(0, now - Date.parse(job.started_at));
+    let durationMs = jobDuration(job, now);
     const inner = m.flow_jobs ?? [];
     if (inner.length) {
       // A container: the time from its first inner job's start to now or its last one's end.
@@ -410,7 +429,87 @@ export function stepStates(status: FlowStatus | null | undefined, jobs: JobLike[
       module: m,
     });
   }
+  for (const m of flow?.modules ?? []) {
+    const top = out.get(m.id);
+    const inner = top?.module.flow_jobs ?? [];
+    if (!top || !inner.length || !childLists(m.value).length) continue;
+    const last = byId.get(inner[inner.length - 1]);
+    if (last?.job_kind === "flownode") {
+      // Parallel: the latest iteration's (or branch's) own jobs, in the order they were made.
+      const own = [...(nodeJobs?.get(last.id) ?? [])].sort((a, b) =>
+        (a.created_at ?? "").localeCompare(b.created_at ?? ""),
+      );
+      fillBody(m, own, 0, last.type !== "CompletedJob", now, out);
+    } else {
+      const ordered = inner.map((id) => byId.get(id)).filter((j): j is JobLike => !!j);
+      const running = ["running", "queued", "suspended"].includes(top.status);
+      fillBody(m, ordered, 0, running, now, out);
+    }
+  }
   return out;
+}
+
+/** The ids of the leaf steps in `list` and below, each with the index of the module of
+ * `list` that holds it. */
+function leafPositions(list: FlowModule[]): Map<string, number> {
+  const out = new Map<string, number>();
+  list.forEach((m, i) => {
+    const walk = (x: FlowModule): void => {
+      const lists = childLists(x.value);
+      if (!lists.length) out.set(x.id, i);
+      for (const l of lists) l.forEach(walk);
+    };
+    walk(m);
+  });
+  return out;
+}
+
+/** Where a loop's current (or last) iteration starts in `jobs` (from `from` on): at a job
+ * of a module earlier in its body than the job before's (a retry stays in its iteration). */
+function iterationStart(loop: FlowModule, jobs: JobLike[], from: number): number {
+  const positions = leafPositions(childLists(loop.value)[0] ?? []);
+  let start = from;
+  let previous = -1;
+  for (let k = from; k < jobs.length; k++) {
+    const p = positions.get(jobs[k].flow_step_id ?? "");
+    if (p === undefined) continue;
+    if (p < previous) start = k;
+    previous = p;
+  }
+  return start;
+}
+
+/** The states of the steps inside `container`, from its leaf jobs in order (`from` on: the
+ * current iteration of the loops around it); a step not run there is "waiting" while the
+ * container runs, else has no state. */
+function fillBody(
+  container: FlowModule,
+  jobs: JobLike[],
+  from: number,
+  running: boolean,
+  now: number,
+  out: Map<string, StepState>,
+): void {
+  const start = isLoop(container.value) ? iterationStart(container, jobs, from) : from;
+  for (const list of childLists(container.value)) {
+    for (const m of list) {
+      if (childLists(m.value).length) {
+        fillBody(m, jobs, start, running, now, out);
+        continue;
+      }
+      let job: JobLike | undefined;
+      for (let k = jobs.length - 1; k >= start && !job; k--) if (jobs[k].flow_step_id === m.id) job = jobs[k];
+      if (!job && !running) continue;
+      const status = (job ? jobState(job) : "waiting") as StepState["status"];
+      out.set(m.id, {
+        status,
+        job: job?.id ?? null,
+        durationMs: jobDuration(job, now),
+        innerJobs: [],
+        module: { type: job ? "Leaf" : "WaitingForPriorSteps", id: m.id, job: job?.id },
+      });
+    }
+  }
 }
 
 /** The job kinds that are flows (their page shows the graph). */
