@@ -11,10 +11,22 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from gristmill.server.platform import Platform
 
 F = "/w/main/flows"
 J = "/w/main/jobs"
+
+
+# One platform for the module's tests (each keeps to its own paths and jobs).
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
 
 
 def js(expr: str) -> dict[str, Any]:

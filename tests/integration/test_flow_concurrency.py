@@ -9,22 +9,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from gristmill.api.app import create_app
-from gristmill.config import Settings
 from gristmill.flows import state
-from gristmill.server.platform import Platform, prepare_database
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.server.platform import Platform
 
 SLEEP_1 = "import time\n\ndef main(n: int):\n    time.sleep(1)\n    return n\n"
 QUICK = "def main(n: int):\n    return n\n"
@@ -44,52 +38,15 @@ READ_SHARED = (
 NO_SHARED = "import os\n\ndef main():\n    return os.path.exists('./shared')\n"
 
 
+# One platform for the module's tests (each keeps to its own paths and jobs).
 @pytest.fixture(scope="module")
-def module_settings(pg_cluster: PgCluster) -> Iterator[Settings]:
-    """As the plugin's ``settings`` (two workers, fast heartbeats), for the whole module."""
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-test-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    name = pg_cluster.create_database()
-    try:
-        yield Settings(
-            data_dir=data_dir,
-            database_url=pg_cluster.conninfo(name),
-            num_workers=2,
-            superadmin_secret=SUPERADMIN_SECRET,
-            sleep_queue_ms=1000,
-            heartbeat_s=0.5,
-            log_flush_ms=50,
-            database_connections=6,
-        )
-    finally:
-        pg_cluster.drop_database(name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
 
 
-@pytest_asyncio.fixture(scope="module")
-async def platform(module_settings: Settings) -> AsyncIterator[Platform]:
-    prepared = await asyncio.to_thread(prepare_database, module_settings.database_url)
-    started = Platform(
-        settings=module_settings,
-        conninfo=module_settings.database_url,
-        job_token_secret=prepared.job_token_secret,
-    )
-    await started.start()
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(platform)),
-        base_url="http://gristmill.test/api",
-        headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
-        timeout=60,
-    ) as client:
-        yield client
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
 
 
 def js(expr: str) -> dict[str, Any]:

@@ -11,12 +11,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from gristmill.queue.waiting import wait_for_completion
 from gristmill.server.platform import Platform
 
 #: A fresh value on each run: a step that ran again is told apart from a cached one.
 RANDOM = "import uuid\ndef main(n: int):\n    return {'n': n, 'r': uuid.uuid4().hex}\n"
 SLOW = "import time\ndef main():\n    time.sleep(30)\n    return 'too late'\n"
+
+
+# One platform for the module's tests (each keeps to its own paths and jobs).
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
 
 
 def js(expr: str) -> dict[str, Any]:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from gristmill.config import Settings
 from gristmill.errors import BadInput
 from gristmill.flows import store
 from gristmill.flows.engine import FlowEngine
 from gristmill.server.platform import Platform
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster, _prepare
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,57 +53,15 @@ def raw(
 # -- one platform for the module ---------------------------------------------------------------
 
 
+# One platform for the module's tests (each keeps to its own paths and jobs).
 @pytest.fixture(scope="module")
-def module_settings(
-    pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    name = pg_cluster.create_database()
-    data_dir = Path(tmp_path_factory.mktemp("flow-features"))
-    data_dir.chmod(0o755)
-    for parent in data_dir.parents:
-        if str(parent).startswith("/tmp/pytest-of"):
-            parent.chmod(0o755)
-    try:
-        yield Settings(
-            data_dir=data_dir,
-            database_url=pg_cluster.conninfo(name),
-            num_workers=2,
-            superadmin_secret=SUPERADMIN_SECRET,
-            sleep_queue_ms=1000,
-            heartbeat_s=0.5,
-            log_flush_ms=50,
-            database_connections=6,
-        )
-    finally:
-        pg_cluster.drop_database(name)
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
 
 
-@pytest_asyncio.fixture(scope="module")
-async def platform(module_settings: Settings) -> AsyncIterator[Platform]:
-    platform = Platform(
-        settings=module_settings,
-        conninfo=module_settings.database_url,
-        job_token_secret=await _prepare(module_settings),
-    )
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    from gristmill.api.app import create_app
-
-    transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://gristmill.test/api",
-        headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
-        timeout=120,
-    ) as client:
-        yield client
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
 
 
 # -- helpers -------------------------------------------------------------------------------------

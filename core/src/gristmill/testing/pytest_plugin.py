@@ -5,6 +5,7 @@ Enable with ``pytest_plugins = ["gristmill.testing.pytest_plugin"]`` in a root c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -108,23 +109,25 @@ def database_url(pg_cluster: PgCluster) -> Iterator[str]:
         pg_cluster.drop_database(name)
 
 
+def _reachable_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="gm-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture
 def reachable_tmp_path() -> Iterator[Path]:
     """A fresh directory every user can enter: jobs run sandboxed as another user (when the
     tests run as root), and pytest's own temporary directories are private to root. Outside
     /tmp, like the product's data directory (/tmp is private inside a sandbox)."""
-    path = Path(tempfile.mkdtemp(prefix="gm-test-", dir="/var/tmp"))
-    path.chmod(0o755)
+    path = _reachable_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def settings(reachable_tmp_path: Path, database_url: str) -> Settings:
-    """A platform's settings as a user gets them, jobs sandboxed by the default backend
-    (``GRISTMILL_SANDBOX``: bwrap on Linux); fast flushes and heartbeats for tests."""
+def _test_settings(data_dir: Path, database_url: str) -> Settings:
     return Settings(
-        data_dir=reachable_tmp_path,
+        data_dir=data_dir,
         database_url=database_url,
         num_workers=2,
         superadmin_secret=SUPERADMIN_SECRET,
@@ -135,9 +138,15 @@ def settings(reachable_tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-@pytest_asyncio.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    """A started platform (standalone mode: API parts and workers) on a fresh database."""
+@pytest.fixture
+def settings(reachable_tmp_path: Path, database_url: str) -> Settings:
+    """A platform's settings as a user gets them, jobs sandboxed by the default backend
+    (``GRISTMILL_SANDBOX``: bwrap on Linux); fast flushes and heartbeats for tests."""
+    return _test_settings(reachable_tmp_path, database_url)
+
+
+@contextlib.asynccontextmanager
+async def _started(settings: Settings) -> AsyncIterator[Platform]:
     prepared = await _prepare(settings)
     platform = Platform(
         settings=settings,
@@ -150,6 +159,33 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         yield platform
     finally:
         await platform.stop()
+
+
+@pytest_asyncio.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    """A started platform (standalone mode: API parts and workers) on a fresh database."""
+    async with _started(settings) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def module_settings(pg_cluster: PgCluster) -> Iterator[Settings]:
+    """As ``settings``, for every test of a module (with ``module_platform``)."""
+    name = pg_cluster.create_database()
+    data_dir = _reachable_dir()
+    try:
+        yield _test_settings(data_dir, pg_cluster.conninfo(name))
+    finally:
+        pg_cluster.drop_database(name)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_platform(module_settings: Settings) -> AsyncIterator[Platform]:
+    """One started platform for every test of a module: a start costs seconds, and tests
+    that keep to their own paths and jobs need no database of their own."""
+    async with _started(module_settings) as started:
+        yield started
 
 
 async def _prepare(settings: Settings) -> bytes:
@@ -218,19 +254,31 @@ def sandbox_root(sandbox_data_dir: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest_asyncio.fixture
-async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the platform's API, authenticated as the superadmin."""
+@contextlib.asynccontextmanager
+async def _client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     from gristmill.api.app import create_app
 
-    app = create_app(platform)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=create_app(platform))
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://gristmill.test/api",
         headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
         timeout=60,
     ) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the platform's API, authenticated as the superadmin."""
+    async with _client(platform) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_api(module_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """``api`` on ``module_platform``."""
+    async with _client(module_platform) as client:
         yield client
 
 
