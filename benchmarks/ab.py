@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -109,6 +110,9 @@ class Side:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        # Its embedded Postgres and job directories: hundreds of megabytes per run otherwise.
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def interpreter(checkout: Path, given: str | None) -> str:
