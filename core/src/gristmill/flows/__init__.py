@@ -73,6 +73,7 @@ from gristmill.flows.model import (
     iter_modules,
     load_flow,
     load_flow_dir,
+    module_at,
     parse_flow,
 )
 
@@ -122,5 +123,6 @@ __all__ = [
     "js_syntax_problem",
     "load_flow",
     "load_flow_dir",
+    "module_at",
     "parse_flow",
 ]

@@ -70,6 +70,7 @@ from gristmill.flows.model import (
     PathScript,
     StaticTransform,
     iter_modules,
+    module_at,
     parse_flow,
 )
 from gristmill.flows.suspend import ResumeEvent, SuspendedStep, check_approver
@@ -98,6 +99,41 @@ def public_flow_status(stored: Mapping[str, Any] | None) -> dict[str, Any] | Non
     if stored is None:
         return None
     return state.FlowStatus.model_validate(stored).windmill_json()
+
+
+def _root_job_params(
+    job_id: UUID,
+    workspace_id: str,
+    actor: Actor,
+    raw_flow: Any,
+    args: Mapping[str, Any],
+    decision: state.Decision,
+    *,
+    kind: str,
+    path: str | None,
+    timeout_s: int | None,
+    operation: str,
+) -> dict[str, Any]:
+    """The ``push_flow_job`` parameters of a flow job run by itself (no parent), as
+    ``actor`` with the first decision's status."""
+    return {
+        "id": job_id,
+        "workspace_id": workspace_id,
+        "kind": kind,
+        "runnable_path": path,
+        "raw_flow": Jsonb(raw_flow),
+        "args": Jsonb(dict(args)),
+        "created_by": actor.username,
+        "permissioned_as": actor.permissioned_as,
+        "email": actor.email,
+        "parent_job": None,
+        "root_job": None,
+        "flow_step_id": None,
+        "timeout": timeout_s,
+        "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
+        "flow_status": Jsonb(decision.status.to_json()),
+        "operation": operation,
+    }
 
 
 def _flow_json(flow: OpenFlow) -> dict[str, Any]:
@@ -233,36 +269,37 @@ class FlowEngine:
                 flow_job_id=job_id,
             )
         decision = state.start(flow, args, evaluator=self.evaluator, flow_job_id=job_id, **refs)
-        params = {
-            "id": job_id,
-            "workspace_id": workspace_id,
-            "kind": kind,
-            "runnable_path": path,
-            "raw_flow": Jsonb(_flow_json(flow)),
-            "args": Jsonb(dict(args)),
-            "created_by": actor.username,
-            "permissioned_as": actor.permissioned_as,
-            "email": actor.email,
-            "parent_job": None,
-            "root_job": None,
-            "flow_step_id": None,
-            "timeout": timeout_s,
-            "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
-            "flow_status": Jsonb(decision.status.to_json()),
-            "operation": "jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
-        }
+        params = _root_job_params(
+            job_id,
+            workspace_id,
+            actor,
+            _flow_json(flow),
+            args,
+            decision,
+            kind=kind,
+            path=path,
+            timeout_s=timeout_s,
+            operation="jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
+        )
         async with self.pool.connection() as conn, conn.transaction():
-            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
-            if inserted is None:
-                raise BadInput(f"a job with id {job_id} already exists")
-            row = await self._lock(conn, job_id)
-            assert row is not None  # inserted just above, in this transaction
+            row = await self._insert_root(conn, params)
             if await self._control_flow_cache(conn, row, flow, args):
                 return job_id  # answered from the cache (cache_ttl): no step runs
             if not await self._concurrency_admit(conn, row, flow):
                 return job_id  # waits for a slot: started by _concurrency_release
             await self._apply(conn, row, flow, decision, refs)
         return job_id
+
+    async def _insert_root(
+        self, conn: psycopg.AsyncConnection, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Insert a flow job run by itself (:func:`_root_job_params`); its row, locked."""
+        inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
+        if inserted is None:
+            raise BadInput(f"a job with id {params['id']} already exists")
+        row = await self._lock(conn, params["id"])
+        assert row is not None  # inserted just above, in this transaction
+        return row
 
     async def _check(self, workspace_id: str, flow: OpenFlow) -> None:
         """``check_flow`` with the scripts of this workspace; :class:`BadInput` naming the
@@ -639,7 +676,7 @@ class FlowEngine:
             if action.kind in ("flow", "flownode"):
                 return await self._start_child(conn, row, action, common)
             fields = await self._step_fields(conn, row["workspace_id"], action)
-            module = _module_at(flow, action.path)
+            module = module_at(flow, action.path)
             fields["timeout"] = self._control_timeout(module, status, action, fields.get("timeout"))
         except _Unrunnable as exc:
             await conn.execute(
@@ -893,7 +930,7 @@ class FlowEngine:
         awaiting = status.engine.awaiting
         if awaiting is None or awaiting.job_id != str(job_id):
             return
-        module = _module_at(flow, tuple(awaiting.path))
+        module = module_at(flow, tuple(awaiting.path))
         if module.cache_ttl is None or module.cache_ttl <= 0:
             return
         await conn.execute(
@@ -1406,32 +1443,22 @@ class FlowEngine:
             evaluator=self.evaluator,
             **refs,
         )
-        params = {
-            "id": job_id,
-            "workspace_id": workspace_id,
-            "kind": old["kind"],
-            "runnable_path": old["runnable_path"],
-            "raw_flow": Jsonb(old["raw_flow"]),
-            "args": Jsonb(new_args),
-            "created_by": actor.username,
-            "permissioned_as": actor.permissioned_as,
-            "email": actor.email,
-            "parent_job": None,
-            "root_job": None,
-            "flow_step_id": None,
-            "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
-            "flow_status": Jsonb(decision.status.to_json()),
-            "operation": "jobs.restart.flow",
+        params = _root_job_params(
+            job_id,
+            workspace_id,
+            actor,
+            old["raw_flow"],
+            new_args,
+            decision,
+            kind=old["kind"],
+            path=old["runnable_path"],
             # A saved flow's run keeps its flow-wide timeout (the new run's own clock).
-            "timeout": old["timeout"],
-        }
+            timeout_s=old["timeout"],
+            operation="jobs.restart.flow",
+        )
         async with self.pool.connection() as conn, conn.transaction():
-            inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
-            if inserted is None:
-                raise BadInput(f"a job with id {job_id} already exists")
-            row = await self._lock(conn, job_id)
-            assert row is not None  # inserted just above, in this transaction
-            await self._apply(conn, row, flow, decision)
+            row = await self._insert_root(conn, params)
+            await self._apply(conn, row, flow, decision, refs)
         return job_id
 
 
@@ -1488,15 +1515,6 @@ def _checked(schema: Mapping[str, Any] | None, args: Mapping[str, Any]) -> dict[
         return validate_args(schema, dict(args))
     except ArgumentError as exc:
         raise _Unrunnable(_failure("ArgumentError", str(exc))) from None
-
-
-def _module_at(flow: OpenFlow, path: tuple[str | int, ...]) -> FlowModule:
-    """The module at ``path`` (a :class:`~gristmill.flows.state.RunStep`'s ``path``)."""
-    node: Any = flow.value
-    for part in path:
-        node = node[part] if isinstance(part, int) else getattr(node, part)
-    assert isinstance(node, FlowModule)
-    return node
 
 
 #: A job's timeout is a Postgres ``integer``; the worker caps it with its own ``TIMEOUT``.

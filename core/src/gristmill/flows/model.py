@@ -62,6 +62,7 @@ __all__ = [
     "iter_modules",
     "load_flow",
     "load_flow_dir",
+    "module_at",
     "parse_flow",
 ]
 
@@ -409,6 +410,15 @@ def _walk(module: FlowModule, path: ModulePath) -> Iterator[tuple[FlowModule, Mo
     for modules, base in children:
         for index, child in enumerate(modules):
             yield from _walk(child, (*base, index))
+
+
+def module_at(flow: OpenFlow, path: ModulePath) -> FlowModule:
+    """The module at ``path`` (as :func:`iter_modules` names it)."""
+    node: Any = flow.value
+    for part in path:
+        node = node[part] if isinstance(part, int) else getattr(node, part)
+    assert isinstance(node, FlowModule)
+    return node
 
 
 def describe_path(path: ModulePath) -> str:

@@ -115,6 +115,7 @@ from gristmill.flows.model import (
     WhileloopFlow,
     describe_path,
     iter_modules,
+    module_at,
 )
 from gristmill.flows.suspend import (
     DEFAULT_TIMEOUT_S,
@@ -612,11 +613,7 @@ class _Run:
     # -- where we are -------------------------------------------------------------------------
 
     def module_at(self, path: ModulePath) -> FlowModule:
-        node: Any = self.flow.value
-        for part in path:
-            node = node[part] if isinstance(part, int) else getattr(node, part)
-        assert isinstance(node, FlowModule)
-        return node
+        return module_at(self.flow, path)
 
     def body(self, frame: Frame) -> tuple[list[FlowModule], ModulePath]:
         if frame.kind == "root":
