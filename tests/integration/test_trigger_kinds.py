@@ -16,6 +16,7 @@ import pytest_asyncio
 from gristmill import BadInput, TriggerKind, TriggerRow, TriggerServices
 from gristmill.config import Settings
 from gristmill.server.platform import Platform
+from gristmill.testing.members import add_member
 from gristmill.testing.pytest_plugin import api_client, started_platform
 from pydantic import BaseModel, Field
 
@@ -230,3 +231,50 @@ async def _at_least(rows: Awaitable[list[Any]], n: int) -> list[Any] | None:
 
 async def _has(items: list[Any], item: Any) -> bool:
     return item in items
+
+
+async def test_permissions_as_for_every_item(api: httpx.AsyncClient, platform: Platform) -> None:
+    """A developer sees and edits their own triggers only; an operator edits none; the
+    script a trigger starts must be readable by the one saving it; the owner's jobs run
+    as them."""
+    alice = await add_member(platform, api, "tk_alice", "developer")
+    bob = await add_member(platform, api, "tk_bob", "developer")
+    oscar = await add_member(platform, api, "tk_oscar", "operator")
+    r = await alice.post(
+        "/w/main/scripts/create",
+        json={"path": "u/tk_alice/noop", "content": NOOP, "language": "python3", "summary": ""},
+    )
+    assert r.status_code == 201, r.text
+    mine = {
+        "path": "u/tk_alice/t",
+        "script_path": "u/tk_alice/noop",
+        "interval_s": 60,
+        "enabled": False,
+    }
+    assert (await alice.post("/w/main/ticker_triggers/create", json=mine)).status_code == 201
+    # Bob neither sees nor lists it, nor may he save at alice's path or run her script.
+    assert (await bob.get("/w/main/ticker_triggers/get/u/tk_alice/t")).status_code == 404
+    assert "u/tk_alice/t" not in {
+        t["path"] for t in (await bob.get("/w/main/ticker_triggers/list")).json()
+    }
+    assert (
+        await bob.post("/w/main/ticker_triggers/create", json={**mine, "path": "u/tk_alice/b"})
+    ).status_code == 403
+    r = await bob.post("/w/main/ticker_triggers/create", json={**mine, "path": "u/tk_bob/t"})
+    assert r.status_code == 400 and "no script 'u/tk_alice/noop'" in r.text
+    assert (await bob.delete("/w/main/ticker_triggers/delete/u/tk_alice/t")).status_code == 404
+    r = await oscar.post("/w/main/ticker_triggers/create", json={**mine, "path": "u/tk_oscar/t"})
+    assert r.status_code == 403 and "operator" in r.text
+    # Enabled, its jobs run as alice.
+    r = await alice.post("/w/main/ticker_triggers/setmode/u/tk_alice/t", json={"mode": "enabled"})
+    assert r.status_code == 200, r.text
+
+    async def owners() -> set[str] | None:
+        async with platform.db.connection() as conn:
+            rows = await (
+                await conn.execute("SELECT permissioned_as FROM job WHERE trigger = 'u/tk_alice/t'")
+            ).fetchall()
+        return {row[0] for row in rows} or None
+
+    assert await until(owners) == {"u/tk_alice"}
+    assert (await alice.delete("/w/main/ticker_triggers/delete/u/tk_alice/t")).status_code == 200
