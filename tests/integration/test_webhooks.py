@@ -200,6 +200,9 @@ def test_a_flow_token_runs_that_flow_only(served: Served) -> None:
         assert (r.status_code, r.json()) == (200, 42)
         r = client.post(f"/w/{WS}/jobs/run/f/{path}?token={token}", json={"x": 1})
         assert r.status_code == 201 and wait_result(client, r.text, token) == 2
+        # The flow job records that a webhook started it.
+        job = client.get(f"/w/{WS}/jobs_u/get/{r.text}?token={token}").json()
+        assert (job["trigger_kind"], job["trigger"]) == ("webhook", None)
         r = client.post(f"/w/{WS}/jobs/run/p/{script}?token={token}", json={"x": 1})
         assert r.status_code == 403, r.text
     # Scopes of no known form are refused when the token is made.

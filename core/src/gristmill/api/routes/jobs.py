@@ -320,7 +320,13 @@ async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> s
     args = await request_args(request)
     _refuse_flow_options(ctx)
     job_id = await ctx.platform.flows.run_flow(
-        ctx.workspace, ctx.actor, path, args, job_id=ctx.query.job_id, access=ctx.access
+        ctx.workspace,
+        ctx.actor,
+        path,
+        args,
+        job_id=ctx.query.job_id,
+        access=ctx.access,
+        trigger_kind=ctx.trigger_kind,
     )
     return str(job_id)
 
@@ -506,7 +512,13 @@ async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunCont
     return await _run_and_wait(
         ctx,
         lambda options: flows.run_flow(
-            ctx.workspace, ctx.actor, path, args, job_id=options.job_id, access=ctx.access
+            ctx.workspace,
+            ctx.actor,
+            path,
+            args,
+            job_id=options.job_id,
+            access=ctx.access,
+            trigger_kind=ctx.trigger_kind,
         ),
     )
 
