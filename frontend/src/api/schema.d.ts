@@ -12205,6 +12205,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
