@@ -287,14 +287,12 @@ async def list_triggers(
                 "path_start": like_prefix(path_start) if path_start else None,
                 "script_path": script_path,
                 "is_flow": is_flow,
-                # Filtered by permission after the read: read a page's worth more.
-                "limit": per_page * page + 1000,
-                "offset": 0,
+                "limit": per_page,
+                "offset": (page - 1) * per_page,
+                **access.sql_params(),
             },
         )
-        rows = [TriggerRow.from_db(r) for r in await cur.fetchall()]
-    visible = [r for r in rows if access.can_read(r.path, r.extra_perms)]
-    return visible[(page - 1) * per_page : page * per_page]
+        return [TriggerRow.from_db(r) for r in await cur.fetchall()]
 
 
 async def delete_trigger(
