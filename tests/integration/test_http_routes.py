@@ -26,7 +26,7 @@ from gristmill.auth.tokens import create_api_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.server.platform import Platform
-from gristmill.testing.pytest_plugin import _started  # pyright: ignore[reportPrivateUsage]
+from gristmill.testing.pytest_plugin import started_platform
 
 WS = "main"
 
@@ -307,6 +307,22 @@ async def test_each_authentication_mode_over_a_real_socket(env: Env) -> None:
         r = await http.post(f"/r/{base}/basic_http/42", content=body, headers=json_type)
         assert r.headers["www-authenticate"].startswith("Basic"), r.headers
 
+        # A secret its owner can no longer read: refused, saying so, recorded on the route.
+        gone = await env.resource({"api_key_header": "X-Api-Key", "api_key_secret": "k-2"})
+        r = await env.route(
+            script,
+            f"{base}/gone",
+            authentication_method="api_key",
+            authentication_resource_path=gone,
+        )
+        assert r.status_code == 201, r.text
+        route = r.text
+        assert (await env.alice.delete(f"/w/{WS}/resources/delete/{gone}")).status_code == 200
+        r = await served(http, "POST", f"/r/{base}/gone", json={}, headers={"X-Api-Key": "k-2"})
+        assert r.status_code == 403 and gone in r.text, r.text
+        got = (await env.alice.get(f"/w/{WS}/http_triggers/get/{route}")).json()
+        assert gone in got["error"], got
+
 
 async def test_sync_async_answers_and_args(env: Env) -> None:
     echo = await env.script("echo", ECHO)
@@ -320,6 +336,7 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         ("wrapped/:id", echo, {"wrap_body": True, "raw_string": True}),
         ("items/:id", echo, {"is_async": False}),
         ("items/new", answer, {}),
+        ("ws/:id", echo, {"workspaced_route": True}),
     ):
         r = await env.route(script, f"{base}/{route}", **fields)
         assert r.status_code == 201, (route, r.text)
@@ -362,6 +379,10 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         async with env.platform.db.connection() as conn:
             after = await (await conn.execute("SELECT count(*) FROM job")).fetchone()
         assert before == after
+        # A workspaced route lives under its workspace only.
+        r = await served(api, "POST", f"/r/{WS}/{base}/ws/3", json={"name": "w"})
+        assert r.status_code == 200 and r.json()["params"] == {"id": "3"}, r.text
+        assert (await api.post(f"/r/{base}/ws/3", json={})).status_code == 404
         r = await api.post(f"/r/{base}/nothing", json={})
         assert r.status_code == 404, r.text
         r = await api.get(f"/r/{base}/items/1")
@@ -371,7 +392,7 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
 async def test_a_change_is_seen_by_a_second_server(env: Env, module_settings: Settings) -> None:
     script = await env.script("echo", ECHO)
     route = f"second{uuid.uuid4().hex[:6]}/:id"
-    async with _started(module_settings) as other, client(other) as there:
+    async with started_platform(module_settings) as other, client(other) as there:
         r = await env.route(script, route)
         assert r.status_code == 201, r.text
         path = r.text

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -78,6 +79,8 @@ RESOURCE_MODES = ("api_key", "basic_http", "signature")
 #: Every server reloads its table this often even without a notification (one may be missed
 #: while the notification connection is down; a reconnect also reloads).
 SAFETY_RELOAD_S = 60.0
+#: A request for a route the table does not have reloads it if it is older than this.
+MISS_RELOAD_S = 1.0
 #: How long a request waits for a starting server's first load of the table.
 FIRST_LOAD_WAIT_S = 10.0
 
@@ -568,6 +571,11 @@ async def call_route(
     anything is queued."""
     await kind.ready()
     found = kind.table.find(request.method, request.url_path)
+    if not isinstance(found, Match):
+        # A route saved a moment ago may not have reached this server's table yet (the
+        # notification is on its way): read the table again, at most once a second.
+        await kind.refresh(services)
+        found = kind.table.find(request.method, request.url_path)
     if found is None:
         raise NotFound(f"no HTTP route answers {request.method} /api/r/{request.url_path}")
     if isinstance(found, list):
@@ -614,6 +622,8 @@ class HttpRouteKind(TriggerKind):
     def __init__(self) -> None:
         self.table = RouteTable()
         self.loaded = asyncio.Event()
+        self.loaded_at = 0.0
+        self._refreshing = asyncio.Lock()
 
     async def check(self, services: TriggerServices, draft: TriggerDraft, access: Access) -> None:
         config = cast(HttpRouteConfig, draft.config)
@@ -679,8 +689,18 @@ class HttpRouteKind(TriggerKind):
         return None
 
     async def reload(self, services: TriggerServices) -> None:
+        started = time.monotonic()
         self.table = RouteTable.from_rows(await _enabled_routes(services))
+        self.loaded_at = started
         self.loaded.set()
+
+    async def refresh(self, services: TriggerServices) -> None:
+        """Reload the table unless it was loaded less than :data:`MISS_RELOAD_S` ago (a
+        request for an unknown route reloads it, so that scanning for routes costs at most
+        one read a second)."""
+        async with self._refreshing:
+            if time.monotonic() - self.loaded_at >= MISS_RELOAD_S:
+                await self.reload(services)
 
     async def serve(self, services: TriggerServices) -> None:
         feed = services.changes(self.name)
