@@ -35,10 +35,39 @@ ECHO = """\
 def main(wm_trigger: dict, name: str = "", body=None, raw_string: str = ""):
     http = wm_trigger["http"]
     return {"params": http["params"], "method": http["method"], "query": http["query"],
-            "name": name, "body": body, "raw_string": raw_string}
+            "name": name, "body": body, "raw_string": raw_string,
+            "authorization": http["headers"].get("authorization")}
 """
 #: Its argument is its result: a result that sets the HTTP answer.
 ANSWER = "def main(out: dict):\n    return out\n"
+#: A flow taking the request: its result is the path parameter and a body field.
+FLOW = {
+    "summary": "route",
+    "value": {
+        "modules": [
+            {
+                "id": "a",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(id: str, name: str):\n    return f'{id}:{name}'\n",
+                    "input_transforms": {
+                        "id": {
+                            "type": "javascript",
+                            "expr": "flow_input.wm_trigger.http.params.id",
+                        },
+                        "name": {"type": "javascript", "expr": "flow_input.name"},
+                    },
+                },
+            }
+        ]
+    },
+    "schema": {
+        "type": "object",
+        "properties": {"wm_trigger": {"type": "object"}, "name": {"type": "string"}},
+        "required": ["name"],
+    },
+}
 FAIL = "def main():\n    raise ValueError('no luck')\n"
 
 
@@ -96,9 +125,9 @@ class Env:
         body = {
             "path": f"u/alice/route_{uuid.uuid4().hex[:6]}",
             "script_path": script_path,
-            "is_flow": False,
             "route_path": route_path,
             "http_method": "post",
+            "is_flow": False,
             **fields,
         }
         return await self.alice.post(f"/w/{WS}/http_triggers/create", json=body)
@@ -304,6 +333,9 @@ async def test_each_authentication_mode_over_a_real_socket(env: Env) -> None:
                 assert out["params"] == {"id": "42"} and out["name"] == "ann", out
                 assert out["method"] == "post" and out["query"] == {"x": "1"}, out
                 assert r.headers["x-job-id"]
+                # A caller's Gristmill token never reaches the script (it runs as the owner).
+                expected = None if mode == "windmill" else headers.get("Authorization")
+                assert out["authorization"] == expected, out
         r = await http.post(f"/r/{base}/basic_http/42", content=body, headers=json_type)
         assert r.headers["www-authenticate"].startswith("Basic"), r.headers
 
@@ -383,6 +415,14 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         r = await served(api, "POST", f"/r/{WS}/{base}/ws/3", json={"name": "w"})
         assert r.status_code == 200 and r.json()["params"] == {"id": "3"}, r.text
         assert (await api.post(f"/r/{base}/ws/3", json={})).status_code == 404
+        # A flow, given the request.
+        flow = f"u/alice/flow_{uuid.uuid4().hex[:6]}"
+        r = await env.alice.post(f"/w/{WS}/flows/create", json={"path": flow, **FLOW})
+        assert r.status_code == 201, r.text
+        r = await env.route(flow, f"{base}/flow/:id", is_flow=True)
+        assert r.status_code == 201, r.text
+        r = await served(api, "POST", f"/r/{base}/flow/9", json={"name": "f"})
+        assert (r.status_code, r.json()) == (200, "9:f"), r.text
         r = await api.post(f"/r/{base}/nothing", json={})
         assert r.status_code == 404, r.text
         r = await api.get(f"/r/{base}/items/1")

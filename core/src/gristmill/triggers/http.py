@@ -547,6 +547,12 @@ async def _takes_request(services: TriggerServices, trigger: TriggerRow) -> bool
 
 
 def _request_info(request: RouteRequest, found: Match) -> dict[str, Any]:
+    headers, query = dict(request.headers), dict(request.query)
+    if found.route.config.authentication_method == "windmill":
+        # The caller's Gristmill token must not reach a script that runs as someone else.
+        for name in ("authorization", "cookie"):
+            headers.pop(name, None)
+        query.pop("token", None)
     return {
         "kind": "http",
         "http": {
@@ -554,8 +560,8 @@ def _request_info(request: RouteRequest, found: Match) -> dict[str, Any]:
             "path": request.url_path.strip("/"),
             "method": request.method.lower(),
             "params": found.params,
-            "query": dict(request.query),
-            "headers": dict(request.headers),
+            "query": query,
+            "headers": headers,
         },
     }
 
