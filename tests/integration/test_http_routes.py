@@ -338,6 +338,14 @@ async def test_each_authentication_mode_over_a_real_socket(env: Env) -> None:
                 assert out["authorization"] == expected, out
         r = await http.post(f"/r/{base}/basic_http/42", content=body, headers=json_type)
         assert r.headers["www-authenticate"].startswith("Basic"), r.headers
+        # Callable from other sites' pages: a preflight, and the answer's origin header.
+        r = await http.options(
+            f"/r/{base}/none/1",
+            headers={"Origin": "https://elsewhere.test", "Access-Control-Request-Method": "POST"},
+        )
+        assert r.status_code == 204 and "POST" in r.headers["access-control-allow-methods"]
+        r = await http.post(f"/r/{base}/none/1", content=body, headers=json_type)
+        assert r.headers["access-control-allow-origin"] == "*", r.headers
 
         # A secret its owner can no longer read: refused, saying so, recorded on the route.
         gone = await env.resource({"api_key_header": "X-Api-Key", "api_key_secret": "k-2"})

@@ -57,6 +57,17 @@ _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Routes are for other sites' pages too (Windmill allows any origin on them). No
+#: credentials mode: a browser sends no cookie cross-origin, a token goes in the header.
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_PREFLIGHT = {
+    **_CORS,
+    "Access-Control-Allow-Methods": ", ".join(m.upper() for m in HTTP_METHODS),
+    "Access-Control-Allow-Headers": "content-type, authorization",
+    "Access-Control-Max-Age": "600",
+}
+
+
 def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
     """The router calling ``kind``'s routes and the one with ``route_exists``."""
     calls = APIRouter(prefix="/r", tags=["http_triggers"])
@@ -77,7 +88,7 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
                 token=bearer_token(request),
             ),
         )
-        headers = dict(answer.headers)
+        headers = {**answer.headers, **_CORS}
         if job_id is not None:
             headers["x-job-id"] = str(job_id)
         return Response(
@@ -100,6 +111,14 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
             if method != "get"
             else None,
         )
+
+    async def preflight() -> Response:
+        # Browsers ask before a cross-origin call with a JSON body or a token.
+        return Response(status_code=204, headers=_PREFLIGHT)
+
+    calls.add_api_route(
+        "/{route_path:path}", preflight, methods=["OPTIONS"], include_in_schema=False
+    )
 
     manage = APIRouter(
         prefix="/w/{workspace}/http_triggers",
