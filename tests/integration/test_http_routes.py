@@ -346,6 +346,20 @@ async def test_each_authentication_mode_over_a_real_socket(env: Env) -> None:
         assert r.status_code == 204 and "POST" in r.headers["access-control-allow-methods"]
         r = await http.post(f"/r/{base}/none/1", content=body, headers=json_type)
         assert r.headers["access-control-allow-origin"] == "*", r.headers
+        # allowed_origins: only those pages may read the answer.
+        r = await env.route(script, f"{base}/origins", allowed_origins=["https://OK.test"])
+        assert r.status_code == 201, r.text
+        for origin, expected in (("https://ok.test", "https://ok.test"), ("https://no.test", None)):
+            r = await served(
+                http, "POST", f"/r/{base}/origins", json={}, headers={"Origin": origin}
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers.get("access-control-allow-origin") == expected, (origin, r.headers)
+            r = await http.options(
+                f"/r/{base}/origins",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            )
+            assert r.headers.get("access-control-allow-origin") == expected, (origin, r.headers)
 
         # A secret its owner can no longer read: refused, saying so, recorded on the route.
         gone = await env.resource({"api_key_header": "X-Api-Key", "api_key_secret": "k-2"})

@@ -64,7 +64,9 @@ __all__ = [
     "RouteTable",
     "call_route",
     "check_auth_value",
+    "cors_headers",
     "parse_route",
+    "preflight",
     "route_shape",
     "verify_request",
 ]
@@ -160,6 +162,11 @@ class HttpRouteConfig(BaseModel):
         default=False,
         description="Serve the route at /api/r/<workspace>/<route_path> rather than "
         "/api/r/<route_path>.",
+    )
+    allowed_origins: list[str] | None = Field(
+        default=None,
+        description="The origins whose pages may call the route (matched ignoring case; "
+        "['*'] for any). Unset or empty: any origin.",
     )
     is_static_website: bool = Field(default=False, description="Not supported.")
     static_asset_config: dict[str, Any] | None = Field(default=None, description="Not supported.")
@@ -566,6 +573,55 @@ def _request_info(request: RouteRequest, found: Match) -> dict[str, Any]:
     }
 
 
+async def _find(
+    kind: HttpRouteKind, services: TriggerServices, method: str, url_path: str
+) -> Match | list[str] | None:
+    await kind.ready()
+    found = kind.table.find(method, url_path)
+    if not isinstance(found, Match):
+        # A route saved a moment ago may not have reached this server's table yet (the
+        # notification is on its way): read the table again, at most once a second.
+        await kind.refresh(services)
+        found = kind.table.find(method, url_path)
+    return found
+
+
+_CORS_NAMES = frozenset({"access-control-allow-origin", "vary"})
+
+
+def cors_headers(config: HttpRouteConfig, origin: str | None) -> dict[str, str]:
+    """What lets a page of ``origin`` read the route's answer (Windmill's rule): any origin
+    unless the route's ``allowed_origins`` lists some; a listed origin is echoed."""
+    allowed = config.allowed_origins
+    if not allowed or "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin is not None and origin.lower() in {a.lower() for a in allowed}:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
+
+
+async def preflight(
+    kind: HttpRouteKind,
+    services: TriggerServices,
+    url_path: str,
+    origin: str | None,
+    method: str | None,
+) -> HttpAnswer:
+    """The answer to a browser's ``OPTIONS`` before a cross-origin call of ``method``."""
+    found = await _find(kind, services, method or "POST", url_path)
+    headers = {
+        "Access-Control-Allow-Methods": ", ".join(m.upper() for m in HTTP_METHODS),
+        "Access-Control-Allow-Headers": "content-type, authorization",
+        "Access-Control-Max-Age": "600",
+    }
+    if isinstance(found, Match):
+        headers.update(cors_headers(found.route.config, origin))
+    else:
+        # Unknown route: the call itself will say so (404/405), readable by the page.
+        headers["Access-Control-Allow-Origin"] = "*"
+    return HttpAnswer(204, b"", None, headers)
+
+
 async def call_route(
     kind: HttpRouteKind, services: TriggerServices, tokens: TokenResolver, request: RouteRequest
 ) -> tuple[HttpAnswer, UUID | None]:
@@ -575,19 +631,27 @@ async def call_route(
     ``wm_trigger`` for a runnable that takes it), start the runnable as the route's owner;
     the answer and the job's id. Arguments the runnable does not take are a 400 before
     anything is queued."""
-    await kind.ready()
-    found = kind.table.find(request.method, request.url_path)
-    if not isinstance(found, Match):
-        # A route saved a moment ago may not have reached this server's table yet (the
-        # notification is on its way): read the table again, at most once a second.
-        await kind.refresh(services)
-        found = kind.table.find(request.method, request.url_path)
+    found = await _find(kind, services, request.method, request.url_path)
     if found is None:
         raise NotFound(f"no HTTP route answers {request.method} /api/r/{request.url_path}")
     if isinstance(found, list):
         allowed = ", ".join(found)
         text = f"Method not allowed: /api/r/{request.url_path} answers {allowed}"
         return _text_answer(405, text, {"Allow": allowed}), None
+    answer, job_id = await _run(services, tokens, found, request)
+    cors = cors_headers(found.route.config, request.headers.get("origin"))
+    if found.route.config.allowed_origins:
+        # The route's list governs, whatever the runnable's result set.
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _CORS_NAMES}
+        answer = dataclasses.replace(answer, headers={**kept, **cors})
+    else:
+        answer = dataclasses.replace(answer, headers={**cors, **answer.headers})
+    return answer, job_id
+
+
+async def _run(
+    services: TriggerServices, tokens: TokenResolver, found: Match, request: RouteRequest
+) -> tuple[HttpAnswer, UUID | None]:
     trigger, config = found.route.trigger, found.route.config
     try:
         await _authenticate(services, tokens, found, request)

@@ -14,7 +14,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep, bearer_token
-from gristmill.triggers.http import HTTP_METHODS, HttpMethod, RouteRequest, call_route
+from gristmill.triggers.http import (
+    HTTP_METHODS,
+    HttpMethod,
+    RouteRequest,
+    call_route,
+    preflight,
+)
+from gristmill.triggers.webhooks import HttpAnswer
 
 if TYPE_CHECKING:
     from gristmill.server.platform import Platform
@@ -57,15 +64,13 @@ _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-#: Routes are for other sites' pages too (Windmill allows any origin on them). No
-#: credentials mode: a browser sends no cookie cross-origin, a token goes in the header.
-_CORS = {"Access-Control-Allow-Origin": "*"}
-_PREFLIGHT = {
-    **_CORS,
-    "Access-Control-Allow-Methods": ", ".join(m.upper() for m in HTTP_METHODS),
-    "Access-Control-Allow-Headers": "content-type, authorization",
-    "Access-Control-Max-Age": "600",
-}
+def _response(answer: HttpAnswer, headers: dict[str, str]) -> Response:
+    return Response(
+        content=answer.body,
+        media_type=answer.content_type,
+        status_code=answer.status,
+        headers=headers,
+    )
 
 
 def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
@@ -88,15 +93,10 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
                 token=bearer_token(request),
             ),
         )
-        headers = {**answer.headers, **_CORS}
+        headers = dict(answer.headers)
         if job_id is not None:
             headers["x-job-id"] = str(job_id)
-        return Response(
-            content=answer.body,
-            media_type=answer.content_type,
-            status_code=answer.status,
-            headers=headers,
-        )
+        return _response(answer, headers)
 
     for method in HTTP_METHODS:
         calls.add_api_route(
@@ -112,13 +112,19 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
             else None,
         )
 
-    async def preflight() -> Response:
+    async def options(route_path: str, request: Request) -> Response:
         # Browsers ask before a cross-origin call with a JSON body or a token.
-        return Response(status_code=204, headers=_PREFLIGHT)
+        platform: Platform = request.app.state.platform
+        answer = await preflight(
+            kind,
+            platform.triggers,
+            route_path,
+            request.headers.get("origin"),
+            request.headers.get("access-control-request-method"),
+        )
+        return _response(answer, answer.headers)
 
-    calls.add_api_route(
-        "/{route_path:path}", preflight, methods=["OPTIONS"], include_in_schema=False
-    )
+    calls.add_api_route("/{route_path:path}", options, methods=["OPTIONS"], include_in_schema=False)
 
     manage = APIRouter(
         prefix="/w/{workspace}/http_triggers",
