@@ -445,6 +445,17 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         assert r.status_code == 201, r.text
         r = await served(api, "POST", f"/r/{base}/flow/9", json={"name": "f"})
         assert (r.status_code, r.json()) == (200, "9:f"), r.text
+        # A runnable that is gone: 404, and the route says why.
+        gone = await env.script("gone", ANSWER)
+        r = await env.route(gone, f"{base}/gone")
+        assert r.status_code == 201, r.text
+        route = r.text
+        r = await env.alice.post(f"/w/{WS}/scripts/archive/p/{gone}")
+        assert r.status_code == 200, r.text
+        r = await served(api, "POST", f"/r/{base}/gone", json={"out": {}})
+        assert r.status_code == 404 and gone in r.text, r.text
+        got = (await env.alice.get(f"/w/{WS}/http_triggers/get/{route}")).json()
+        assert gone in got["error"], got
         r = await api.post(f"/r/{base}/nothing", json={})
         assert r.status_code == 404, r.text
         r = await api.get(f"/r/{base}/items/1")

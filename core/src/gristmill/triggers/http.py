@@ -669,11 +669,17 @@ async def _run(
         return _text_answer(415, f"Unsupported media type: {exc}"), None
     if WM_TRIGGER not in args and await _takes_request(services, trigger):
         args[WM_TRIGGER] = _request_info(request, found)
-    if config.request_type == "async":
-        started = await services.start(trigger, args)
+    try:
+        started = await services.start(trigger, args, wait=config.request_type == "sync")
+    except (NotFound, Forbidden) as exc:
+        # The runnable is gone or its owner can no longer run it: the route is broken until
+        # someone fixes it, which `get` and `list` must show.
+        await services.report(trigger, f"cannot start {trigger.script_path}: {exc}")
+        raise
+    if trigger.error is not None:
+        await services.report(trigger, None)
+    if started.done is None:
         return _text_answer(201, str(started.job_id)), started.job_id
-    started = await services.start(trigger, args, wait=True)
-    assert started.done is not None
     success = started.done.status == JobStatus.SUCCESS
     return result_answer(started.done.result, success), started.job_id
 
