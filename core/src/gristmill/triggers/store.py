@@ -23,7 +23,7 @@ from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
 from gristmill.scripts.paths import check_path
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
-from gristmill.validation import check_text_fields, short
+from gristmill.validation import check_no_nul, check_text_fields, short
 from gristmill.workspace.folders import require_folder_of
 
 __all__ = [
@@ -107,7 +107,9 @@ async def _notify(conn: psycopg.AsyncConnection, kind: TriggerKind) -> None:
     await conn.execute(Q["trig_notify"], {"kind": kind.name})
 
 
-def _draft(access: Access, save: TriggerSave, config: Any) -> TriggerDraft:
+def _draft(
+    access: Access, save: TriggerSave, config: Any, previous_path: str | None = None
+) -> TriggerDraft:
     return TriggerDraft(
         workspace_id=access.workspace_id,
         path=save.path,
@@ -115,6 +117,7 @@ def _draft(access: Access, save: TriggerSave, config: Any) -> TriggerDraft:
         is_flow=save.is_flow,
         config=config,
         enabled=save.enabled,
+        previous_path=previous_path,
     )
 
 
@@ -180,7 +183,7 @@ async def update_trigger(
             await require_folder_of(conn, access.workspace_id, save.path)
             access.require_create(save.path)
         await _check_runnable(conn, access, save)
-    await kind.check(services, _draft(access, save, config), access)
+    await kind.check(services, _draft(access, save, config, path), access)
     async with services.pool.connection() as conn, conn.transaction():
         try:
             row = await _fetch(
@@ -216,7 +219,7 @@ async def set_trigger_mode(
             description=current.description,
             enabled=True,
         )
-        await kind.check(services, _draft(access, save, config), access)
+        await kind.check(services, _draft(access, save, config, path), access)
     async with services.pool.connection() as conn, conn.transaction():
         row = await _fetch(
             conn,
@@ -274,6 +277,8 @@ async def list_triggers(
     """The triggers of ``kind`` the caller may read, by path."""
     if page < 1 or per_page < 1:
         raise BadInput("page and per_page start at 1")
+    check_no_nul("path_start", path_start)
+    check_no_nul("path", script_path)
     async with services.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
