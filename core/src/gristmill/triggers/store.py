@@ -176,6 +176,7 @@ async def update_trigger(
 ) -> TriggerRow:
     """Replace the trigger at ``path`` (``save.path`` may move it); the one saving becomes
     its owner, as in Windmill."""
+    access.require_not_operator()
     async with services.pool.connection() as conn:
         current = await _visible(conn, access, kind, path)
         access.require_write(path, current.extra_perms)
@@ -206,6 +207,7 @@ async def set_trigger_mode(
     services: TriggerServices, access: Access, kind: TriggerKind, path: str, enabled: bool
 ) -> TriggerRow:
     """Enable or disable a trigger; enabling checks it again (the kind's check)."""
+    access.require_not_operator()
     async with services.pool.connection() as conn:
         current = await _visible(conn, access, kind, path)
         access.require_write(path, current.extra_perms)
@@ -300,6 +302,7 @@ async def list_triggers(
 async def delete_trigger(
     services: TriggerServices, access: Access, kind: TriggerKind, path: str
 ) -> None:
+    access.require_not_operator()
     async with services.pool.connection() as conn, conn.transaction():
         current = await _visible(conn, access, kind, path, lock=True)
         access.require_write(path, current.extra_perms)
