@@ -526,10 +526,14 @@ class PostgresKind(TriggerKind):
         # does not hold the database's WAL back.
         advance_to = last_commit if truncated else parse_lsn(upto)
         if advance_to is not None:
-            await conn.execute(
-                Q["pgtrig_advance"], {"slot": config.slot, "lsn": format_lsn(advance_to)}
-            )
+            await self._advance(conn, config, advance_to)
         return truncated
+
+    async def _advance(
+        self, conn: psycopg.AsyncConnection[Any], config: PostgresTriggerConfig, lsn: int
+    ) -> None:
+        """Tell the slot that everything before ``lsn`` was handled (their jobs committed)."""
+        await conn.execute(Q["pgtrig_advance"], {"slot": config.slot, "lsn": format_lsn(lsn)})
 
     async def _start(
         self,
