@@ -256,6 +256,11 @@ async def test_each_row_changed_starts_one_job_with_the_row(
     assert user_db.one("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", SLOT) == (
         "pgoutput",
     )
+    # A path taken is refused before anything is created in the database (no second slot).
+    again = new_trigger(replication_slot_name=None, publication_name=None)
+    r = await api.post("/w/main/postgres_triggers/create", json=again)
+    refused(r, "already exists")  # Conflict is a 400 here, as in Windmill
+    assert user_db.one("SELECT count(*) FROM pg_replication_slots") == (1,)
     user_db.execute(
         "INSERT INTO orders VALUES (1, 'first', false, '{\"k\": [1]}'), (2, 'second', true, null)",
         "INSERT INTO other VALUES (1)",  # not tracked

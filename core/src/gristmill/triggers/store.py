@@ -106,6 +106,13 @@ async def _check_runnable(conn: psycopg.AsyncConnection, access: Access, save: T
         )
 
 
+def _taken(kind: TriggerKind, path: str) -> Conflict:
+    return Conflict(
+        f"{kind.title} {path} already exists (update it with POST "
+        f"/{kind.name}_triggers/update/{path})"
+    )
+
+
 async def _notify(conn: psycopg.AsyncConnection, kind: TriggerKind) -> None:
     await conn.execute(Q["trig_notify"], {"kind": kind.name})
 
@@ -149,16 +156,17 @@ async def create_trigger(
         await require_folder_of(conn, access.workspace_id, save.path)
         access.require_create(save.path)
         await _check_runnable(conn, access, save)
+        # Before the kind's check, which may create things outside (a replication slot).
+        taken = {"workspace_id": access.workspace_id, "kind": kind.name, "path": save.path}
+        if await _fetch(conn, "trig_get", taken) is not None:
+            raise _taken(kind, save.path)
     await kind.check(services, _draft(access, save, config), access)
     async with services.pool.connection() as conn, conn.transaction():
         row = await _fetch(
             conn, "trig_insert", {**_params(access, kind, save, config), "path": save.path}
         )
         if row is None:
-            raise Conflict(
-                f"{kind.title} {save.path} already exists (update it with POST "
-                f"/{kind.name}_triggers/update/{save.path})"
-            )
+            raise _taken(kind, save.path)
         await record_access(
             conn, access, f"{kind.name}_triggers.create", ActionKind.CREATE, save.path
         )
