@@ -22,6 +22,7 @@ from gristmill.api.routes import (
     jobs,
     meta,
     resources,
+    schedules,
     scripts,
     users,
     variables,
@@ -75,6 +76,8 @@ def create_app(platform: Platform) -> FastAPI:
         resources.router,
         audit.router,
         job_metrics.router,
+        schedules.router,
+        schedules.global_router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
