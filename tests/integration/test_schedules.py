@@ -31,6 +31,8 @@ ON_FAILURE = (
     "    return {'path': path, 'schedule_path': schedule_path, 'failed_times': failed_times,\n"
     "            'message': error.get('message'), 'extra': extra}\n"
 )
+ON_FAILURE_JOB = "def main(job_id: str, failed_times: int):\n    return job_id\n"
+ON_SUCCESS = "def main(success_result: str, schedule_path: str):\n    return success_result\n"
 ON_RECOVERY = (
     "def main(path: str, schedule_path: str, error_started_at: str, success_result: str,\n"
     "         success_times: int):\n"
@@ -242,6 +244,7 @@ async def test_failure_and_recovery_handlers(api: httpx.AsyncClient, platform: P
     await save_script(api, "u/admin/sched_flaky", FLAKY)
     await save_script(api, "u/admin/sched_on_failure", ON_FAILURE)
     await save_script(api, "u/admin/sched_on_recovery", ON_RECOVERY)
+    await save_script(api, "u/admin/sched_on_success_ok", ON_SUCCESS)
     settings = {
         "schedule": "*/1 * * * * *",
         "timezone": "UTC",
@@ -251,6 +254,7 @@ async def test_failure_and_recovery_handlers(api: httpx.AsyncClient, platform: P
         "on_failure_exact": True,
         "on_failure_extra_args": {"extra": "hello"},
         "on_recovery": "script/u/admin/sched_on_recovery",
+        "on_success": "script/u/admin/sched_on_success_ok",
     }
     r = await api.post(
         "/w/main/schedules/create",
@@ -294,6 +298,56 @@ async def test_failure_and_recovery_handlers(api: httpx.AsyncClient, platform: P
     assert recoveries[0]["schedule_path"] == "u/admin/flaky"
     assert recoveries[0]["success_result"] == "ok" and recoveries[0]["success_times"] == 1
     assert len(recoveries) == 1
+    # on_success: for each successful run (none before the recovery).
+    successes = await wait_until(
+        lambda: handler_results(platform, "u/admin/sched_on_success_ok"), timeout=5
+    )
+    assert successes and set(successes) == {"ok"}
+
+
+async def test_retry_then_handler_on_the_last_attempt_and_on_success(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    await save_script(api, "u/admin/sched_retried", FLAKY)
+    await save_script(api, "u/admin/sched_on_failure_job", ON_FAILURE_JOB)
+    await save_script(api, "u/admin/sched_on_success", ON_SUCCESS)
+    r = await api.post(
+        "/w/main/schedules/create",
+        json={
+            "path": "u/admin/retried",
+            "schedule": "*/1 * * * * *",
+            "timezone": "UTC",
+            "script_path": "u/admin/sched_retried",
+            "is_flow": False,
+            "args": {"fail": True},
+            "retry": {"constant": {"attempts": 2, "seconds": 0}},
+            "on_failure": "script/u/admin/sched_on_failure_job",
+            "on_success": "script/u/admin/sched_on_success",
+            "enabled": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    async def first_tick_done() -> list[dict[str, Any]] | None:
+        done = await runs(platform, "u/admin/retried")
+        first = [run for run in done if run["tick"] == done[0]["tick"]] if done else []
+        return first if len(first) == 3 else None
+
+    first = await wait_until(first_tick_done, timeout=15)
+    # The tick ran 3 times (2 retries), each failing.
+    assert [run["attempt"] for run in first] == [0, 1, 2]
+    assert all(run["status"] == "failure" for run in first)
+
+    async def handled() -> list[Any]:
+        return await handler_results(platform, "u/admin/sched_on_failure_job")
+
+    # on_failure once the retries are spent: for the last attempt's job.
+    handled_jobs = await wait_until(handled, timeout=10)
+    await disable(api, "u/admin/retried")
+    assert handled_jobs[0] == str(first[2]["job_id"])
+    attempts = {str(run["job_id"]) for run in first[:2]}
+    assert not attempts & set(await handler_results(platform, "u/admin/sched_on_failure_job"))
+    assert await handler_results(platform, "u/admin/sched_on_success") == []
 
 
 async def test_no_flow_overlap_skips_and_records(
