@@ -161,7 +161,16 @@ class Ticker:
             if not due:
                 return fires
             for schedule in due:
-                fire = await self._plan(conn, schedule, schedule["db_now"])
+                try:
+                    # A savepoint each: one schedule that cannot be planned stops alone.
+                    async with conn.transaction():
+                        fire = await self._plan(conn, schedule, schedule["db_now"])
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    log.exception("schedule %s/%s", schedule["workspace_id"], schedule["path"])
+                    await _disable(conn, schedule, f"the schedule could not fire: {exc!r}")
+                    continue
                 if fire is not None:
                     fires.append(fire)
         return fires
@@ -332,17 +341,35 @@ class Ticker:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["sched_ended_runs"])
             for run in await cur.fetchall():
-                schedule = await _get(conn, run["workspace_id"], run["schedule_path"])
-                retry = await self._retry(conn, schedule, run) if schedule is not None else None
-                await conn.execute(
-                    Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": retry is not None}
-                )
+                try:
+                    # A savepoint each: a run that cannot be handled is marked so alone.
+                    async with conn.transaction():
+                        retry, started = await self._ended(conn, run)
+                except psycopg.OperationalError:
+                    raise
+                except Exception:
+                    log.exception("schedule run %s could not be handled", run["job_id"])
+                    await conn.execute(
+                        Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": False}
+                    )
+                    continue
                 if retry is not None:
                     retries.append(retry)
-                elif schedule is not None:
-                    handlers.extend(await _handlers(conn, schedule, run))
-
+                handlers.extend(started)
         return retries, handlers
+
+    async def _ended(
+        self, conn: psycopg.AsyncConnection, run: dict[str, Any]
+    ) -> tuple[_Fire | None, list[_Handler]]:
+        """A retry of the run, or the handlers it starts; the run is marked handled."""
+        schedule = await _get(conn, run["workspace_id"], run["schedule_path"])
+        retry = await self._retry(conn, schedule, run) if schedule is not None else None
+        await conn.execute(
+            Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": retry is not None}
+        )
+        if retry is not None or schedule is None:
+            return retry, []
+        return None, await _handlers(conn, schedule, run)
 
     async def _retry(
         self, conn: psycopg.AsyncConnection, schedule: dict[str, Any], run: dict[str, Any]
