@@ -218,7 +218,7 @@ class Ticker:
                 skipped += 1
                 reasons.append(
                     f"the tick of {_fmt(tick)} was skipped: the previous run (job {pending[0]}) "
-                    "had not started yet (no worker free for it)"
+                    "had not started yet (no worker free for it, or a retry waiting for its delay)"
                 )
             elif pending is not None and schedule["no_flow_overlap"]:
                 skipped += 1

@@ -81,7 +81,8 @@ CROSS JOIN LATERAL (
     WHERE r.workspace_id = %(workspace_id)s AND r.schedule_path = p.path
     ORDER BY c.started_at DESC NULLS LAST LIMIT 20
 ) r
-JOIN job_completed c ON c.id = r.job_id;
+JOIN job_completed c ON c.id = r.job_id
+ORDER BY r.schedule_path, c.started_at DESC NULLS LAST;
 
 -- name: sched_due
 -- The enabled schedules whose next tick has come, locked (another process skips them),
