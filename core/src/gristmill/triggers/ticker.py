@@ -66,10 +66,12 @@ GRACE_S = 2.0
 #: The longest sleep between passes: how soon a schedule saved by another process, or a run
 #: that ended, is seen.
 MAX_SLEEP_S = 0.5
+#: The shortest sleep between passes.
+MIN_SLEEP_S = 0.02
 #: A ledger row this old without a job: its process stopped before queueing it.
 REPUSH_AFTER_S = 10.0
 #: Skipped ticks are counted one by one up to this many (then "more than").
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 100_000
 
 
 def count_ticks(
@@ -148,7 +150,8 @@ class Ticker:
         nearest, now = row
         if nearest is None:
             return MAX_SLEEP_S
-        return min(MAX_SLEEP_S, max(0.0, (nearest - now).total_seconds()))
+        # A due tick another process is firing right now: look again very soon.
+        return min(MAX_SLEEP_S, max(MIN_SLEEP_S, (nearest - now).total_seconds()))
 
     # -- firing ---------------------------------------------------------------------------------
 
@@ -191,7 +194,8 @@ class Ticker:
         skipped, reasons = 0, []
         late = (now - tick).total_seconds() > GRACE_S
         if late:
-            n, first, last = count_ticks(cron, tz, tick, now)
+            # Up to a second of work after a long outage: not on the event loop.
+            n, first, last = await asyncio.to_thread(count_ticks, cron, tz, tick, now)
             if n:
                 skipped += n
                 more = "at least " if n >= COUNT_LIMIT else ""
@@ -329,7 +333,9 @@ class Ticker:
                         Q["sched_mark_handled"], {"job_id": row["job_id"], "retried": False}
                     )
                     continue
-                fires.append(_Fire(schedule, row["tick"], row["job_id"], row["attempt"]))
+                # A tick's first run keeps its time (WM_SCHEDULED_FOR); a retry runs now.
+                when = row["tick"] if row["attempt"] == 0 else None
+                fires.append(_Fire(schedule, row["tick"], row["job_id"], row["attempt"], when))
         return fires
 
     # -- ended runs -----------------------------------------------------------------------------

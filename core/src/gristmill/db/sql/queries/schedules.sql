@@ -133,12 +133,14 @@ RETURNING job_id;
 UPDATE schedule_run SET pushed_at = now() WHERE job_id = %(job_id)s;
 
 -- name: sched_unpushed_runs
--- Runs recorded but whose job never reached the queue (the process stopped in between),
--- locked: pushed again with the same job id.
+-- Runs recorded but whose job never reached the queue (the process stopped in between; not
+-- those that could not start, which are marked handled), locked: pushed again with the same
+-- job id.
 SELECT r.*, s.args, s.tag, s.email, s.permissioned_as
 FROM schedule_run r
 JOIN schedule s ON s.workspace_id = r.workspace_id AND s.path = r.schedule_path
-WHERE r.pushed_at IS NULL AND r.created_at < now() - make_interval(secs => %(after_s)s)
+WHERE r.pushed_at IS NULL AND r.handled_at IS NULL
+  AND r.created_at < now() - make_interval(secs => %(after_s)s)
   AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = r.job_id)
 LIMIT 20
 FOR UPDATE OF r SKIP LOCKED;
