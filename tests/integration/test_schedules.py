@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import itertools
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -498,3 +499,43 @@ async def test_flow_schedule_and_a_runnable_gone(
     got = await wait_until(stopped, timeout=10)
     assert "u/admin/sched_flow" in got["error"] and "disabled" in got["error"]
     assert got["next_tick"] is None
+
+
+async def test_a_run_recorded_but_never_queued_is_queued_once(
+    api: httpx.AsyncClient, platform: Platform
+) -> None:
+    """A process that stopped between recording a tick and queueing its job: another pass
+    queues it, with the id recorded (so never twice)."""
+    await save_script(api, "u/admin/sched_lost", ECHO)
+    r = await api.post(
+        "/w/main/schedules/create",
+        json={
+            "path": "u/admin/lost",
+            "schedule": "0 0 0 1 1 *",
+            "timezone": "UTC",
+            "script_path": "u/admin/sched_lost",
+            "is_flow": False,
+        },
+    )
+    assert r.status_code == 201, r.text
+    job_id = uuid.uuid4()
+    tick = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    async with platform.db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO schedule_run (workspace_id, schedule_path, tick, attempt, job_id, "
+            "runnable_path, is_flow, created_at) VALUES ('main', 'u/admin/lost', %s, 0, %s, "
+            "'u/admin/sched_lost', false, now() - interval '1 min')",
+            (tick, job_id),
+        )
+
+    async def ran() -> list[dict[str, Any]]:
+        return await runs(platform, "u/admin/lost")
+
+    done = await wait_until(ran, timeout=10)
+    assert [run["job_id"] for run in done] == [job_id]
+    assert done[0]["result"]["scheduled_for"] == "2026-01-01 00:00:00 UTC"
+    async with platform.db.connection() as conn:
+        row = await (
+            await conn.execute("SELECT pushed_at FROM schedule_run WHERE job_id = %s", (job_id,))
+        ).fetchone()
+    assert row is not None and row[0] is not None
