@@ -171,6 +171,19 @@ async def test_crud_preview_and_bad_input(api: httpx.AsyncClient) -> None:
     local = dt.datetime.fromisoformat(got["next_tick"]).astimezone(ZoneInfo("Europe/Paris"))
     assert (local.hour, local.minute, local.second) == (6, 30, 0) and local.weekday() < 5
 
+    # Paused until a date (no offset: UTC): the next tick is the first one from then.
+    r = await api.post(
+        "/w/main/schedules/update/u/admin/crud",
+        json={**edit, "schedule": "0 30 6 * * MON-FRI", "paused_until": "2030-01-01T00:00:00"},
+    )
+    assert r.status_code == 200, r.text
+    got = await get(api, "u/admin/crud")
+    assert dt.datetime.fromisoformat(got["paused_until"]) == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    # 2030-01-01 is a Tuesday; 06:30 in Paris is 05:30 UTC in winter.
+    assert dt.datetime.fromisoformat(got["next_tick"]) == dt.datetime(
+        2030, 1, 1, 5, 30, tzinfo=dt.UTC
+    )
+
     listed = (await api.get("/w/main/schedules/list", params={"path_start": "u/admin/cr"})).json()
     assert [s["path"] for s in listed] == ["u/admin/crud"]
     by_runnable = await api.get("/w/main/schedules/list", params={"path": "u/admin/sched_crud"})
