@@ -232,11 +232,29 @@ async def test_fires_every_second_with_its_path_and_tick(
         done = await runs(platform, "u/admin/every_second")
         return done if len(done) >= 3 else None
 
-    done = await wait_until(three, timeout=15)
+    await wait_until(three, timeout=15)
     await disable(api, "u/admin/every_second")
+
+    async def settled() -> list[dict[str, Any]] | None:
+        async with platform.db.connection() as conn:
+            pending = await (
+                await conn.execute(
+                    "SELECT count(*) FROM schedule_run WHERE schedule_path = %s "
+                    "AND handled_at IS NULL",
+                    ("u/admin/every_second",),
+                )
+            ).fetchone()
+        return await runs(platform, "u/admin/every_second") if pending == (0,) else None
+
+    done = await wait_until(settled, timeout=15)
+    got = await get(api, "u/admin/every_second")
     ticks = [run["tick"] for run in done]
-    # Consecutive seconds, each once.
-    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks))
+    # Each tick once; consecutive seconds, but for the ticks recorded as skipped (a loaded
+    # machine may leave a run unstarted at the next tick): never a silent gap.
+    assert len(set(ticks)) == len(ticks)
+    span = int((ticks[-1] - ticks[0]).total_seconds()) + 1
+    assert span - len(ticks) <= got["skipped_ticks"], (ticks, got)
+    assert got["skipped_ticks"] == 0 or "had not started" in got["last_skip_reason"]
     for run in done:
         assert run["status"] == "success", run
         assert run["result"]["schedule"] == "u/admin/every_second"
@@ -244,8 +262,7 @@ async def test_fires_every_second_with_its_path_and_tick(
         assert run["result"]["scheduled_for"] == run["tick"].astimezone(dt.UTC).strftime(
             "%Y-%m-%d %H:%M:%S UTC"
         )
-    got = await get(api, "u/admin/every_second")
-    assert got["skipped_ticks"] == 0 and got["error"] is None
+    assert got["error"] is None
     # The job says what started it.
     job = (await api.get(f"/w/main/jobs_u/get/{done[0]['job_id']}")).json()
     assert job["schedule_path"] == "u/admin/every_second"
