@@ -569,3 +569,58 @@ async def test_a_run_recorded_but_never_queued_is_queued_once(
             await conn.execute("SELECT pushed_at FROM schedule_run WHERE job_id = %s", (job_id,))
         ).fetchone()
     assert row is not None and row[0] is not None
+
+
+async def test_windmill_cli_payloads(api: httpx.AsyncClient) -> None:
+    """What `wmill schedule push` / `wmill sync push` send: a pulled schedule file (nulls,
+    fields the server fills) to create, then to update with the path and runnable again;
+    read back, the file's fields are unchanged (the CLI's "up to date" test)."""
+    await save_script(api, "u/admin/sched_cli", ECHO)
+    local: dict[str, Any] = {
+        "schedule": "0 */5 * * * *",
+        "timezone": "Europe/Berlin",
+        "script_path": "u/admin/sched_cli",
+        "is_flow": False,
+        "args": {"label": "cli"},
+        "enabled": False,
+        "summary": None,
+        "description": "",
+        "on_failure": None,
+        "on_failure_times": None,
+        "on_failure_exact": None,
+        "on_failure_extra_args": None,
+        "on_recovery": None,
+        "on_recovery_times": None,
+        "on_recovery_extra_args": None,
+        "on_success": None,
+        "on_success_extra_args": None,
+        "ws_error_handler_muted": False,
+        "retry": None,
+        "no_flow_overlap": False,
+        "tag": None,
+        "paused_until": None,
+        "cron_version": "v2",
+        # Sent by older pulls; the server fills these itself.
+        "email": "someone@example.com",
+        "edited_by": "someone",
+        "extra_perms": {},
+    }
+    r = await api.post("/w/main/schedules/create", json={"path": "u/admin/cli", **local})
+    assert r.status_code == 201, r.text
+    got = await get(api, "u/admin/cli")
+    server_filled = {"email", "edited_by", "extra_perms"}
+    assert {k: got[k] for k in local if k not in server_filled} == {
+        k: v for k, v in local.items() if k not in server_filled
+    }
+    local["schedule"] = "0 */10 * * * *"
+    r = await api.post(
+        "/w/main/schedules/update/u/admin/cli", json={"path": "u/admin/cli", **local}
+    )
+    assert r.status_code == 200, r.text
+    r = await api.post("/w/main/schedules/setenabled/u/admin/cli", json={"enabled": True})
+    assert r.status_code == 200, r.text
+    got = await get(api, "u/admin/cli")
+    assert got["schedule"] == "0 */10 * * * *" and got["enabled"] is True
+    assert got["email"] != "someone@example.com"
+    r = await api.delete("/w/main/schedules/delete/u/admin/cli")
+    assert r.status_code == 200, r.text
