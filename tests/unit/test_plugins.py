@@ -9,6 +9,7 @@ from gristmill.hookspecs import hookimpl
 from gristmill.plugins import build_plugin_manager, list_plugins, load_runtimes
 from gristmill.runtimes import DuplicateRuntimeError, JobContext, Runtime, Toolchain
 from gristmill.runtimes.signature import Signature
+from gristmill.triggers import builtin as builtin_triggers
 
 
 class TinyRuntime:
@@ -78,10 +79,11 @@ def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_extra_plugins_only() -> None:
-    """Without entry points only the extra plugins are registered."""
+    """Without entry points only the extra plugins (and the core's trigger kinds) are
+    registered."""
     one, two = OnePlugin(), TwoRuntimesPlugin()
     pm = build_plugin_manager(load_entrypoints=False, extra=[one, two])
-    assert set(pm.get_plugins()) == {one, two}
+    assert set(pm.get_plugins()) == {one, two, builtin_triggers}
 
 
 def test_load_runtimes_from_two_plugins() -> None:
@@ -135,7 +137,7 @@ def test_empty_load_plugins_loads_no_entry_point(monkeypatch: pytest.MonkeyPatch
     """GRISTMILL_LOAD_PLUGINS="" loads no entry point, though gristmill-python is installed."""
     monkeypatch.setenv("GRISTMILL_LOAD_PLUGINS", "")
     pm = build_plugin_manager()
-    assert pm.get_plugins() == set()
+    assert pm.get_plugins() == {builtin_triggers}
     assert len(load_runtimes(pm)) == 0
 
 

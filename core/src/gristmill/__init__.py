@@ -7,7 +7,7 @@ example). Everything else is internal and may move; docs/plugins.md documents ea
 
 from __future__ import annotations
 
-from gristmill.errors import GristmillError, JobErrorName
+from gristmill.errors import BadInput, GristmillError, JobErrorName
 from gristmill.hookspecs import hookimpl
 from gristmill.runtimes.contract import (
     ARGS_FILE,
@@ -64,6 +64,13 @@ from gristmill.runtimes.signature import (
     typ_to_json,
 )
 from gristmill.sandbox.toolchain import toolchain_mounts
+from gristmill.triggers.kinds import (
+    StartedRun,
+    TriggerDraft,
+    TriggerKind,
+    TriggerRow,
+    TriggerServices,
+)
 
 __version__ = "0.1.0"
 
@@ -84,6 +91,7 @@ __all__ = [
     "STR",
     "Arg",
     "ArgumentError",
+    "BadInput",
     "DependencyLocking",
     "DynSelectType",
     "GristmillError",
@@ -106,8 +114,13 @@ __all__ = [
     "ScalarKind",
     "ScriptError",
     "Signature",
+    "StartedRun",
     "StrType",
     "Toolchain",
+    "TriggerDraft",
+    "TriggerKind",
+    "TriggerRow",
+    "TriggerServices",
     "Typ",
     "__version__",
     "error_result",

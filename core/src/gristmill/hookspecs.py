@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from gristmill.runtimes import JobContext, Runtime
+    from gristmill.triggers.kinds import TriggerKind
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -28,6 +29,14 @@ def register_runtimes(register: Callable[[Runtime], None]) -> None:
     """Add language runtimes by calling ``register(runtime)`` once per runtime.
 
     :param register: takes an object implementing :class:`gristmill.runtimes.Runtime`.
+    """
+
+
+@hookspec
+def register_trigger_kinds(register: Callable[[TriggerKind], None]) -> None:
+    """Add trigger kinds by calling ``register(kind)`` once per kind.
+
+    :param register: takes a :class:`gristmill.TriggerKind` instance.
     """
 
 

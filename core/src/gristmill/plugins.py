@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,8 +11,16 @@ import pluggy
 
 from gristmill import hookspecs
 from gristmill.runtimes import Runtime, RuntimeRegistry
+from gristmill.triggers import builtin as builtin_triggers
+from gristmill.triggers.kinds import TriggerKind
 
-__all__ = ["PluginInfo", "build_plugin_manager", "list_plugins", "load_runtimes"]
+__all__ = [
+    "PluginInfo",
+    "build_plugin_manager",
+    "list_plugins",
+    "load_runtimes",
+    "load_trigger_kinds",
+]
 
 ENTRY_POINT_GROUP = "gristmill"
 
@@ -36,6 +45,9 @@ def build_plugin_manager(
         else:
             for name in _split(allow):
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+    # The core's own trigger kinds come through the same hook as a plugin's, and always load
+    # (the plugin settings choose among installed plugins, not among the core's parts).
+    pm.register(builtin_triggers, name="gristmill.triggers")
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()
@@ -66,6 +78,30 @@ def load_runtimes(pm: pluggy.PluginManager) -> RuntimeRegistry:
 
         impl.function(register=register)
     return registry
+
+
+def load_trigger_kinds(pm: pluggy.PluginManager) -> list[TriggerKind]:
+    """Ask every plugin for its trigger kinds; a name registered twice fails, naming both
+    plugins."""
+    kinds: dict[str, tuple[TriggerKind, str]] = {}
+    for impl in reversed(pm.hook.register_trigger_kinds.get_hookimpls()):
+        source = plugin_source(pm, impl.plugin)
+
+        def register(kind: TriggerKind, _source: str = source) -> None:
+            name = getattr(kind, "name", None)
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(
+                    f"{_source}: a trigger kind needs a name of lowercase letters, digits and "
+                    f"'_' (got {name!r})"
+                )
+            if name in kinds:
+                raise ValueError(
+                    f"trigger kind {name!r} is registered by both {kinds[name][1]} and {_source}"
+                )
+            kinds[name] = (kind, _source)
+
+        impl.function(register=register)
+    return [kind for kind, _ in kinds.values()]
 
 
 @dataclass(frozen=True)

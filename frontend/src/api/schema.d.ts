@@ -3338,6 +3338,10 @@ export interface components {
             success: boolean;
             /** Tag */
             tag: string;
+            /** Trigger */
+            trigger?: string | null;
+            /** Trigger Kind */
+            trigger_kind?: string | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -4304,6 +4308,10 @@ export interface components {
             started_at: string | null;
             /** Tag */
             tag: string;
+            /** Trigger */
+            trigger?: string | null;
+            /** Trigger Kind */
+            trigger_kind?: string | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -10193,6 +10201,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10201,7 +10217,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10212,6 +10228,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -10296,6 +10316,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10304,7 +10332,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10315,6 +10343,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -10399,6 +10431,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10407,7 +10447,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10418,6 +10458,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -10692,7 +10736,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10791,6 +10835,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10799,7 +10851,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10810,10 +10862,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10912,6 +10968,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10920,7 +10984,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10931,10 +10995,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -11034,6 +11102,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -11044,7 +11120,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -11143,6 +11219,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -11151,7 +11235,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -11162,10 +11246,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -11277,7 +11365,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -11378,7 +11466,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;

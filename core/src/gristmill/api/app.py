@@ -24,6 +24,7 @@ from gristmill.api.routes import (
     resources,
     schedules,
     scripts,
+    triggers,
     users,
     variables,
     workers,
@@ -80,6 +81,10 @@ def create_app(platform: Platform) -> FastAPI:
         schedules.global_router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
+    for kind in platform.trigger_kinds or ():
+        app.include_router(triggers.trigger_router(kind), prefix="/api", responses=ERROR_RESPONSES)
+        for router in kind.routes():
+            app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
     install_openapi(app)
     if platform.settings.webui_dist is not None:

@@ -133,6 +133,8 @@ def _root_job_params(
         "permissioned_scopes": list(actor.scopes) if actor.scopes is not None else None,
         "flow_status": Jsonb(decision.status.to_json()),
         "operation": operation,
+        "trigger_kind": None,
+        "trigger": None,
     }
 
 
@@ -206,10 +208,13 @@ class FlowEngine:
         *,
         job_id: UUID | None = None,
         access: Access | None = None,
+        trigger_kind: str | None = None,
+        trigger: str | None = None,
     ) -> UUID:
         """Start the flow saved at ``path`` (its current version) with ``args``, checked
         against its input schema; return the flow job's id. With ``access``, the caller must
-        be able to read the flow (404 otherwise, as for a missing one)."""
+        be able to read the flow (404 otherwise, as for a missing one). ``trigger_kind`` and
+        ``trigger`` record what started it (a trigger kind and the trigger's path)."""
         check_path(path)
         async with self.pool.connection() as conn:
             row = await self._saved_flow(conn, workspace_id, path)
@@ -235,6 +240,7 @@ class FlowEngine:
             path=path,
             job_id=job_id,
             timeout_s=row["timeout"],
+            trigger=(trigger_kind, trigger),
         )
 
     async def _saved_flow(
@@ -255,6 +261,7 @@ class FlowEngine:
         path: str | None,
         job_id: UUID | None,
         timeout_s: int | None = None,
+        trigger: tuple[str | None, str | None] = (None, None),
     ) -> UUID:
         """Insert the flow job and apply its first decision, in one transaction. A
         ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
@@ -281,6 +288,7 @@ class FlowEngine:
             timeout_s=timeout_s,
             operation="jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
         )
+        params["trigger_kind"], params["trigger"] = trigger
         async with self.pool.connection() as conn, conn.transaction():
             row = await self._insert_root(conn, params)
             if await self._control_flow_cache(conn, row, flow, args):
@@ -763,6 +771,8 @@ class FlowEngine:
                     "flow_status": Jsonb(decision.status.to_json()),
                     "operation": "jobs.run.flow",
                     "timeout": timeout,
+                    "trigger_kind": None,
+                    "trigger": None,
                 },
             )
         ).fetchone()

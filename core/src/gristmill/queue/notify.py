@@ -2,7 +2,8 @@
 
 Channels: ``gristmill_queue`` (payload: a tag with a new job), ``gristmill_job_done`` (a job
 id that finished, followed by its status and result when the result is small) and
-``gristmill_job_cancel`` (a running job id to stop). Waiters for a
+``gristmill_job_cancel`` (a running job id to stop) and ``gristmill_triggers`` (a trigger kind
+whose triggers changed: every server reloads what it serves). Waiters for a
 result and idle workers subscribe here instead of each holding a connection or polling.
 """
 
@@ -20,7 +21,7 @@ __all__ = ["CHANNELS", "JobDone", "Notifier"]
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("gristmill_queue", "gristmill_job_done", "gristmill_job_cancel")
+CHANNELS = ("gristmill_queue", "gristmill_job_done", "gristmill_job_cancel", "gristmill_triggers")
 
 
 class JobDone(NamedTuple):
@@ -36,6 +37,7 @@ class Notifier:
         self._job_waiters: dict[str, set[asyncio.Future[JobDone | None]]] = {}
         self._queue_callbacks: list[Callable[[str], None]] = []
         self._cancel_callbacks: list[Callable[[str], None]] = []
+        self._trigger_callbacks: list[Callable[[str], None]] = []
         self._reconnect_callbacks: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -58,6 +60,10 @@ class Notifier:
     def on_cancel(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(job_id)`` when a running job is asked to stop."""
         self._cancel_callbacks.append(callback)
+
+    def on_triggers(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(kind)`` when triggers of ``kind`` changed (in any process)."""
+        self._trigger_callbacks.append(callback)
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after the connection was lost and is back (events were missed)."""
@@ -101,6 +107,9 @@ class Notifier:
                 callback(payload)
         elif channel == "gristmill_job_cancel":
             for callback in self._cancel_callbacks:
+                callback(payload)
+        elif channel == "gristmill_triggers":
+            for callback in self._trigger_callbacks:
                 callback(payload)
 
     async def _run(self) -> None:

@@ -22,12 +22,14 @@ from gristmill.config import Settings
 from gristmill.db import open_pool, wait_for_database
 from gristmill.db.migrations import apply_migrations
 from gristmill.flows.engine import FlowEngine
-from gristmill.plugins import build_plugin_manager, load_runtimes
+from gristmill.plugins import build_plugin_manager, load_runtimes, load_trigger_kinds
 from gristmill.queue.notify import Notifier
 from gristmill.queue.submit import Submitter
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
+from gristmill.triggers.host import TriggerHost, new_server_id
+from gristmill.triggers.kinds import TriggerKind, TriggerServices
 from gristmill.triggers.ticker import Ticker
 from gristmill.validation import InputLimits
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
@@ -74,7 +76,17 @@ class Platform:
     #: Encrypts and decrypts secrets (the instance key: GRISTMILL_INSTANCE_KEY or
     #: ``<data_dir>/instance.key``); the API and the workers' log masking share it.
     secrets: Secrets | None = None
+    #: The trigger kinds of the core and the plugins (read by the API to make their routes).
+    trigger_kinds: list[TriggerKind] | None = None
+    #: What trigger kinds use in this process (set by :meth:`start`).
+    trigger_services: TriggerServices | None = None
+    #: The trigger kinds' work in a server process: their ``serve`` tasks and listeners.
+    trigger_host: TriggerHost | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.trigger_kinds is None:
+            self.trigger_kinds = load_trigger_kinds(self.plugins)
 
     @property
     def input_limits(self) -> InputLimits:
@@ -148,8 +160,25 @@ class Platform:
             job_token_secret=self.job_token_secret,
             superadmin_secret=self.settings.superadmin_secret,
         )
+        self.trigger_services = TriggerServices(
+            pool=self.pool,
+            notifier=self.notifier,
+            submitter=self.submitter,
+            flows=self.flow_engine,
+            secrets=self.secrets,
+            settings=self.settings,
+            server_id=new_server_id(),
+        )
+        if self.runs_api:
+            # Triggers are served by the API processes (as Windmill's servers do): each one
+            # serves the routes, and listeners are spread over them by leases.
+            self.trigger_host = TriggerHost(self.trigger_kinds or [], self.trigger_services)
+            await self.trigger_host.start()
 
     async def stop(self) -> None:
+        if self.trigger_host is not None:
+            await self.trigger_host.stop()
+            self.trigger_host = None
         if self.workers is not None:
             await self.workers.stop()
             self.workers.policy.backend.close()
@@ -186,6 +215,11 @@ class Platform:
     def runs(self) -> Submitter:
         assert self.submitter is not None, "the platform is not started"
         return self.submitter
+
+    @property
+    def triggers(self) -> TriggerServices:
+        assert self.trigger_services is not None, "the platform is not started"
+        return self.trigger_services
 
     @property
     def flows(self) -> FlowEngine:

@@ -276,10 +276,15 @@ class Ticker:
             args = schedule["args"] or {}
             if schedule["is_flow"]:
                 await self.flows.run_flow(
-                    ws, access.actor, runnable, args, job_id=fire.job_id, access=access
+                    ws,
+                    access.actor,
+                    runnable,
+                    args,
+                    job_id=fire.job_id,
+                    access=access,
+                    trigger_kind=SCHEDULE_TRIGGER,
+                    trigger=path,
                 )
-                async with self.pool.connection() as conn:
-                    await conn.execute(Q["sched_tag_job"], {"job_id": fire.job_id, "path": path})
             else:
                 await self.submitter.run_script_by_path(
                     ws,

@@ -11,11 +11,11 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, raw_flow, args, tag, created_by,
         permissioned_as, email, parent_job, root_job, flow_step_id, permissioned_scopes,
-        timeout
+        timeout, trigger_kind, trigger
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(raw_flow)s, %(args)s, 'flow',
         %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s, %(root_job)s,
-        %(flow_step_id)s, %(permissioned_scopes)s, %(timeout)s
+        %(flow_step_id)s, %(permissioned_scopes)s, %(timeout)s, %(trigger_kind)s, %(trigger)s
     )
     ON CONFLICT (id) DO NOTHING
     RETURNING id

@@ -170,7 +170,3 @@ WHERE r.workspace_id = %(workspace_id)s AND r.schedule_path = %(path)s
   AND r.job_id <> %(job_id)s AND r.handled_at IS NOT NULL AND NOT r.retried
 ORDER BY r.tick DESC, r.attempt DESC
 LIMIT %(limit)s;
-
--- name: sched_tag_job
--- A flow started by a schedule: mark its job as the schedule's (run_flow knows no trigger).
-UPDATE job SET trigger_kind = 'schedule', trigger = %(path)s WHERE id = %(job_id)s;
