@@ -3152,6 +3152,10 @@ export interface components {
             success: boolean;
             /** Tag */
             tag: string;
+            /** Trigger */
+            trigger?: string | null;
+            /** Trigger Kind */
+            trigger_kind?: string | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -3976,6 +3980,10 @@ export interface components {
             started_at: string | null;
             /** Tag */
             tag: string;
+            /** Trigger */
+            trigger?: string | null;
+            /** Trigger Kind */
+            trigger_kind?: string | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -9574,6 +9582,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -9582,7 +9598,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -9593,6 +9609,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -9677,6 +9697,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -9685,7 +9713,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -9696,6 +9724,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -9780,6 +9812,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -9788,7 +9828,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -9799,6 +9839,10 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
@@ -10073,7 +10117,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10172,6 +10216,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10180,7 +10232,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10191,10 +10243,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10293,6 +10349,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10301,7 +10365,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10312,10 +10376,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10425,7 +10493,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10524,6 +10592,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {
@@ -10532,7 +10608,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The script's arguments (a non-object body becomes `{"body": ...}`). */
+        /** @description The script's arguments (a non-object body becomes `{"body": ...}`; a form's fields are strings; text is `raw_string`). */
         requestBody?: {
             content: {
                 /**
@@ -10543,10 +10619,14 @@ export interface operations {
                 "application/json": {
                     [key: string]: unknown;
                 };
+                "application/x-www-form-urlencoded": {
+                    [key: string]: string;
+                };
+                "text/plain": string;
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10658,7 +10738,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10759,7 +10839,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The script's result (any JSON). */
+            /** @description The script's result (any JSON). A result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -28,10 +29,13 @@ __all__ = [
     "AuthenticatedRoute",
     "Page",
     "PlatformDep",
+    "RouteScope",
     "WorkspaceDep",
     "authenticate",
     "bearer_token",
     "check_workspace",
+    "scope_refusal",
+    "token_source",
 ]
 
 
@@ -51,14 +55,32 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of a request: ``Authorization: Bearer``, the ``token`` cookie, or ``?token=``."""
+def token_source(request: Request) -> Literal["header", "cookie", "query"] | None:
+    """Where the request's token is: ``Authorization: Bearer``, the ``token`` cookie (the web
+    UI's session), or ``?token=`` (webhook URLs), looked for in that order."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return request.cookies.get("token") or request.query_params.get("token") or None
+            return "header"
+    if request.cookies.get("token"):
+        return "cookie"
+    if request.query_params.get("token"):
+        return "query"
+    return None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of a request: ``Authorization: Bearer``, the ``token`` cookie, or ``?token=``."""
+    match token_source(request):
+        case "header":
+            return request.headers["authorization"].partition(" ")[2].strip()
+        case "cookie":
+            return request.cookies["token"]
+        case "query":
+            return request.query_params["token"]
+        case None:
+            return None
 
 
 async def authenticate(request: Request) -> Actor:
@@ -91,30 +113,69 @@ class AuthenticatedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
-        domain, action = route_scope(self.path_format, self.methods or set())
+        scope = route_scope(self.path_format, self.methods or set())
 
         async def authenticated(request: Request) -> Response:
             actor = await authenticate(request)
-            check_token_limits(actor, request, domain, action)
+            check_token_limits(actor, request, scope)
             return await handler(request)
 
         return authenticated
 
 
-def route_scope(path_format: str, methods: set[str]) -> tuple[str, str]:
+#: The reads of one job by id that any ``jobs:run`` scope allows: a webhook token follows
+#: the job it started (Windmill's list of such paths, those Gristmill has).
+_JOB_READS = frozenset(
+    {
+        "get/{id}",
+        "getupdate/{id}",
+        "get_logs/{id}",
+        "get_root_job_id/{id}",
+        "completed/get/{id}",
+        "completed/get_result/{id}",
+        "completed/get_result_maybe/{id}",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RouteScope:
+    """What an operation needs of a token's scopes (see :func:`scope_allows`)."""
+
+    domain: str
+    action: str
+    #: ``scripts`` or ``flows`` for a run endpoint.
+    kind: str | None = None
+    #: A read of one job by id, which any ``jobs:run`` scope allows.
+    follows_run: bool = False
+    #: A run by hash: the script's path (what scopes name) is known only once it is read.
+    by_hash: bool = False
+
+
+def route_scope(path_format: str, methods: set[str]) -> RouteScope:
     """The scope domain and action of an operation: ``/w/{workspace}/variables/get/{path}``
-    with GET is ``variables:read``; a run endpoint of ``jobs`` is ``jobs:run``."""
+    with GET is ``variables:read``; a run endpoint of ``jobs`` is ``jobs:run`` of a kind
+    (``run/f/...`` runs a flow, ``run/p/...`` a script)."""
     parts = [p for p in path_format.removeprefix("/api").split("/") if p]
     if parts[:2] == ["w", "{workspace}"]:
         parts = parts[2:]
     domain = (parts[0] if parts else "").removesuffix("_u")
     if domain == "jobs" and len(parts) > 1 and parts[1].startswith("run"):
-        return domain, "run"
+        target = parts[2] if len(parts) > 2 else ""
+        kind = (
+            "flows"
+            if target in ("f", "preview_flow")
+            else "scripts"
+            if target in ("p", "h", "preview")
+            else None
+        )
+        return RouteScope(domain, "run", kind=kind, by_hash=target == "h")
     action = "read" if methods <= {"GET", "HEAD"} else "write"
-    return domain, action
+    follows = domain == "jobs" and action == "read" and "/".join(parts[1:]) in _JOB_READS
+    return RouteScope(domain, action, follows_run=follows)
 
 
-def check_token_limits(actor: Actor, request: Request, domain: str, action: str) -> None:
+def check_token_limits(actor: Actor, request: Request, scope: RouteScope) -> None:
     """Refuse what the token's workspace or scopes exclude (403), before the route runs."""
     workspace = request.path_params.get("workspace")
     if actor.token_workspace and workspace and workspace != actor.token_workspace:
@@ -122,11 +183,27 @@ def check_token_limits(actor: Actor, request: Request, domain: str, action: str)
             f"this token is limited to workspace '{actor.token_workspace}', not '{workspace}'"
         )
     path = request.path_params.get("path")
-    if not scope_allows(actor.scopes, domain, action, path):
-        raise Forbidden(
-            f"this token's scopes ({', '.join(actor.scopes or ())}) do not allow "
-            f"{domain}:{action}" + (f" on {path!r}" if path else "")
-        )
+    if not scope_allows(
+        actor.scopes,
+        scope.domain,
+        scope.action,
+        path,
+        kind=scope.kind,
+        follows_run=scope.follows_run,
+        any_path=scope.by_hash,
+    ):
+        raise scope_refusal(actor, scope.domain, scope.action, path, scope.kind)
+
+
+def scope_refusal(
+    actor: Actor, domain: str, action: str, path: str | None, kind: str | None = None
+) -> Forbidden:
+    """The 403 of an operation the token's scopes do not allow, naming what it needs."""
+    needed = f"{domain}:{action}" + (f":{kind}" if kind else "")
+    return Forbidden(
+        f"this token's scopes ({', '.join(actor.scopes or ())}) do not allow "
+        f"{needed}" + (f" on {path!r}" if path else "")
+    )
 
 
 async def check_workspace(request: Request, workspace: str) -> str:

@@ -33,11 +33,14 @@ from gristmill.validation import short
 
 __all__ = [
     "ALL_GROUP",
+    "RUN_KINDS",
     "WORKSPACE_ID",
     "Access",
     "Role",
+    "Scope",
     "load_access",
     "owner_of",
+    "parse_scope",
     "scope_allows",
 ]
 
@@ -59,8 +62,51 @@ def owner_of(path: str) -> str:
     return f"{kind}/{rest.partition('/')[0]}"
 
 
+#: The kinds of runnable a ``jobs:run`` scope may name (Windmill's ``jobs:run:scripts:<path>``).
+RUN_KINDS = ("scripts", "flows")
+#: Windmill's older webhook scopes, ``run:script/<path>`` and ``run:flow/<path>``, which its
+#: UI created for webhook-specific tokens before ``jobs:run:<kind>:<path>``.
+LEGACY_RUN_SCOPES = {"run:script/": "scripts", "run:flow/": "flows"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A token scope, parsed: ``domain:action``, the runnable ``kind`` of a ``jobs:run``
+    scope, and the path ``pattern`` (``None``: any path)."""
+
+    domain: str
+    action: str
+    kind: str | None = None
+    pattern: str | None = None
+
+
+def parse_scope(scope: str) -> Scope | None:
+    """``scope`` parsed; ``None`` for text of no known form (it then allows nothing)."""
+    for prefix, kind in LEGACY_RUN_SCOPES.items():
+        if scope.startswith(prefix):
+            return Scope("jobs", "run", kind, scope[len(prefix) :] or None)
+    parts = scope.split(":", 2)
+    if len(parts) < 2:
+        return None
+    domain, action = parts[0], parts[1]
+    rest = parts[2] if len(parts) == 3 else None
+    kind = None
+    if domain == "jobs" and action == "run" and rest is not None:
+        head, _, tail = rest.partition(":")
+        if head in RUN_KINDS:
+            kind, rest = head, tail
+    return Scope(domain, action, kind, rest if rest not in (None, "", "*") else None)
+
+
 def scope_allows(
-    scopes: tuple[str, ...] | None, domain: str, action: str, path: str | None
+    scopes: tuple[str, ...] | None,
+    domain: str,
+    action: str,
+    path: str | None,
+    *,
+    kind: str | None = None,
+    follows_run: bool = False,
+    any_path: bool = False,
 ) -> bool:
     """Whether token ``scopes`` (``None``: unrestricted) allow ``action`` on ``domain``.
 
@@ -68,23 +114,32 @@ def scope_allows(
     action, a ``write`` scope also allows ``read``, and a path pattern may end with ``*``
     (``scripts:read:f/team/*``). A scope naming a path allows an operation that names no
     path only for listing (``read``).
+
+    Running has a runnable ``kind`` (``scripts`` or ``flows``): ``jobs:run:scripts:<path>``
+    (and Windmill's older ``run:script/<path>``) runs the script at that path only,
+    ``jobs:run:flows:<path>`` (``run:flow/<path>``) the flow. ``follows_run`` marks the reads
+    of one job by id (its state, logs, result): any ``jobs:run`` scope allows them, so that a
+    webhook token can fetch the result of the job it started (Windmill's rule).
+    ``any_path``: whether a scope allows the operation on some path (the path is not known
+    yet: a run by hash; the caller checks again once it is).
     """
     if scopes is None:
         return True
-    for scope in scopes:
-        parts = scope.split(":", 2)
-        if len(parts) < 2:
+    for text in scopes:
+        scope = parse_scope(text)
+        if scope is None or scope.domain not in ("*", domain):
             continue
-        s_domain, s_action = parts[0], parts[1]
-        if s_domain not in ("*", domain):
+        if scope.action not in ("*", action) and not (scope.action == "write" and action == "read"):
+            if follows_run and action == "read" and scope.action == "run":
+                return True
             continue
-        if s_action not in ("*", action) and not (s_action == "write" and action == "read"):
+        if scope.kind is not None and action == "run" and kind != scope.kind:
             continue
-        if len(parts) == 3 and parts[2] not in ("", "*"):
+        if scope.pattern is not None and not any_path:
             if path is None:
                 if action != "read":
                     continue
-            elif not fnmatch.fnmatchcase(path, parts[2]):
+            elif not fnmatch.fnmatchcase(path, scope.pattern):
                 continue
         return True
     return False

@@ -235,6 +235,9 @@ class TokenResolver:
 
 #: ``{domain}:{action}[:{path pattern}]``; ``*`` for any domain or action.
 SCOPE = re.compile(r"(\*|[a-z][a-z0-9_]*):(\*|[a-z][a-z0-9_]*)(:[A-Za-z0-9_*/.:-]*)?", re.ASCII)
+#: Windmill's older webhook scopes (its UI made them): ``run:script/<path>``,
+#: ``run:flow/<path>``; the same as ``jobs:run:scripts:<path>`` / ``jobs:run:flows:<path>``.
+LEGACY_RUN_SCOPE = re.compile(r"run:(script|flow)/[A-Za-z0-9_*/.-]+", re.ASCII)
 MAX_SCOPES = 100
 MAX_LABEL = 255
 
@@ -244,10 +247,11 @@ def check_scopes(scopes: Sequence[str]) -> list[str]:
     if len(scopes) > MAX_SCOPES:
         raise BadInput(f"a token has at most {MAX_SCOPES} scopes; got {len(scopes)}")
     for scope in scopes:
-        if len(scope) > 255 or not SCOPE.fullmatch(scope):
+        if len(scope) > 255 or not (SCOPE.fullmatch(scope) or LEGACY_RUN_SCOPE.fullmatch(scope)):
             raise BadInput(
                 f"invalid scope {scope[:80]!r}: expected '<domain>:<action>[:<path>]' such as "
-                "'jobs:run', 'scripts:read:f/team/*' or 'variables:write'"
+                "'jobs:run', 'scripts:read:f/team/*', 'variables:write', or a webhook's "
+                "'jobs:run:scripts:<path>' / 'jobs:run:flows:<path>'"
             )
     return list(scopes)
 

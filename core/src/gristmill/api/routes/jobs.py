@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
 
@@ -22,6 +22,8 @@ from gristmill.api.deps import (
     bearer_token,
     check_workspace,
     current_access,
+    scope_refusal,
+    token_source,
 )
 from gristmill.api.schemas.jobs import (
     CancelBody,
@@ -38,7 +40,7 @@ from gristmill.api.schemas.jobs import (
 )
 from gristmill.api.schemas.suspend import Approval, ApprovalRecord, SuspendedJobFlow
 from gristmill.auth.actor import Actor
-from gristmill.auth.permissions import Access
+from gristmill.auth.permissions import Access, scope_allows
 from gristmill.errors import BadInput, NotFound
 from gristmill.flows.engine import public_flow_status
 from gristmill.flows.suspend import check_approver, required_events
@@ -48,7 +50,15 @@ from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.scripts.hashes import format_hash, parse_hash
+from gristmill.scripts.versions import fetch_by_hash
 from gristmill.server.platform import Platform
+from gristmill.triggers.webhooks import (
+    WEBHOOK_TRIGGER,
+    UnsupportedMediaType,
+    body_options,
+    result_answer,
+    webhook_args,
+)
 from gristmill.validation import INT4_MAX, check_no_nul
 
 __all__ = ["public_router", "router", "unauthed_router"]
@@ -104,22 +114,57 @@ _RUN_PARAMETERS = [
     },
 ]
 _RUN_EXTRA: dict[str, Any] = {"parameters": _RUN_PARAMETERS}
+#: How the request becomes arguments (Windmill's webhook parameters; gristmill.triggers.webhooks).
+_WEBHOOK_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "raw",
+        "in": "query",
+        "schema": {"type": "boolean"},
+        "description": "Also pass the body, untouched, as the `raw_string` argument.",
+    },
+    {
+        "name": "wrap_body",
+        "in": "query",
+        "schema": {"type": "boolean"},
+        "description": 'Pass an object body as `{"body": ...}` too.',
+    },
+    {
+        "name": "include_header",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Comma-separated request headers to pass as string arguments "
+        "(`X-Signature` as `x_signature`).",
+    },
+    {
+        "name": "include_query",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Comma-separated query parameters to pass as string arguments.",
+    },
+]
 _ARGS_BODY: dict[str, Any] = {
-    "parameters": _RUN_PARAMETERS,
+    "parameters": [*_RUN_PARAMETERS, *_WEBHOOK_PARAMETERS],
     "requestBody": {
         "content": {
             "application/json": {
                 "schema": {"type": "object", "additionalProperties": True},
                 "example": {"name": "world"},
-            }
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            },
+            "text/plain": {"schema": {"type": "string"}},
         },
-        "description": 'The script\'s arguments (a non-object body becomes `{"body": ...}`).',
+        "description": 'The script\'s arguments (a non-object body becomes `{"body": ...}`; '
+        "a form's fields are strings; text is `raw_string`).",
     },
 }
 #: The answer of a synchronous run: the script's result, any JSON (an error object with 422).
 _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The script's result (any JSON).",
+        "description": "The script's result (any JSON). A result object with "
+        "`windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the "
+        "status, content type and headers, and its `result` is the body.",
         "content": {"application/json": {"schema": {}}},
     },
     422: {
@@ -148,14 +193,20 @@ def run_options(request: Request) -> RunOptionsQuery:
         raise BadInput(details) from None
 
 
-def parse_args_body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
+async def request_args(request: Request, payload: bytes | None = None) -> dict[str, Any]:
+    """The arguments of a run request: its body by content type, shaped by ``?raw=``,
+    ``?wrap_body=``, ``?include_header=``, ``?include_query=`` (Windmill's webhook rules,
+    :func:`gristmill.triggers.webhooks.webhook_args`). ``payload``: the JSON of a GET's
+    ``?payload=``, in place of a body."""
+    if payload is None:
+        body, content_type = await request.body(), request.headers.get("content-type")
+    else:
+        body, content_type = payload, "application/json"
+    query = request.query_params
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadInput(f"the request body is not valid JSON ({exc})") from None
-    return value if isinstance(value, dict) else {"body": value}
+        return webhook_args(body, content_type, request.headers, query, body_options(query))
+    except UnsupportedMediaType as exc:
+        raise HTTPException(415, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -167,8 +218,13 @@ class RunContext:
     workspace: str
     query: RunOptionsQuery
     access: Access
+    #: ``webhook`` when an API token (not the web UI's session cookie, not a job's token)
+    #: asks for the run: what the job records as having started it.
+    trigger_kind: str | None = None
 
-    def options(self, job_id: UUID | None = None) -> RunOptions:
+    def options(self, job_id: UUID | None = None, *, saved: bool = False) -> RunOptions:
+        """The run options; ``saved``: a run of a saved script, which records its trigger
+        (previews do not)."""
         q = self.query
         return RunOptions(
             scheduled_for=q.when(),
@@ -177,7 +233,18 @@ class RunContext:
             parent_job=q.parent_job,
             root_job=q.root_job,
             timeout=q.timeout,
+            trigger_kind=self.trigger_kind if saved else None,
         )
+
+    async def check_hash_scope(self, hash: str) -> None:
+        """A token limited to some scripts runs a version by hash only if the version's path
+        is one of them (the route could not tell before the version was read)."""
+        scopes = self.actor.scopes
+        if scopes is None:
+            return
+        row = await fetch_by_hash(self.platform.db, self.workspace, hash, self.access)
+        if not scope_allows(scopes, "jobs", "run", row["path"], kind="scripts"):
+            raise scope_refusal(self.actor, "jobs", "run", row["path"], "scripts")
 
 
 async def run_context(request: Request, access: AccessDep) -> RunContext:
@@ -187,7 +254,10 @@ async def run_context(request: Request, access: AccessDep) -> RunContext:
         # A child takes its flow context (and state path) from its parent: only a job the
         # caller may see can be named (404 otherwise, as for a missing one).
         await rows.fetch_job(platform.db, access.workspace_id, query.parent_job, access)
-    return RunContext(platform, access.actor, access.workspace_id, query, access)
+    actor = access.actor
+    webhook = actor.job_id is None and token_source(request) in ("header", "query")
+    trigger_kind = WEBHOOK_TRIGGER if webhook else None
+    return RunContext(platform, actor, access.workspace_id, query, access, trigger_kind)
 
 
 RunContextDep = Annotated[RunContext, Depends(run_context)]
@@ -208,9 +278,9 @@ def _preview(body: PreviewBody) -> Preview:
 )
 async def run_script_by_path(path: str, request: Request, ctx: RunContextDep) -> str:
     """Queue a run of the live version at ``path``; returns the job id."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
     job_id = await ctx.platform.runs.run_script_by_path(
-        ctx.workspace, ctx.actor, path, args, ctx.options(), access=ctx.access
+        ctx.workspace, ctx.actor, path, args, ctx.options(saved=True), access=ctx.access
     )
     return str(job_id)
 
@@ -220,9 +290,10 @@ async def run_script_by_path(path: str, request: Request, ctx: RunContextDep) ->
 )
 async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) -> str:
     """Queue a run of one exact script version; returns the job id."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
+    await ctx.check_hash_scope(hash)
     job_id = await ctx.platform.runs.run_script_by_hash(
-        ctx.workspace, ctx.actor, hash, args, ctx.options(), access=ctx.access
+        ctx.workspace, ctx.actor, hash, args, ctx.options(saved=True), access=ctx.access
     )
     return str(job_id)
 
@@ -246,7 +317,7 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
 )
 async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> str:
     """Run the flow saved at ``path`` (its current version); returns the flow job's id."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
     _refuse_flow_options(ctx)
     job_id = await ctx.platform.flows.run_flow(
         ctx.workspace, ctx.actor, path, args, job_id=ctx.query.job_id, access=ctx.access
@@ -308,13 +379,14 @@ async def _start_flow_preview(body: FlowPreviewBody, ctx: RunContext, job_id: UU
 
 
 async def _run_and_wait(
-    ctx: RunContext, start: Callable[[RunOptions], Awaitable[UUID]]
+    ctx: RunContext, start: Callable[[RunOptions], Awaitable[UUID]], *, saved: bool = False
 ) -> Response:
     """Queue a job with ``start`` and answer with its result: 200, or 422 with the error
-    object when the job fails."""
+    object when the job fails; a result object may set the status, content type and headers
+    (:func:`gristmill.triggers.webhooks.result_answer`)."""
     platform = ctx.platform
     job_id = ctx.query.job_id or uuid4()
-    options = ctx.options(job_id)
+    options = ctx.options(job_id, saved=saved)
     done = await platform.runs.run_and_wait(
         ctx.workspace,
         job_id,
@@ -323,11 +395,12 @@ async def _run_and_wait(
         queue_limit=platform.settings.queue_limit_wait_result,
         scheduled_for=options.scheduled_for,
     )
+    answer = result_answer(done.result, done.status == JobStatus.SUCCESS)
     return Response(
-        content=done.result,
-        media_type="application/json",
-        status_code=200 if done.status == JobStatus.SUCCESS else 422,
-        headers={"x-job-id": str(job_id)},
+        content=answer.body,
+        media_type=answer.content_type,
+        status_code=answer.status,
+        headers={**answer.headers, "x-job-id": str(job_id)},
     )
 
 
@@ -335,19 +408,20 @@ async def _run_and_wait(
 async def run_wait_result_by_path(path: str, request: Request, ctx: RunContextDep) -> Response:
     """Run the live version at ``path`` and answer with its result (422 with the error when
     the job fails)."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
     runs = ctx.platform.runs
     return await _run_and_wait(
         ctx,
         lambda options: runs.run_script_by_path(
             ctx.workspace, ctx.actor, path, args, options, access=ctx.access
         ),
+        saved=True,
     )
 
 
 @router.get("/run_wait_result/p/{path:path}", openapi_extra=_RUN_EXTRA, responses=_RESULT_RESPONSE)
 async def run_wait_result_by_path_get(
-    path: str, ctx: RunContextDep, payload: str | None = None
+    path: str, request: Request, ctx: RunContextDep, payload: str | None = None
 ) -> Response:
     """As the POST form, the arguments given as ``?payload=<url-safe base64 of JSON>``."""
     raw = b""
@@ -356,26 +430,29 @@ async def run_wait_result_by_path_get(
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         except ValueError:
             raise BadInput("payload is not url-safe base64") from None
-    args = parse_args_body(raw)
+    args = await request_args(request, raw)
     runs = ctx.platform.runs
     return await _run_and_wait(
         ctx,
         lambda options: runs.run_script_by_path(
             ctx.workspace, ctx.actor, path, args, options, access=ctx.access
         ),
+        saved=True,
     )
 
 
 @router.post("/run_wait_result/h/{hash}", openapi_extra=_ARGS_BODY, responses=_RESULT_RESPONSE)
 async def run_wait_result_by_hash(hash: str, request: Request, ctx: RunContextDep) -> Response:
     """Run one exact version and answer with its result."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
+    await ctx.check_hash_scope(hash)
     runs = ctx.platform.runs
     return await _run_and_wait(
         ctx,
         lambda options: runs.run_script_by_hash(
             ctx.workspace, ctx.actor, hash, args, options, access=ctx.access
         ),
+        saved=True,
     )
 
 
@@ -419,7 +496,7 @@ async def run_wait_result_flow_preview(body: FlowPreviewBody, ctx: RunContextDep
 async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> Response:
     """Run the flow saved at ``path`` and answer with its result (422 with the error when
     the flow fails)."""
-    args = parse_args_body(await request.body())
+    args = await request_args(request)
     _refuse_flow_options(ctx)
     flows = ctx.platform.flows
     return await _run_and_wait(
@@ -461,6 +538,8 @@ def _job(row: dict[str, Any], *, logs: str | None = None, full: bool = True) -> 
         "schedule_path": row.get("trigger")
         if row.get("trigger_kind") == SCHEDULE_TRIGGER
         else None,
+        "trigger_kind": row.get("trigger_kind"),
+        "trigger": row.get("trigger"),
         "mem_peak": None,
     }
     if full:

@@ -132,6 +132,11 @@ class _JobBase(BaseModel):
     #: only on a single job's read, ``None`` for other jobs.
     raw_flow: dict[str, Any] | None = None
     schedule_path: str | None = None
+    #: What started the job (Windmill's ``JobTriggerKind``: ``webhook``, ``schedule``,
+    #: ``http``, ``postgres``...); ``None`` for a run from the web UI, a preview or a job.
+    trigger_kind: str | None = None
+    #: The path of the trigger that started it (a schedule's path), when it has one.
+    trigger: str | None = None
     mem_peak: None = None
     canceled: bool
     canceled_by: str | None
