@@ -220,6 +220,16 @@ POLICY: dict[str, str] = {
     "flows-delete_flow_by_path":           MEMBER_WRITE,     # DELETE /w/{ws}/flows/delete/{path}
     "flows-test_flow_step":                MEMBER_WRITE,     # POST /w/{ws}/flows/test_step (arbitrary code)
     "flows-test_flow_step_wait_result":    MEMBER_WRITE,     # POST /w/{ws}/flows/test_step_wait_result
+    # schedules
+    "schedules-create_schedule":           MEMBER_WRITE,     # POST /w/{ws}/schedules/create
+    "schedules-update_schedule":           MEMBER_WRITE,     # POST /w/{ws}/schedules/update/{path}
+    "schedules-set_schedule_enabled":      MEMBER_WRITE,     # POST /w/{ws}/schedules/setenabled/{path}
+    "schedules-delete_schedule":           MEMBER_WRITE,     # DELETE /w/{ws}/schedules/delete/{path}
+    "schedules-get_schedule":              MEMBER_READ,      # GET  /w/{ws}/schedules/get/{path}
+    "schedules-schedule_exists":           MEMBER_READ,      # GET  /w/{ws}/schedules/exists/{path}
+    "schedules-list_schedules":            MEMBER_READ,      # GET  /w/{ws}/schedules/list
+    "schedules-list_schedules_with_jobs":  MEMBER_READ,      # GET  /w/{ws}/schedules/list_with_jobs
+    "schedules-preview_schedule":          GLOBAL_SELF,      # POST /schedules/preview
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
@@ -382,6 +392,15 @@ OPERATION_BODY_VALUES: dict[str, dict[str, Any]] = {
     # A flow's value is an OpenFlow FlowValue; an update that keeps its path (not a move).
     "flows-create_flow": {"value": {"modules": []}},
     "flows-update_flow": {"path": "f/shared/s", "value": {"modules": []}},
+    # A schedule of the walk's script (a valid cron: a refusal is then about permission).
+    "schedules-create_schedule": {
+        "schedule": "0 0 12 * * *",
+        "timezone": "UTC",
+        "script_path": "f/shared/s",
+        "is_flow": False,
+    },
+    "schedules-update_schedule": {"schedule": "0 0 12 * * *", "timezone": "UTC"},
+    "schedules-preview_schedule": {"schedule": "0 0 12 * * *", "timezone": "UTC"},
 }
 
 
@@ -637,8 +656,20 @@ async def populate(
     assert r.status_code == 201, r.text
     r = await api.get("/w/main/flows/get/f/shared/s")
     assert r.status_code == 200, r.text
+    flow_version = str(r.json()["version_id"])
+    r = await api.post(
+        "/w/main/schedules/create",
+        json={
+            "path": "f/shared/s",
+            "schedule": "0 0 12 * * *",
+            "timezone": "UTC",
+            "script_path": "f/shared/s",
+            "is_flow": False,
+        },
+    )
+    assert r.status_code == 201, r.text
     known = {"job": job_id, "hash": script_hash, "audit": audit_id}
-    return tokens, {**known, "flow_version": str(r.json()["version_id"])}
+    return tokens, {**known, "flow_version": flow_version}
 
 
 #: The users' emails (the first admin's is read from the database).

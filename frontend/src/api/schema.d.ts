@@ -72,6 +72,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/schedules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Schedule
+         * @description The next 5 fire times of a cron expression in a timezone (nothing is saved).
+         */
+        post: operations["schedules-preview_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/scripts/parse_schema": {
         parameters: {
             query?: never;
@@ -2033,6 +2053,172 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/schedules/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Schedule
+         * @description A new schedule; answers its path. Everything is checked before it is saved (400
+         *     naming the field): the cron expression, the timezone, the script or flow (it must exist
+         *     and the caller must be able to run it: the runs act as the caller), the arguments
+         *     against its schema, the handlers, the retry.
+         */
+        post: operations["schedules-create_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/delete/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Schedule
+         * @description Remove the schedule at ``path`` (its past runs stay in the history).
+         */
+        delete: operations["schedules-delete_schedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/exists/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Schedule Exists
+         * @description Whether a schedule the caller may read is at ``path``.
+         */
+        get: operations["schedules-schedule_exists"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/get/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Schedule
+         * @description The schedule at ``path``, with its firing state (``next_tick``, skipped ticks, the
+         *     ``error`` that disabled it).
+         */
+        get: operations["schedules-get_schedule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Schedules
+         * @description The schedules the caller may read, most recently edited first. ``path``: of the
+         *     script or flow they run; ``args``: a JSON object their args contain.
+         */
+        get: operations["schedules-list_schedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/list_with_jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Schedules With Jobs
+         * @description As ``list``, each with its last 20 ended runs (``jobs``: id, success, duration_ms).
+         */
+        get: operations["schedules-list_schedules_with_jobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/setenabled/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set Schedule Enabled
+         * @description Enable (from the next tick after now; clears a past error) or disable a schedule.
+         */
+        post: operations["schedules-set_schedule_enabled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/schedules/update/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update Schedule
+         * @description Change the schedule at ``path`` (its script or flow and enabled flag stay); the
+         *     caller becomes who its runs act as. Answers the path.
+         */
+        post: operations["schedules-update_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/scripts/archive/h/{hash}": {
         parameters: {
             query?: never;
@@ -3302,6 +3488,66 @@ export interface components {
             value?: unknown;
         };
         /**
+         * EditSchedule
+         * @description What an update changes (Windmill's ``EditSchedule``); fields Gristmill does not use
+         *     (``dynamic_skip``...) are ignored.
+         */
+        EditSchedule: {
+            /** Args */
+            args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Cron Version */
+            cron_version?: string | null;
+            /** Description */
+            description?: string | null;
+            /** No Flow Overlap */
+            no_flow_overlap?: boolean | null;
+            /** On Failure */
+            on_failure?: string | null;
+            /** On Failure Exact */
+            on_failure_exact?: boolean | null;
+            /** On Failure Extra Args */
+            on_failure_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Failure Times */
+            on_failure_times?: number | null;
+            /** On Recovery */
+            on_recovery?: string | null;
+            /** On Recovery Extra Args */
+            on_recovery_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Recovery Times */
+            on_recovery_times?: number | null;
+            /** On Success */
+            on_success?: string | null;
+            /** On Success Extra Args */
+            on_success_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Paused Until */
+            paused_until?: string | null;
+            /** Retry */
+            retry?: {
+                [key: string]: unknown;
+            } | null;
+            /** Schedule */
+            schedule: string;
+            /** Summary */
+            summary?: string | null;
+            /** Tag */
+            tag?: string | null;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
+            /** Ws Error Handler Muted */
+            ws_error_handler_muted?: boolean | null;
+        };
+        /**
          * EditVariable
          * @description What an update changes (Windmill's EditVariable); absent fields stay as they are,
          *     a new ``path`` renames.
@@ -3749,6 +3995,76 @@ export interface components {
             } | null;
         };
         /**
+         * NewSchedule
+         * @description A new schedule (Windmill's ``NewSchedule``).
+         */
+        NewSchedule: {
+            /** Args */
+            args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Cron Version */
+            cron_version?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /**
+             * Is Flow
+             * @default false
+             */
+            is_flow: boolean;
+            /** No Flow Overlap */
+            no_flow_overlap?: boolean | null;
+            /** On Failure */
+            on_failure?: string | null;
+            /** On Failure Exact */
+            on_failure_exact?: boolean | null;
+            /** On Failure Extra Args */
+            on_failure_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Failure Times */
+            on_failure_times?: number | null;
+            /** On Recovery */
+            on_recovery?: string | null;
+            /** On Recovery Extra Args */
+            on_recovery_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Recovery Times */
+            on_recovery_times?: number | null;
+            /** On Success */
+            on_success?: string | null;
+            /** On Success Extra Args */
+            on_success_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path: string;
+            /** Paused Until */
+            paused_until?: string | null;
+            /** Retry */
+            retry?: {
+                [key: string]: unknown;
+            } | null;
+            /** Schedule */
+            schedule: string;
+            /** Script Path */
+            script_path: string;
+            /** Summary */
+            summary?: string | null;
+            /** Tag */
+            tag?: string | null;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
+            /** Ws Error Handler Muted */
+            ws_error_handler_muted?: boolean | null;
+        };
+        /**
          * NewScript
          * @description A new script version (Windmill's NewScript; fields Gristmill does not use are ignored).
          */
@@ -3899,6 +4215,18 @@ export interface components {
             path?: string | null;
             /** Tag */
             tag?: string | null;
+        };
+        /** PreviewSchedule */
+        PreviewSchedule: {
+            /** Cron Version */
+            cron_version?: string | null;
+            /** Schedule */
+            schedule: string;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
         };
         /**
          * QueuedJob
@@ -4100,6 +4428,214 @@ export interface components {
             toolchain_version: string | null;
         };
         /**
+         * Schedule
+         * @description A schedule as Windmill's clients read it, with Gristmill's firing state.
+         */
+        Schedule: {
+            /** Args */
+            args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Cron Version */
+            cron_version?: string | null;
+            /** Description */
+            description?: string | null;
+            /**
+             * Edited At
+             * Format: date-time
+             */
+            edited_at: string;
+            /** Edited By */
+            edited_by: string;
+            /** Email */
+            email: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Error */
+            error?: string | null;
+            /** Extra Perms */
+            extra_perms?: {
+                [key: string]: boolean;
+            };
+            /** Is Flow */
+            is_flow: boolean;
+            /** Last Skip At */
+            last_skip_at?: string | null;
+            /** Last Skip Reason */
+            last_skip_reason?: string | null;
+            /** Next Tick */
+            next_tick?: string | null;
+            /**
+             * No Flow Overlap
+             * @default false
+             */
+            no_flow_overlap: boolean;
+            /** On Failure */
+            on_failure?: string | null;
+            /** On Failure Exact */
+            on_failure_exact?: boolean | null;
+            /** On Failure Extra Args */
+            on_failure_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Failure Times */
+            on_failure_times?: number | null;
+            /** On Recovery */
+            on_recovery?: string | null;
+            /** On Recovery Extra Args */
+            on_recovery_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Recovery Times */
+            on_recovery_times?: number | null;
+            /** On Success */
+            on_success?: string | null;
+            /** On Success Extra Args */
+            on_success_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path: string;
+            /** Paused Until */
+            paused_until?: string | null;
+            /** Permissioned As */
+            permissioned_as: string;
+            /** Retry */
+            retry?: {
+                [key: string]: unknown;
+            } | null;
+            /** Schedule */
+            schedule: string;
+            /** Script Path */
+            script_path: string;
+            /**
+             * Skipped Ticks
+             * @default 0
+             */
+            skipped_ticks: number;
+            /** Summary */
+            summary?: string | null;
+            /** Tag */
+            tag?: string | null;
+            /** Timezone */
+            timezone: string;
+            /** Workspace Id */
+            workspace_id: string;
+            /**
+             * Ws Error Handler Muted
+             * @default false
+             */
+            ws_error_handler_muted: boolean;
+        };
+        /** ScheduleJob */
+        ScheduleJob: {
+            /** Duration Ms */
+            duration_ms: number;
+            /** Id */
+            id: string;
+            /** Success */
+            success: boolean;
+        };
+        /** ScheduleWJobs */
+        ScheduleWJobs: {
+            /** Args */
+            args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Cron Version */
+            cron_version?: string | null;
+            /** Description */
+            description?: string | null;
+            /**
+             * Edited At
+             * Format: date-time
+             */
+            edited_at: string;
+            /** Edited By */
+            edited_by: string;
+            /** Email */
+            email: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Error */
+            error?: string | null;
+            /** Extra Perms */
+            extra_perms?: {
+                [key: string]: boolean;
+            };
+            /** Is Flow */
+            is_flow: boolean;
+            /** Jobs */
+            jobs?: components["schemas"]["ScheduleJob"][];
+            /** Last Skip At */
+            last_skip_at?: string | null;
+            /** Last Skip Reason */
+            last_skip_reason?: string | null;
+            /** Next Tick */
+            next_tick?: string | null;
+            /**
+             * No Flow Overlap
+             * @default false
+             */
+            no_flow_overlap: boolean;
+            /** On Failure */
+            on_failure?: string | null;
+            /** On Failure Exact */
+            on_failure_exact?: boolean | null;
+            /** On Failure Extra Args */
+            on_failure_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Failure Times */
+            on_failure_times?: number | null;
+            /** On Recovery */
+            on_recovery?: string | null;
+            /** On Recovery Extra Args */
+            on_recovery_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** On Recovery Times */
+            on_recovery_times?: number | null;
+            /** On Success */
+            on_success?: string | null;
+            /** On Success Extra Args */
+            on_success_extra_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Path */
+            path: string;
+            /** Paused Until */
+            paused_until?: string | null;
+            /** Permissioned As */
+            permissioned_as: string;
+            /** Retry */
+            retry?: {
+                [key: string]: unknown;
+            } | null;
+            /** Schedule */
+            schedule: string;
+            /** Script Path */
+            script_path: string;
+            /**
+             * Skipped Ticks
+             * @default 0
+             */
+            skipped_ticks: number;
+            /** Summary */
+            summary?: string | null;
+            /** Tag */
+            tag?: string | null;
+            /** Timezone */
+            timezone: string;
+            /** Workspace Id */
+            workspace_id: string;
+            /**
+             * Ws Error Handler Muted
+             * @default false
+             */
+            ws_error_handler_muted: boolean;
+        };
+        /**
          * SchemaError
          * @description Why the script cannot be used, and where (1-based, when the parser knows).
          */
@@ -4236,6 +4772,11 @@ export interface components {
             summary: string;
             /** Tag */
             tag: string | null;
+        };
+        /** SetEnabled */
+        SetEnabled: {
+            /** Enabled */
+            enabled: boolean;
         };
         /** SetPassword */
         SetPassword: {
@@ -4740,6 +5281,84 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RuntimeInfo"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-preview_schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewSchedule"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string[];
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
@@ -13184,6 +13803,643 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["EditResourceValue"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-create_schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSchedule"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-delete_schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-schedule_exists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": boolean;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-get_schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-list_schedules": {
+        parameters: {
+            query?: {
+                /** @description 1-based; 0 is the first page too */
+                page?: number;
+                per_page?: number;
+                path?: string | null;
+                is_flow?: boolean | null;
+                path_start?: string | null;
+                args?: string | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-list_schedules_with_jobs": {
+        parameters: {
+            query?: {
+                /** @description 1-based; 0 is the first page too */
+                page?: number;
+                per_page?: number;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleWJobs"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-set_schedule_enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetEnabled"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "schedules-update_schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditSchedule"];
             };
         };
         responses: {

@@ -22,6 +22,7 @@ from gristmill.api.routes import (
     jobs,
     meta,
     resources,
+    schedules,
     scripts,
     triggers,
     users,
@@ -76,6 +77,8 @@ def create_app(platform: Platform) -> FastAPI:
         resources.router,
         audit.router,
         job_metrics.router,
+        schedules.router,
+        schedules.global_router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     for kind in platform.trigger_kinds or ():

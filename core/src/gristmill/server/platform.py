@@ -30,6 +30,7 @@ from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
 from gristmill.triggers.host import TriggerHost, new_server_id
 from gristmill.triggers.kinds import TriggerKind, TriggerServices
+from gristmill.triggers.ticker import Ticker
 from gristmill.validation import InputLimits
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
@@ -150,6 +151,10 @@ class Platform:
             reserve=self.workers.reserve if self.workers is not None else None,
             limits=self.input_limits,
         )
+        if self.runs_api:
+            # Schedules fire from every server process (gristmill.triggers.ticker).
+            ticker = Ticker(self.pool, self.submitter, self.flow_engine)
+            self._background.append(asyncio.create_task(ticker.run(), name="schedules"))
         self.tokens = TokenResolver(
             self.pool,
             job_token_secret=self.job_token_secret,

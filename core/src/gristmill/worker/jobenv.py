@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,12 @@ from gristmill.runtimes import JobContext
 from gristmill.scripts.hashes import format_hash
 
 __all__ = ["job_env"]
+
+
+def _tick(when: Any) -> str:
+    if not isinstance(when, dt.datetime):
+        return ""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def job_env(
@@ -64,6 +71,9 @@ def job_env(
         else "",
     }
     env["WM_STATE_PATH_NEW"] = env["WM_STATE_PATH"]
+    if schedule:
+        # The tick a schedule's run is for (Windmill's format: "2026-01-02 03:04:05 UTC").
+        env["WM_SCHEDULED_FOR"] = _tick(job.get("scheduled_for"))
     # The innermost flow around this step; a job started by a script gets its root job.
     root = job["root_job"] or flow_job_id
     if root:

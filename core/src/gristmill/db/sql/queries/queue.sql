@@ -104,7 +104,7 @@ WITH next AS (
     SET running = true, started_at = now(), ping = now(), worker = %(worker)s
     FROM next
     WHERE q.id = next.id
-    RETURNING q.id, q.started_at, q.worker_pin
+    RETURNING q.id, q.started_at, q.worker_pin, q.scheduled_for
 )
 SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
@@ -117,6 +117,8 @@ SELECT
     -- A step of a same_worker flow: run in the flow's directory, with its `./shared`.
     claimed.worker_pin IS NOT NULL AS same_worker,
     claimed.started_at,
+    -- A schedule's tick (WM_SCHEDULED_FOR).
+    claimed.scheduled_for,
     (SELECT coalesce(max(l.log_offset + char_length(l.content)), 0)
      FROM job_log l WHERE l.job_id = j.id) AS log_offset
 FROM claimed
