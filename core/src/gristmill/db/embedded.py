@@ -17,6 +17,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,12 @@ def _check_reachable(path: Path, run_as: _RunAs) -> None:
 class EmbeddedPostgres:
     """Create (once), start and stop the cluster in ``<data_dir>/postgres``."""
 
-    def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, fsync: bool = True, server_settings: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
+        #: More ``name=value`` settings for the server (e.g. ``wal_level=logical``).
+        self.server_settings = tuple(server_settings)
         self.pgdata = data_dir / "postgres"
         self.log_file = data_dir / "postgres.log"
         self.fsync = fsync
@@ -197,6 +202,7 @@ class EmbeddedPostgres:
                     f"fsync={'on' if self.fsync else 'off'}",
                     "-c",
                     "max_connections=200",
+                    *(arg for setting in self.server_settings for arg in ("-c", setting)),
                 ],
                 stdout=log_out,
                 stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from gristmill.hookspecs import hookimpl
 from gristmill.triggers.kinds import TriggerKind
+from gristmill.triggers.postgres import PostgresKind
 
 __all__ = ["register_trigger_kinds"]
 
@@ -14,3 +15,4 @@ __all__ = ["register_trigger_kinds"]
 @hookimpl
 def register_trigger_kinds(register: Callable[[TriggerKind], None]) -> None:
     """HTTP routes and the Postgres trigger (schedules have their own table and routes)."""
+    register(PostgresKind())

@@ -137,6 +137,11 @@ class TriggerKind:
         and the listener is started again after a backoff; returning ends it until the
         trigger changes."""
 
+    async def forget(self, services: TriggerServices, trigger: TriggerRow, access: Access) -> None:
+        """A trigger was deleted (its row is gone, the deletion committed): release what the
+        kind holds for it outside Gristmill's database (e.g. a replication slot), as
+        ``access`` (the one deleting). Best effort: an exception is logged, not raised."""
+
     def routes(self) -> Sequence[APIRouter]:
         """Routers mounted under ``/api`` besides the CRUD ones (e.g. ``/api/r/{route}``)."""
         return ()
@@ -163,14 +168,17 @@ class TriggerServices:
         *,
         wait: bool = False,
         timeout_s: float | None = None,
+        job_id: UUID | None = None,
     ) -> StartedRun:
         """Start the trigger's script or flow with ``args`` as the trigger's owner; with
         ``wait``, wait for its outcome (up to ``timeout_s``, TIMEOUT_WAIT_RESULT by default).
+        ``job_id`` (a new one by default) lets a kind make its starts idempotent: a job id
+        that exists already is refused with :class:`~gristmill.errors.BadInput`.
         Raises :class:`~gristmill.errors.BadInput` when the args do not fit the schema and
         :class:`~gristmill.errors.NotFound` when the runnable is gone."""
         from gristmill.triggers.runs import start_run
 
-        return await start_run(self, trigger, args, wait=wait, timeout_s=timeout_s)
+        return await start_run(self, trigger, args, wait=wait, timeout_s=timeout_s, job_id=job_id)
 
     async def report(self, trigger: TriggerRow, error: str | None) -> None:
         """Record the error a trigger met (``get`` and ``list`` show it), or clear it with

@@ -39,11 +39,12 @@ async def start_run(
     *,
     wait: bool,
     timeout_s: float | None,
+    job_id: UUID | None = None,
 ) -> StartedRun:
     from gristmill.triggers.kinds import StartedRun
 
     access = await owner_access(services, trigger)
-    job_id = uuid4()
+    job_id = job_id or uuid4()
 
     async def start() -> UUID:
         if trigger.is_flow:

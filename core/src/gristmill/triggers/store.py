@@ -10,6 +10,7 @@ commits.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ __all__ = [
     "trigger_exists",
     "update_trigger",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,10 @@ async def delete_trigger(
         )
         await record_access(conn, access, f"{kind.name}_triggers.delete", ActionKind.DELETE, path)
         await _notify(conn, kind)
+    try:
+        await kind.forget(services, current, access)
+    except Exception:
+        log.exception("%s %s deleted, but releasing what it held failed", kind.title, path)
 
 
 async def set_trigger_error(
