@@ -233,6 +233,21 @@ POLICY: dict[str, str] = {
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
+    # HTTP routes: managed like any item; called by anyone, each route's own auth deciding
+    "http_triggers-create_http_trigger":   MEMBER_WRITE,     # POST /w/{ws}/http_triggers/create
+    "http_triggers-update_http_trigger":   MEMBER_WRITE,     # POST /w/{ws}/http_triggers/update/{path}
+    "http_triggers-get_http_trigger":      MEMBER_READ,      # GET  /w/{ws}/http_triggers/get/{path}
+    "http_triggers-exists_http_trigger":   MEMBER_READ,      # GET  /w/{ws}/http_triggers/exists/{path}
+    "http_triggers-list_http_triggers":    MEMBER_READ,      # GET  /w/{ws}/http_triggers/list
+    "http_triggers-delete_http_trigger":   MEMBER_WRITE,     # DELETE /w/{ws}/http_triggers/delete/{path}
+    "http_triggers-set_http_trigger_enabled": MEMBER_WRITE,  # POST /w/{ws}/http_triggers/setenabled/{path}
+    "http_triggers-set_http_trigger_mode": MEMBER_WRITE,     # POST /w/{ws}/http_triggers/setmode/{path}
+    "http_triggers-http_route_exists":     MEMBER_READ,      # POST /w/{ws}/http_triggers/route_exists
+    "http_triggers-call_http_route_get":   PUBLIC,           # GET  /r/{route_path} (the route's auth)
+    "http_triggers-call_http_route_post":  PUBLIC,           # POST /r/{route_path} (the route's auth)
+    "http_triggers-call_http_route_put":   PUBLIC,           # PUT  /r/{route_path} (the route's auth)
+    "http_triggers-call_http_route_delete": PUBLIC,          # DELETE /r/{route_path} (the route's auth)
+    "http_triggers-call_http_route_patch": PUBLIC,           # PATCH /r/{route_path} (the route's auth)
 }
 # fmt: on
 
@@ -338,6 +353,7 @@ PATH_VALUES: dict[str, str] = {
     "kind": "script",
     "email": "dev@example.com",
     "username": "dev",
+    "route_path": "nothing/here",
     "user": "dev",
     "token_prefix": "nonexistent",
     "resume_id": "0",
@@ -401,6 +417,12 @@ OPERATION_BODY_VALUES: dict[str, dict[str, Any]] = {
     },
     "schedules-update_schedule": {"schedule": "0 0 12 * * *", "timezone": "UTC"},
     "schedules-preview_schedule": {"schedule": "0 0 12 * * *", "timezone": "UTC"},
+    "http_triggers-create_http_trigger": {"script_path": "f/shared/s", "route_path": "walked"},
+    "http_triggers-update_http_trigger": {
+        "path": "f/shared/s",
+        "script_path": "f/shared/s",
+        "route_path": "walked2",
+    },
 }
 
 
@@ -652,6 +674,16 @@ async def populate(
     job_id = r.headers["x-job-id"]
     r = await api.post(
         "/w/main/flows/create", json={"path": "f/shared/s", "value": {"modules": []}}
+    )
+    assert r.status_code == 201, r.text
+    r = await api.post(
+        "/w/main/http_triggers/create",
+        json={
+            "path": "f/shared/s",
+            "script_path": "f/shared/s",
+            "route_path": "shared/:id",
+            "http_method": "post",
+        },
     )
     assert r.status_code == 201, r.text
     r = await api.get("/w/main/flows/get/f/shared/s")

@@ -26,6 +26,8 @@ RESULT_OPERATIONS = {
     # A resource's value is the user's JSON, as a result is.
     "resources-get_resource_value",
     "resources-get_resource_value_interpolated",
+    # An HTTP route's sync answer is its runnable's result.
+    *(f"http_triggers-call_http_route_{m}" for m in ("get", "post", "put", "delete", "patch")),
 }
 #: Operations answering one JSON value that is not an object (a string, a number or null),
 #: as Windmill's clients expect.

@@ -52,6 +52,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/r/{route_path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Call the HTTP route answering GET at route_path */
+        get: operations["http_triggers-call_http_route_get"];
+        /** Call the HTTP route answering PUT at route_path */
+        put: operations["http_triggers-call_http_route_put"];
+        /** Call the HTTP route answering POST at route_path */
+        post: operations["http_triggers-call_http_route_post"];
+        /** Call the HTTP route answering DELETE at route_path */
+        delete: operations["http_triggers-call_http_route_delete"];
+        options?: never;
+        head?: never;
+        /** Call the HTTP route answering PATCH at route_path */
+        patch: operations["http_triggers-call_http_route_patch"];
+        trace?: never;
+    };
     "/api/runtimes": {
         parameters: {
             query?: never;
@@ -1060,6 +1081,163 @@ export interface paths {
         put?: never;
         /** Update Group */
         post: operations["groups-update_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Http Trigger */
+        post: operations["http_triggers-create_http_trigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/delete/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Http Trigger */
+        delete: operations["http_triggers-delete_http_trigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/exists/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Exists Http Trigger */
+        get: operations["http_triggers-exists_http_trigger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/get/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Http Trigger */
+        get: operations["http_triggers-get_http_trigger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Http Triggers */
+        get: operations["http_triggers-list_http_triggers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/route_exists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Http Route Exists
+         * @description Whether an enabled route of this method already answers the URLs of
+         *     ``route_path`` (the same route with parameter names ignored, in the same scope).
+         */
+        post: operations["http_triggers-http_route_exists"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/setenabled/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set Http Trigger Enabled */
+        post: operations["http_triggers-set_http_trigger_enabled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/setmode/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set Http Trigger Mode */
+        post: operations["http_triggers-set_http_trigger_mode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/http_triggers/update/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Update Http Trigger */
+        post: operations["http_triggers-update_http_trigger"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4013,6 +4191,119 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** HttpTrigger */
+        HttpTrigger: {
+            /**
+             * Authentication Method
+             * @description none; windmill (a Gristmill token of a member who can see the route); api_key, basic_http or signature (checked against the resource at authentication_resource_path); custom_script is not supported yet.
+             * @default none
+             * @enum {string}
+             */
+            authentication_method: "none" | "windmill" | "api_key" | "basic_http" | "custom_script" | "signature";
+            /**
+             * Authentication Resource Path
+             * @description The resource holding the key (api_key: api_key_header, api_key_secret), the credentials (basic_http: username, password) or the secret (signature: signature_providers, secret_key, authentication_config).
+             */
+            authentication_resource_path?: string | null;
+            /** Description */
+            description?: string | null;
+            /**
+             * Edited At
+             * Format: date-time
+             */
+            edited_at: string;
+            /** Edited By */
+            edited_by: string;
+            /** Email */
+            email: string;
+            /** Enabled */
+            enabled: boolean;
+            /**
+             * Error
+             * @description The last error the trigger met; cleared when it works.
+             */
+            error?: string | null;
+            /** Error At */
+            error_at?: string | null;
+            /** Extra Perms */
+            extra_perms?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Http Method
+             * @description The method the route answers.
+             * @enum {string}
+             */
+            http_method: "get" | "post" | "put" | "delete" | "patch";
+            /**
+             * Is Async
+             * @description Windmill's older flag: true is request_type async.
+             */
+            is_async?: boolean | null;
+            /** Is Flow */
+            is_flow: boolean;
+            /**
+             * Is Static Website
+             * @description Not supported.
+             * @default false
+             */
+            is_static_website: boolean;
+            /** Last Server Ping */
+            last_server_ping?: string | null;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "enabled" | "disabled";
+            /** Path */
+            path: string;
+            /**
+             * Raw String
+             * @description Also pass the body, as received, as the argument raw_string.
+             * @default false
+             */
+            raw_string: boolean;
+            /**
+             * Request Type
+             * @description sync: answer with the result; async: answer with the job id. sync_sse is not supported yet.
+             */
+            request_type?: ("sync" | "async" | "sync_sse") | null;
+            /**
+             * Route Path
+             * @description The route under /api/r/ (e.g. orders/:id): segments of letters, digits, '_' and '-'; ':name' is a path parameter.
+             */
+            route_path: string;
+            /** Script Path */
+            script_path: string;
+            /**
+             * Server Id
+             * @description The server process holding a listener trigger.
+             */
+            server_id?: string | null;
+            /**
+             * Static Asset Config
+             * @description Not supported.
+             */
+            static_asset_config?: {
+                [key: string]: unknown;
+            } | null;
+            /** Summary */
+            summary?: string | null;
+            /** Workspace Id */
+            workspace_id: string;
+            /**
+             * Workspaced Route
+             * @description Serve the route at /api/r/<workspace>/<route_path> rather than /api/r/<route_path>.
+             * @default false
+             */
+            workspaced_route: boolean;
+            /**
+             * Wrap Body
+             * @description Pass the body as one argument 'body' rather than its fields.
+             * @default false
+             */
+            wrap_body: boolean;
+        };
         /**
          * JobStatus
          * @description How a finished job ended (``job_completed.status``).
@@ -4156,6 +4447,107 @@ export interface components {
             name: string;
             /** Summary */
             summary?: string | null;
+        };
+        /** NewHttpTrigger */
+        NewHttpTrigger: {
+            /**
+             * Authentication Method
+             * @description none; windmill (a Gristmill token of a member who can see the route); api_key, basic_http or signature (checked against the resource at authentication_resource_path); custom_script is not supported yet.
+             * @default none
+             * @enum {string}
+             */
+            authentication_method: "none" | "windmill" | "api_key" | "basic_http" | "custom_script" | "signature";
+            /**
+             * Authentication Resource Path
+             * @description The resource holding the key (api_key: api_key_header, api_key_secret), the credentials (basic_http: username, password) or the secret (signature: signature_providers, secret_key, authentication_config).
+             */
+            authentication_resource_path?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Error Handler Args */
+            error_handler_args?: {
+                [key: string]: unknown;
+            } | null;
+            /** Error Handler Path */
+            error_handler_path?: string | null;
+            /**
+             * Http Method
+             * @description The method the route answers.
+             * @enum {string}
+             */
+            http_method: "get" | "post" | "put" | "delete" | "patch";
+            /**
+             * Is Async
+             * @description Windmill's older flag: true is request_type async.
+             */
+            is_async?: boolean | null;
+            /**
+             * Is Flow
+             * @description Whether script_path is a flow.
+             * @default false
+             */
+            is_flow: boolean;
+            /**
+             * Is Static Website
+             * @description Not supported.
+             * @default false
+             */
+            is_static_website: boolean;
+            /** Mode */
+            mode?: ("enabled" | "disabled" | "suspended") | null;
+            /**
+             * Path
+             * @description The trigger's path, e.g. u/alice/on_order.
+             */
+            path: string;
+            /**
+             * Raw String
+             * @description Also pass the body, as received, as the argument raw_string.
+             * @default false
+             */
+            raw_string: boolean;
+            /**
+             * Request Type
+             * @description sync: answer with the result; async: answer with the job id. sync_sse is not supported yet.
+             */
+            request_type?: ("sync" | "async" | "sync_sse") | null;
+            /** Retry */
+            retry?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Route Path
+             * @description The route under /api/r/ (e.g. orders/:id): segments of letters, digits, '_' and '-'; ':name' is a path parameter.
+             */
+            route_path: string;
+            /**
+             * Script Path
+             * @description The script or flow it starts.
+             */
+            script_path: string;
+            /**
+             * Static Asset Config
+             * @description Not supported.
+             */
+            static_asset_config?: {
+                [key: string]: unknown;
+            } | null;
+            /** Summary */
+            summary?: string | null;
+            /**
+             * Workspaced Route
+             * @description Serve the route at /api/r/<workspace>/<route_path> rather than /api/r/<route_path>.
+             * @default false
+             */
+            workspaced_route: boolean;
+            /**
+             * Wrap Body
+             * @description Pass the body as one argument 'body' rather than its fields.
+             * @default false
+             */
+            wrap_body: boolean;
         };
         /** NewPostgresTrigger */
         NewPostgresTrigger: {
@@ -4721,6 +5113,29 @@ export interface components {
             cancel: string;
             /** Resume */
             resume: string;
+        };
+        /**
+         * RouteExists
+         * @description Windmill's ``route_exists`` request.
+         */
+        RouteExists: {
+            /**
+             * Http Method
+             * @enum {string}
+             */
+            http_method: "get" | "post" | "put" | "delete" | "patch";
+            /** Route Path */
+            route_path: string;
+            /**
+             * Trigger Path
+             * @description The route being edited, left out of the comparison.
+             */
+            trigger_path?: string | null;
+            /**
+             * Workspaced Route
+             * @default false
+             */
+            workspaced_route: boolean;
         };
         /**
          * RuntimeInfo
@@ -5602,6 +6017,582 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-call_http_route_get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description sync: the result (any JSON); a result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description async: the id of the job started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The route's authentication refused the request (a token, an API key, basic credentials or a signature missing or wrong). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Routes answer this path for other methods only. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A body of a content type routes do not take. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description sync: the job failed; its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-call_http_route_put": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description sync: the result (any JSON); a result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description async: the id of the job started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The route's authentication refused the request (a token, an API key, basic credentials or a signature missing or wrong). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Routes answer this path for other methods only. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A body of a content type routes do not take. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description sync: the job failed; its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-call_http_route_post": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description sync: the result (any JSON); a result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description async: the id of the job started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The route's authentication refused the request (a token, an API key, basic credentials or a signature missing or wrong). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Routes answer this path for other methods only. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A body of a content type routes do not take. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description sync: the job failed; its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-call_http_route_delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description sync: the result (any JSON); a result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description async: the id of the job started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The route's authentication refused the request (a token, an API key, basic credentials or a signature missing or wrong). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Routes answer this path for other methods only. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A body of a content type routes do not take. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description sync: the job failed; its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-call_http_route_patch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description sync: the result (any JSON); a result object with `windmill_status_code`, `windmill_content_type` or `windmill_headers` sets the status, content type and headers, and its `result` is the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description async: the id of the job started. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The route's authentication refused the request (a token, an API key, basic credentials or a signature missing or wrong). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Routes answer this path for other methods only. */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A body of a content type routes do not take. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description sync: the job failed; its error object `{error: {name, message, stack}}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
@@ -9678,6 +10669,724 @@ export interface operations {
             };
         };
     };
+    "http_triggers-create_http_trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewHttpTrigger"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-delete_http_trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-exists_http_trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": boolean;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-get_http_trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HttpTrigger"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-list_http_triggers": {
+        parameters: {
+            query?: {
+                /** @description 1-based; 0 is the first page too */
+                page?: number;
+                per_page?: number;
+                path_start?: string | null;
+                /** @description Only the triggers of this runnable. */
+                path?: string | null;
+                is_flow?: boolean | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HttpTrigger"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-http_route_exists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RouteExists"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": boolean;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-set_http_trigger_enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetEnabled"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-set_http_trigger_mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetMode"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "http_triggers-update_http_trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                path: string;
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewHttpTrigger"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "job_metrics-get_job_progress": {
         parameters: {
             query?: never;
@@ -11452,6 +13161,14 @@ export interface operations {
                 root_job?: string;
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
+                /** @description Also pass the body, untouched, as the `raw_string` argument. */
+                raw?: boolean;
+                /** @description Pass an object body as `{"body": ...}` too. */
+                wrap_body?: boolean;
+                /** @description Comma-separated request headers to pass as string arguments (`X-Signature` as `x_signature`). */
+                include_header?: string;
+                /** @description Comma-separated query parameters to pass as string arguments. */
+                include_query?: string;
             };
             header?: never;
             path: {

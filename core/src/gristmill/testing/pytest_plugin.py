@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx
 import pluggy
@@ -146,19 +146,31 @@ def settings(reachable_tmp_path: Path, database_url: str) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def _started(settings: Settings) -> AsyncIterator[Platform]:
+async def _started(settings: Settings, **platform_args: Any) -> AsyncIterator[Platform]:
     prepared = await _prepare(settings)
     platform = Platform(
         settings=settings,
         conninfo=settings.database_url,
         job_token_secret=prepared,
-        **shared_runtimes(),
+        **{**shared_runtimes(), **platform_args},
     )
     await platform.start()
     try:
         yield platform
     finally:
         await platform.stop()
+
+
+def started_platform(settings: Settings, **platform_args: Any) -> Any:
+    """``async with started_platform(settings, trigger_kinds=[...]) as platform``: a started
+    platform on ``settings`` (migrated first) with some of its parts chosen by the test;
+    for a second server on one database, or a test's own trigger kinds."""
+    return _started(settings, **platform_args)
+
+
+def api_client(platform: Platform) -> Any:
+    """``async with api_client(platform) as api``: ``api`` on any platform."""
+    return _client(platform)
 
 
 @pytest_asyncio.fixture

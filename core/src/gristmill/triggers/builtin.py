@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gristmill.hookspecs import hookimpl
+from gristmill.triggers.http import HttpRouteKind
 from gristmill.triggers.kinds import TriggerKind
 from gristmill.triggers.postgres import PostgresKind
 
@@ -16,3 +17,4 @@ __all__ = ["register_trigger_kinds"]
 def register_trigger_kinds(register: Callable[[TriggerKind], None]) -> None:
     """HTTP routes and the Postgres trigger (schedules have their own table and routes)."""
     register(PostgresKind())
+    register(HttpRouteKind())

@@ -60,6 +60,9 @@ class TriggerDraft:
     is_flow: bool
     config: BaseModel
     enabled: bool
+    #: The trigger's path before this save (an update, which may move it); ``None`` for a
+    #: create. A check comparing with other triggers leaves this one out.
+    previous_path: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

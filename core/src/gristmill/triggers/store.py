@@ -110,7 +110,9 @@ async def _notify(conn: psycopg.AsyncConnection, kind: TriggerKind) -> None:
     await conn.execute(Q["trig_notify"], {"kind": kind.name})
 
 
-def _draft(access: Access, save: TriggerSave, config: Any) -> TriggerDraft:
+def _draft(
+    access: Access, save: TriggerSave, config: Any, previous_path: str | None = None
+) -> TriggerDraft:
     return TriggerDraft(
         workspace_id=access.workspace_id,
         path=save.path,
@@ -118,6 +120,7 @@ def _draft(access: Access, save: TriggerSave, config: Any) -> TriggerDraft:
         is_flow=save.is_flow,
         config=config,
         enabled=save.enabled,
+        previous_path=previous_path,
     )
 
 
@@ -183,7 +186,7 @@ async def update_trigger(
             await require_folder_of(conn, access.workspace_id, save.path)
             access.require_create(save.path)
         await _check_runnable(conn, access, save)
-    await kind.check(services, _draft(access, save, config), access)
+    await kind.check(services, _draft(access, save, config, path), access)
     async with services.pool.connection() as conn, conn.transaction():
         try:
             row = await _fetch(
@@ -219,7 +222,7 @@ async def set_trigger_mode(
             description=current.description,
             enabled=True,
         )
-        await kind.check(services, _draft(access, save, config), access)
+        await kind.check(services, _draft(access, save, config, path), access)
     async with services.pool.connection() as conn, conn.transaction():
         row = await _fetch(
             conn,
@@ -287,14 +290,12 @@ async def list_triggers(
                 "path_start": like_prefix(path_start) if path_start else None,
                 "script_path": script_path,
                 "is_flow": is_flow,
-                # Filtered by permission after the read: read a page's worth more.
-                "limit": per_page * page + 1000,
-                "offset": 0,
+                "limit": per_page,
+                "offset": (page - 1) * per_page,
+                **access.sql_params(),
             },
         )
-        rows = [TriggerRow.from_db(r) for r in await cur.fetchall()]
-    visible = [r for r in rows if access.can_read(r.path, r.extra_perms)]
-    return visible[(page - 1) * per_page : page * per_page]
+        return [TriggerRow.from_db(r) for r in await cur.fetchall()]
 
 
 async def delete_trigger(

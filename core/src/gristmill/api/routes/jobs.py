@@ -290,8 +290,8 @@ async def run_script_by_path(path: str, request: Request, ctx: RunContextDep) ->
 )
 async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) -> str:
     """Queue a run of one exact script version; returns the job id."""
-    args = await request_args(request)
     await ctx.check_hash_scope(hash)
+    args = await request_args(request)
     job_id = await ctx.platform.runs.run_script_by_hash(
         ctx.workspace, ctx.actor, hash, args, ctx.options(saved=True), access=ctx.access
     )
@@ -419,7 +419,11 @@ async def run_wait_result_by_path(path: str, request: Request, ctx: RunContextDe
     )
 
 
-@router.get("/run_wait_result/p/{path:path}", openapi_extra=_RUN_EXTRA, responses=_RESULT_RESPONSE)
+@router.get(
+    "/run_wait_result/p/{path:path}",
+    openapi_extra={"parameters": [*_RUN_PARAMETERS, *_WEBHOOK_PARAMETERS]},
+    responses=_RESULT_RESPONSE,
+)
 async def run_wait_result_by_path_get(
     path: str, request: Request, ctx: RunContextDep, payload: str | None = None
 ) -> Response:
@@ -444,8 +448,8 @@ async def run_wait_result_by_path_get(
 @router.post("/run_wait_result/h/{hash}", openapi_extra=_ARGS_BODY, responses=_RESULT_RESPONSE)
 async def run_wait_result_by_hash(hash: str, request: Request, ctx: RunContextDep) -> Response:
     """Run one exact version and answer with its result."""
-    args = await request_args(request)
     await ctx.check_hash_scope(hash)
+    args = await request_args(request)
     runs = ctx.platform.runs
     return await _run_and_wait(
         ctx,

@@ -37,11 +37,13 @@ RETURNING *;
 DELETE FROM trigger WHERE workspace_id = %(workspace_id)s AND kind = %(kind)s AND path = %(path)s;
 
 -- name: trig_list
+-- The triggers of a kind the caller may read (gm_can_read with Access.sql_params()).
 SELECT * FROM trigger
 WHERE workspace_id = %(workspace_id)s AND kind = %(kind)s
   AND (%(path_start)s::text IS NULL OR path LIKE %(path_start)s ESCAPE '\')
   AND (%(script_path)s::text IS NULL OR script_path = %(script_path)s)
   AND (%(is_flow)s::boolean IS NULL OR is_flow = %(is_flow)s)
+  AND gm_can_read(path, extra_perms, %(is_admin)s, %(owners)s, %(folders_read)s)
 ORDER BY path
 LIMIT %(limit)s OFFSET %(offset)s;
 
