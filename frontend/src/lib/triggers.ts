@@ -58,10 +58,17 @@ export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** A curl command calling `url` with `method`, a bearer `token` (a placeholder when none)
- * and, unless it is a GET, `body` as JSON. */
-export function curlExample(url: string, token: string | null, body: unknown = {}, method = "POST"): string {
-  const lines = [`curl -X ${method} ${shellQuote(url)}`, `  -H ${shellQuote(`Authorization: Bearer ${token ?? "$TOKEN"}`)}`];
+/** The header a curl example authenticates with: a bearer `token` (a `$TOKEN` placeholder
+ * when none). */
+export function bearer(token: string | null): string {
+  return `Authorization: Bearer ${token ?? "$TOKEN"}`;
+}
+
+/** A curl command calling `url` with `method`, the `auth` option (a header; none when null)
+ * and, unless it is a GET or DELETE, `body` as JSON. */
+export function curlExample(url: string, auth: string | null, body: unknown = {}, method = "POST"): string {
+  const lines = [`curl -X ${method} ${shellQuote(url)}`];
+  if (auth) lines.push(`  ${auth.startsWith("-") ? auth : `-H ${shellQuote(auth)}`}`);
   if (method !== "GET" && method !== "DELETE") {
     lines.push(`  -H 'Content-Type: application/json'`, `  -d ${shellQuote(JSON.stringify(body))}`);
   }
