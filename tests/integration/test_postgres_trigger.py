@@ -24,6 +24,9 @@ from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import PgCluster, shared_runtimes
+from gristmill.triggers.kinds import TriggerRow
+from gristmill.triggers.postgres import PostgresKind, PostgresTriggerConfig
+from psycopg.rows import dict_row
 
 ON_ROW = (
     "def main(transaction_type: str, schema_name: str, table_name: str, row: dict):\n"
@@ -253,6 +256,11 @@ async def test_each_row_changed_starts_one_job_with_the_row(
     assert user_db.one("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", SLOT) == (
         "pgoutput",
     )
+    # A path taken is refused before anything is created in the database (no second slot).
+    again = new_trigger(replication_slot_name=None, publication_name=None)
+    r = await api.post("/w/main/postgres_triggers/create", json=again)
+    refused(r, "already exists")  # Conflict is a 400 here, as in Windmill
+    assert user_db.one("SELECT count(*) FROM pg_replication_slots") == (1,)
     user_db.execute(
         "INSERT INTO orders VALUES (1, 'first', false, '{\"k\": [1]}'), (2, 'second', true, null)",
         "INSERT INTO other VALUES (1)",  # not tracked
@@ -354,6 +362,53 @@ async def test_a_listener_error_is_shown_then_cleared(gm: Gristmill, user_db: Us
     jobs = await wait_until(lambda: _at_least(gm, 8))
     assert jobs[-1]["row"]["id"] == 20
     assert await error() is None
+
+
+class _CrashesBeforeAdvancing(PostgresKind):
+    """The kind as it is, but the process "dies" after committing the jobs of a read and
+    before advancing the slot: the worst moment for running a change twice."""
+
+    async def _advance(self, conn: Any, config: PostgresTriggerConfig, lsn: int) -> None:
+        return None
+
+
+async def test_a_change_read_again_after_a_crash_starts_no_second_job(
+    gm: Gristmill, user_db: UserDatabase
+) -> None:
+    api, platform = gm.api, gm.platform
+    assert api is not None and platform is not None
+    r = await api.post(f"/w/main/postgres_triggers/setenabled/{TRIGGER}", json={"enabled": False})
+    assert r.status_code == 200, r.text
+
+    async def listener_gone() -> bool:
+        (n,) = user_db.one(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'gristmill-postgres-trigger'"
+        )
+        return n == 0
+
+    await wait_until(listener_gone)
+    before = len(await gm.jobs())
+    user_db.execute("INSERT INTO orders VALUES (30, 'read twice', false, null)")
+    async with platform.db.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM trigger WHERE kind = 'postgres' AND path = %s", (TRIGGER,))
+        found = await cur.fetchone()
+    assert found is not None
+    trigger = TriggerRow.from_db(found)
+    config = PostgresTriggerConfig.model_validate(trigger.config)
+    async with await psycopg.AsyncConnection.connect(user_db.conninfo, autocommit=True) as conn:
+        await _CrashesBeforeAdvancing()._read(platform.triggers, trigger, config, conn)
+        assert len(await gm.jobs()) == before + 1
+        # Started again: the change is still in the slot, read again, and runs no second job.
+        await PostgresKind()._read(platform.triggers, trigger, config, conn)
+    await _slot_caught_up(user_db)
+    jobs = await gm.jobs()
+    assert len(jobs) == before + 1
+    assert jobs[-1]["row"]["id"] == 30
+    # Found its job and went on: nothing refused, no error on the trigger.
+    got = (await api.get(f"/w/main/postgres_triggers/get/{TRIGGER}")).json()
+    assert got["error"] is None
 
 
 async def test_delete_drops_the_slot_and_the_publication(

@@ -230,6 +230,17 @@ POLICY: dict[str, str] = {
     "schedules-list_schedules":            MEMBER_READ,      # GET  /w/{ws}/schedules/list
     "schedules-list_schedules_with_jobs":  MEMBER_READ,      # GET  /w/{ws}/schedules/list_with_jobs
     "schedules-preview_schedule":          GLOBAL_SELF,      # POST /schedules/preview
+    # Postgres triggers (the CRUD routes every trigger kind has, and the kind's own)
+    "postgres_triggers-create_postgres_trigger":      MEMBER_WRITE, # POST /w/{ws}/postgres_triggers/create
+    "postgres_triggers-update_postgres_trigger":      MEMBER_WRITE, # POST /w/{ws}/postgres_triggers/update/{path}
+    "postgres_triggers-get_postgres_trigger":         MEMBER_READ,  # GET  /w/{ws}/postgres_triggers/get/{path}
+    "postgres_triggers-exists_postgres_trigger":      MEMBER_READ,  # GET  /w/{ws}/postgres_triggers/exists/{path}
+    "postgres_triggers-list_postgres_triggers":       MEMBER_READ,  # GET  /w/{ws}/postgres_triggers/list
+    "postgres_triggers-delete_postgres_trigger":      MEMBER_WRITE, # DELETE /w/{ws}/postgres_triggers/delete/{path}
+    "postgres_triggers-set_postgres_trigger_enabled": MEMBER_WRITE, # POST /w/{ws}/postgres_triggers/setenabled/{path}
+    "postgres_triggers-set_postgres_trigger_mode":    MEMBER_WRITE, # POST /w/{ws}/postgres_triggers/setmode/{path}
+    "postgres_triggers-test_postgres_connection":     MEMBER_READ,  # POST /w/{ws}/postgres_triggers/test (connects, writes nothing)
+    "postgres_triggers-is_valid_postgres_configuration": MEMBER_READ, # GET /w/{ws}/postgres_triggers/is_valid_postgres_configuration/{path}
     # audit
     "audit-list_audit_logs":               ADMIN,            # GET  /w/{ws}/audit/list
     "audit-get_audit_log":                 ADMIN,            # GET  /w/{ws}/audit/get/{id}
@@ -256,7 +267,12 @@ POLICY: dict[str, str] = {
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 #: Operations an admin may get a non-2xx from with the fixtures below (say why).
-ADMIN_NOT_2XX: dict[str, str] = {}
+ADMIN_NOT_2XX: dict[str, str] = {
+    "postgres_triggers-get_postgres_trigger": "the walk creates no Postgres trigger (404)",
+    "postgres_triggers-is_valid_postgres_configuration": (
+        "the walk's resource is no postgresql resource (400)"
+    ),
+}
 
 
 # --- the document ------------------------------------------------------------------------
@@ -402,6 +418,9 @@ BODY_VALUES: dict[str, Any] = {
 
 #: Body fields of one operation, over BODY_VALUES.
 OPERATION_BODY_VALUES: dict[str, dict[str, Any]] = {
+    # A valid trigger (the walk's script), so that a refusal is about permission.
+    "postgres_triggers-create_postgres_trigger": {"script_path": "f/shared/s"},
+    "postgres_triggers-update_postgres_trigger": {"script_path": "f/shared/s"},
     # A member of the workspace (a user created by users/create would not be).
     "groups-add_user": {"username": "op"},
     "groups-remove_user": {"username": "op"},

@@ -170,14 +170,10 @@ class PostgresTriggerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _names(self) -> PostgresTriggerConfig:
-        if self.publication_name is None and self.publication is None:
-            raise ValueError(
-                "give publication (the tables and changes to track) or the publication_name "
-                "of an existing publication"
-            )
-        # As Windmill: a slot and a publication of one made-up name when none is given.
+        # As Windmill: a slot and a publication of one made-up name when none is given (a
+        # publication only when Gristmill is to create it: `check` refuses neither).
         made_up = f"gristmill_trigger_{secrets.token_hex(6)}"
-        if self.publication_name is None:
+        if self.publication_name is None and self.publication is not None:
             self.publication_name = made_up
         if self.replication_slot_name is None:
             self.replication_slot_name = made_up
@@ -440,6 +436,11 @@ class PostgresKind(TriggerKind):
 
     async def check(self, services: TriggerServices, draft: TriggerDraft, access: Access) -> None:
         config = cast(PostgresTriggerConfig, draft.config)
+        if config.publication_name is None:
+            raise BadInput(
+                "give publication (the tables and changes to track) or the publication_name "
+                "of an existing publication"
+            )
         target = await _target(services, access, config.postgres_resource_path)
         try:
             async with _connect(target) as conn:
@@ -525,10 +526,14 @@ class PostgresKind(TriggerKind):
         # does not hold the database's WAL back.
         advance_to = last_commit if truncated else parse_lsn(upto)
         if advance_to is not None:
-            await conn.execute(
-                Q["pgtrig_advance"], {"slot": config.slot, "lsn": format_lsn(advance_to)}
-            )
+            await self._advance(conn, config, advance_to)
         return truncated
+
+    async def _advance(
+        self, conn: psycopg.AsyncConnection[Any], config: PostgresTriggerConfig, lsn: int
+    ) -> None:
+        """Tell the slot that everything before ``lsn`` was handled (their jobs committed)."""
+        await conn.execute(Q["pgtrig_advance"], {"slot": config.slot, "lsn": format_lsn(lsn)})
 
     async def _start(
         self,

@@ -106,6 +106,13 @@ async def _check_runnable(conn: psycopg.AsyncConnection, access: Access, save: T
         )
 
 
+def _taken(kind: TriggerKind, path: str) -> Conflict:
+    return Conflict(
+        f"{kind.title} {path} already exists (update it with POST "
+        f"/{kind.name}_triggers/update/{path})"
+    )
+
+
 async def _notify(conn: psycopg.AsyncConnection, kind: TriggerKind) -> None:
     await conn.execute(Q["trig_notify"], {"kind": kind.name})
 
@@ -152,16 +159,17 @@ async def create_trigger(
         await require_folder_of(conn, access.workspace_id, save.path)
         access.require_create(save.path)
         await _check_runnable(conn, access, save)
+        # Before the kind's check, which may create things outside (a replication slot).
+        taken = {"workspace_id": access.workspace_id, "kind": kind.name, "path": save.path}
+        if await _fetch(conn, "trig_get", taken) is not None:
+            raise _taken(kind, save.path)
     await kind.check(services, _draft(access, save, config), access)
     async with services.pool.connection() as conn, conn.transaction():
         row = await _fetch(
             conn, "trig_insert", {**_params(access, kind, save, config), "path": save.path}
         )
         if row is None:
-            raise Conflict(
-                f"{kind.title} {save.path} already exists (update it with POST "
-                f"/{kind.name}_triggers/update/{save.path})"
-            )
+            raise _taken(kind, save.path)
         await record_access(
             conn, access, f"{kind.name}_triggers.create", ActionKind.CREATE, save.path
         )
@@ -179,6 +187,7 @@ async def update_trigger(
 ) -> TriggerRow:
     """Replace the trigger at ``path`` (``save.path`` may move it); the one saving becomes
     its owner, as in Windmill."""
+    access.require_not_operator()
     async with services.pool.connection() as conn:
         current = await _visible(conn, access, kind, path)
         access.require_write(path, current.extra_perms)
@@ -209,6 +218,7 @@ async def set_trigger_mode(
     services: TriggerServices, access: Access, kind: TriggerKind, path: str, enabled: bool
 ) -> TriggerRow:
     """Enable or disable a trigger; enabling checks it again (the kind's check)."""
+    access.require_not_operator()
     async with services.pool.connection() as conn:
         current = await _visible(conn, access, kind, path)
         access.require_write(path, current.extra_perms)
@@ -301,6 +311,7 @@ async def list_triggers(
 async def delete_trigger(
     services: TriggerServices, access: Access, kind: TriggerKind, path: str
 ) -> None:
+    access.require_not_operator()
     async with services.pool.connection() as conn, conn.transaction():
         current = await _visible(conn, access, kind, path, lock=True)
         access.require_write(path, current.extra_perms)
