@@ -1,7 +1,8 @@
 """The triggers' pages in a real browser: a schedule with a seconds field made through its
 page (the next fire times shown as the cron is typed) whose runs then appear; the webhooks
-panel of a script (its URLs, a token allowed to run that script only, used for real); an HTTP
-route made through its page and called."""
+panel of a script and a flow (their URLs, a token allowed to run that script only, used for
+real); an HTTP route made through its page and called; the Postgres trigger form testing a real
+database and showing the server's refusal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import time
 
 import httpx
+from gristmill.testing.pytest_plugin import PgCluster
 from playwright.sync_api import Locator, Page, expect
 
 from .conftest import Server
@@ -115,6 +117,15 @@ def test_the_webhooks_panel_makes_a_token_for_one_script(admin_page: Page, serve
     page.goto(f"/w/main/run/{started.text.strip()}")
     expect(page.get_by_test_id("job-trigger-kind")).to_have_text("webhook")
 
+    # A flow's panel: by path only (async and sync).
+    flow = server.unique("hooked_flow")
+    r = server.api.post("/w/main/flows/create", json={"path": flow, "value": {"modules": []}})
+    assert r.status_code == 201, r.text
+    page.goto(f"/w/main/flows/get/{flow}")
+    flow_urls = page.get_by_test_id("webhooks").get_by_test_id("webhook-url")
+    expect(flow_urls).to_have_count(2)
+    expect(flow_urls.nth(1)).to_have_text(f"{server.url}/api/w/main/jobs/run_wait_result/f/{flow}")
+
 
 def test_an_http_route_made_in_the_page_answers(admin_page: Page, server: Server) -> None:
     page = admin_page
@@ -152,17 +163,35 @@ def test_an_http_route_made_in_the_page_answers(admin_page: Page, server: Server
     assert r.json() == "hello route"
 
 
-def test_a_postgres_trigger_refused_at_save_shows_why(admin_page: Page, server: Server) -> None:
+def test_the_postgres_trigger_form_tests_the_database_and_shows_a_refusal(
+    admin_page: Page, server: Server, pg_cluster: PgCluster
+) -> None:
     page = admin_page
     script = _script(server, "on_row")
+    # Gristmill's own test cluster: reachable, but with wal_level replica.
+    database = server.unique("plain_pg")
+    value = {
+        "host": str(pg_cluster.server.socket_dir),
+        "port": 5432,
+        "user": "postgres",
+        "dbname": "postgres",
+    }
+    r = server.api.post(
+        "/w/main/resources/create",
+        json={"path": database, "value": value, "resource_type": "postgresql"},
+    )
+    assert r.status_code == 201, r.text
     page.goto("/w/main/postgres_triggers")
-    expect(
-        page.get_by_role("navigation", name="Main").get_by_role("link", name="Triggers")
-    ).to_have_class(re.compile("active"))
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Triggers")).to_have_class(re.compile("active"))
     page.get_by_test_id("new").click()
     form = page.get_by_test_id("postgres-form")
     form.get_by_test_id("path").fill(server.unique("pg"))
-    form.get_by_test_id("database").fill("u/admin/no_such_database")
+    database_field = form.get_by_test_id("database")
+    database_field.fill(database)
+    form.get_by_test_id("test-connection").click()
+    expect(form.get_by_test_id("test-result")).to_contain_text("wal_level is not logical")
+    database_field.fill("u/admin/no_such_database")
     form.get_by_test_id("tables").fill("public.orders")
     form.get_by_test_id("runnable").select_option(f"script:{script}")
     form.get_by_test_id("dialog-submit").click()
