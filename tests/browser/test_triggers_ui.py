@@ -54,6 +54,8 @@ def test_a_schedule_with_seconds_made_in_the_page_runs(admin_page: Page, server:
 
     form.get_by_test_id("runnable").select_option(f"script:{script}")
     form.get_by_label("who", exact=True).fill("from the schedule")
+    form.get_by_test_id("on-failure").select_option(f"script:{script}")
+    form.get_by_test_id("on-failure-times").fill("3")
     form.get_by_test_id("dialog-submit").click()
     expect(form).to_have_count(0)
 
@@ -69,7 +71,11 @@ def test_a_schedule_with_seconds_made_in_the_page_runs(admin_page: Page, server:
     row.get_by_test_id("schedule-enabled").uncheck()
     expect(row.get_by_text("paused")).to_be_visible()
     got = server.api.get(f"/w/main/schedules/get/{schedule}")
-    assert got.status_code == 200 and got.json()["enabled"] is False, got.text
+    assert got.status_code == 200, got.text
+    saved = got.json()
+    assert saved["enabled"] is False
+    assert saved["args"] == {"who": "from the schedule"}
+    assert (saved["on_failure"], saved["on_failure_times"]) == (f"script/{script}", 3)
     detail.get_by_test_id("schedule-run").first.get_by_role("link").click()
     expect(page.get_by_test_id("job-trigger-kind")).to_have_text("schedule")
     expect(page.get_by_test_id("job-trigger-link")).to_have_text(schedule)
