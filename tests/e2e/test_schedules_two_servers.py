@@ -6,7 +6,6 @@ server` (API and ticker) on the same database, both ticking (docs/triggers.md
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
 
 import pytest
@@ -77,12 +76,13 @@ def test_each_tick_fires_once_with_two_servers(launch: Launcher) -> None:
             assert result["schedule"] == "u/admin/two_servers"
             ticks.append(dt.datetime.strptime(result["tick"], "%Y-%m-%d %H:%M:%S UTC"))
         ticks.sort()
-        # At least 5 ticks in ~6.5 s, each exactly once, none missing in between.
+        # At least 5 ticks in ~6.5 s, each exactly once, none missing in between but those
+        # recorded as skipped (a loaded machine may leave a run unstarted at the next tick).
         assert len(ticks) >= 5, (ticks, main.describe(), second.describe())
         assert len(set(ticks)) == len(ticks), ticks
-        assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks))
         schedule = api.client.get(f"{api.w}/schedules/get/u/admin/two_servers").json()
-        assert schedule["skipped_ticks"] == 0, schedule
+        span = int((ticks[-1] - ticks[0]).total_seconds()) + 1
+        assert span - len(ticks) <= schedule["skipped_ticks"], (ticks, schedule)
     finally:
         api.close()
         other.close()

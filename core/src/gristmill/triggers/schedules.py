@@ -122,6 +122,11 @@ class ScheduleDraft:
     paused_until: dt.datetime | None = None
     cron_version: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.paused_until is not None and self.paused_until.tzinfo is None:
+            # A time without an offset is UTC (Windmill's clients always send one).
+            object.__setattr__(self, "paused_until", self.paused_until.replace(tzinfo=dt.UTC))
+
     def check(self, limits: InputLimits) -> tuple[Cron, ZoneInfo]:
         """The checks that need nothing but the draft; the parsed cron and timezone."""
         check_text_fields(self)

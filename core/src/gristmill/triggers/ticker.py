@@ -66,10 +66,12 @@ GRACE_S = 2.0
 #: The longest sleep between passes: how soon a schedule saved by another process, or a run
 #: that ended, is seen.
 MAX_SLEEP_S = 0.5
+#: The shortest sleep between passes.
+MIN_SLEEP_S = 0.02
 #: A ledger row this old without a job: its process stopped before queueing it.
 REPUSH_AFTER_S = 10.0
 #: Skipped ticks are counted one by one up to this many (then "more than").
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 100_000
 
 
 def count_ticks(
@@ -148,7 +150,8 @@ class Ticker:
         nearest, now = row
         if nearest is None:
             return MAX_SLEEP_S
-        return min(MAX_SLEEP_S, max(0.0, (nearest - now).total_seconds()))
+        # A due tick another process is firing right now: look again very soon.
+        return min(MAX_SLEEP_S, max(MIN_SLEEP_S, (nearest - now).total_seconds()))
 
     # -- firing ---------------------------------------------------------------------------------
 
@@ -161,7 +164,16 @@ class Ticker:
             if not due:
                 return fires
             for schedule in due:
-                fire = await self._plan(conn, schedule, schedule["db_now"])
+                try:
+                    # A savepoint each: one schedule that cannot be planned stops alone.
+                    async with conn.transaction():
+                        fire = await self._plan(conn, schedule, schedule["db_now"])
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    log.exception("schedule %s/%s", schedule["workspace_id"], schedule["path"])
+                    await _disable(conn, schedule, f"the schedule could not fire: {exc!r}")
+                    continue
                 if fire is not None:
                     fires.append(fire)
         return fires
@@ -182,7 +194,8 @@ class Ticker:
         skipped, reasons = 0, []
         late = (now - tick).total_seconds() > GRACE_S
         if late:
-            n, first, last = count_ticks(cron, tz, tick, now)
+            # Up to a second of work after a long outage: not on the event loop.
+            n, first, last = await asyncio.to_thread(count_ticks, cron, tz, tick, now)
             if n:
                 skipped += n
                 more = "at least " if n >= COUNT_LIMIT else ""
@@ -209,7 +222,7 @@ class Ticker:
                 skipped += 1
                 reasons.append(
                     f"the tick of {_fmt(tick)} was skipped: the previous run (job {pending[0]}) "
-                    "had not started yet (no worker free for it)"
+                    "had not started yet (no worker free for it, or a retry waiting for its delay)"
                 )
             elif pending is not None and schedule["no_flow_overlap"]:
                 skipped += 1
@@ -263,10 +276,15 @@ class Ticker:
             args = schedule["args"] or {}
             if schedule["is_flow"]:
                 await self.flows.run_flow(
-                    ws, access.actor, runnable, args, job_id=fire.job_id, access=access
+                    ws,
+                    access.actor,
+                    runnable,
+                    args,
+                    job_id=fire.job_id,
+                    access=access,
+                    trigger_kind=SCHEDULE_TRIGGER,
+                    trigger=path,
                 )
-                async with self.pool.connection() as conn:
-                    await conn.execute(Q["sched_tag_job"], {"job_id": fire.job_id, "path": path})
             else:
                 await self.submitter.run_script_by_path(
                     ws,
@@ -320,7 +338,9 @@ class Ticker:
                         Q["sched_mark_handled"], {"job_id": row["job_id"], "retried": False}
                     )
                     continue
-                fires.append(_Fire(schedule, row["tick"], row["job_id"], row["attempt"]))
+                # A tick's first run keeps its time (WM_SCHEDULED_FOR); a retry runs now.
+                when = row["tick"] if row["attempt"] == 0 else None
+                fires.append(_Fire(schedule, row["tick"], row["job_id"], row["attempt"], when))
         return fires
 
     # -- ended runs -----------------------------------------------------------------------------
@@ -332,17 +352,35 @@ class Ticker:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["sched_ended_runs"])
             for run in await cur.fetchall():
-                schedule = await _get(conn, run["workspace_id"], run["schedule_path"])
-                retry = await self._retry(conn, schedule, run) if schedule is not None else None
-                await conn.execute(
-                    Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": retry is not None}
-                )
+                try:
+                    # A savepoint each: a run that cannot be handled is marked so alone.
+                    async with conn.transaction():
+                        retry, started = await self._ended(conn, run)
+                except psycopg.OperationalError:
+                    raise
+                except Exception:
+                    log.exception("schedule run %s could not be handled", run["job_id"])
+                    await conn.execute(
+                        Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": False}
+                    )
+                    continue
                 if retry is not None:
                     retries.append(retry)
-                elif schedule is not None:
-                    handlers.extend(await _handlers(conn, schedule, run))
-
+                handlers.extend(started)
         return retries, handlers
+
+    async def _ended(
+        self, conn: psycopg.AsyncConnection, run: dict[str, Any]
+    ) -> tuple[_Fire | None, list[_Handler]]:
+        """A retry of the run, or the handlers it starts; the run is marked handled."""
+        schedule = await _get(conn, run["workspace_id"], run["schedule_path"])
+        retry = await self._retry(conn, schedule, run) if schedule is not None else None
+        await conn.execute(
+            Q["sched_mark_handled"], {"job_id": run["job_id"], "retried": retry is not None}
+        )
+        if retry is not None or schedule is None:
+            return retry, []
+        return None, await _handlers(conn, schedule, run)
 
     async def _retry(
         self, conn: psycopg.AsyncConnection, schedule: dict[str, Any], run: dict[str, Any]

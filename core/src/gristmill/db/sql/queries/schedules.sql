@@ -81,7 +81,8 @@ CROSS JOIN LATERAL (
     WHERE r.workspace_id = %(workspace_id)s AND r.schedule_path = p.path
     ORDER BY c.started_at DESC NULLS LAST LIMIT 20
 ) r
-JOIN job_completed c ON c.id = r.job_id;
+JOIN job_completed c ON c.id = r.job_id
+ORDER BY r.schedule_path, c.started_at DESC NULLS LAST;
 
 -- name: sched_due
 -- The enabled schedules whose next tick has come, locked (another process skips them),
@@ -132,12 +133,14 @@ RETURNING job_id;
 UPDATE schedule_run SET pushed_at = now() WHERE job_id = %(job_id)s;
 
 -- name: sched_unpushed_runs
--- Runs recorded but whose job never reached the queue (the process stopped in between),
--- locked: pushed again with the same job id.
+-- Runs recorded but whose job never reached the queue (the process stopped in between; not
+-- those that could not start, which are marked handled), locked: pushed again with the same
+-- job id.
 SELECT r.*, s.args, s.tag, s.email, s.permissioned_as
 FROM schedule_run r
 JOIN schedule s ON s.workspace_id = r.workspace_id AND s.path = r.schedule_path
-WHERE r.pushed_at IS NULL AND r.created_at < now() - make_interval(secs => %(after_s)s)
+WHERE r.pushed_at IS NULL AND r.handled_at IS NULL
+  AND r.created_at < now() - make_interval(secs => %(after_s)s)
   AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = r.job_id)
 LIMIT 20
 FOR UPDATE OF r SKIP LOCKED;
@@ -167,7 +170,3 @@ WHERE r.workspace_id = %(workspace_id)s AND r.schedule_path = %(path)s
   AND r.job_id <> %(job_id)s AND r.handled_at IS NOT NULL AND NOT r.retried
 ORDER BY r.tick DESC, r.attempt DESC
 LIMIT %(limit)s;
-
--- name: sched_tag_job
--- A flow started by a schedule: mark its job as the schedule's (run_flow knows no trigger).
-UPDATE job SET trigger_kind = 'schedule', trigger = %(path)s WHERE id = %(job_id)s;
