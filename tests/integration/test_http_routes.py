@@ -26,7 +26,7 @@ from gristmill.auth.tokens import create_api_token
 from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.server.platform import Platform
-from gristmill.testing.pytest_plugin import _started  # pyright: ignore[reportPrivateUsage]
+from gristmill.testing.pytest_plugin import started_platform
 
 WS = "main"
 
@@ -35,10 +35,39 @@ ECHO = """\
 def main(wm_trigger: dict, name: str = "", body=None, raw_string: str = ""):
     http = wm_trigger["http"]
     return {"params": http["params"], "method": http["method"], "query": http["query"],
-            "name": name, "body": body, "raw_string": raw_string}
+            "name": name, "body": body, "raw_string": raw_string,
+            "authorization": http["headers"].get("authorization")}
 """
 #: Its argument is its result: a result that sets the HTTP answer.
 ANSWER = "def main(out: dict):\n    return out\n"
+#: A flow taking the request: its result is the path parameter and a body field.
+FLOW = {
+    "summary": "route",
+    "value": {
+        "modules": [
+            {
+                "id": "a",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(id: str, name: str):\n    return f'{id}:{name}'\n",
+                    "input_transforms": {
+                        "id": {
+                            "type": "javascript",
+                            "expr": "flow_input.wm_trigger.http.params.id",
+                        },
+                        "name": {"type": "javascript", "expr": "flow_input.name"},
+                    },
+                },
+            }
+        ]
+    },
+    "schema": {
+        "type": "object",
+        "properties": {"wm_trigger": {"type": "object"}, "name": {"type": "string"}},
+        "required": ["name"],
+    },
+}
 FAIL = "def main():\n    raise ValueError('no luck')\n"
 
 
@@ -96,9 +125,9 @@ class Env:
         body = {
             "path": f"u/alice/route_{uuid.uuid4().hex[:6]}",
             "script_path": script_path,
-            "is_flow": False,
             "route_path": route_path,
             "http_method": "post",
+            "is_flow": False,
             **fields,
         }
         return await self.alice.post(f"/w/{WS}/http_triggers/create", json=body)
@@ -304,8 +333,49 @@ async def test_each_authentication_mode_over_a_real_socket(env: Env) -> None:
                 assert out["params"] == {"id": "42"} and out["name"] == "ann", out
                 assert out["method"] == "post" and out["query"] == {"x": "1"}, out
                 assert r.headers["x-job-id"]
+                # A caller's Gristmill token never reaches the script (it runs as the owner).
+                expected = None if mode == "windmill" else headers.get("Authorization")
+                assert out["authorization"] == expected, out
         r = await http.post(f"/r/{base}/basic_http/42", content=body, headers=json_type)
         assert r.headers["www-authenticate"].startswith("Basic"), r.headers
+        # Callable from other sites' pages: a preflight, and the answer's origin header.
+        r = await http.options(
+            f"/r/{base}/none/1",
+            headers={"Origin": "https://elsewhere.test", "Access-Control-Request-Method": "POST"},
+        )
+        assert r.status_code == 204 and "POST" in r.headers["access-control-allow-methods"]
+        r = await http.post(f"/r/{base}/none/1", content=body, headers=json_type)
+        assert r.headers["access-control-allow-origin"] == "*", r.headers
+        # allowed_origins: only those pages may read the answer.
+        r = await env.route(script, f"{base}/origins", allowed_origins=["https://OK.test"])
+        assert r.status_code == 201, r.text
+        for origin, expected in (("https://ok.test", "https://ok.test"), ("https://no.test", None)):
+            r = await served(
+                http, "POST", f"/r/{base}/origins", json={}, headers={"Origin": origin}
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers.get("access-control-allow-origin") == expected, (origin, r.headers)
+            r = await http.options(
+                f"/r/{base}/origins",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            )
+            assert r.headers.get("access-control-allow-origin") == expected, (origin, r.headers)
+
+        # A secret its owner can no longer read: refused, saying so, recorded on the route.
+        gone = await env.resource({"api_key_header": "X-Api-Key", "api_key_secret": "k-2"})
+        r = await env.route(
+            script,
+            f"{base}/gone",
+            authentication_method="api_key",
+            authentication_resource_path=gone,
+        )
+        assert r.status_code == 201, r.text
+        route = r.text
+        assert (await env.alice.delete(f"/w/{WS}/resources/delete/{gone}")).status_code == 200
+        r = await served(http, "POST", f"/r/{base}/gone", json={}, headers={"X-Api-Key": "k-2"})
+        assert r.status_code == 403 and gone in r.text, r.text
+        got = (await env.alice.get(f"/w/{WS}/http_triggers/get/{route}")).json()
+        assert gone in got["error"], got
 
 
 async def test_sync_async_answers_and_args(env: Env) -> None:
@@ -320,6 +390,7 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         ("wrapped/:id", echo, {"wrap_body": True, "raw_string": True}),
         ("items/:id", echo, {"is_async": False}),
         ("items/new", answer, {}),
+        ("ws/:id", echo, {"workspaced_route": True}),
     ):
         r = await env.route(script, f"{base}/{route}", **fields)
         assert r.status_code == 201, (route, r.text)
@@ -362,6 +433,29 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
         async with env.platform.db.connection() as conn:
             after = await (await conn.execute("SELECT count(*) FROM job")).fetchone()
         assert before == after
+        # A workspaced route lives under its workspace only.
+        r = await served(api, "POST", f"/r/{WS}/{base}/ws/3", json={"name": "w"})
+        assert r.status_code == 200 and r.json()["params"] == {"id": "3"}, r.text
+        assert (await api.post(f"/r/{base}/ws/3", json={})).status_code == 404
+        # A flow, given the request.
+        flow = f"u/alice/flow_{uuid.uuid4().hex[:6]}"
+        r = await env.alice.post(f"/w/{WS}/flows/create", json={"path": flow, **FLOW})
+        assert r.status_code == 201, r.text
+        r = await env.route(flow, f"{base}/flow/:id", is_flow=True)
+        assert r.status_code == 201, r.text
+        r = await served(api, "POST", f"/r/{base}/flow/9", json={"name": "f"})
+        assert (r.status_code, r.json()) == (200, "9:f"), r.text
+        # A runnable that is gone: 404, and the route says why.
+        gone = await env.script("gone", ANSWER)
+        r = await env.route(gone, f"{base}/gone")
+        assert r.status_code == 201, r.text
+        route = r.text
+        r = await env.alice.post(f"/w/{WS}/scripts/archive/p/{gone}")
+        assert r.status_code == 200, r.text
+        r = await served(api, "POST", f"/r/{base}/gone", json={"out": {}})
+        assert r.status_code == 404 and gone in r.text, r.text
+        got = (await env.alice.get(f"/w/{WS}/http_triggers/get/{route}")).json()
+        assert gone in got["error"], got
         r = await api.post(f"/r/{base}/nothing", json={})
         assert r.status_code == 404, r.text
         r = await api.get(f"/r/{base}/items/1")
@@ -371,7 +465,7 @@ async def test_sync_async_answers_and_args(env: Env) -> None:
 async def test_a_change_is_seen_by_a_second_server(env: Env, module_settings: Settings) -> None:
     script = await env.script("echo", ECHO)
     route = f"second{uuid.uuid4().hex[:6]}/:id"
-    async with _started(module_settings) as other, client(other) as there:
+    async with started_platform(module_settings) as other, client(other) as there:
         r = await env.route(script, route)
         assert r.status_code == 201, r.text
         path = r.text

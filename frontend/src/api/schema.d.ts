@@ -4194,6 +4194,11 @@ export interface components {
         /** HttpTrigger */
         HttpTrigger: {
             /**
+             * Allowed Origins
+             * @description The origins whose pages may call the route (matched ignoring case; ['*'] for any). Unset or empty: any origin.
+             */
+            allowed_origins?: string[] | null;
+            /**
              * Authentication Method
              * @description none; windmill (a Gristmill token of a member who can see the route); api_key, basic_http or signature (checked against the resource at authentication_resource_path); custom_script is not supported yet.
              * @default none
@@ -4450,6 +4455,11 @@ export interface components {
         };
         /** NewHttpTrigger */
         NewHttpTrigger: {
+            /**
+             * Allowed Origins
+             * @description The origins whose pages may call the route (matched ignoring case; ['*'] for any). Unset or empty: any origin.
+             */
+            allowed_origins?: string[] | null;
             /**
              * Authentication Method
              * @description none; windmill (a Gristmill token of a member who can see the route); api_key, basic_http or signature (checked against the resource at authentication_resource_path); custom_script is not supported yet.

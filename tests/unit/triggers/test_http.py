@@ -17,6 +17,7 @@ from gristmill.triggers.http import (
     Match,
     RouteTable,
     check_auth_value,
+    cors_headers,
     parse_route,
     route_shape,
     verify_request,
@@ -171,3 +172,12 @@ def test_signatures() -> None:
     ):
         with pytest.raises(BadInput, match=words):
             check_auth_value("signature", value, "r")
+
+
+def test_cors() -> None:
+    assert cors_headers(config(), "https://a.test") == {"Access-Control-Allow-Origin": "*"}
+    assert cors_headers(config(allowed_origins=["*"]), None)["Access-Control-Allow-Origin"] == "*"
+    listed = config(allowed_origins=["https://A.test"])
+    assert cors_headers(listed, "https://a.test")["Access-Control-Allow-Origin"] == "https://a.test"
+    assert "Access-Control-Allow-Origin" not in cors_headers(listed, "https://b.test")
+    assert "Access-Control-Allow-Origin" not in cors_headers(listed, None)

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -63,7 +64,9 @@ __all__ = [
     "RouteTable",
     "call_route",
     "check_auth_value",
+    "cors_headers",
     "parse_route",
+    "preflight",
     "route_shape",
     "verify_request",
 ]
@@ -78,6 +81,8 @@ RESOURCE_MODES = ("api_key", "basic_http", "signature")
 #: Every server reloads its table this often even without a notification (one may be missed
 #: while the notification connection is down; a reconnect also reloads).
 SAFETY_RELOAD_S = 60.0
+#: A request for a route the table does not have reloads it if it is older than this.
+MISS_RELOAD_S = 1.0
 #: How long a request waits for a starting server's first load of the table.
 FIRST_LOAD_WAIT_S = 10.0
 
@@ -157,6 +162,11 @@ class HttpRouteConfig(BaseModel):
         default=False,
         description="Serve the route at /api/r/<workspace>/<route_path> rather than "
         "/api/r/<route_path>.",
+    )
+    allowed_origins: list[str] | None = Field(
+        default=None,
+        description="The origins whose pages may call the route (matched ignoring case; "
+        "['*'] for any). Unset or empty: any origin.",
     )
     is_static_website: bool = Field(default=False, description="Not supported.")
     static_asset_config: dict[str, Any] | None = Field(default=None, description="Not supported.")
@@ -544,6 +554,12 @@ async def _takes_request(services: TriggerServices, trigger: TriggerRow) -> bool
 
 
 def _request_info(request: RouteRequest, found: Match) -> dict[str, Any]:
+    headers, query = dict(request.headers), dict(request.query)
+    if found.route.config.authentication_method == "windmill":
+        # The caller's Gristmill token must not reach a script that runs as someone else.
+        for name in ("authorization", "cookie"):
+            headers.pop(name, None)
+        query.pop("token", None)
     return {
         "kind": "http",
         "http": {
@@ -551,10 +567,59 @@ def _request_info(request: RouteRequest, found: Match) -> dict[str, Any]:
             "path": request.url_path.strip("/"),
             "method": request.method.lower(),
             "params": found.params,
-            "query": dict(request.query),
-            "headers": dict(request.headers),
+            "query": query,
+            "headers": headers,
         },
     }
+
+
+async def _find(
+    kind: HttpRouteKind, services: TriggerServices, method: str, url_path: str
+) -> Match | list[str] | None:
+    await kind.ready()
+    found = kind.table.find(method, url_path)
+    if not isinstance(found, Match):
+        # A route saved a moment ago may not have reached this server's table yet (the
+        # notification is on its way): read the table again, at most once a second.
+        await kind.refresh(services)
+        found = kind.table.find(method, url_path)
+    return found
+
+
+_CORS_NAMES = frozenset({"access-control-allow-origin", "vary"})
+
+
+def cors_headers(config: HttpRouteConfig, origin: str | None) -> dict[str, str]:
+    """What lets a page of ``origin`` read the route's answer (Windmill's rule): any origin
+    unless the route's ``allowed_origins`` lists some; a listed origin is echoed."""
+    allowed = config.allowed_origins
+    if not allowed or "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin is not None and origin.lower() in {a.lower() for a in allowed}:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
+
+
+async def preflight(
+    kind: HttpRouteKind,
+    services: TriggerServices,
+    url_path: str,
+    origin: str | None,
+    method: str | None,
+) -> HttpAnswer:
+    """The answer to a browser's ``OPTIONS`` before a cross-origin call of ``method``."""
+    found = await _find(kind, services, method or "POST", url_path)
+    headers = {
+        "Access-Control-Allow-Methods": ", ".join(m.upper() for m in HTTP_METHODS),
+        "Access-Control-Allow-Headers": "content-type, authorization",
+        "Access-Control-Max-Age": "600",
+    }
+    if isinstance(found, Match):
+        headers.update(cors_headers(found.route.config, origin))
+    else:
+        # Unknown route: the call itself will say so (404/405), readable by the page.
+        headers["Access-Control-Allow-Origin"] = "*"
+    return HttpAnswer(204, b"", None, headers)
 
 
 async def call_route(
@@ -566,14 +631,27 @@ async def call_route(
     ``wm_trigger`` for a runnable that takes it), start the runnable as the route's owner;
     the answer and the job's id. Arguments the runnable does not take are a 400 before
     anything is queued."""
-    await kind.ready()
-    found = kind.table.find(request.method, request.url_path)
+    found = await _find(kind, services, request.method, request.url_path)
     if found is None:
         raise NotFound(f"no HTTP route answers {request.method} /api/r/{request.url_path}")
     if isinstance(found, list):
         allowed = ", ".join(found)
         text = f"Method not allowed: /api/r/{request.url_path} answers {allowed}"
         return _text_answer(405, text, {"Allow": allowed}), None
+    answer, job_id = await _run(services, tokens, found, request)
+    cors = cors_headers(found.route.config, request.headers.get("origin"))
+    if found.route.config.allowed_origins:
+        # The route's list governs, whatever the runnable's result set.
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _CORS_NAMES}
+        answer = dataclasses.replace(answer, headers={**kept, **cors})
+    else:
+        answer = dataclasses.replace(answer, headers={**cors, **answer.headers})
+    return answer, job_id
+
+
+async def _run(
+    services: TriggerServices, tokens: TokenResolver, found: Match, request: RouteRequest
+) -> tuple[HttpAnswer, UUID | None]:
     trigger, config = found.route.trigger, found.route.config
     try:
         await _authenticate(services, tokens, found, request)
@@ -591,11 +669,17 @@ async def call_route(
         return _text_answer(415, f"Unsupported media type: {exc}"), None
     if WM_TRIGGER not in args and await _takes_request(services, trigger):
         args[WM_TRIGGER] = _request_info(request, found)
-    if config.request_type == "async":
-        started = await services.start(trigger, args)
+    try:
+        started = await services.start(trigger, args, wait=config.request_type == "sync")
+    except (NotFound, Forbidden) as exc:
+        # The runnable is gone or its owner can no longer run it: the route is broken until
+        # someone fixes it, which `get` and `list` must show.
+        await services.report(trigger, f"cannot start {trigger.script_path}: {exc}")
+        raise
+    if trigger.error is not None:
+        await services.report(trigger, None)
+    if started.done is None:
         return _text_answer(201, str(started.job_id)), started.job_id
-    started = await services.start(trigger, args, wait=True)
-    assert started.done is not None
     success = started.done.status == JobStatus.SUCCESS
     return result_answer(started.done.result, success), started.job_id
 
@@ -614,6 +698,8 @@ class HttpRouteKind(TriggerKind):
     def __init__(self) -> None:
         self.table = RouteTable()
         self.loaded = asyncio.Event()
+        self.loaded_at = 0.0
+        self._refreshing = asyncio.Lock()
 
     async def check(self, services: TriggerServices, draft: TriggerDraft, access: Access) -> None:
         config = cast(HttpRouteConfig, draft.config)
@@ -679,8 +765,18 @@ class HttpRouteKind(TriggerKind):
         return None
 
     async def reload(self, services: TriggerServices) -> None:
+        started = time.monotonic()
         self.table = RouteTable.from_rows(await _enabled_routes(services))
+        self.loaded_at = started
         self.loaded.set()
+
+    async def refresh(self, services: TriggerServices) -> None:
+        """Reload the table unless it was loaded less than :data:`MISS_RELOAD_S` ago (a
+        request for an unknown route reloads it, so that scanning for routes costs at most
+        one read a second)."""
+        async with self._refreshing:
+            if time.monotonic() - self.loaded_at >= MISS_RELOAD_S:
+                await self.reload(services)
 
     async def serve(self, services: TriggerServices) -> None:
         feed = services.changes(self.name)

@@ -24,7 +24,7 @@ from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
 from gristmill.scripts.paths import check_path
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
-from gristmill.validation import check_text_fields, short
+from gristmill.validation import check_no_nul, check_text_fields, short
 from gristmill.workspace.folders import require_folder_of
 
 __all__ = [
@@ -290,6 +290,8 @@ async def list_triggers(
     """The triggers of ``kind`` the caller may read, by path."""
     if page < 1 or per_page < 1:
         raise BadInput("page and per_page start at 1")
+    check_no_nul("path_start", path_start)
+    check_no_nul("path", script_path)
     async with services.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(

@@ -14,7 +14,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep, bearer_token
-from gristmill.triggers.http import HTTP_METHODS, HttpMethod, RouteRequest, call_route
+from gristmill.triggers.http import (
+    HTTP_METHODS,
+    HttpMethod,
+    RouteRequest,
+    call_route,
+    preflight,
+)
+from gristmill.triggers.webhooks import HttpAnswer
 
 if TYPE_CHECKING:
     from gristmill.server.platform import Platform
@@ -57,6 +64,15 @@ _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _response(answer: HttpAnswer, headers: dict[str, str]) -> Response:
+    return Response(
+        content=answer.body,
+        media_type=answer.content_type,
+        status_code=answer.status,
+        headers=headers,
+    )
+
+
 def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
     """The router calling ``kind``'s routes and the one with ``route_exists``."""
     calls = APIRouter(prefix="/r", tags=["http_triggers"])
@@ -80,12 +96,7 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
         headers = dict(answer.headers)
         if job_id is not None:
             headers["x-job-id"] = str(job_id)
-        return Response(
-            content=answer.body,
-            media_type=answer.content_type,
-            status_code=answer.status,
-            headers=headers,
-        )
+        return _response(answer, headers)
 
     for method in HTTP_METHODS:
         calls.add_api_route(
@@ -100,6 +111,20 @@ def http_routers(kind: HttpRouteKind) -> list[APIRouter]:
             if method != "get"
             else None,
         )
+
+    async def options(route_path: str, request: Request) -> Response:
+        # Browsers ask before a cross-origin call with a JSON body or a token.
+        platform: Platform = request.app.state.platform
+        answer = await preflight(
+            kind,
+            platform.triggers,
+            route_path,
+            request.headers.get("origin"),
+            request.headers.get("access-control-request-method"),
+        )
+        return _response(answer, answer.headers)
+
+    calls.add_api_route("/{route_path:path}", options, methods=["OPTIONS"], include_in_schema=False)
 
     manage = APIRouter(
         prefix="/w/{workspace}/http_triggers",
