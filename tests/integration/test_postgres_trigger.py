@@ -220,6 +220,16 @@ async def test_save_refuses_what_cannot_work(gm: Gristmill, user_db: UserDatabas
     missing_table = new_trigger()
     missing_table["publication"]["table_to_track"][0]["table_to_track"] = [{"table_name": "nope"}]
     refused(await api.post(create, json=missing_table), "no table public.nope")
+    missing_column = new_trigger()
+    missing_column["publication"]["table_to_track"][0]["table_to_track"] = [
+        {"table_name": "orders", "columns_name": ["id", "nope"]}
+    ]
+    refused(await api.post(create, json=missing_column), "public.orders has no column 'nope'")
+    two_statements = new_trigger()
+    two_statements["publication"]["table_to_track"][0]["table_to_track"] = [
+        {"table_name": "orders", "where_clause": "true; DROP TABLE orders"}
+    ]
+    refused(await api.post(create, json=two_statements), "cannot contain ';'")
     bad_kind = new_trigger()
     bad_kind["publication"]["transaction_to_track"] = ["Insert", "Truncate"]
     refused(await api.post(create, json=bad_kind), "'Truncate' is not one of")
@@ -355,12 +365,23 @@ async def test_a_listener_error_is_shown_then_cleared(gm: Gristmill, user_db: Us
     # Listed too.
     listed = (await api.get("/w/main/postgres_triggers/list")).json()
     assert [t["error"] for t in listed if t["path"] == TRIGGER] == [message]
-    # Saving it again creates the slot; the listener works again and clears the error.
-    r = await api.post(f"/w/main/postgres_triggers/update/{TRIGGER}", json=new_trigger())
+    # Saving it again creates the slot; the listener works again and clears the error. The
+    # save also changes the publication: some columns, some rows.
+    narrower = new_trigger()
+    narrower["publication"]["table_to_track"][0]["table_to_track"] = [
+        {"table_name": "orders", "columns_name": ["id", "note"], "where_clause": "id >= 20"}
+    ]
+    r = await api.post(f"/w/main/postgres_triggers/update/{TRIGGER}", json=narrower)
     assert r.status_code == 200, r.text
-    user_db.execute("INSERT INTO orders VALUES (20, 'after', false, null)")
-    jobs = await wait_until(lambda: _at_least(gm, 8))
-    assert jobs[-1]["row"]["id"] == 20
+    user_db.execute(
+        "INSERT INTO orders VALUES (5, 'filtered out', false, null)",
+        "INSERT INTO orders VALUES (20, 'after', false, null)",
+    )
+    await wait_until(lambda: _at_least(gm, 8))
+    await _slot_caught_up(user_db)
+    jobs = await gm.jobs()
+    assert len(jobs) == 8
+    assert jobs[-1]["row"] == {"id": 20, "note": "after"}
     assert await error() is None
 
 
