@@ -169,6 +169,14 @@ def test_an_http_route_made_in_the_page_answers(admin_page: Page, server: Server
     assert r.status_code == 200, r.text
     assert r.json() == "hello route"
 
+    # The script's page lists what starts it, with a link to the route.
+    page.goto(f"/w/main/scripts/get/{script}")
+    listed = page.get_by_test_id("runnable-triggers").get_by_test_id("runnable-trigger")
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text(f"POST {server.url}/api/r/{route}")
+    listed.get_by_role("link", name=trigger).click()
+    expect(_row(page, trigger)).to_be_visible()
+
 
 def test_the_postgres_trigger_form_tests_the_database_and_shows_a_refusal(
     admin_page: Page, server: Server, pg_cluster: PgCluster
