@@ -9,6 +9,8 @@ export type Route = {
   chrome?: boolean;
   /** Shown in the navigation bar. */
   nav?: string;
+  /** Other pages under the same navigation entry (it shows as active on them too). */
+  navAlso?: string[];
 };
 
 export const routes: Route[] = [
@@ -28,6 +30,15 @@ export const routes: Route[] = [
   { pattern: "/w/:ws/flows/get/*path", load: () => import("./pages/FlowPage.svelte") },
   { pattern: "/w/:ws/runs", load: () => import("./pages/Runs.svelte"), nav: "Runs" },
   { pattern: "/w/:ws/run/:id", load: () => import("./pages/JobPage.svelte") },
+  // The trigger pages: one entry ("Triggers"), their tabs on the pages (TriggerTabs).
+  {
+    pattern: "/w/:ws/schedules",
+    load: () => import("./pages/Schedules.svelte"),
+    nav: "Triggers",
+    navAlso: ["/w/:ws/routes", "/w/:ws/postgres_triggers"],
+  },
+  { pattern: "/w/:ws/routes", load: () => import("./pages/HttpRoutes.svelte") },
+  { pattern: "/w/:ws/postgres_triggers", load: () => import("./pages/PostgresTriggers.svelte") },
   { pattern: "/w/:ws/variables", load: () => import("./pages/Variables.svelte"), nav: "Variables" },
   { pattern: "/w/:ws/resources", load: () => import("./pages/Resources.svelte"), nav: "Resources" },
   {
