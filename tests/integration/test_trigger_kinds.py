@@ -166,6 +166,16 @@ async def test_listener_starts_jobs_as_the_owner_recording_the_trigger(
     assert r.status_code == 201, r.text
     jobs = await until(lambda: _at_least(jobs_of(platform, "u/admin/live"), 3))
     assert set(jobs) == {("ticker", "u/admin/live")}
+    # The job lists carry the trigger and filter on it.
+    listed = (
+        await api.get(
+            "/w/main/jobs/list", params={"trigger_kind": "ticker", "trigger_path": "u/admin/live"}
+        )
+    ).json()
+    assert len(listed) >= 3
+    assert {(j["trigger_kind"], j["trigger"]) for j in listed} == {("ticker", "u/admin/live")}
+    other = await api.get("/w/main/jobs/list", params={"schedule_path": "u/admin/live"})
+    assert other.json() == []
     held = (await api.get("/w/main/ticker_triggers/get/u/admin/live")).json()
     assert held["server_id"] == platform.triggers.server_id
     # Disabling stops the listener: no job after it.

@@ -11571,6 +11571,9 @@ export interface operations {
                 job_kinds?: string | null;
                 tag?: string | null;
                 parent_job?: string | null;
+                schedule_path?: string | null;
+                trigger_kind?: string | null;
+                trigger_path?: string | null;
             };
             header?: never;
             path: {
@@ -11742,6 +11745,9 @@ export interface operations {
                 job_kinds?: string | null;
                 tag?: string | null;
                 parent_job?: string | null;
+                schedule_path?: string | null;
+                trigger_kind?: string | null;
+                trigger_path?: string | null;
             };
             header?: never;
             path: {
@@ -11913,6 +11919,9 @@ export interface operations {
                 job_kinds?: string | null;
                 tag?: string | null;
                 parent_job?: string | null;
+                schedule_path?: string | null;
+                trigger_kind?: string | null;
+                trigger_path?: string | null;
             };
             header?: never;
             path: {

@@ -204,6 +204,9 @@ class JobQuery:
     job_kinds: list[str] | None = None
     tag: str | None = None
     parent_job: UUID | None = None
+    trigger_kind: str | None = None
+    #: The trigger's path (with ``trigger_kind``; a schedule's path for ``schedule_path``).
+    trigger: str | None = None
 
     def __post_init__(self) -> None:
         check_page(self.page, self.per_page)
@@ -233,6 +236,8 @@ async def list_jobs(
         "job_kinds": query.job_kinds,
         "tag": query.tag,
         "parent_job": query.parent_job,
+        "trigger_kind": query.trigger_kind,
+        "trigger": query.trigger,
         "limit": query.per_page,
         "offset": (query.page - 1) * query.per_page,
     }

@@ -629,7 +629,16 @@ def _query(filters: JobFilters, *, queued_only: bool, completed_only: bool) -> r
         job_kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
         tag=filters.tag,
         parent_job=filters.parent_job,
+        **_trigger_filter(filters),
     )
+
+
+def _trigger_filter(filters: JobFilters) -> dict[str, str | None]:
+    if filters.schedule_path is not None:
+        if filters.trigger_kind not in (None, SCHEDULE_TRIGGER):
+            raise BadInput("schedule_path lists a schedule's runs: leave trigger_kind out")
+        return {"trigger_kind": SCHEDULE_TRIGGER, "trigger": filters.schedule_path}
+    return {"trigger_kind": filters.trigger_kind, "trigger": filters.trigger_path}
 
 
 JobFiltersDep = Annotated[JobFilters, Query()]

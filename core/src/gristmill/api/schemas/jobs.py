@@ -103,6 +103,12 @@ class JobFilters(BaseModel):
     job_kinds: str | None = None
     tag: str | None = None
     parent_job: UUID | None = None
+    #: The runs of one schedule (Windmill's filter).
+    schedule_path: str | None = None
+    #: The runs one kind of trigger started (``schedule``, ``webhook``, ``http``, ...).
+    trigger_kind: str | None = None
+    #: With ``trigger_kind``: the runs of the trigger at this path.
+    trigger_path: str | None = None
 
 
 class _JobBase(BaseModel):

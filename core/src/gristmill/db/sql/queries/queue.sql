@@ -284,7 +284,8 @@ SELECT * FROM (
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
-        j.flow_step_id, j.created_at, true AS queued, q.running, q.scheduled_for, q.started_at,
+        j.flow_step_id, j.trigger_kind, j.trigger,
+        j.created_at, true AS queued, q.running, q.scheduled_for, q.started_at,
         NULL::text AS status, NULL::bigint AS duration_ms, q.canceled_by, q.canceled_reason
     FROM job_queue q JOIN job j USING (id)
     WHERE q.workspace_id = %(workspace_id)s AND NOT %(completed_only)s
@@ -294,7 +295,8 @@ SELECT * FROM (
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
-        j.flow_step_id, j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
+        j.flow_step_id, j.trigger_kind, j.trigger,
+        j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
         c.started_at, c.status, c.duration_ms, c.canceled_by, c.canceled_reason
     FROM job_completed c JOIN job j USING (id)
     WHERE c.workspace_id = %(workspace_id)s AND NOT %(queued_only)s
@@ -311,6 +313,9 @@ WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
   AND (%(job_kinds)s::text[] IS NULL OR kind = ANY(%(job_kinds)s))
   AND (%(tag)s::text IS NULL OR tag = %(tag)s)
   AND (%(parent_job)s::uuid IS NULL OR parent_job = %(parent_job)s)
+  -- Windmill's `trigger_kind` and `schedule_path` filters (a schedule's runs).
+  AND (%(trigger_kind)s::text IS NULL OR trigger_kind = %(trigger_kind)s)
+  AND (%(trigger)s::text IS NULL OR trigger = %(trigger)s)
   -- What the caller may see: admins all; others the jobs run as them (or one of their
   -- groups) and the runs of items they may read (gristmill.queue.visibility, same rule).
   AND (%(is_admin)s OR permissioned_as = ANY(%(owners)s)
