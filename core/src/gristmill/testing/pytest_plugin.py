@@ -291,6 +291,14 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest_asyncio.fixture
+async def platform_api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """``api`` on the test's own ``platform``: for a test that needs a platform of its own in
+    a module whose ``api`` is its module's (``module_api``)."""
+    async with _client(platform) as client:
+        yield client
+
+
 @pytest_asyncio.fixture(scope="module")
 async def module_api(module_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     """``api`` on ``module_platform``."""
