@@ -55,7 +55,7 @@ async def started(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def save(
-    api: httpx.AsyncClient, workspace: str, path: str, content: str, **extra: Any
+    api: httpx.AsyncClient, path: str, content: str, *, workspace: str = "main", **extra: Any
 ) -> str:
     r = await api.post(
         f"/w/{workspace}/scripts/create",
@@ -78,7 +78,9 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-async def completed(api: httpx.AsyncClient, workspace: str, job_id: str) -> dict[str, Any]:
+async def completed(
+    api: httpx.AsyncClient, job_id: str, *, workspace: str = "main"
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         response = await api.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
         if response.status_code == 503:
@@ -93,7 +95,7 @@ async def completed(api: httpx.AsyncClient, workspace: str, job_id: str) -> dict
 
 
 async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient, workspace: str) -> None:
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 21})
     assert r.status_code == 200, r.text
     assert r.json() == {"n": 42}
@@ -106,11 +108,11 @@ async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient, worksp
 
 
 async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient, workspace: str) -> None:
-    hash_ = await save(api, workspace, "u/admin/echo", ECHO)
+    hash_ = await save(api, "u/admin/echo", ECHO, workspace=workspace)
     r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1, "label": "a"})
     assert r.status_code == 201
     job_id = str(uuid.UUID(r.text))
-    outcome = await completed(api, workspace, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert outcome == {"completed": True, "started": True, "success": True, "result": {"a": 2}}
     assert (await api.get(f"/w/{workspace}/jobs_u/completed/get_result/{job_id}")).json() == {
         "a": 2
@@ -126,7 +128,9 @@ async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient, work
 
 
 async def test_failure_is_422_with_the_error_object(api: httpx.AsyncClient, workspace: str) -> None:
-    await save(api, workspace, "u/admin/boom", "def main():\n    raise ValueError('bad value')\n")
+    await save(
+        api, "u/admin/boom", "def main():\n    raise ValueError('bad value')\n", workspace=workspace
+    )
     r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/boom", json={})
     assert r.status_code == 422
     error = r.json()["error"]
@@ -139,7 +143,7 @@ async def test_failure_is_422_with_the_error_object(api: httpx.AsyncClient, work
 async def test_arguments_are_checked_against_the_schema(
     api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     cases = [
         ({"x": "abc"}, "argument 'x': expected an integer, got a string ('abc')"),
         ({}, "argument 'x': missing required argument"),
@@ -156,7 +160,9 @@ async def test_arguments_are_checked_against_the_schema(
 async def test_bodies_that_are_not_objects_or_not_json(
     api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, workspace, "u/admin/body", "def main(body: list):\n    return len(body)\n")
+    await save(
+        api, "u/admin/body", "def main(body: list):\n    return len(body)\n", workspace=workspace
+    )
     r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/body", json=[1, 2, 3])
     assert r.json() == 3
     r = await api.post(
@@ -219,13 +225,13 @@ async def test_logs_stream_while_the_job_runs(api: httpx.AsyncClient, workspace:
     update = await wait_until(first_line_seen, timeout=10)
     assert update["running"] is True and update["completed"] is False
     assert "second" not in update["new_logs"]
-    await completed(api, workspace, job_id)
+    await completed(api, job_id, workspace=workspace)
     assert (await api.get(f"/w/{workspace}/jobs_u/get_logs/{job_id}")).text == "first\nsecond\n"
 
 
 async def test_cancel_a_queued_job(api: httpx.AsyncClient, workspace: str) -> None:
     """A job for a tag no worker takes stays queued; cancelling moves it to the history."""
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     r = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "nobody"}
     )
@@ -287,7 +293,7 @@ async def test_cancel_a_running_job_kills_its_process_group(
     started = time.monotonic()
     r = await api.post(f"/w/{workspace}/jobs/queue/cancel/{job_id}", json={"reason": "stop"})
     assert r.status_code == 200
-    outcome = await completed(api, workspace, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert time.monotonic() - started < 10
     assert outcome["result"]["error"]["name"] == "Canceled"
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
@@ -305,7 +311,11 @@ async def test_cancel_a_running_job_kills_its_process_group(
 
 async def test_a_job_over_its_timeout_is_killed(api: httpx.AsyncClient, workspace: str) -> None:
     await save(
-        api, workspace, "u/admin/slow", "import time\ndef main():\n    time.sleep(30)\n", timeout=1
+        api,
+        "u/admin/slow",
+        "import time\ndef main():\n    time.sleep(30)\n",
+        timeout=1,
+        workspace=workspace,
     )
     started = time.monotonic()
     r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/slow", json={})
@@ -315,7 +325,7 @@ async def test_a_job_over_its_timeout_is_killed(api: httpx.AsyncClient, workspac
 
 
 async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient, workspace: str) -> None:
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
     r = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo",
@@ -326,16 +336,18 @@ async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient, workspace
     await asyncio.sleep(0.5)
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert job["type"] == "QueuedJob" and job["running"] is False
-    outcome = await completed(api, workspace, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert outcome["result"] == {"n": 4}
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert dt.datetime.fromisoformat(job["started_at"]) >= when - dt.timedelta(milliseconds=50)
 
 
 async def test_list_jobs_with_filters(api: httpx.AsyncClient, workspace: str) -> None:
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     await api.post(f"/w/{workspace}/folders/create", json={"name": "team"})  # f/ paths need it
-    await save(api, workspace, "f/team/boom", "def main():\n    raise RuntimeError('x')\n")
+    await save(
+        api, "f/team/boom", "def main():\n    raise RuntimeError('x')\n", workspace=workspace
+    )
     await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
     await api.post(f"/w/{workspace}/jobs/run_wait_result/p/f/team/boom", json={})
     queued = (
@@ -371,13 +383,13 @@ async def test_wait_result_timeout_leaves_the_job_running(settings: Settings) ->
         assert r.status_code == 500
         assert r.text.startswith("timeout after 0.5s")
         job_id = r.text.split("job ")[1].split(" ")[0]
-        outcome = await completed(api, "main", job_id)
+        outcome = await completed(api, job_id)
         assert outcome["result"] == "late"
 
 
 async def test_queue_limit_refuses_synchronous_runs(settings: Settings) -> None:
     async with started(settings.with_overrides(queue_limit_wait_result=1)) as api:
-        await save(api, "main", "u/admin/echo", ECHO)
+        await save(api, "u/admin/echo", ECHO)
         for _ in range(2):
             await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "none"})
         r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
@@ -387,12 +399,12 @@ async def test_queue_limit_refuses_synchronous_runs(settings: Settings) -> None:
 
 async def test_priority_orders_the_queue(settings: Settings) -> None:
     async with started(settings.with_overrides(num_workers=0)) as api:
-        await save(api, "main", "u/admin/low", "def main():\n    return 'low'\n")
-        await save(api, "main", "u/admin/high", "def main():\n    return 'high'\n", priority=10)
+        await save(api, "u/admin/low", "def main():\n    return 'low'\n")
+        await save(api, "u/admin/high", "def main():\n    return 'high'\n", priority=10)
         low = (await api.post("/w/main/jobs/run/p/u/admin/low", json={})).text
         high = (await api.post("/w/main/jobs/run/p/u/admin/high", json={})).text
     async with started(settings.with_overrides(num_workers=1)) as api:
-        first = (await completed(api, "main", high), await completed(api, "main", low))
+        first = (await completed(api, high), await completed(api, low))
         assert [o["result"] for o in first] == ["high", "low"]
         jobs = {j["id"]: j for j in (await api.get("/w/main/jobs/list")).json()}
         high_job = (await api.get(f"/w/main/jobs_u/get/{high}")).json()
@@ -412,7 +424,7 @@ async def test_a_worker_only_takes_its_tags(settings: Settings, tag_given: bool)
         )
         job_id = r.text
         if tag_given:
-            assert (await completed(api, "main", job_id))["result"] == 1
+            assert (await completed(api, job_id))["result"] == 1
         else:
             await asyncio.sleep(1.5)
             job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
@@ -422,7 +434,7 @@ async def test_a_worker_only_takes_its_tags(settings: Settings, tag_given: bool)
 async def test_a_job_id_chosen_by_the_caller_is_used_once(
     api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, workspace, "u/admin/echo", ECHO)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     job_id = str(uuid.uuid4())
     r = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
@@ -432,7 +444,7 @@ async def test_a_job_id_chosen_by_the_caller_is_used_once(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
     )
     assert again.status_code == 400 and f"a job with id {job_id} already exists" in again.text
-    assert (await completed(api, workspace, job_id))["result"] == {"n": 2}
+    assert (await completed(api, job_id, workspace=workspace))["result"] == {"n": 2}
     bad = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": "nope"}
     )
