@@ -19,6 +19,15 @@ from gristmill.config import Settings
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
+
+# One platform for the module's tests, each in a workspace of its own (tests/integration/
+# conftest.py): they save the same paths and list a workspace's jobs. Tests that need
+# settings of their own start a platform with them (`started`).
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
+
+
 ECHO = "def main(x: int, label: str = 'n'):\n    print('got', x)\n    return {label: x * 2}\n"
 
 
@@ -45,9 +54,11 @@ async def started(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         await platform.stop()
 
 
-async def save(api: httpx.AsyncClient, path: str, content: str, **extra: Any) -> str:
+async def save(
+    api: httpx.AsyncClient, path: str, content: str, *, workspace: str = "main", **extra: Any
+) -> str:
     r = await api.post(
-        "/w/main/scripts/create",
+        f"/w/{workspace}/scripts/create",
         json={"path": path, "content": content, "language": "python3", **extra},
     )
     assert r.status_code == 201, r.text
@@ -67,9 +78,11 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-async def completed(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+async def completed(
+    api: httpx.AsyncClient, job_id: str, *, workspace: str = "main"
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        response = await api.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")
+        response = await api.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
         if response.status_code == 503:
             # The database was unreachable for that request (a test cutting connections):
             # the API says to retry, as a client does.
@@ -81,95 +94,109 @@ async def completed(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     return await wait_until(check)
 
 
-async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/echo", ECHO)
-    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/echo", json={"x": 21})
+async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 21})
     assert r.status_code == 200, r.text
     assert r.json() == {"n": 42}
     job_id = r.headers["x-job-id"]
-    job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert job["type"] == "CompletedJob" and job["success"] is True
     assert job["script_path"] == "u/admin/echo" and job["args"] == {"x": 21}
     assert job["result"] == {"n": 42}
     assert "got 21" in job["logs"]
 
 
-async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient) -> None:
-    hash_ = await save(api, "u/admin/echo", ECHO)
-    r = await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": 1, "label": "a"})
+async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient, workspace: str) -> None:
+    hash_ = await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1, "label": "a"})
     assert r.status_code == 201
     job_id = str(uuid.UUID(r.text))
-    outcome = await completed(api, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert outcome == {"completed": True, "started": True, "success": True, "result": {"a": 2}}
-    assert (await api.get(f"/w/main/jobs_u/completed/get_result/{job_id}")).json() == {"a": 2}
-    assert (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text == "got 1\n"
-    update = (await api.get(f"/w/main/jobs_u/getupdate/{job_id}", params={"log_offset": 2})).json()
+    assert (await api.get(f"/w/{workspace}/jobs_u/completed/get_result/{job_id}")).json() == {
+        "a": 2
+    }
+    assert (await api.get(f"/w/{workspace}/jobs_u/get_logs/{job_id}")).text == "got 1\n"
+    update = (
+        await api.get(f"/w/{workspace}/jobs_u/getupdate/{job_id}", params={"log_offset": 2})
+    ).json()
     assert update["completed"] is True and update["running"] is False
     assert update["new_logs"] == "t 1\n" and update["log_offset"] == 6
-    by_hash = await api.post(f"/w/main/jobs/run_wait_result/h/{hash_}", json={"x": 5})
+    by_hash = await api.post(f"/w/{workspace}/jobs/run_wait_result/h/{hash_}", json={"x": 5})
     assert by_hash.json() == {"n": 10}
 
 
-async def test_failure_is_422_with_the_error_object(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/boom", "def main():\n    raise ValueError('bad value')\n")
-    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/boom", json={})
+async def test_failure_is_422_with_the_error_object(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(
+        api, "u/admin/boom", "def main():\n    raise ValueError('bad value')\n", workspace=workspace
+    )
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/boom", json={})
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["name"] == "ValueError" and error["message"] == "bad value"
     assert "main.py" in error["stack"] and "wrapper.py" not in error["stack"].splitlines()[1]
-    job = (await api.get(f"/w/main/jobs_u/get/{r.headers['x-job-id']}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{r.headers['x-job-id']}")).json()
     assert job["success"] is False and job["status"] == "failure"
 
 
-async def test_arguments_are_checked_against_the_schema(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/echo", ECHO)
+async def test_arguments_are_checked_against_the_schema(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     cases = [
         ({"x": "abc"}, "argument 'x': expected an integer, got a string ('abc')"),
         ({}, "argument 'x': missing required argument"),
         ({"x": 1, "lable": "typo"}, "argument 'lable': unknown argument"),
     ]
     for args, message in cases:
-        r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/echo", json=args)
+        r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json=args)
         assert r.status_code == 400, r.text
         assert message in r.text
-    listed = (await api.get("/w/main/jobs/list")).json()
+    listed = (await api.get(f"/w/{workspace}/jobs/list")).json()
     assert listed == [], "a refused run must not leave a job behind"
 
 
-async def test_bodies_that_are_not_objects_or_not_json(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/body", "def main(body: list):\n    return len(body)\n")
-    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/body", json=[1, 2, 3])
+async def test_bodies_that_are_not_objects_or_not_json(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
+    await save(
+        api, "u/admin/body", "def main(body: list):\n    return len(body)\n", workspace=workspace
+    )
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/body", json=[1, 2, 3])
     assert r.json() == 3
     r = await api.post(
-        "/w/main/jobs/run/p/u/admin/body",
+        f"/w/{workspace}/jobs/run/p/u/admin/body",
         content=b"[1, 2",
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 400 and "not valid JSON" in r.text
 
 
-async def test_unknown_path_is_404(api: httpx.AsyncClient) -> None:
-    r = await api.post("/w/main/jobs/run/p/u/admin/missing", json={})
+async def test_unknown_path_is_404(api: httpx.AsyncClient, workspace: str) -> None:
+    r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/missing", json={})
     assert r.status_code == 404
     assert r.text == "Not found: Script not found at name u/admin/missing"
 
 
-async def test_preview_runs_code_and_rejects_bad_code(api: httpx.AsyncClient) -> None:
+async def test_preview_runs_code_and_rejects_bad_code(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
     body = {
         "content": "def main(a: float):\n    return a / 2\n",
         "language": "python",
         "args": {"a": 3},
     }
-    r = await api.post("/w/main/jobs/run_wait_result/preview", json=body)
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/preview", json=body)
     assert r.status_code == 200 and r.json() == 1.5
     bad = {**body, "content": "def main(a):\n  return (a\n"}
-    r = await api.post("/w/main/jobs/run/preview", json=bad)
+    r = await api.post(f"/w/{workspace}/jobs/run/preview", json=bad)
     assert r.status_code == 400 and "line 2" in r.text
-    r = await api.post("/w/main/jobs/run/preview", json={**body, "language": "cobol"})
+    r = await api.post(f"/w/{workspace}/jobs/run/preview", json={**body, "language": "cobol"})
     assert r.status_code == 400 and "unknown language" in r.text
 
 
-async def test_typed_arguments_reach_main_converted(api: httpx.AsyncClient) -> None:
+async def test_typed_arguments_reach_main_converted(api: httpx.AsyncClient, workspace: str) -> None:
     code = (
         "import datetime\n"
         "def main(raw: bytes, when: datetime.datetime, day: datetime.date, n: int = 7):\n"
@@ -177,39 +204,45 @@ async def test_typed_arguments_reach_main_converted(api: httpx.AsyncClient) -> N
     )
     args = {"raw": "aGVsbG8=", "when": "2024-05-01T10:00:00Z", "day": "2024-05-02", "n": None}
     r = await api.post(
-        "/w/main/jobs/run_wait_result/preview",
+        f"/w/{workspace}/jobs/run_wait_result/preview",
         json={"content": code, "language": "python3", "args": args},
     )
     assert r.status_code == 200, r.text
     assert r.json() == ["hello", "2024-05-01T10:00:00+00:00", "2024-05-02", 7, "datetime"]
 
 
-async def test_logs_stream_while_the_job_runs(api: httpx.AsyncClient) -> None:
+async def test_logs_stream_while_the_job_runs(api: httpx.AsyncClient, workspace: str) -> None:
     code = "import time\ndef main():\n    print('first', flush=True)\n    time.sleep(2)\n    print('second')\n"
-    r = await api.post("/w/main/jobs/run/preview", json={"content": code, "language": "python3"})
+    r = await api.post(
+        f"/w/{workspace}/jobs/run/preview", json={"content": code, "language": "python3"}
+    )
     job_id = r.text
 
     async def first_line_seen() -> dict[str, Any] | None:
-        update = (await api.get(f"/w/main/jobs_u/getupdate/{job_id}")).json()
+        update = (await api.get(f"/w/{workspace}/jobs_u/getupdate/{job_id}")).json()
         return update if "first" in update["new_logs"] else None
 
     update = await wait_until(first_line_seen, timeout=10)
     assert update["running"] is True and update["completed"] is False
     assert "second" not in update["new_logs"]
-    await completed(api, job_id)
-    assert (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text == "first\nsecond\n"
+    await completed(api, job_id, workspace=workspace)
+    assert (await api.get(f"/w/{workspace}/jobs_u/get_logs/{job_id}")).text == "first\nsecond\n"
 
 
-async def test_cancel_a_queued_job(api: httpx.AsyncClient) -> None:
+async def test_cancel_a_queued_job(api: httpx.AsyncClient, workspace: str) -> None:
     """A job for a tag no worker takes stays queued; cancelling moves it to the history."""
-    await save(api, "u/admin/echo", ECHO)
-    r = await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "nobody"})
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    r = await api.post(
+        f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "nobody"}
+    )
     job_id = r.text
-    job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert job["type"] == "QueuedJob" and job["running"] is False and job["tag"] == "nobody"
-    r = await api.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={"reason": "not needed"})
+    r = await api.post(
+        f"/w/{workspace}/jobs_u/queue/cancel/{job_id}", json={"reason": "not needed"}
+    )
     assert r.status_code == 200 and r.text == job_id
-    outcome = (await api.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")).json()
+    outcome = (await api.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")).json()
     assert outcome["success"] is False
     assert outcome["result"]["error"] == {
         "name": "Canceled",
@@ -217,13 +250,15 @@ async def test_cancel_a_queued_job(api: httpx.AsyncClient) -> None:
         "reason": "not needed",
         "canceler": "superadmin_secret",
     }
-    again = await api.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={})
+    again = await api.post(f"/w/{workspace}/jobs_u/queue/cancel/{job_id}", json={})
     assert again.status_code == 400 and "already completed" in again.text
-    missing = await api.post(f"/w/main/jobs_u/queue/cancel/{uuid.uuid4()}", json={})
+    missing = await api.post(f"/w/{workspace}/jobs_u/queue/cancel/{uuid.uuid4()}", json={})
     assert missing.status_code == 404
 
 
-async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClient) -> None:
+async def test_cancel_a_running_job_kills_its_process_group(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
     # A duration no other process uses: the child is found on the host by its command line
     # (inside the sandbox its pid is its PID namespace's).
     duration = f"300.{uuid.uuid4().int % 10**8:08d}"
@@ -235,11 +270,13 @@ async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClie
         "    time.sleep(300)\n"
     )
     job_id = (
-        await api.post("/w/main/jobs/run/preview", json={"content": code, "language": "python3"})
+        await api.post(
+            f"/w/{workspace}/jobs/run/preview", json={"content": code, "language": "python3"}
+        )
     ).text
 
     async def child_pid() -> int | None:
-        logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
+        logs = (await api.get(f"/w/{workspace}/jobs_u/get_logs/{job_id}")).text
         if not logs.startswith("child"):
             return None
         for entry in Path("/proc").iterdir():
@@ -254,12 +291,12 @@ async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClie
     pid = await wait_until(child_pid, timeout=15)
     assert os.path.exists(f"/proc/{pid}")
     started = time.monotonic()
-    r = await api.post(f"/w/main/jobs/queue/cancel/{job_id}", json={"reason": "stop"})
+    r = await api.post(f"/w/{workspace}/jobs/queue/cancel/{job_id}", json={"reason": "stop"})
     assert r.status_code == 200
-    outcome = await completed(api, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert time.monotonic() - started < 10
     assert outcome["result"]["error"]["name"] == "Canceled"
-    job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert job["status"] == "canceled" and job["canceled_by"] == "superadmin_secret"
 
     async def child_gone() -> bool:
@@ -272,52 +309,68 @@ async def test_cancel_a_running_job_kills_its_process_group(api: httpx.AsyncClie
     await wait_until(child_gone, timeout=5)
 
 
-async def test_a_job_over_its_timeout_is_killed(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/slow", "import time\ndef main():\n    time.sleep(30)\n", timeout=1)
+async def test_a_job_over_its_timeout_is_killed(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(
+        api,
+        "u/admin/slow",
+        "import time\ndef main():\n    time.sleep(30)\n",
+        timeout=1,
+        workspace=workspace,
+    )
     started = time.monotonic()
-    r = await api.post("/w/main/jobs/run_wait_result/p/u/admin/slow", json={})
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/slow", json={})
     assert time.monotonic() - started < 10
     assert r.status_code == 422
     assert "timed out after 1 s" in r.json()["error"]["message"]
 
 
-async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/echo", ECHO)
+async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
     r = await api.post(
-        "/w/main/jobs/run/p/u/admin/echo", json={"x": 2}, params={"scheduled_for": when.isoformat()}
+        f"/w/{workspace}/jobs/run/p/u/admin/echo",
+        json={"x": 2},
+        params={"scheduled_for": when.isoformat()},
     )
     job_id = r.text
     await asyncio.sleep(0.5)
-    job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert job["type"] == "QueuedJob" and job["running"] is False
-    outcome = await completed(api, job_id)
+    outcome = await completed(api, job_id, workspace=workspace)
     assert outcome["result"] == {"n": 4}
-    job = (await api.get(f"/w/main/jobs_u/get/{job_id}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert dt.datetime.fromisoformat(job["started_at"]) >= when - dt.timedelta(milliseconds=50)
 
 
-async def test_list_jobs_with_filters(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/echo", ECHO)
-    await api.post("/w/main/folders/create", json={"name": "team"})  # f/ paths need it
-    await save(api, "f/team/boom", "def main():\n    raise RuntimeError('x')\n")
-    await api.post("/w/main/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
-    await api.post("/w/main/jobs/run_wait_result/p/f/team/boom", json={})
+async def test_list_jobs_with_filters(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    await api.post(f"/w/{workspace}/folders/create", json={"name": "team"})  # f/ paths need it
+    await save(
+        api, "f/team/boom", "def main():\n    raise RuntimeError('x')\n", workspace=workspace
+    )
+    await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
+    await api.post(f"/w/{workspace}/jobs/run_wait_result/p/f/team/boom", json={})
     queued = (
-        await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "none"})
+        await api.post(
+            f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"tag": "none"}
+        )
     ).text
-    everything = (await api.get("/w/main/jobs/list")).json()
+    everything = (await api.get(f"/w/{workspace}/jobs/list")).json()
     assert len(everything) == 3 and everything[0]["id"] == queued
     assert everything[0]["type"] == "QueuedJob"
-    ok = (await api.get("/w/main/jobs/list", params={"success": "true"})).json()
+    ok = (await api.get(f"/w/{workspace}/jobs/list", params={"success": "true"})).json()
     assert [j["script_path"] for j in ok] == ["u/admin/echo"]
-    failed = (await api.get("/w/main/jobs/completed/list", params={"success": "false"})).json()
+    failed = (
+        await api.get(f"/w/{workspace}/jobs/completed/list", params={"success": "false"})
+    ).json()
     assert [j["script_path"] for j in failed] == ["f/team/boom"]
-    by_path = (await api.get("/w/main/jobs/list", params={"script_path_start": "f/"})).json()
+    by_path = (
+        await api.get(f"/w/{workspace}/jobs/list", params={"script_path_start": "f/"})
+    ).json()
     assert [j["script_path"] for j in by_path] == ["f/team/boom"]
-    only_queue = (await api.get("/w/main/jobs/queue/list")).json()
+    only_queue = (await api.get(f"/w/{workspace}/jobs/queue/list")).json()
     assert [j["id"] for j in only_queue] == [queued]
-    r = await api.get("/w/main/jobs/list", params={"running": "true", "success": "true"})
+    r = await api.get(f"/w/{workspace}/jobs/list", params={"running": "true", "success": "true"})
     assert r.status_code == 400
 
 
@@ -378,17 +431,21 @@ async def test_a_worker_only_takes_its_tags(settings: Settings, tag_given: bool)
             assert job["type"] == "QueuedJob" and job["running"] is False
 
 
-async def test_a_job_id_chosen_by_the_caller_is_used_once(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/echo", ECHO)
+async def test_a_job_id_chosen_by_the_caller_is_used_once(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
     job_id = str(uuid.uuid4())
-    r = await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id})
+    r = await api.post(
+        f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
+    )
     assert r.status_code == 201 and r.text == job_id
     again = await api.post(
-        "/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
+        f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
     )
     assert again.status_code == 400 and f"a job with id {job_id} already exists" in again.text
-    assert (await completed(api, job_id))["result"] == {"n": 2}
+    assert (await completed(api, job_id, workspace=workspace))["result"] == {"n": 2}
     bad = await api.post(
-        "/w/main/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": "nope"}
+        f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": "nope"}
     )
     assert bad.status_code == 400 and "job_id" in bad.text

@@ -105,69 +105,91 @@ WINDMILL_FLOW: dict[str, Any] = {
 EMPTY = {"modules": []}
 
 
-async def _member(platform: Platform, username: str, role: str) -> dict[str, str]:
-    """A user of workspace main with this role, and the headers of a token of theirs."""
+# One platform for the module's tests, each in a workspace of its own (tests/integration/
+# conftest.py): they create the same users and paths, and list a workspace's flows.
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
+
+
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+async def _member(platform: Platform, workspace: str, username: str, role: str) -> dict[str, str]:
+    """A member of ``workspace`` with this role, and the headers of a new token of theirs.
+    The user may exist already (the tests share a platform, each in its own workspace): what
+    a user may do in a workspace depends on their membership there only."""
     email = f"{username}@example.com"
     async with platform.db.connection() as conn:
         await conn.execute(
-            "INSERT INTO app_user (email, username) VALUES (%s, %s)", (email, username)
+            "INSERT INTO app_user (email, username) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (email, username),
         )
         await conn.execute(
-            "INSERT INTO workspace_member (workspace_id, email, role) VALUES ('main', %s, %s)",
-            (email, role),
+            "INSERT INTO workspace_member (workspace_id, email, role) VALUES (%s, %s, %s)",
+            (workspace, email, role),
         )
         token = await create_api_token(conn, email=email, label="test", expiration=None)
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _create(api: httpx.AsyncClient, path: str, value: Any = None, **kw: Any):
+async def _create(api: httpx.AsyncClient, workspace: str, path: str, value: Any = None, **kw: Any):
     headers = kw.pop("headers", None)
     body = {"path": path, "value": EMPTY if value is None else value, **kw}
-    return await api.post(f"{F}/create", json=body, headers=headers)
+    return await api.post(f"/w/{workspace}/flows/create", json=body, headers=headers)
 
 
 async def test_a_windmill_flow_round_trips_unchanged(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, workspace: str, platform: Platform
 ) -> None:
-    dev = await _member(platform, "dev", "developer")
+    dev = await _member(platform, workspace, "dev", "developer")
     # The script the flow names must exist when the flow is saved (docs/flows.md).
-    assert (await api.post("/w/main/folders/create", json={"name": "shared"})).status_code == 201
+    assert (
+        await api.post(f"/w/{workspace}/folders/create", json={"name": "shared"})
+    ).status_code == 201
     greet = "def main(name: str, loud: bool = False):\n    return name\n"
     r = await api.post(
-        "/w/main/scripts/create",
+        f"/w/{workspace}/scripts/create",
         json={"path": "f/shared/greet", "content": greet, "language": "python3"},
     )
     assert r.status_code == 201, r.text
     sent = {"path": "u/dev/greet", **copy.deepcopy(WINDMILL_FLOW)}
-    r = await api.post(f"{F}/create", json={**sent, "deployment_message": "first"}, headers=dev)
+    r = await api.post(
+        f"/w/{workspace}/flows/create", json={**sent, "deployment_message": "first"}, headers=dev
+    )
     assert r.status_code == 201 and r.text == "u/dev/greet", r.text
 
-    r = await api.get(f"{F}/get/u/dev/greet", headers=dev)
+    r = await api.get(f"/w/{workspace}/flows/get/u/dev/greet", headers=dev)
     assert r.status_code == 200, r.text
     flow = r.json()
     # Everything the client sent comes back as sent: `wmill flow push` compares them.
     for key, value in sent.items():
         assert flow[key] == value, key
-    assert flow["workspace_id"] == "main" and flow["edited_by"] == "dev"
+    assert flow["workspace_id"] == workspace and flow["edited_by"] == "dev"
     assert flow["archived"] is False and flow["extra_perms"] == {}
     assert isinstance(flow["version_id"], int) and flow["edited_at"]
     # Saving what was read (as a client that edits a flow does) keeps it the same.
     echoed = {k: v for k, v in flow.items() if k in sent}
-    r = await api.post(f"{F}/update/u/dev/greet", json=echoed, headers=dev)
+    r = await api.post(f"/w/{workspace}/flows/update/u/dev/greet", json=echoed, headers=dev)
     assert r.status_code == 200 and r.text == "u/dev/greet", r.text
-    again = (await api.get(f"{F}/get/u/dev/greet", headers=dev)).json()
+    again = (await api.get(f"/w/{workspace}/flows/get/u/dev/greet", headers=dev)).json()
     assert {k: again[k] for k in sent} == {k: flow[k] for k in sent}
     assert again["version_id"] > flow["version_id"]
 
 
-async def test_updates_keep_history_and_each_version(api: httpx.AsyncClient) -> None:
-    r = await _create(api, "u/admin/f", summary="one", deployment_message="v1")
+async def test_updates_keep_history_and_each_version(
+    api: httpx.AsyncClient,
+    workspace: str,
+) -> None:
+    r = await _create(api, workspace, "u/admin/f", summary="one", deployment_message="v1")
     assert r.status_code == 201, r.text
-    first = (await api.get(f"{F}/get/u/admin/f")).json()
+    first = (await api.get(f"/w/{workspace}/flows/get/u/admin/f")).json()
     two = {"modules": [{"id": "a", "value": {"type": "identity"}}]}
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
     r = await api.post(
-        f"{F}/update/u/admin/f",
+        f"/w/{workspace}/flows/update/u/admin/f",
         json={
             "path": "u/admin/f",
             "summary": "two",
@@ -177,182 +199,218 @@ async def test_updates_keep_history_and_each_version(api: httpx.AsyncClient) -> 
         },
     )
     assert r.status_code == 200, r.text
-    current = (await api.get(f"{F}/get/u/admin/f")).json()
+    current = (await api.get(f"/w/{workspace}/flows/get/u/admin/f")).json()
     assert current["summary"] == "two" and current["value"] == two
     assert current["schema"] == schema
 
-    history = (await api.get(f"{F}/history/p/u/admin/f")).json()
+    history = (await api.get(f"/w/{workspace}/flows/history/p/u/admin/f")).json()
     assert [h["deployment_msg"] for h in history] == ["v2", "v1"]
     assert [h["id"] for h in history] == [current["version_id"], first["version_id"]]
     assert all(h["created_at"] and h["created_by"] for h in history)
 
-    old = (await api.get(f"{F}/get/v/{first['version_id']}/p/u/admin/f")).json()
+    old = (await api.get(f"/w/{workspace}/flows/get/v/{first['version_id']}/p/u/admin/f")).json()
     assert old["value"] == EMPTY and old["schema"] is None
     assert old["version_id"] == first["version_id"] and old["path"] == "u/admin/f"
     # As Windmill: the version's value and schema, the flow's current summary.
     assert old["summary"] == "two"
-    new = (await api.get(f"{F}/get/v/{current['version_id']}/p/u/admin/f")).json()
+    new = (await api.get(f"/w/{workspace}/flows/get/v/{current['version_id']}/p/u/admin/f")).json()
     assert new["value"] == two
     # Newer Windmill clients name the version alone.
-    by_id = (await api.get(f"{F}/get/v/{first['version_id']}")).json()
+    by_id = (await api.get(f"/w/{workspace}/flows/get/v/{first['version_id']}")).json()
     assert by_id == old
 
     # A version of another flow, or none, is not a version of this one.
-    await _create(api, "u/admin/other")
-    other = (await api.get(f"{F}/get/u/admin/other")).json()["version_id"]
-    r = await api.get(f"{F}/get/v/{other}/p/u/admin/f")
+    await _create(api, workspace, "u/admin/other")
+    other = (await api.get(f"/w/{workspace}/flows/get/u/admin/other")).json()["version_id"]
+    r = await api.get(f"/w/{workspace}/flows/get/v/{other}/p/u/admin/f")
     assert r.status_code == 404, r.text
-    assert (await api.get(f"{F}/get/v/999999/p/u/admin/f")).status_code == 404
-    assert (await api.get(f"{F}/get/v/999999")).status_code == 404
-    r = await api.get(f"{F}/get/v/{10**20}")
+    assert (await api.get(f"/w/{workspace}/flows/get/v/999999/p/u/admin/f")).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/get/v/999999")).status_code == 404
+    r = await api.get(f"/w/{workspace}/flows/get/v/{10**20}")
     assert r.status_code == 400 and "version" in r.text
-    r = await api.get(f"{F}/get/v/0/p/u/admin/f")
+    r = await api.get(f"/w/{workspace}/flows/get/v/0/p/u/admin/f")
     assert r.status_code == 400 and "version" in r.text
-    r = await api.get(f"{F}/get/v/{10**20}/p/u/admin/f")
+    r = await api.get(f"/w/{workspace}/flows/get/v/{10**20}/p/u/admin/f")
     assert r.status_code == 400 and "version" in r.text
 
 
 async def test_create_refuses_a_taken_path_and_update_needs_the_flow(
     api: httpx.AsyncClient,
+    workspace: str,
 ) -> None:
-    assert (await _create(api, "u/admin/taken")).status_code == 201
-    r = await _create(api, "u/admin/taken")
+    assert (await _create(api, workspace, "u/admin/taken")).status_code == 201
+    r = await _create(api, workspace, "u/admin/taken")
     assert r.status_code == 400 and "already exists" in r.text
     r = await api.post(
-        f"{F}/update/u/admin/missing", json={"path": "u/admin/missing", "value": EMPTY}
+        f"/w/{workspace}/flows/update/u/admin/missing",
+        json={"path": "u/admin/missing", "value": EMPTY},
     )
     assert r.status_code == 404
-    assert (await api.get(f"{F}/get/u/admin/missing")).status_code == 404
-    assert (await api.get(f"{F}/history/p/u/admin/missing")).status_code == 404
-    assert (await api.get(f"{F}/exists/u/admin/missing")).json() is False
-    assert (await api.get(f"{F}/exists/u/admin/taken")).json() is True
+    assert (await api.get(f"/w/{workspace}/flows/get/u/admin/missing")).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/history/p/u/admin/missing")).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/exists/u/admin/missing")).json() is False
+    assert (await api.get(f"/w/{workspace}/flows/exists/u/admin/taken")).json() is True
 
 
 async def test_an_update_to_another_path_moves_the_flow_and_its_history(
     api: httpx.AsyncClient,
+    workspace: str,
 ) -> None:
-    await _create(api, "u/admin/old", deployment_message="made")
-    await _create(api, "u/admin/busy")
-    r = await api.post(f"{F}/update/u/admin/old", json={"path": "u/admin/busy", "value": EMPTY})
+    await _create(api, workspace, "u/admin/old", deployment_message="made")
+    await _create(api, workspace, "u/admin/busy")
+    r = await api.post(
+        f"/w/{workspace}/flows/update/u/admin/old", json={"path": "u/admin/busy", "value": EMPTY}
+    )
     assert r.status_code == 400 and "already exists" in r.text
     r = await api.post(
-        f"{F}/update/u/admin/old",
+        f"/w/{workspace}/flows/update/u/admin/old",
         json={"path": "u/admin/new", "value": EMPTY, "deployment_message": "moved"},
     )
     assert r.status_code == 200 and r.text == "u/admin/new", r.text
-    assert (await api.get(f"{F}/get/u/admin/old")).status_code == 404
-    history = (await api.get(f"{F}/history/p/u/admin/new")).json()
+    assert (await api.get(f"/w/{workspace}/flows/get/u/admin/old")).status_code == 404
+    history = (await api.get(f"/w/{workspace}/flows/history/p/u/admin/new")).json()
     assert [h["deployment_msg"] for h in history] == ["moved", "made"]
-    r = await api.post(f"{F}/update/u/admin/new", json={"path": "f/nowhere/x", "value": EMPTY})
+    r = await api.post(
+        f"/w/{workspace}/flows/update/u/admin/new", json={"path": "f/nowhere/x", "value": EMPTY}
+    )
     assert r.status_code == 400 and "folder nowhere does not exist" in r.text
 
 
-async def test_permissions(api: httpx.AsyncClient, platform: Platform) -> None:
-    dev = await _member(platform, "dev", "developer")
-    eve = await _member(platform, "eve", "developer")
-    op = await _member(platform, "op", "operator")
-    assert (await _create(api, "u/dev/mine", headers=dev)).status_code == 201
+async def test_permissions(api: httpx.AsyncClient, workspace: str, platform: Platform) -> None:
+    dev = await _member(platform, workspace, "dev", "developer")
+    eve = await _member(platform, workspace, "eve", "developer")
+    op = await _member(platform, workspace, "op", "operator")
+    assert (await _create(api, workspace, "u/dev/mine", headers=dev)).status_code == 201
     # Another user's path: not theirs to create at; an operator creates nothing.
-    r = await _create(api, "u/dev/by-eve", headers=eve)
+    r = await _create(api, workspace, "u/dev/by-eve", headers=eve)
     assert r.status_code == 403, r.text
-    r = await _create(api, "u/op/own", headers=op)
+    r = await _create(api, workspace, "u/op/own", headers=op)
     assert r.status_code == 403 and "operator" in r.text
-    r = await _create(api, "f/nope/x", headers=dev)
+    r = await _create(api, workspace, "f/nope/x", headers=dev)
     assert r.status_code == 400 and "folder nope does not exist" in r.text
 
     # What eve may not read does not exist for her.
-    assert (await api.get(f"{F}/get/u/dev/mine", headers=eve)).status_code == 404
-    assert (await api.get(f"{F}/exists/u/dev/mine", headers=eve)).json() is False
-    assert (await api.get(f"{F}/history/p/u/dev/mine", headers=eve)).status_code == 404
-    version = (await api.get(f"{F}/get/u/dev/mine", headers=dev)).json()["version_id"]
-    assert (await api.get(f"{F}/get/v/{version}", headers=eve)).status_code == 404
-    assert (await api.get(f"{F}/get/v/{version}", headers=dev)).status_code == 200
-    assert (await api.get(f"{F}/list", headers=eve)).json() == []
-    assert (await api.get(f"{F}/list_paths", headers=eve)).json() == []
+    assert (await api.get(f"/w/{workspace}/flows/get/u/dev/mine", headers=eve)).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/exists/u/dev/mine", headers=eve)).json() is False
+    assert (
+        await api.get(f"/w/{workspace}/flows/history/p/u/dev/mine", headers=eve)
+    ).status_code == 404
+    version = (await api.get(f"/w/{workspace}/flows/get/u/dev/mine", headers=dev)).json()[
+        "version_id"
+    ]
+    assert (await api.get(f"/w/{workspace}/flows/get/v/{version}", headers=eve)).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/get/v/{version}", headers=dev)).status_code == 200
+    assert (await api.get(f"/w/{workspace}/flows/list", headers=eve)).json() == []
+    assert (await api.get(f"/w/{workspace}/flows/list_paths", headers=eve)).json() == []
     body = {"path": "u/dev/mine", "value": EMPTY}
-    assert (await api.post(f"{F}/update/u/dev/mine", json=body, headers=eve)).status_code == 404
-    r = await api.delete(f"{F}/delete/u/dev/mine", headers=eve)
+    assert (
+        await api.post(f"/w/{workspace}/flows/update/u/dev/mine", json=body, headers=eve)
+    ).status_code == 404
+    r = await api.delete(f"/w/{workspace}/flows/delete/u/dev/mine", headers=eve)
     assert r.status_code == 404
 
     # Read access through the flow's ACL: reads work, writes are 403.
     r = await api.post(
-        "/w/main/acls/add/flow/u/dev/mine", json={"owner": "u/eve", "write": False}, headers=dev
+        f"/w/{workspace}/acls/add/flow/u/dev/mine",
+        json={"owner": "u/eve", "write": False},
+        headers=dev,
     )
     assert r.status_code == 200, r.text
-    assert (await api.get("/w/main/acls/get/flow/u/dev/mine", headers=dev)).json() == {
+    assert (await api.get(f"/w/{workspace}/acls/get/flow/u/dev/mine", headers=dev)).json() == {
         "u/eve": False
     }
-    assert (await api.get(f"{F}/get/u/dev/mine", headers=eve)).status_code == 200
-    assert [f["path"] for f in (await api.get(f"{F}/list", headers=eve)).json()] == ["u/dev/mine"]
-    assert (await api.get(f"{F}/list_paths", headers=eve)).json() == ["u/dev/mine"]
-    r = await api.post(f"{F}/update/u/dev/mine", json=body, headers=eve)
+    assert (await api.get(f"/w/{workspace}/flows/get/u/dev/mine", headers=eve)).status_code == 200
+    assert [
+        f["path"] for f in (await api.get(f"/w/{workspace}/flows/list", headers=eve)).json()
+    ] == ["u/dev/mine"]
+    assert (await api.get(f"/w/{workspace}/flows/list_paths", headers=eve)).json() == ["u/dev/mine"]
+    r = await api.post(f"/w/{workspace}/flows/update/u/dev/mine", json=body, headers=eve)
     assert r.status_code == 403, r.text
-    r = await api.post(f"{F}/archive/u/dev/mine", json={"archived": True}, headers=eve)
+    r = await api.post(
+        f"/w/{workspace}/flows/archive/u/dev/mine", json={"archived": True}, headers=eve
+    )
     assert r.status_code == 403
-    assert (await api.delete(f"{F}/delete/u/dev/mine", headers=eve)).status_code == 403
+    assert (
+        await api.delete(f"/w/{workspace}/flows/delete/u/dev/mine", headers=eve)
+    ).status_code == 403
     # Eve may not change the ACL either (she only reads).
     r = await api.post(
-        "/w/main/acls/add/flow/u/dev/mine", json={"owner": "u/eve", "write": True}, headers=eve
+        f"/w/{workspace}/acls/add/flow/u/dev/mine",
+        json={"owner": "u/eve", "write": True},
+        headers=eve,
     )
     assert r.status_code == 403
 
     # Write access: eve saves a version, and the ACL stays across it.
     await api.post(
-        "/w/main/acls/add/flow/u/dev/mine", json={"owner": "u/eve", "write": True}, headers=dev
+        f"/w/{workspace}/acls/add/flow/u/dev/mine",
+        json={"owner": "u/eve", "write": True},
+        headers=dev,
     )
-    r = await api.post(f"{F}/update/u/dev/mine", json={**body, "summary": "eve"}, headers=eve)
+    r = await api.post(
+        f"/w/{workspace}/flows/update/u/dev/mine", json={**body, "summary": "eve"}, headers=eve
+    )
     assert r.status_code == 200, r.text
-    flow = (await api.get(f"{F}/get/u/dev/mine", headers=dev)).json()
+    flow = (await api.get(f"/w/{workspace}/flows/get/u/dev/mine", headers=dev)).json()
     assert flow["summary"] == "eve" and flow["edited_by"] == "eve"
     assert flow["extra_perms"] == {"u/eve": True}
 
     # An operator reads what is visible to them (here through the ACL) and writes nothing.
     await api.post(
-        "/w/main/acls/add/flow/u/dev/mine", json={"owner": "u/op", "write": True}, headers=dev
+        f"/w/{workspace}/acls/add/flow/u/dev/mine",
+        json={"owner": "u/op", "write": True},
+        headers=dev,
     )
-    assert (await api.get(f"{F}/get/u/dev/mine", headers=op)).status_code == 200
-    r = await api.post(f"{F}/update/u/dev/mine", json=body, headers=op)
+    assert (await api.get(f"/w/{workspace}/flows/get/u/dev/mine", headers=op)).status_code == 200
+    r = await api.post(f"/w/{workspace}/flows/update/u/dev/mine", json=body, headers=op)
     assert r.status_code == 403 and "operator" in r.text
-    assert (await api.delete(f"{F}/delete/u/dev/mine", headers=op)).status_code == 403
+    assert (
+        await api.delete(f"/w/{workspace}/flows/delete/u/dev/mine", headers=op)
+    ).status_code == 403
 
 
-async def test_folder_flows(api: httpx.AsyncClient, platform: Platform) -> None:
-    dev = await _member(platform, "dev", "developer")
-    eve = await _member(platform, "eve", "developer")
-    r = await api.post("/w/main/folders/create", json={"name": "team"}, headers=dev)
+async def test_folder_flows(api: httpx.AsyncClient, workspace: str, platform: Platform) -> None:
+    dev = await _member(platform, workspace, "dev", "developer")
+    eve = await _member(platform, workspace, "eve", "developer")
+    r = await api.post(f"/w/{workspace}/folders/create", json={"name": "team"}, headers=dev)
     assert r.status_code == 201, r.text
-    assert (await _create(api, "f/team/flow", headers=dev)).status_code == 201
-    assert (await _create(api, "f/team/old", headers=dev)).status_code == 201
-    await api.post(f"{F}/archive/f/team/old", json={"archived": True}, headers=dev)
+    assert (await _create(api, workspace, "f/team/flow", headers=dev)).status_code == 201
+    assert (await _create(api, workspace, "f/team/old", headers=dev)).status_code == 201
+    await api.post(f"/w/{workspace}/flows/archive/f/team/old", json={"archived": True}, headers=dev)
     # The folder's usage counts its live flows.
-    usage = (await api.get("/w/main/folders/getusage/team", headers=dev)).json()
+    usage = (await api.get(f"/w/{workspace}/folders/getusage/team", headers=dev)).json()
     assert usage["flows"] == 1 and usage["scripts"] == 0
     # Not in the folder: eve neither sees nor creates there.
-    assert (await api.get(f"{F}/get/f/team/flow", headers=eve)).status_code == 404
-    assert (await _create(api, "f/team/eves", headers=eve)).status_code == 403
+    assert (await api.get(f"/w/{workspace}/flows/get/f/team/flow", headers=eve)).status_code == 404
+    assert (await _create(api, workspace, "f/team/eves", headers=eve)).status_code == 403
     r = await api.post(
-        "/w/main/folders/update/team",
+        f"/w/{workspace}/folders/update/team",
         json={"extra_perms": {"u/dev": True, "u/eve": False}},
         headers=dev,
     )
     assert r.status_code == 200, r.text
-    assert (await api.get(f"{F}/get/f/team/flow", headers=eve)).status_code == 200
+    assert (await api.get(f"/w/{workspace}/flows/get/f/team/flow", headers=eve)).status_code == 200
     r = await api.post(
-        f"{F}/update/f/team/flow", json={"path": "f/team/flow", "value": EMPTY}, headers=eve
+        f"/w/{workspace}/flows/update/f/team/flow",
+        json={"path": "f/team/flow", "value": EMPTY},
+        headers=eve,
     )
     assert r.status_code == 403
 
 
-async def test_list_filters_and_order(api: httpx.AsyncClient) -> None:
+async def test_list_filters_and_order(
+    api: httpx.AsyncClient,
+    workspace: str,
+) -> None:
     for name in ("alpha", "beta", "a_b", "axb"):
-        assert (await _create(api, f"u/admin/{name}", summary=name)).status_code == 201
-    listed = (await api.get(f"{F}/list")).json()
+        assert (await _create(api, workspace, f"u/admin/{name}", summary=name)).status_code == 201
+    listed = (await api.get(f"/w/{workspace}/flows/list")).json()
     assert [f["path"] for f in listed] == [
         "u/admin/axb", "u/admin/a_b", "u/admin/beta", "u/admin/alpha"
     ]  # fmt: skip
     assert all("value" not in f and "schema" not in f for f in listed)
     assert listed[0]["summary"] == "axb" and listed[0]["edited_by"]
-    oldest = (await api.get(f"{F}/list", params={"order_desc": False})).json()
+    oldest = (await api.get(f"/w/{workspace}/flows/list", params={"order_desc": False})).json()
     assert [f["path"] for f in oldest] == [
         "u/admin/alpha",
         "u/admin/beta",
@@ -360,54 +418,70 @@ async def test_list_filters_and_order(api: httpx.AsyncClient) -> None:
         "u/admin/axb",
     ]
     # A literal prefix: `_` is not a wildcard.
-    r = await api.get(f"{F}/list", params={"path_start": "u/admin/a_"})
+    r = await api.get(f"/w/{workspace}/flows/list", params={"path_start": "u/admin/a_"})
     assert [f["path"] for f in r.json()] == ["u/admin/a_b"]
-    r = await api.get(f"{F}/list", params={"path_exact": "u/admin/beta"})
+    r = await api.get(f"/w/{workspace}/flows/list", params={"path_exact": "u/admin/beta"})
     assert [f["path"] for f in r.json()] == ["u/admin/beta"]
-    r = await api.get(f"{F}/list", params={"per_page": 2, "page": 2})
+    r = await api.get(f"/w/{workspace}/flows/list", params={"per_page": 2, "page": 2})
     assert [f["path"] for f in r.json()] == ["u/admin/beta", "u/admin/alpha"]
-    r = await api.get(f"{F}/list", params={"created_by": "nobody"})
+    r = await api.get(f"/w/{workspace}/flows/list", params={"created_by": "nobody"})
     assert r.json() == []
-    assert (await api.get(f"{F}/list_paths")).json() == [
+    assert (await api.get(f"/w/{workspace}/flows/list_paths")).json() == [
         "u/admin/a_b", "u/admin/alpha", "u/admin/axb", "u/admin/beta"
     ]  # fmt: skip
 
 
-async def test_archive_and_unarchive(api: httpx.AsyncClient) -> None:
-    await _create(api, "u/admin/arch")
-    r = await api.post(f"{F}/archive/u/admin/arch", json={"archived": True})
+async def test_archive_and_unarchive(
+    api: httpx.AsyncClient,
+    workspace: str,
+) -> None:
+    await _create(api, workspace, "u/admin/arch")
+    r = await api.post(f"/w/{workspace}/flows/archive/u/admin/arch", json={"archived": True})
     assert r.status_code == 200 and r.text == "Flow u/admin/arch archived"
-    assert (await api.get(f"{F}/list")).json() == []
-    assert (await api.get(f"{F}/list_paths")).json() == []
-    archived = (await api.get(f"{F}/list", params={"show_archived": True})).json()
+    assert (await api.get(f"/w/{workspace}/flows/list")).json() == []
+    assert (await api.get(f"/w/{workspace}/flows/list_paths")).json() == []
+    archived = (await api.get(f"/w/{workspace}/flows/list", params={"show_archived": True})).json()
     assert [f["path"] for f in archived] == ["u/admin/arch"] and archived[0]["archived"] is True
-    flow = (await api.get(f"{F}/get/u/admin/arch")).json()
+    flow = (await api.get(f"/w/{workspace}/flows/get/u/admin/arch")).json()
     assert flow["archived"] is True
     # A new version of an archived flow stays archived.
-    r = await api.post(f"{F}/update/u/admin/arch", json={"path": "u/admin/arch", "value": EMPTY})
+    r = await api.post(
+        f"/w/{workspace}/flows/update/u/admin/arch", json={"path": "u/admin/arch", "value": EMPTY}
+    )
     assert r.status_code == 200
-    assert (await api.get(f"{F}/get/u/admin/arch")).json()["archived"] is True
-    r = await api.post(f"{F}/archive/u/admin/arch", json={"archived": False})
+    assert (await api.get(f"/w/{workspace}/flows/get/u/admin/arch")).json()["archived"] is True
+    r = await api.post(f"/w/{workspace}/flows/archive/u/admin/arch", json={"archived": False})
     assert r.status_code == 200 and r.text == "Flow u/admin/arch unarchived"
-    assert [f["path"] for f in (await api.get(f"{F}/list")).json()] == ["u/admin/arch"]
+    assert [f["path"] for f in (await api.get(f"/w/{workspace}/flows/list")).json()] == [
+        "u/admin/arch"
+    ]
     # Windmill's body may leave `archived` out: it archives.
-    assert (await api.post(f"{F}/archive/u/admin/arch", json={})).status_code == 200
-    assert (await api.get(f"{F}/get/u/admin/arch")).json()["archived"] is True
+    assert (
+        await api.post(f"/w/{workspace}/flows/archive/u/admin/arch", json={})
+    ).status_code == 200
+    assert (await api.get(f"/w/{workspace}/flows/get/u/admin/arch")).json()["archived"] is True
 
 
-async def test_delete_removes_the_flow_and_its_history(api: httpx.AsyncClient) -> None:
-    await _create(api, "u/admin/gone", deployment_message="old")
-    old_version = (await api.get(f"{F}/get/u/admin/gone")).json()["version_id"]
-    r = await api.delete(f"{F}/delete/u/admin/gone")
+async def test_delete_removes_the_flow_and_its_history(
+    api: httpx.AsyncClient,
+    workspace: str,
+) -> None:
+    await _create(api, workspace, "u/admin/gone", deployment_message="old")
+    old_version = (await api.get(f"/w/{workspace}/flows/get/u/admin/gone")).json()["version_id"]
+    r = await api.delete(f"/w/{workspace}/flows/delete/u/admin/gone")
     assert r.status_code == 200 and r.text == "Flow u/admin/gone deleted"
-    assert (await api.get(f"{F}/get/u/admin/gone")).status_code == 404
-    assert (await api.get(f"{F}/history/p/u/admin/gone")).status_code == 404
-    assert (await api.delete(f"{F}/delete/u/admin/gone")).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/get/u/admin/gone")).status_code == 404
+    assert (await api.get(f"/w/{workspace}/flows/history/p/u/admin/gone")).status_code == 404
+    assert (await api.delete(f"/w/{workspace}/flows/delete/u/admin/gone")).status_code == 404
     # The path can be created anew, with a history of its own.
-    assert (await _create(api, "u/admin/gone", deployment_message="new")).status_code == 201
-    history = (await api.get(f"{F}/history/p/u/admin/gone")).json()
+    assert (
+        await _create(api, workspace, "u/admin/gone", deployment_message="new")
+    ).status_code == 201
+    history = (await api.get(f"/w/{workspace}/flows/history/p/u/admin/gone")).json()
     assert [h["deployment_msg"] for h in history] == ["new"]
-    assert (await api.get(f"{F}/get/v/{old_version}/p/u/admin/gone")).status_code == 404
+    assert (
+        await api.get(f"/w/{workspace}/flows/get/v/{old_version}/p/u/admin/gone")
+    ).status_code == 404
 
 
 def _identity(module_id: str) -> dict[str, Any]:
@@ -467,12 +541,15 @@ def _nested(depth: int) -> dict[str, Any]:
     ],
 )
 async def test_bad_input_is_refused_naming_the_field(
-    api: httpx.AsyncClient, body: dict[str, Any], field: str
+    module_api: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
+    # The cases share the module's platform (a start costs seconds): each refusal leaves
+    # `kept` at its one version and `x` absent, so each case still sees what it checks.
+    api = module_api
     r = await api.post(f"{F}/create", json=body)
     assert r.status_code == 400 and field in r.text, r.text
     # The same checks guard updates, before anything is written.
-    await _create(api, "u/admin/kept")
+    await _create(api, "main", "u/admin/kept")
     r = await api.post(f"{F}/update/u/admin/kept", json=body)
     assert r.status_code == 400 and field in r.text, r.text
     assert (await api.get(f"{F}/exists/u/admin/x")).json() is False
@@ -481,12 +558,14 @@ async def test_bad_input_is_refused_naming_the_field(
     assert r.status_code == 400 and "path" in r.text
 
 
-async def test_changes_are_audited(api: httpx.AsyncClient) -> None:
-    await _create(api, "u/admin/aud")
-    await api.post(f"{F}/update/u/admin/aud", json={"path": "u/admin/moved", "value": EMPTY})
-    await api.post(f"{F}/archive/u/admin/moved", json={"archived": True})
-    await api.delete(f"{F}/delete/u/admin/moved")
-    entries = (await api.get("/w/main/audit/list", params={"operation": "flows."})).json()
+async def test_changes_are_audited(api: httpx.AsyncClient, workspace: str) -> None:
+    await _create(api, workspace, "u/admin/aud")
+    await api.post(
+        f"/w/{workspace}/flows/update/u/admin/aud", json={"path": "u/admin/moved", "value": EMPTY}
+    )
+    await api.post(f"/w/{workspace}/flows/archive/u/admin/moved", json={"archived": True})
+    await api.delete(f"/w/{workspace}/flows/delete/u/admin/moved")
+    entries = (await api.get(f"/w/{workspace}/audit/list", params={"operation": "flows."})).json()
     seen = [(e["operation"], e["action_kind"], e["resource"]) for e in reversed(entries)]
     assert seen == [
         ("flows.create", "Create", "u/admin/aud"),

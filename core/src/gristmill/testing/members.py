@@ -6,6 +6,7 @@ once it exists without changing the tests themselves.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,13 @@ class Member:
         return await self.api.delete(url, headers=self._headers(), **kwargs)
 
 
+@functools.cache
+def _unused_password_hash() -> str:
+    """The stored hash of members who never log in: computed once (argon2 costs a good part
+    of a second by design; five members per test paid it five times)."""
+    return hash_password("not-used-here")
+
+
 async def create_workspace(platform: Platform, workspace_id: str) -> None:
     async with platform.db.connection() as conn:
         await conn.execute(Q["testing_insert_workspace"], {"id": workspace_id})
@@ -62,7 +70,7 @@ async def add_member(
             {
                 "email": email,
                 "username": username,
-                "password_hash": hash_password("not-used-here"),
+                "password_hash": _unused_password_hash(),
                 "super_admin": False,
             },
         )
