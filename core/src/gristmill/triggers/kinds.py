@@ -217,8 +217,11 @@ class ChangeFeed:
 
     async def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for a change (``False`` after ``timeout_s`` without one); clears the flag."""
+        # asyncio.timeout rather than wait_for: Python 3.11's wait_for loses a cancellation
+        # that arrives as the event is set, and a stopping server then waits forever.
         try:
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._event.wait()
         except TimeoutError:
             return False
         self._event.clear()
