@@ -31,6 +31,7 @@ DOMAIN_PACKAGES = (
     "db",
     "workspace",
     "flows",
+    "triggers",
 )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from gristmill import __version__
 from gristmill.api.errors import install_error_handlers
@@ -18,9 +19,11 @@ from gristmill.api.routes import (
     flows,
     folders,
     groups,
+    http_routes,
     job_metrics,
     jobs,
     meta,
+    postgres_triggers,
     resources,
     schedules,
     scripts,
@@ -32,6 +35,9 @@ from gristmill.api.routes import (
 )
 from gristmill.api.webui import install_webui
 from gristmill.server.platform import Platform
+from gristmill.triggers.http import HttpRouteKind
+from gristmill.triggers.kinds import TriggerKind
+from gristmill.triggers.postgres import PostgresKind
 
 __all__ = ["create_app", "openapi_document"]
 
@@ -83,7 +89,7 @@ def create_app(platform: Platform) -> FastAPI:
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     for kind in platform.trigger_kinds or ():
         app.include_router(triggers.trigger_router(kind), prefix="/api", responses=ERROR_RESPONSES)
-        for router in kind.routes():
+        for router in _kind_routers(kind):
             app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     platform.plugins.hook.register_routes(app=app)
     install_openapi(app)
@@ -91,6 +97,16 @@ def create_app(platform: Platform) -> FastAPI:
         # Last: its catch-all route must not shadow any API route.
         install_webui(app, platform.settings.webui_dist)
     return app
+
+
+def _kind_routers(kind: TriggerKind) -> Sequence[APIRouter]:
+    """A trigger kind's own routes besides its CRUD ones: a plugin's from its ``routes()``;
+    the core's kinds' are in ``api/routes`` (the domain never imports the API)."""
+    if isinstance(kind, HttpRouteKind):
+        return http_routes.http_routers(kind)
+    if isinstance(kind, PostgresKind):
+        return (postgres_triggers.router,)
+    return kind.routes()
 
 
 def openapi_document(*, load_plugins: bool = False) -> dict[str, Any]:

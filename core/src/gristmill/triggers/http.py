@@ -49,8 +49,6 @@ from gristmill.workspace.resources import get_value_interpolated
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from fastapi import APIRouter
-
     from gristmill.auth.tokens import TokenResolver
 
 __all__ = [
@@ -82,7 +80,7 @@ RESOURCE_MODES = ("api_key", "basic_http", "signature")
 #: while the notification connection is down; a reconnect also reloads).
 SAFETY_RELOAD_S = 60.0
 #: A request for a route the table does not have reloads it if it is older than this.
-MISS_RELOAD_S = 1.0
+MISS_RELOAD_S = 0.1
 #: How long a request waits for a starting server's first load of the table.
 FIRST_LOAD_WAIT_S = 10.0
 
@@ -773,7 +771,8 @@ class HttpRouteKind(TriggerKind):
     async def refresh(self, services: TriggerServices) -> None:
         """Reload the table unless it was loaded less than :data:`MISS_RELOAD_S` ago (a
         request for an unknown route reloads it, so that scanning for routes costs at most
-        one read a second)."""
+        ten reads a second, and a route saved a moment ago is found even before its
+        notification arrives)."""
         async with self._refreshing:
             if time.monotonic() - self.loaded_at >= MISS_RELOAD_S:
                 await self.reload(services)
@@ -791,8 +790,3 @@ class HttpRouteKind(TriggerKind):
         """Wait for the first load of the table (a server just started)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.loaded.wait(), FIRST_LOAD_WAIT_S)
-
-    def routes(self) -> Sequence[APIRouter]:
-        from gristmill.api.routes.http_routes import http_routers
-
-        return http_routers(self)

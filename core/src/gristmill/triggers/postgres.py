@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, LiteralString, cast
 
@@ -41,8 +41,6 @@ from gristmill.triggers.runs import owner_access
 from gristmill.workspace.resources import get_value_interpolated
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
     from gristmill.auth.permissions import Access
 
 __all__ = [
@@ -588,9 +586,3 @@ class PostgresKind(TriggerKind):
                 await conn.execute(
                     sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(config.pub))
                 )
-
-    def routes(self) -> Sequence[APIRouter]:
-        # The API's own module (its dependencies: who is calling, in which workspace).
-        from gristmill.api.routes.postgres_triggers import router
-
-        return (router,)
