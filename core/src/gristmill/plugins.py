@@ -117,6 +117,8 @@ def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     infos = []
     for plugin in pm.get_plugins():
+        if plugin is builtin_triggers:
+            continue  # a part of the core, registered as a plugin: not something installed
         name = pm.get_name(plugin) or repr(plugin)
         dist = dists.get(id(plugin))
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: A failing listener is started again after this many seconds, doubling up to the maximum.
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
+#: How long a stopping server tries to hand its listener triggers back.
+RELEASE_TIMEOUT_S = 1.0
 
 
 def new_server_id() -> str:
@@ -158,9 +160,10 @@ class _Supervisor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.running.clear()
-        # Let another server take them at once rather than after the lease.
+        # Let another server take them at once rather than after the lease; briefly: with
+        # the database gone a stop must not wait for it (the lease then expires by itself).
         with contextlib.suppress(Exception):
-            async with self.services.pool.connection() as conn:
+            async with asyncio.timeout(RELEASE_TIMEOUT_S), self.services.pool.connection() as conn:
                 await conn.execute(
                     Q["trig_release"],
                     {"kind": self.kind.name, "server_id": self.services.server_id},
