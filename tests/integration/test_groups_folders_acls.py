@@ -207,8 +207,10 @@ async def test_folder_input_is_checked(api: httpx.AsyncClient) -> None:
 
 
 async def test_acl_kinds_and_owners_are_checked(api: httpx.AsyncClient) -> None:
-    r = await api.get(f"{A}/get/schedule/u/admin/x")
+    r = await api.get(f"{A}/get/app/u/admin/x")
     assert r.status_code == 400 and "not supported yet" in r.text
+    r = await api.get(f"{A}/get/schedule/u/admin/x")
+    assert r.status_code == 404
     # Flows are stored now: a missing one is 404, like any item.
     r = await api.get(f"{A}/get/flow/u/admin/x")
     assert r.status_code == 404
@@ -253,3 +255,51 @@ async def test_acl_changes_are_audited_and_need_a_writer(
         ("alice", "acls.add", "script/u/alice/s"),
         ("alice", "acls.remove", "script/u/alice/s"),
     ]
+
+
+async def test_schedule_and_trigger_acls_share_them(
+    platform: Platform, people: People, api: httpx.AsyncClient
+) -> None:
+    """Schedules and HTTP routes have ACLs as every item: a reader added sees the item, and
+    no longer once removed."""
+    r = await api.post(
+        "/w/main/scripts/create",
+        json={
+            "path": "u/admin/acl_s",
+            "language": "python3",
+            "content": "def main():\n    return 1\n",
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = await api.post(
+        "/w/main/schedules/create",
+        json={
+            "path": "u/admin/acl_sched",
+            "schedule": "0 0 12 * * *",
+            "script_path": "u/admin/acl_s",
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = await api.post(
+        "/w/main/http_triggers/create",
+        json={
+            "path": "u/admin/acl_route",
+            "script_path": "u/admin/acl_s",
+            "route_path": "acl_route",
+            "http_method": "post",
+        },
+    )
+    assert r.status_code == 201, r.text
+    for kind, url in [
+        ("schedule", "/w/main/schedules/get/u/admin/acl_sched"),
+        ("http_trigger", "/w/main/http_triggers/get/u/admin/acl_route"),
+    ]:
+        path = url.rsplit("/get/", 1)[1]
+        assert (await people.bob.get(url)).status_code == 404
+        r = await api.post(f"{A}/add/{kind}/{path}", json={"owner": "u/bob", "write": False})
+        assert r.status_code == 200, r.text
+        assert (await api.get(f"{A}/get/{kind}/{path}")).json() == {"u/bob": False}
+        assert (await people.bob.get(url)).status_code == 200
+        r = await api.post(f"{A}/remove/{kind}/{path}", json={"owner": "u/bob"})
+        assert r.status_code == 200, r.text
+        assert (await people.bob.get(url)).status_code == 404

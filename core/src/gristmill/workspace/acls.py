@@ -85,23 +85,30 @@ _KINDS: dict[str, _Kind] = {
     "variable": _Kind(Q["acl_get_variable"], Q["acl_add_variable"], Q["acl_remove_variable"], True),
     "resource": _Kind(Q["acl_get_resource"], Q["acl_add_resource"], Q["acl_remove_resource"], True),
     "flow": _Kind(Q["acl_get_flow"], Q["acl_add_flow"], Q["acl_remove_flow"], True),
+    "schedule": _Kind(Q["acl_get_schedule"], Q["acl_add_schedule"], Q["acl_remove_schedule"], True),
+    "http_trigger": _Kind(
+        Q["acl_get_http_trigger"], Q["acl_add_http_trigger"], Q["acl_remove_http_trigger"], True
+    ),
+    "postgres_trigger": _Kind(
+        Q["acl_get_postgres_trigger"],
+        Q["acl_add_postgres_trigger"],
+        Q["acl_remove_postgres_trigger"],
+        True,
+    ),
 }
 
 #: The kinds whose ACLs can be read and changed.
 SUPPORTED_KINDS = tuple(_KINDS)
 #: Kinds Windmill has that Gristmill does not store yet: answered 400 "not supported yet".
 UNSUPPORTED_KINDS = (
-    "schedule",
     "app",
     "raw_app",
-    "http_trigger",
     "websocket_trigger",
     "kafka_trigger",
     "nats_trigger",
     "mqtt_trigger",
     "sqs_trigger",
     "gcp_trigger",
-    "postgres_trigger",
     "email_trigger",
 )
 

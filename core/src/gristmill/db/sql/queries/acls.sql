@@ -90,3 +90,47 @@ RETURNING extra_perms;
 UPDATE flow SET extra_perms = extra_perms - %(owner)s::text
 WHERE workspace_id = %(workspace_id)s AND path = %(path)s
 RETURNING extra_perms;
+
+-- name: acl_get_schedule
+SELECT extra_perms FROM schedule
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s;
+
+-- name: acl_add_schedule
+UPDATE schedule SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_schedule
+UPDATE schedule SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND path = %(path)s
+RETURNING extra_perms;
+
+-- Triggers of the `trigger` table: one kind each (the core's kinds).
+
+-- name: acl_get_http_trigger
+SELECT extra_perms FROM trigger
+WHERE workspace_id = %(workspace_id)s AND kind = 'http' AND path = %(path)s;
+
+-- name: acl_add_http_trigger
+UPDATE trigger SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND kind = 'http' AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_http_trigger
+UPDATE trigger SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND kind = 'http' AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_get_postgres_trigger
+SELECT extra_perms FROM trigger
+WHERE workspace_id = %(workspace_id)s AND kind = 'postgres' AND path = %(path)s;
+
+-- name: acl_add_postgres_trigger
+UPDATE trigger SET extra_perms = extra_perms || jsonb_build_object(%(owner)s::text, %(write)s::boolean)
+WHERE workspace_id = %(workspace_id)s AND kind = 'postgres' AND path = %(path)s
+RETURNING extra_perms;
+
+-- name: acl_remove_postgres_trigger
+UPDATE trigger SET extra_perms = extra_perms - %(owner)s::text
+WHERE workspace_id = %(workspace_id)s AND kind = 'postgres' AND path = %(path)s
+RETURNING extra_perms;
