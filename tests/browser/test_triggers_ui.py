@@ -83,6 +83,9 @@ def test_a_schedule_with_seconds_made_in_the_page_runs(admin_page: Page, server:
     page.get_by_test_id("job-trigger-link").click()
     expect(_row(page, schedule)).to_be_visible()
     expect(page.get_by_test_id("row")).to_have_count(1)  # the link searched for it
+    # The runs list marks each run with what started it.
+    page.goto(f"/w/main/runs?path={script}")
+    expect(page.get_by_test_id("run-trigger").first).to_have_text("schedule")
 
 
 def test_the_webhooks_panel_makes_a_token_for_one_script(admin_page: Page, server: Server) -> None:
