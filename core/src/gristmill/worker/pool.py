@@ -240,8 +240,11 @@ class WorkerPool:
     async def _sleep(self, slot: _Slot, wait_s: float) -> dict[str, Any] | None:
         """Sleep until woken or ``wait_s``; return a job handed over meanwhile, if any."""
         slot.sleeping = True
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that
+        # arrives as the event is set (the worker would then go on through a stop).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(slot.wake.wait(), wait_s)
+            async with asyncio.timeout(wait_s):
+                await slot.wake.wait()
         slot.sleeping = False
         if slot.reserved:
             await slot.decided.wait()
