@@ -34,7 +34,7 @@ from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
 from gristmill.queue.states import JobStatus
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
-from gristmill.triggers.runs import owner_access
+from gristmill.triggers.runs import owner_access, runnable_row
 from gristmill.triggers.webhooks import (
     BodyOptions,
     HttpAnswer,
@@ -540,13 +540,10 @@ async def _authenticate(
 
 async def _takes_request(services: TriggerServices, trigger: TriggerRow) -> bool:
     """Whether the runnable's schema has a ``wm_trigger`` parameter."""
-    query = "get_flow" if trigger.is_flow else "get_live_script_by_path"
     async with services.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            Q[query], {"workspace_id": trigger.workspace_id, "path": trigger.script_path}
+        row = await runnable_row(
+            conn, trigger.workspace_id, trigger.script_path, is_flow=trigger.is_flow
         )
-        row = await cur.fetchone()
     schema = (row or {}).get("schema") or {}
     return isinstance(schema, dict) and WM_TRIGGER in (schema.get("properties") or {})
 

@@ -6,36 +6,70 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from gristmill.auth.actor import SUPERADMIN_SECRET_EMAIL, Actor
+import psycopg
+from psycopg.rows import dict_row
+
+from gristmill.auth.actor import Actor
 from gristmill.auth.permissions import Access, load_access
-from gristmill.auth.users import get_user
+from gristmill.auth.tokens import job_user_super_admin
+from gristmill.db.queries import Q
 from gristmill.errors import Forbidden
 from gristmill.queue.submit import RunOptions
 
 if TYPE_CHECKING:
     from gristmill.triggers.kinds import StartedRun, TriggerRow, TriggerServices
 
-__all__ = ["owner_access", "start_run"]
+__all__ = ["acting_access", "owner_access", "runnable_row", "start_run"]
+
+
+async def acting_access(
+    conn: psycopg.AsyncConnection,
+    *,
+    email: str,
+    username: str,
+    workspace_id: str,
+    superadmin_secret_set: bool,
+) -> Access | None:
+    """The access, read now, of the user a trigger's runs act as; ``None`` when that user no
+    longer exists. An owner removed from the workspace gets :class:`Forbidden` from
+    :func:`load_access`. The ``SUPERADMIN_SECRET`` identity has no user row: it acts while
+    the secret is set, as jobs it started do (:func:`job_user_super_admin`)."""
+    super_admin = await job_user_super_admin(
+        conn, email, superadmin_secret_set=superadmin_secret_set
+    )
+    if super_admin is None:
+        return None
+    actor = Actor(email=email, username=username, super_admin=super_admin)
+    return await load_access(conn, actor, workspace_id)
 
 
 async def owner_access(services: TriggerServices, trigger: TriggerRow) -> Access:
     """The access of the trigger's owner in its workspace, read now: an owner removed from
     the workspace (or deleted) can no longer run anything through their triggers."""
-    if trigger.email == SUPERADMIN_SECRET_EMAIL and services.settings.superadmin_secret:
-        # Saved with SUPERADMIN_SECRET: that identity has no user row; it acts while the
-        # secret is set (as jobs it started do).
-        actor = Actor(SUPERADMIN_SECRET_EMAIL, "superadmin_secret", super_admin=True)
-        async with services.pool.connection() as conn:
-            return await load_access(conn, actor, trigger.workspace_id)
-    user = await get_user(services.pool, trigger.email)
-    if user is None:
+    async with services.pool.connection() as conn:
+        access = await acting_access(
+            conn,
+            email=trigger.email,
+            username=trigger.owner_username,
+            workspace_id=trigger.workspace_id,
+            superadmin_secret_set=bool(services.settings.superadmin_secret),
+        )
+    if access is None:
         raise Forbidden(
             f"the owner of trigger {trigger.path} ({trigger.email}) no longer exists: "
             "save the trigger again as an existing user"
         )
-    actor = Actor(email=user.email, username=user.username, super_admin=user.super_admin)
-    async with services.pool.connection() as conn:
-        return await load_access(conn, actor, trigger.workspace_id)
+    return access
+
+
+async def runnable_row(
+    conn: psycopg.AsyncConnection, workspace_id: str, path: str, *, is_flow: bool
+) -> dict[str, Any] | None:
+    """The flow at ``path``, or the live version of the script there (``None``: none)."""
+    cur = conn.cursor(row_factory=dict_row)
+    query = Q["get_flow"] if is_flow else Q["get_live_script_by_path"]
+    await cur.execute(query, {"workspace_id": workspace_id, "path": path})
+    return await cur.fetchone()
 
 
 async def start_run(

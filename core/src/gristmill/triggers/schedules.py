@@ -33,6 +33,7 @@ from gristmill.flows.model import Retry
 from gristmill.runtimes.schema import ArgumentError, validate_args
 from gristmill.scripts.paths import check_path
 from gristmill.triggers.cron import Cron, load_timezone, parse_cron
+from gristmill.triggers.runs import runnable_row
 from gristmill.validation import (
     INT4_MAX,
     InputLimits,
@@ -220,14 +221,7 @@ async def _runnable(
 ) -> dict[str, Any]:
     """The script or flow at ``path`` if the saver may run it; :class:`BadInput` naming
     ``field`` otherwise (never 404: the request itself is at fault)."""
-    cur = conn.cursor(row_factory=dict_row)
-    if is_flow:
-        await cur.execute(Q["get_flow"], {"workspace_id": access.workspace_id, "path": path})
-    else:
-        await cur.execute(
-            Q["get_live_script_by_path"], {"workspace_id": access.workspace_id, "path": path}
-        )
-    row = await cur.fetchone()
+    row = await runnable_row(conn, access.workspace_id, path, is_flow=is_flow)
     kind = "flow" if is_flow else "script"
     if row is None or not access.can_read(path, row.get("extra_perms")):
         raise BadInput(

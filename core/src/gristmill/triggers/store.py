@@ -24,6 +24,7 @@ from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, Conflict, NotFound
 from gristmill.scripts.paths import check_path
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
+from gristmill.triggers.runs import runnable_row
 from gristmill.validation import check_no_nul, check_text_fields, short
 from gristmill.workspace.folders import require_folder_of
 
@@ -95,8 +96,7 @@ async def _check_runnable(conn: psycopg.AsyncConnection, access: Access, save: T
     """The script or flow the trigger starts must exist and be readable by the one saving
     (the trigger will run it as them): 400 naming it otherwise."""
     what = "flow" if save.is_flow else "script"
-    query = "get_flow" if save.is_flow else "get_live_script_by_path"
-    row = await _fetch(conn, query, {"workspace_id": access.workspace_id, "path": save.script_path})
+    row = await runnable_row(conn, access.workspace_id, save.script_path, is_flow=save.is_flow)
     readable = row is not None and access.can_read(save.script_path, row.get("extra_perms"))
     if not readable or (save.is_flow and row is not None and row.get("archived")):
         hint = "is_flow: false for a script" if save.is_flow else "is_flow: true for a flow"

@@ -39,15 +39,14 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg.rows import dict_row
 
-from gristmill.auth.actor import Actor
-from gristmill.auth.permissions import Access, load_access
-from gristmill.auth.tokens import job_user_super_admin
+from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound
 from gristmill.flows.state import retry_delay
 from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.submit import RunOptions
 from gristmill.triggers.cron import Cron
+from gristmill.triggers.runs import acting_access, runnable_row
 from gristmill.triggers.schedules import check_retry, check_timing, first_tick, parse_handler
 
 if TYPE_CHECKING:
@@ -449,18 +448,16 @@ async def _access(
 ) -> Access:
     """What the schedule's runs may do: its ``permissioned_as`` today (a user removed from
     the workspace, or deleted, can no longer run it: :class:`Forbidden`/:class:`NotFound`)."""
-    email = schedule["email"]
-    super_admin = await job_user_super_admin(
-        conn, email, superadmin_secret_set=superadmin_secret_set
-    )
-    if super_admin is None:
-        raise NotFound(f"the user {email} the schedule's runs act as no longer exists")
-    actor = Actor(
-        email=email,
+    access = await acting_access(
+        conn,
+        email=schedule["email"],
         username=schedule["permissioned_as"].removeprefix("u/"),
-        super_admin=super_admin,
+        workspace_id=schedule["workspace_id"],
+        superadmin_secret_set=superadmin_secret_set,
     )
-    return await load_access(conn, actor, schedule["workspace_id"])
+    if access is None:
+        raise NotFound(f"the user {schedule['email']} the schedule's runs act as no longer exists")
+    return access
 
 
 async def _get(conn: psycopg.AsyncConnection, ws: str, path: str) -> dict[str, Any] | None:
@@ -479,10 +476,7 @@ async def _disable(conn: psycopg.AsyncConnection, schedule: dict[str, Any], erro
 async def _schema(
     conn: psycopg.AsyncConnection, ws: str, path: str, is_flow: bool
 ) -> dict[str, Any] | None:
-    cur = conn.cursor(row_factory=dict_row)
-    query = Q["get_flow"] if is_flow else Q["get_live_script_by_path"]
-    await cur.execute(query, {"workspace_id": ws, "path": path})
-    row = await cur.fetchone()
+    row = await runnable_row(conn, ws, path, is_flow=is_flow)
     if row is None:
         raise NotFound(f"no {'flow' if is_flow else 'script'} at {path}")
     return row["schema"]
