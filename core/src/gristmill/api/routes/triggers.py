@@ -10,6 +10,7 @@ sends them.
 # No `from __future__ import annotations` here: the endpoints are made in a function and
 # their annotations name that function's local models, which FastAPI must see as objects.
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -63,27 +64,11 @@ def trigger_router(kind: TriggerKind) -> APIRouter:
             raise BadInput(
                 f"{kind.title} {row.path} has a configuration this version cannot read: {exc}"
             ) from None
-        return out_model.model_validate(
-            {
-                **config.model_dump(),
-                "workspace_id": row.workspace_id,
-                "path": row.path,
-                "script_path": row.script_path,
-                "is_flow": row.is_flow,
-                "summary": row.summary,
-                "description": row.description,
-                "enabled": row.enabled,
-                "mode": row.mode,
-                "error": row.error,
-                "error_at": row.error_at,
-                "server_id": row.server_id,
-                "last_server_ping": row.last_server_ping,
-                "edited_by": row.edited_by,
-                "edited_at": row.edited_at,
-                "email": row.email,
-                "extra_perms": row.extra_perms,
-            }
-        )
+        # The stored row's fields are the answer's common fields (``kind`` is the route's
+        # own; ``config`` is spread flat), plus the derived ``enabled``.
+        common = dataclasses.asdict(row)
+        del common["kind"], common["config"]
+        return out_model.model_validate({**config.model_dump(), **common, "enabled": row.enabled})
 
     @router.post(
         "/create",
