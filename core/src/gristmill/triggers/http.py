@@ -490,13 +490,14 @@ def _refusal(exc: AuthRefused) -> HttpAnswer:
 
 async def _authenticate(
     services: TriggerServices, tokens: TokenResolver, found: Match, request: RouteRequest
-) -> None:
+) -> Access | None:
     """Apply the route's authentication: :class:`AuthRefused` when it refuses the request,
-    Forbidden for a route whose secret its owner can no longer read."""
+    Forbidden for a route whose secret its owner can no longer read. The owner's access when
+    it was read (to check a secret), for the start to reuse."""
     trigger, config = found.route.trigger, found.route.config
     method = config.authentication_method
     if method == "none":
-        return
+        return None
     if method == "windmill":
         try:
             actor = await tokens.resolve(request.token)
@@ -520,7 +521,7 @@ async def _authenticate(
                 f"{actor.username} may not call this route (it is not shared with them)",
                 forbidden=True,
             )
-        return
+        return None
     # The resource's secret, read as the route's owner at each call: a change to it (or to
     # the owner's rights) applies at once.
     path = config.authentication_resource_path or ""
@@ -536,6 +537,7 @@ async def _authenticate(
             "must fix the route"
         ) from None
     verify_request(auth, request.headers, request.body)
+    return owner
 
 
 async def _takes_request(services: TriggerServices, trigger: TriggerRow) -> bool:
@@ -649,7 +651,7 @@ async def _run(
 ) -> tuple[HttpAnswer, UUID | None]:
     trigger, config = found.route.trigger, found.route.config
     try:
-        await _authenticate(services, tokens, found, request)
+        owner = await _authenticate(services, tokens, found, request)
     except AuthRefused as exc:
         return _refusal(exc), None
     try:
@@ -665,7 +667,9 @@ async def _run(
     if WM_TRIGGER not in args and await _takes_request(services, trigger):
         args[WM_TRIGGER] = _request_info(request, found)
     try:
-        started = await services.start(trigger, args, wait=config.request_type == "sync")
+        started = await services.start(
+            trigger, args, wait=config.request_type == "sync", owner=owner
+        )
     except (NotFound, Forbidden) as exc:
         # The runnable is gone or its owner can no longer run it: the route is broken until
         # someone fixes it, which `get` and `list` must show.

@@ -172,16 +172,21 @@ class TriggerServices:
         wait: bool = False,
         timeout_s: float | None = None,
         job_id: UUID | None = None,
+        owner: Access | None = None,
     ) -> StartedRun:
         """Start the trigger's script or flow with ``args`` as the trigger's owner; with
         ``wait``, wait for its outcome (up to ``timeout_s``, TIMEOUT_WAIT_RESULT by default).
         ``job_id`` (a new one by default) lets a kind make its starts idempotent: a job id
         that exists already is refused with :class:`~gristmill.errors.BadInput`.
         Raises :class:`~gristmill.errors.BadInput` when the args do not fit the schema and
-        :class:`~gristmill.errors.NotFound` when the runnable is gone."""
+        :class:`~gristmill.errors.NotFound` when the runnable is gone. ``owner``: the owner's
+        access when the kind has just read it (:func:`~gristmill.triggers.runs.owner_access`),
+        so that a start does not read it again."""
         from gristmill.triggers.runs import start_run
 
-        return await start_run(self, trigger, args, wait=wait, timeout_s=timeout_s, job_id=job_id)
+        return await start_run(
+            self, trigger, args, wait=wait, timeout_s=timeout_s, job_id=job_id, owner=owner
+        )
 
     async def report(self, trigger: TriggerRow, error: str | None) -> None:
         """Record the error a trigger met (``get`` and ``list`` show it), or clear it with

@@ -80,10 +80,11 @@ async def start_run(
     wait: bool,
     timeout_s: float | None,
     job_id: UUID | None = None,
+    owner: Access | None = None,
 ) -> StartedRun:
     from gristmill.triggers.kinds import StartedRun
 
-    access = await owner_access(services, trigger)
+    access = owner or await owner_access(services, trigger)
     job_id = job_id or uuid4()
 
     async def start() -> UUID:
