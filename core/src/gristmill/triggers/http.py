@@ -26,15 +26,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gristmill.auth.permissions import Access, load_access
-from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
 from gristmill.queue.states import JobStatus
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
 from gristmill.triggers.runs import owner_access, runnable_row
+from gristmill.triggers.store import enabled_triggers
 from gristmill.triggers.webhooks import (
     BodyOptions,
     HttpAnswer,
@@ -450,13 +449,6 @@ class RouteTable:
         return others or None
 
 
-async def _enabled_routes(services: TriggerServices) -> list[TriggerRow]:
-    async with services.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(Q["trig_enabled_of_kind"], {"kind": HttpRouteKind.name})
-        return [TriggerRow.from_db(r) for r in await cur.fetchall()]
-
-
 # -- a call ----------------------------------------------------------------------------------
 
 #: The argument carrying the request (method, route, path, params, query, headers), passed
@@ -738,7 +730,7 @@ class HttpRouteKind(TriggerKind):
         """What an enabled route of the same method answering the same URLs is, said for a
         message; ``None`` when there is none. ``own_path``: the trigger being saved, left out."""
         shape = route_shape(parse_route(route_path), workspace_id if workspaced else None)
-        for row in await _enabled_routes(services):
+        for row in await enabled_triggers(services, HttpRouteKind.name):
             if row.workspace_id == workspace_id and row.path == own_path:
                 continue
             try:
@@ -765,7 +757,7 @@ class HttpRouteKind(TriggerKind):
 
     async def reload(self, services: TriggerServices) -> None:
         started = time.monotonic()
-        self.table = RouteTable.from_rows(await _enabled_routes(services))
+        self.table = RouteTable.from_rows(await enabled_triggers(services, HttpRouteKind.name))
         self.loaded_at = started
         self.loaded.set()
 

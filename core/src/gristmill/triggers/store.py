@@ -32,6 +32,7 @@ __all__ = [
     "TriggerSave",
     "create_trigger",
     "delete_trigger",
+    "enabled_triggers",
     "get_trigger",
     "list_triggers",
     "set_trigger_error",
@@ -326,6 +327,14 @@ async def delete_trigger(
         await kind.forget(services, current, access)
     except Exception:
         log.exception("%s %s deleted, but releasing what it held failed", kind.title, path)
+
+
+async def enabled_triggers(services: TriggerServices, kind_name: str) -> list[TriggerRow]:
+    """What a server serves: the enabled triggers of one kind, in every workspace."""
+    async with services.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["trig_enabled_of_kind"], {"kind": kind_name})
+        return [TriggerRow.from_db(r) for r in await cur.fetchall()]
 
 
 async def set_trigger_error(
