@@ -10,12 +10,13 @@ result and idle workers subscribe here instead of each holding a connection or p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
 import psycopg
+
+from gristmill.tasks import cancel_and_wait
 
 __all__ = ["CHANNELS", "JobDone", "Notifier"]
 
@@ -48,9 +49,7 @@ class Notifier:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     def on_queue(self, callback: Callable[[str], None]) -> None:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from gristmill.queue.submit import Submitter
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
+from gristmill.tasks import cancel_and_wait
 from gristmill.triggers.host import TriggerHost, new_server_id
 from gristmill.triggers.kinds import TriggerKind, TriggerServices
 from gristmill.triggers.ticker import Ticker
@@ -183,11 +183,7 @@ class Platform:
             await self.workers.stop()
             self.workers.policy.backend.close()
             self.workers = None
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._background)
         self._background.clear()
         if self.notifier is not None:
             await self.notifier.stop()

@@ -21,6 +21,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from gristmill.db.queries import Q
+from gristmill.tasks import cancel_and_wait
 from gristmill.triggers.kinds import TriggerKind, TriggerRow, TriggerServices
 from gristmill.triggers.store import set_trigger_error
 from gristmill.worker.retry import TRANSIENT
@@ -61,11 +62,7 @@ class TriggerHost:
                 self._tasks.append(asyncio.create_task(supervisor.run(), name=f"{kind.name}-hold"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _guarded(self, coro: Any, kind: TriggerKind) -> None:
@@ -116,9 +113,9 @@ class _Supervisor:
             # No longer held, or changed (edited_at moves on every save): stop its listener.
             # A listener that returned stays stopped until its trigger changes.
             if now is None or now.edited_at != row.edited_at:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                # Not ``suppress(CancelledError)``: that would also swallow this
+                # supervisor's own cancellation arriving meanwhile (a stop then hangs).
+                await cancel_and_wait(task)
                 del self.running[key]
         for key, row in held.items():
             if key not in self.running:
@@ -154,11 +151,7 @@ class _Supervisor:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _stop_all(self) -> None:
-        for _row, task in self.running.values():
-            task.cancel()
-        for _row, task in self.running.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([task for _row, task in self.running.values()])
         self.running.clear()
         # Let another server take them at once rather than after the lease; briefly: with
         # the database gone a stop must not wait for it (the lease then expires by itself).
