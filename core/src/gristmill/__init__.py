@@ -25,6 +25,8 @@ from gristmill.runtimes.contract import (
     Runtime,
     ScriptError,
     Toolchain,
+    WarmSpec,
+    WarmStart,
 )
 from gristmill.runtimes.results import error_result, read_result_file
 from gristmill.runtimes.schema import (
@@ -122,6 +124,8 @@ __all__ = [
     "TriggerRow",
     "TriggerServices",
     "Typ",
+    "WarmSpec",
+    "WarmStart",
     "__version__",
     "error_result",
     "hookimpl",

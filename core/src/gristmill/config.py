@@ -126,6 +126,14 @@ class Settings:
     job_network: bool = True
     #: Caps the address-space limit of job steps that have one (MB).
     job_max_memory_mb: int | None = None
+    #: Warm runners (``GRISTMILL_WARM``): jobs of runtimes that support it run in a child
+    #: forked from a process kept warm for their environment. Per worker (group): each
+    #: worker reads its own environment.
+    warm: bool = True
+    #: Warm parents one worker keeps at most (``GRISTMILL_WARM_MAX_PROCESSES``).
+    warm_max_processes: int = 8
+    #: Resident memory of one worker's warm parents at most (``GRISTMILL_WARM_MAX_MEMORY_MB``).
+    warm_max_memory_mb: int = 2048
     #: A job's log beyond this is dropped, after a marker line (MB).
     max_log_size_mb: int = 10
     #: A job's result larger than this is refused (MB).
@@ -235,6 +243,9 @@ class Settings:
             nsjail_path=env.get("GRISTMILL_NSJAIL_PATH", "").strip(),
             job_network=reader.boolean("GRISTMILL_JOB_NETWORK", True),
             job_max_memory_mb=reader.optional_integer("GRISTMILL_JOB_MAX_MEMORY_MB"),
+            warm=reader.boolean("GRISTMILL_WARM", True),
+            warm_max_processes=reader.integer("GRISTMILL_WARM_MAX_PROCESSES", 8, minimum=1),
+            warm_max_memory_mb=reader.integer("GRISTMILL_WARM_MAX_MEMORY_MB", 2048, minimum=16),
             max_log_size_mb=reader.integer("GRISTMILL_MAX_LOG_SIZE_MB", 10, minimum=1),
             max_result_size_mb=reader.integer("GRISTMILL_MAX_RESULT_SIZE_MB", 64, minimum=1),
             max_body_size_mb=reader.integer("GRISTMILL_MAX_BODY_SIZE_MB", 32, minimum=1),

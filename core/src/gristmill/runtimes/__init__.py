@@ -24,6 +24,8 @@ from gristmill.runtimes.contract import (
     Runtime,
     ScriptError,
     Toolchain,
+    WarmSpec,
+    WarmStart,
 )
 from gristmill.runtimes.registry import (
     DuplicateRuntimeError,
@@ -31,7 +33,7 @@ from gristmill.runtimes.registry import (
     RuntimeRegistry,
     UnknownRuntimeError,
 )
-from gristmill.runtimes.results import error_result, read_result_file
+from gristmill.runtimes.results import error_result, read_result_file, read_result_text
 
 __all__ = [
     "ARGS_FILE",
@@ -53,6 +55,9 @@ __all__ = [
     "ScriptError",
     "Toolchain",
     "UnknownRuntimeError",
+    "WarmSpec",
+    "WarmStart",
     "error_result",
     "read_result_file",
+    "read_result_text",
 ]

@@ -33,6 +33,8 @@ __all__ = [
     "Runtime",
     "ScriptError",
     "Toolchain",
+    "WarmSpec",
+    "WarmStart",
 ]
 
 #: Bumped when the contract below changes incompatibly; plugins may check it at registration.
@@ -284,4 +286,60 @@ class DependencyLocking(Protocol):
 
         The core runs them under a file lock and renames ``target`` into the cache only when
         all succeed: a half-installed directory is never used."""
+        ...
+
+
+@dataclass(frozen=True)
+class WarmSpec:
+    """How to keep processes warm for one environment (a runtime and a lock); see
+    :class:`WarmStart`.
+
+    The core starts, in the worker's sandbox and as its unprivileged user, a *parent*:
+    ``argv`` (a Python interpreter and its flags) running the core's fork server, with
+    ``env``, seeing the system directories and ``mounts`` read-only. The parent adds
+    ``deps_dir`` to its import path, imports ``entry`` (a Python file) and each module of
+    ``preload`` (a module that fails to import is skipped), and then forks one child per job,
+    each in fresh namespaces with ``limits`` applied. In a child the core calls
+    ``entry``'s ``function(payload, write_result)``: ``payload`` is what
+    :meth:`WarmStart.warm_payload` returned, ``write_result(text)`` sends the job's result
+    (the text a cold run writes to ``result.json``). The job's working directory is a new
+    tmpfs, empty; its environment is the job's (``JobContext.env``).
+
+    A runtime that cannot fork safely (Bun, Deno) sets ``exec_argv`` instead of ``entry``:
+    each child, once isolated, executes that program at once (with ``env``), before its job
+    arrives; the program reads the job from descriptor 3 (a 4-byte big-endian length, then
+    ``{"env": {...}, "payload": {...}}`` as JSON), runs it with the job's ``env`` as its
+    environment, writes its result to descriptor 3 and closes it. Its working directory is
+    the job's (a new tmpfs, empty). ``argv`` may then be empty: the parent is only a
+    launcher, and the core runs it with the worker's own Python.
+    """
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    mounts: Sequence[Mount] = ()
+    entry: str | None = None
+    function: str = "warm_run"
+    preload: Sequence[str] = ()
+    deps_dir: str | None = None
+    exec_argv: Sequence[str] = ()
+    limits: Limits = field(default_factory=Limits)
+
+
+@runtime_checkable
+class WarmStart(Protocol):
+    """Optional: a runtime whose jobs can run in warm processes implements these two methods.
+
+    Warm mode is the default where the worker's sandbox supports it (bwrap, or none); the
+    core falls back to :meth:`Runtime.prepare` (a cold start) whenever ``warm_spec`` returns
+    ``None``, the job needs more than a warm child offers (a flow's shared directory), or
+    the environment's parent cannot start.
+    """
+
+    def warm_spec(self, ctx: JobContext) -> WarmSpec | None:
+        """How to keep this job's environment warm (the same for every job of the same
+        environment: the core keys parents by it), or ``None`` to run it cold."""
+        ...
+
+    def warm_payload(self, ctx: JobContext) -> Mapping[str, Any]:
+        """What the child needs of this job (its code, its arguments...), as JSON values."""
         ...

@@ -8,7 +8,7 @@ import json
 from gristmill.errors import JobErrorName
 from gristmill.runtimes.contract import RESULT_FILE, JobContext, JobOutcome, ProcessExit
 
-__all__ = ["error_result", "read_result_file"]
+__all__ = ["error_result", "read_result_file", "read_result_text"]
 
 
 def error_result(name: str, message: str, stack: str = "") -> str:
@@ -31,7 +31,7 @@ def read_result_file(ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         text = None
     except OSError as exc:  # a directory, a file the job made unreadable...
         text, unreadable = None, exc
-    if exit.returncode == 0 and unreadable is not None:
+    if unreadable is not None and exit.returncode == 0:
         return JobOutcome(
             False,
             error_result(
@@ -40,6 +40,12 @@ def read_result_file(ctx: JobContext, exit: ProcessExit) -> JobOutcome:
                 f"{unreadable.strerror or unreadable}",
             ),
         )
+    return read_result_text(text, exit)
+
+
+def read_result_text(text: str | None, exit: ProcessExit) -> JobOutcome:
+    """The outcome from the text the process left as its result (``None``: nothing), by the
+    rules of :func:`read_result_file` (a warm run sends the text rather than writing it)."""
     if exit.returncode == 0:
         return JobOutcome(True, text if text and text.strip() else "null")
     if text:

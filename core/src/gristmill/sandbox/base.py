@@ -129,9 +129,14 @@ class Backend(Protocol):
         """Whether steps run isolated (``False`` only for ``none``)."""
         ...
 
-    def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
+    def launch(
+        self, recipe: Recipe, *, network: bool, limits: Limits, nested_namespaces: bool = False
+    ) -> Launch:
         """The process to start for ``recipe``; raise :class:`SandboxError` when it cannot
-        be started as asked. Fast: it runs on the event loop for every step."""
+        be started as asked. Fast: it runs on the event loop for every step.
+        ``nested_namespaces``: the process is a warm parent (:mod:`gristmill.warm`), which
+        needs to create one user namespace per child; a backend that cannot allow that
+        raises :class:`SandboxError`."""
         ...
 
     def handover(self, paths: Sequence[str]) -> None:

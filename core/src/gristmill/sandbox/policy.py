@@ -28,6 +28,7 @@ from gristmill.sandbox.spec import Limits
 if TYPE_CHECKING:
     from gristmill.config import Settings
     from gristmill.runtimes import Recipe
+    from gristmill.warm import WarmPool
 
 __all__ = [
     "DEFAULT_MAX_LOG_BYTES",
@@ -62,6 +63,8 @@ class RunPolicy:
     max_memory_mb: int | None = None
     max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES
     max_result_bytes: int | None = DEFAULT_MAX_RESULT_BYTES
+    #: The worker's warm processes (``GRISTMILL_WARM``); ``None``: every job starts cold.
+    warm: WarmPool | None = None
 
     def network_for(self, recipe: Recipe) -> bool:
         """Off when the recipe says so; otherwise the worker's policy, except that a lock or

@@ -32,6 +32,7 @@ from gristmill.triggers.host import TriggerHost, new_server_id
 from gristmill.triggers.kinds import TriggerKind, TriggerServices
 from gristmill.triggers.ticker import Ticker
 from gristmill.validation import InputLimits
+from gristmill.warm import WarmPool
 from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
 from gristmill.workspace.secrets import Secrets
@@ -181,6 +182,8 @@ class Platform:
             self.trigger_host = None
         if self.workers is not None:
             await self.workers.stop()
+            if self.workers.policy.warm is not None:
+                self.workers.policy.warm.close()
             self.workers.policy.backend.close()
             self.workers = None
         await cancel_and_wait(self._background)
@@ -228,10 +231,21 @@ def run_policy(settings: Settings) -> RunPolicy:
     chooses (checked now: :class:`~gristmill.sandbox.SandboxUnavailable` says what to do
     when it cannot run), the network policy and the caps."""
     mb = 1024 * 1024
+    backend = select_backend(settings)
+    warm = None
+    # nsjail has no way to let a warm parent create its children's namespaces: cold there.
+    if settings.warm and backend.name in ("bwrap", "none"):
+        warm = WarmPool(
+            backend,
+            settings.jobs_dir,
+            max_processes=settings.warm_max_processes,
+            max_memory_mb=settings.warm_max_memory_mb,
+        )
     return RunPolicy(
-        backend=select_backend(settings),
+        backend=backend,
         network=settings.job_network,
         max_memory_mb=settings.job_max_memory_mb,
         max_log_bytes=settings.max_log_size_mb * mb,
         max_result_bytes=settings.max_result_size_mb * mb,
+        warm=warm,
     )

@@ -261,7 +261,8 @@ def sandbox_policy(sandbox_data_dir: Path, sandbox_backend: str) -> Iterator[Run
     from gristmill.sandbox import SandboxUnavailable
     from gristmill.server.platform import run_policy
 
-    settings = Settings(data_dir=sandbox_data_dir, sandbox=sandbox_backend)
+    # Cold: these tests drive the recipe path; warm runs are tested through real workers.
+    settings = Settings(data_dir=sandbox_data_dir, sandbox=sandbox_backend, warm=False)
     try:
         policy = run_policy(settings)
     except SandboxUnavailable as exc:

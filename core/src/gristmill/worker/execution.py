@@ -29,10 +29,14 @@ from gristmill.runtimes import (
     RecipeError,
     Runtime,
     ScriptError,
+    WarmStart,
     error_result,
+    read_result_text,
 )
 from gristmill.sandbox import RunPolicy, SandboxError
+from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.spec import Mount, is_under
+from gristmill.warm import WarmPool, WarmUnavailable
 from gristmill.worker.environments import EnvironmentCache
 from gristmill.worker.processes import ProcessResult, run_recipe
 
@@ -208,6 +212,11 @@ async def execute(
 async def _run(runner: _Steps, ctx: JobContext) -> Execution:
     runtime = runner.runtime
     runner.ctx = ctx
+    # A flow's shared directory (runner.mounts) is a host directory a warm child cannot see.
+    if runner.policy is not None and runner.policy.warm is not None and not runner.mounts:
+        warm = await _run_warm(runner, runner.policy.warm, ctx)
+        if warm is not None:
+            return warm
     try:
         steps = _as_steps(runtime.prepare(ctx))
     except Exception as exc:
@@ -245,6 +254,78 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
 
 
 _DEFAULT_POLICY = RunPolicy()
+
+
+async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Execution | None:
+    """Run the job in a warm child of its environment; ``None``: run it cold instead (the
+    runtime has no warm mode for it, or its warm parent could not start, or died under the
+    job, which then runs once more, cold)."""
+    runtime = runner.runtime
+    if not isinstance(runtime, WarmStart):
+        return None
+    try:
+        spec = runtime.warm_spec(ctx)
+        if spec is None:
+            return None
+        payload = runtime.warm_payload(ctx)
+    except Exception:
+        log.exception("%s could not describe the warm run of job %s", runtime.name, ctx.id)
+        return None
+    policy = runner.policy or _DEFAULT_POLICY
+    probe = Recipe(
+        argv=list(spec.argv) or ["-"],
+        env=spec.env,
+        cwd=ctx.job_dir,
+        limits=spec.limits,
+        network=None,
+    )
+    env = dict(ctx.env)
+    if "HOME" in env:
+        env["HOME"] = "/tmp"  # the job's directory is not there: a child's HOME is its /tmp
+    try:
+        run = await pool.run(
+            spec,
+            limits=policy.limits_for(probe),
+            network=policy.network_for(probe),
+            env=env,
+            payload=payload,
+            timeout_s=max(0.0, runner.deadline - time.monotonic()),
+            on_output=runner.on_output,
+            cancel=runner.cancel,
+            max_log_bytes=policy.max_log_bytes,
+            max_result_bytes=policy.max_result_bytes,
+        )
+    except WarmUnavailable as exc:
+        log.info("job %s runs cold: %s", ctx.id, exc)
+        return None
+    runner.on_step("run")
+    if run.crashed:
+        runner.on_output(
+            "\n[gristmill] the warm process of this job's environment died under it; "
+            "the job runs once more, cold\n"
+        )
+        return None
+    if run.canceled:
+        return Execution(None, canceled=True)
+    if run.timed_out:
+        return _failure(
+            JobErrorName.EXECUTION,
+            f"job timed out after {ctx.timeout_s:g} s (its timeout) during run; the job's "
+            "process and everything it started were killed",
+        )
+    if run.result_too_big:
+        return _result_too_big(run.result_size, policy.max_result_bytes)
+    exit = ProcessExit(run.returncode, run.last_line, run.output_tail)
+    if run.returncode != 0:
+        why = limit_message(
+            policy.limits_for(probe), run.returncode, run.output_tail, sandboxed=pool.isolates
+        )
+        if why:
+            runner.on_output(f"[gristmill] {why}\n")
+    text = run.result.decode("utf-8", "replace") if run.result is not None else None
+    outcome = read_result_text(text, exit)
+    limit = policy.max_result_bytes
+    return _result_too_big(len(outcome.result_json.encode()), limit) or Execution(outcome)
 
 
 def _file_size(path: Path) -> int:

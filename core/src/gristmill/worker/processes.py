@@ -26,7 +26,7 @@ from gristmill.runtimes import Recipe
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.policy import RunPolicy
 
-__all__ = ["ProcessResult", "run_recipe"]
+__all__ = ["OutputReader", "ProcessResult", "run_recipe"]
 
 _READ_SIZE = 65536
 # Reads per wake-up: a job printing as fast as it can must not keep the event loop (and the
@@ -147,6 +147,10 @@ class _Output:
         if not self.closed.done():
             self.emit(self.decoder.decode(b"", final=True))
             self.closed.set_result(None)
+
+
+#: The reader of a job's output, shared with warm runs (:mod:`gristmill.warm.pool`).
+OutputReader = _Output
 
 
 async def _wait_exit(process: subprocess.Popen[bytes]) -> int:

@@ -21,6 +21,7 @@ from gristmill import (
     ScriptError,
     Signature,
     Toolchain,
+    WarmSpec,
     read_result_file,
     toolchain_mounts,
 )
@@ -48,6 +49,10 @@ INTERPRETER_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
 
 #: The address space of each process of a run step (RLIMIT_AS), as in Windmill.
 MEMORY_LIMIT_MB = 4096
+
+#: Standard modules a warm parent imports for every environment: what the wrapper itself
+#: uses on every run, and what scripts import most (paid once per parent, not per job).
+WARM_PRELOAD = ("json", "traceback", "datetime", "base64", "asyncio")
 
 # Prints what the toolchain report and the sandbox's mounts need to know of an interpreter:
 # its version and its installation prefix (where its standard library is, whatever the path
@@ -204,6 +209,29 @@ class PythonRuntime:
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         return read_result_file(ctx, exit)
 
+    # Warm mode (gristmill.WarmStart): a parent per environment has imported the wrapper and
+    # the environment's packages; each job runs in a child forked from it.
+
+    def warm_spec(self, ctx: JobContext) -> WarmSpec | None:
+        mounts = list(self._run_mounts)
+        deps = None
+        if ctx.deps_dir is not None:
+            deps = str(ctx.deps_dir)
+            mounts.append(Mount(deps))
+        return WarmSpec(
+            argv=[self.interpreter, *INTERPRETER_FLAGS],
+            env={"PATH": ctx.env.get("PATH", "/usr/bin:/bin")},
+            mounts=mounts,
+            entry=self.wrapper,
+            function="warm_run",
+            preload=[*WARM_PRELOAD, *(_top_level_modules(ctx.deps_dir) if deps else ())],
+            deps_dir=deps,
+            limits=Limits(memory_mb=MEMORY_LIMIT_MB),
+        )
+
+    def warm_payload(self, ctx: JobContext) -> dict[str, Any]:
+        return {"code": ctx.code, "args": dict(ctx.args), "spec": argument_spec(ctx.schema)}
+
 
 def argument_spec(schema: Any) -> dict[str, list[Any]]:
     """What the wrapper must do to each argument: ``[conversion, drop_null]``.
@@ -227,3 +255,35 @@ def argument_spec(schema: Any) -> dict[str, list[Any]]:
         if conversion or drop_null:
             spec[name] = [conversion, drop_null]
     return spec
+
+
+def _top_level_modules(deps_dir: Path | None) -> list[str]:
+    """The importable top-level names an installed dependencies directory provides: what a
+    warm parent preloads (so ``import requests`` in a job costs nothing). From each
+    distribution's ``top_level.txt`` when it has one, else its files' top directories."""
+    if deps_dir is None:
+        return []
+    names: set[str] = set()
+    try:
+        entries = list(os.scandir(deps_dir))
+    except OSError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".dist-info"):
+            continue
+        if entry.is_dir() and (
+            os.path.exists(os.path.join(entry.path, "__init__.py")) or "." not in name
+        ):
+            module = name
+        elif name.endswith(".py"):
+            module = name[:-3]
+        else:
+            continue
+        if module.isidentifier() and not module.startswith("_") and module not in _NOT_MODULES:
+            names.add(module)
+    return sorted(names)
+
+
+# Directories an installation leaves beside the packages that are not modules to import.
+_NOT_MODULES = frozenset({"bin", "tests", "test", "include", "share", "lib", "scripts"})

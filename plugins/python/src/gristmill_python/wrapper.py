@@ -3,6 +3,8 @@
 #   python -I -S -B -u -X utf8 wrapper.py [--deps DIR] [CONVERSIONS_JSON]
 # It reads args.json, calls main.main(**args) and writes result.json: the result, or
 # {"error": {"name", "message", "stack"}} with exit code 1 when main raises.
+# In warm mode Gristmill's warm parent imports it instead and calls warm_run in each job's
+# forked child (see gristmill/warm/forkserver.py).
 # It imports as little as it can: every module here is paid for by every job.
 import sys
 
@@ -99,17 +101,14 @@ def _without_nul(value):
 
 
 def _run():
+    """A cold run: the job's directory is the working directory, its arguments in
+    args.json, its result written to result.json."""
     import json
     import os
 
     # Absolute: the script may change directory, its result still lands here.
     job_dir = os.getcwd()
     result_path = os.path.join(job_dir, "result.json")
-    sys.path.insert(0, job_dir)
-    import builtins
-
-    # `exit()` and `quit()` come from the site module, which jobs start without.
-    builtins.exit = builtins.quit = sys.exit
     argv = sys.argv[1:]
     if argv[:1] == ["--deps"]:
         # The script's installed dependencies, after the standard library (a PyPI backport
@@ -122,6 +121,33 @@ def _run():
     spec = json.loads(argv[0]) if argv else {}
     with open(os.path.join(job_dir, "args.json"), "rb") as f:
         args = json.load(f)
+
+    def write(text):
+        with open(result_path, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    _execute(json, job_dir, args, spec, write)
+
+
+def warm_run(payload, write):
+    """A warm run, in a child forked for this job by Gristmill's warm parent (which already
+    imported this module, json and the environment's packages): the script's code, its
+    arguments and their conversions come in ``payload``; the result goes to ``write``."""
+    import json
+    import os
+
+    job_dir = os.getcwd()
+    with open(os.path.join(job_dir, "main.py"), "w", encoding="utf-8") as f:
+        f.write(payload["code"])
+    _execute(json, job_dir, payload.get("args") or {}, payload.get("spec") or {}, write)
+
+
+def _execute(json, job_dir, args, spec, write):
+    sys.path.insert(0, job_dir)
+    import builtins
+
+    # `exit()` and `quit()` come from the site module, which jobs start without.
+    builtins.exit = builtins.quit = sys.exit
     text = "null"
     try:
         args = _prepare_args(args, spec)
@@ -140,14 +166,13 @@ def _run():
         if exc.code in (None, 0):
             text = "null"  # sys.exit() or sys.exit(0): a normal end without a result
         else:
-            _fail(json, result_path, exc, f"the script exited with status {exc.code}")
+            _fail(json, write, exc, f"the script exited with status {exc.code}")
     except BaseException as exc:  # the job's error, whatever it is, is its result
-        _fail(json, result_path, exc)
-    with open(result_path, "w", encoding="utf-8") as out:
-        out.write(text)
+        _fail(json, write, exc)
+    write(text)
 
 
-def _fail(json, result_path, exc, message=None):
+def _fail(json, write, exc, message=None):
     import traceback
 
     tb = exc.__traceback__
@@ -156,10 +181,10 @@ def _fail(json, result_path, exc, message=None):
         tb = tb.tb_next
     stack = "".join(traceback.format_exception(type(exc), exc, tb))
     error = {"name": type(exc).__name__, "message": message or str(exc), "stack": stack}
-    with open(result_path, "w", encoding="utf-8") as out:
-        out.write(json.dumps({"error": _without_nul(error)}, default=str))
+    write(json.dumps({"error": _without_nul(error)}, default=str))
     sys.stdout.flush()
     sys.exit(1)
 
 
-_run()
+if __name__ == "__main__":
+    _run()

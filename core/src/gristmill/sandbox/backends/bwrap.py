@@ -162,10 +162,13 @@ class BwrapBackend:
         if not any(is_under(prlimit, root) for root in self._visible_roots):
             head += ["--ro-bind", prlimit, prlimit]
         self._head = head
+        self._head_nested = [arg for arg in head if arg != "--disable-userns"]
 
     # -- rendering ---------------------------------------------------------------------------
 
-    def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
+    def launch(
+        self, recipe: Recipe, *, network: bool, limits: Limits, nested_namespaces: bool = False
+    ) -> Launch:
         cwd = str(recipe.cwd)
         self.layout.refresh()
         mounts = self._checked_mounts(recipe)
@@ -187,7 +190,9 @@ class BwrapBackend:
             handover = [m.source for m in mounts if m.writable and not is_owned_by(m.source, uid)]
         staged = any(sources[m.source] != m.source for m in mounts)
         argv = self.reach.enter() if staged and self.reach is not None else []
-        argv += self._head
+        # A warm parent (gristmill.warm) creates one user namespace per job child, each of
+        # which forbids any further one: only it may, never a job.
+        argv += self._head_nested if nested_namespaces else self._head
         if network:
             argv.append("--share-net")
         if limits.tmp_mb is not None:

@@ -26,7 +26,9 @@ class NoSandbox:
     name = "none"
     isolates = False
 
-    def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
+    def launch(
+        self, recipe: Recipe, *, network: bool, limits: Limits, nested_namespaces: bool = False
+    ) -> Launch:
         return Launch(list(recipe.argv), dict(recipe.env), str(recipe.cwd))
 
     def close(self) -> None:

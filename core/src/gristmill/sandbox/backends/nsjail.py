@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from gristmill.sandbox.base import Launch, Protected, present_mounts
+from gristmill.sandbox.base import Launch, Protected, SandboxError, present_mounts
 from gristmill.sandbox.hostpaths import chown_tree, is_owned_by
 from gristmill.sandbox.layout import (
     SANDBOX_GID,
@@ -313,7 +313,11 @@ class NsjailBackend:
         #: :meth:`explain` reads it or the recipe is gone.
         self._logs: dict[int, tuple[int, dict[str, str]]] = {}
 
-    def launch(self, recipe: Recipe, *, network: bool, limits: Limits) -> Launch:
+    def launch(
+        self, recipe: Recipe, *, network: bool, limits: Limits, nested_namespaces: bool = False
+    ) -> Launch:
+        if nested_namespaces:
+            raise SandboxError("nsjail does not start warm parents: jobs run cold under nsjail")
         cwd = str(recipe.cwd)
         self.layout.refresh()
         staged: dict[str, str] = {}
