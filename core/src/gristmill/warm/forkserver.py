@@ -12,16 +12,17 @@ thread (a fork copies only the calling thread: a module that started a thread ma
 environment unsafe to fork, and the parent says so and exits), then prepares children
 ahead of their jobs:
 
-    parent ──fork──▶ keeper ──unshare(user, pid, mount, ipc, uts, cgroup[, net])──fork──▶ child
+    parent ─fork─▶ keeper ─unshare(user, pid, mount, ipc, uts, cgroup[, net])─fork─▶ init ─fork─▶ job
 
-The keeper stays in the parent's namespaces, waits for the child and reports how it ended;
-it never runs job code either. The child is PID 1 of a new PID namespace (when it exits,
-every process of its job is killed), in a new user namespace that maps only the sandbox's
-user, with its own ``/proc`` (showing its job's processes only), a new tmpfs on ``/tmp`` and
-on its working directory, loopback up in its own network namespace when the job has no
-network, no further user namespaces, the recipe's rlimits, every capability dropped and
-``no_new_privs`` set. Only then does it wait for its job. All of that is done before the job
-arrives: on the job's path there is one read, a ``dup2`` and the call of the entry.
+The keeper stays in the parent's namespaces, waits for the init and reports how the job
+ended; it never runs job code either. The init is PID 1 of a new PID namespace (when it
+exits, every process of its job is killed), in a new user namespace that maps only the
+sandbox's user, with its own ``/proc`` (showing its job's processes only), a new tmpfs on
+``/tmp`` and on its working directory, loopback up in its own network namespace when the job
+has no network, no further user namespaces, the recipe's rlimits, every capability dropped
+and ``no_new_privs`` set. It forks the job's process (PID 2, as in bwrap's sandboxes), reaps
+what the job leaves behind and passes the job's exit status to the keeper. All of that is
+done before the job arrives: on the job's path there is one read and the call of the entry.
 
 Messages on descriptor 0 are single datagrams (``SOCK_SEQPACKET``) of JSON:
 - worker → parent ``{"op": "prepare", "n": N}``: prepare N more children;
@@ -67,6 +68,7 @@ MS_NOEXEC = 8
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -138,6 +140,7 @@ class Parent:
         self.keepers = set()
         self.seq = 0
         self.entry = None
+        self.job_name = ""
 
     # -- start ------------------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class Parent:
     # -- keeper -----------------------------------------------------------------------------
 
     def keeper(self, job_sock, status_sock, output):
-        """In the keeper: enter new namespaces, fork the child, report on it."""
+        """In the keeper: enter new namespaces, fork the job's init, report on it."""
         try:
             if self.isolate:
                 uid, gid = os.getuid(), os.getgid()
@@ -265,16 +268,18 @@ class Parent:
                 _write("/proc/self/uid_map", f"{uid} {uid} 1")
                 _write("/proc/self/gid_map", f"{gid} {gid} 1")
             read_ready, write_ready = os.pipe()
-            child = os.fork()
+            read_status, write_status = os.pipe()
+            init = os.fork()
         except BaseException as exc:
             status_sock.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
             return
-        if child == 0:
+        if init == 0:
             code = 70
             try:
                 status_sock.close()
                 os.close(read_ready)
-                code = self.child(job_sock, write_ready, output)
+                os.close(read_status)
+                code = self.init(job_sock, write_ready, output, write_status)
             except BaseException as exc:
                 with contextlib.suppress(OSError):
                     os.write(2, f"[gristmill] warm child failed: {exc}\n".encode())
@@ -283,31 +288,77 @@ class Parent:
         job_sock.close()
         os.close(output)
         os.close(write_ready)
+        os.close(write_status)
         # The child says it is ready (or fails) before the worker may send it a job.
         problem = os.read(read_ready, 4096).decode(errors="replace")
         os.close(read_ready)
         if problem:
             status_sock.send(json.dumps({"error": problem}).encode())
-            os.waitpid(child, 0)
+            os.waitpid(init, 0)
+            os.close(read_status)
             return
-        pidfd = os.pidfd_open(child)
-        socket.send_fds(status_sock, [json.dumps({"pid": child}).encode()], [pidfd])
+        pidfd = os.pidfd_open(init)
+        socket.send_fds(status_sock, [json.dumps({"pid": init}).encode()], [pidfd])
         os.close(pidfd)
-        _, status = os.waitpid(child, 0)
-        status_sock.send(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode())
+        _, status = os.waitpid(init, 0)
+        # The job's own status, as its init saw it; none when the init itself was killed
+        # (a timeout, a cancel: the worker kills the init, and the namespace with it).
+        exact = os.read(read_status, 16)
+        os.close(read_status)
+        code = int(exact) if exact else os.waitstatus_to_exitcode(status)
+        status_sock.send(json.dumps({"status": code}).encode())
         if not self.isolate:
             import shutil  # after the status: the job's end is not delayed by the clean-up
 
-            shutil.rmtree(os.path.join(self.cwd, f"job-{child}"), ignore_errors=True)
+            shutil.rmtree(os.path.join(self.cwd, f"job-{init}"), ignore_errors=True)
 
-    # -- child ------------------------------------------------------------------------------
+    # -- the job's init and the job's process -----------------------------------------------
 
-    def child(self, job_sock, ready_fd, output):
-        """In the child: finish its isolation, wait for its job, run it."""
+    def init(self, job_sock, ready_fd, output, status_fd):
+        """PID 1 of the job's namespaces: finishes their isolation, forks the job's process,
+        reaps every process the job leaves, and reports the job's own exit status. As in
+        bwrap's sandboxes the job is not PID 1 (a PID 1 ignores the signals it does not
+        handle, so a job could not even kill itself)."""
         try:
             self.isolate_child()
             self.apply_limits()
             self.drop_privileges()
+            self.job_name = f"job-{os.getpid()}"
+            process = os.fork()
+        except BaseException as exc:
+            os.write(ready_fd, f"{type(exc).__name__}: {exc}".encode() or b"failed")
+            return 71
+        if process == 0:
+            code = 70
+            try:
+                os.close(status_fd)
+                code = self.job_process(job_sock, ready_fd, output)
+            finally:
+                os._exit(code)
+        # The init holds nothing of the job: no socket, no output, no descriptor of its own
+        # but the status pipe; and it cannot be traced by the job (same user otherwise).
+        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        job_sock.close()
+        os.close(ready_fd)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        os.close(output)
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                return 0
+            except InterruptedError:
+                continue
+            if pid == process:
+                os.write(status_fd, str(os.waitstatus_to_exitcode(status)).encode())
+                return 0
+
+    def job_process(self, job_sock, ready_fd, output):
+        """The job's process: waits for its job, runs it."""
+        try:
             devnull = os.open("/dev/null", os.O_RDWR)
             os.dup2(devnull, 0)
             os.close(devnull)
@@ -362,7 +413,7 @@ class Parent:
         otherwise (no sandbox) a directory of its own, removed by the keeper."""
         if self.isolate:
             return self.cwd
-        path = os.path.join(self.cwd, f"job-{os.getpid()}")
+        path = os.path.join(self.cwd, self.job_name)
         os.mkdir(path, 0o700)
         return path
 

@@ -96,7 +96,7 @@ class _Child:
             os.close(self.output)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Parent:
     key: str
     directory: Path
