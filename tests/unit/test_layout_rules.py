@@ -32,6 +32,7 @@ DOMAIN_PACKAGES = (
     "workspace",
     "flows",
     "triggers",
+    "warm",
 )
 
 

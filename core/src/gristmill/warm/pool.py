@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gristmill.errors import GristmillError
 from gristmill.runtimes import Recipe
 from gristmill.runtimes.contract import WarmSpec
 from gristmill.sandbox.base import Backend, SandboxError
@@ -60,7 +61,7 @@ RETRY_AFTER_S = 60.0
 _KILL_WAIT_S = 5.0
 
 
-class WarmUnavailable(Exception):
+class WarmUnavailable(GristmillError):
     """This environment cannot be kept warm now (its parent failed to start or died before
     the job began): the caller runs the job cold. The message says why."""
 
@@ -109,6 +110,8 @@ class _Parent:
     last_used: float = field(default_factory=time.monotonic)
     dead: bool = False
     log_tail: str = ""
+    #: The event loop that watches it (a stop may come from outside it).
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 def _reader_future(fd: int) -> asyncio.Future[None]:
@@ -277,6 +280,7 @@ class WarmPool:
     def _watch(self, parent: _Parent) -> None:
         """Read the parent's control socket and its log, for as long as it lives."""
         loop = asyncio.get_running_loop()
+        parent.loop = loop
         assert parent.process.stdout is not None
         log_fd = parent.process.stdout.fileno()
         os.set_blocking(log_fd, False)
@@ -364,13 +368,15 @@ class WarmPool:
         self._kill(parent)
 
     def _kill(self, parent: _Parent) -> None:
-        loop = asyncio.get_running_loop()
-        self._parents.pop(parent.key, None) if self._parents.get(parent.key) is parent else None
-        with contextlib.suppress(Exception):
-            loop.remove_reader(parent.control.fileno())
-        if parent.process.stdout is not None:
+        if self._parents.get(parent.key) is parent:
+            del self._parents[parent.key]
+        loop = parent.loop
+        if loop is not None and not loop.is_closed():
             with contextlib.suppress(Exception):
-                loop.remove_reader(parent.process.stdout.fileno())
+                loop.remove_reader(parent.control.fileno())
+            if parent.process.stdout is not None:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(parent.process.stdout.fileno())
         with contextlib.suppress(OSError):
             parent.control.close()
         with contextlib.suppress(ProcessLookupError, PermissionError):
