@@ -268,7 +268,6 @@ class Parent:
                 _write("/proc/self/uid_map", f"{uid} {uid} 1")
                 _write("/proc/self/gid_map", f"{gid} {gid} 1")
             read_ready, write_ready = os.pipe()
-            read_status, write_status = os.pipe()
             init = os.fork()
         except BaseException as exc:
             status_sock.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
@@ -276,10 +275,8 @@ class Parent:
         if init == 0:
             code = 70
             try:
-                status_sock.close()
                 os.close(read_ready)
-                os.close(read_status)
-                code = self.init(job_sock, write_ready, output, write_status)
+                code = self.init(job_sock, write_ready, output, status_sock)
             except BaseException as exc:
                 with contextlib.suppress(OSError):
                     os.write(2, f"[gristmill] warm child failed: {exc}\n".encode())
@@ -288,25 +285,23 @@ class Parent:
         job_sock.close()
         os.close(output)
         os.close(write_ready)
-        os.close(write_status)
         # The child says it is ready (or fails) before the worker may send it a job.
         problem = os.read(read_ready, 4096).decode(errors="replace")
         os.close(read_ready)
         if problem:
             status_sock.send(json.dumps({"error": problem}).encode())
             os.waitpid(init, 0)
-            os.close(read_status)
             return
         pidfd = os.pidfd_open(init)
         socket.send_fds(status_sock, [json.dumps({"pid": init}).encode()], [pidfd])
         os.close(pidfd)
         _, status = os.waitpid(init, 0)
-        # The job's own status, as its init saw it; none when the init itself was killed
-        # (a timeout, a cancel: the worker kills the init, and the namespace with it).
-        exact = os.read(read_status, 16)
-        os.close(read_status)
-        code = int(exact) if exact else os.waitstatus_to_exitcode(status)
-        status_sock.send(json.dumps({"status": code}).encode())
+        # The init reports the job's status itself as soon as the job's process has ended
+        # (its own exit, and the namespace's teardown, stay off the job's path) and then
+        # exits 0. Otherwise it was killed (a timeout, a cancel: the worker kills the init,
+        # and the namespace with it) or failed: the keeper says how.
+        if os.waitstatus_to_exitcode(status) != 0:
+            status_sock.send(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode())
         if not self.isolate:
             import shutil  # after the status: the job's end is not delayed by the clean-up
 
@@ -314,7 +309,7 @@ class Parent:
 
     # -- the job's init and the job's process -----------------------------------------------
 
-    def init(self, job_sock, ready_fd, output, status_fd):
+    def init(self, job_sock, ready_fd, output, status_sock):
         """PID 1 of the job's namespaces: finishes their isolation, forks the job's process,
         reaps every process the job leaves, and reports the job's own exit status. As in
         bwrap's sandboxes the job is not PID 1 (a PID 1 ignores the signals it does not
@@ -331,12 +326,13 @@ class Parent:
         if process == 0:
             code = 70
             try:
-                os.close(status_fd)
+                status_sock.close()
                 code = self.job_process(job_sock, ready_fd, output)
             finally:
                 os._exit(code)
         # The init holds nothing of the job: no socket, no output, no descriptor of its own
-        # but the status pipe; and it cannot be traced by the job (same user otherwise).
+        # but the status socket (which the job's process closed); and it cannot be traced by
+        # the job (the same user otherwise): what it reports is the job's true status.
         _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         job_sock.close()
         os.close(ready_fd)
@@ -353,7 +349,8 @@ class Parent:
             except InterruptedError:
                 continue
             if pid == process:
-                os.write(status_fd, str(os.waitstatus_to_exitcode(status)).encode())
+                code = os.waitstatus_to_exitcode(status)
+                status_sock.send(json.dumps({"status": code}).encode())
                 return 0
 
     def job_process(self, job_sock, ready_fd, output):
