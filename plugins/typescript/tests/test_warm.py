@@ -257,22 +257,29 @@ async def test_a_huge_result_is_refused(api: httpx.AsyncClient) -> None:
     assert "over the limit of 1 MB" in result["error"]["message"]
 
 
+@pytest.mark.parametrize("language", ["bun", "deno"])
 async def test_a_script_with_dependencies_runs_warm(
-    api: httpx.AsyncClient, registry: None, platform: Platform
+    api: httpx.AsyncClient, registry: None, platform: Platform, language: str
 ) -> None:
-    # The same node_modules as a cold run (the lock's installed directory, read-only).
+    # With what a cold run has of its lock, read-only: Bun's node_modules (the lock's
+    # installed directory), Deno's lock file and DENO_DIR.
+    if language == "deno":
+        require_toolchain(DenoRuntime())
+    specifier = "is-number@7.0.0" if language == "bun" else "npm:is-number@7.0.0"
+    pid = "process.pid" if language == "bun" else "Deno.pid"
     code = (
-        'import isNumber from "is-number@7.0.0";\n'
+        f'import isNumber from "{specifier}";\n'
         "export function main(x: string) {\n"
-        "  return [isNumber(x), process.pid];\n"
+        f"  return [isNumber(x), {pid}];\n"
         "}\n"
     )
-    ok, result, logs = await run(api, code, {"x": "42"})
+    before = warm_parents(platform)
+    ok, result, logs = await run(api, code, {"x": "42"}, language=language)
     assert ok, (result, logs)
     assert result == [True, 1]
-    ok, result, logs = await run(api, code, {"x": "forty-two"})
+    ok, result, logs = await run(api, code, {"x": "forty-two"}, language=language)
     assert ok and result == [False, 1], (result, logs)
-    assert warm_parents(platform) >= 2  # its own parent: the lock's environment
+    assert warm_parents(platform) > before  # the lock's environment has a parent of its own
 
 
 async def test_a_deno_job_runs_warm(api: httpx.AsyncClient) -> None:
