@@ -300,3 +300,15 @@ export function main(name: string) {
     assert result["error"]["name"] == "RangeError"
     assert result["error"]["message"] == "over the limit: 5"
     assert "main.ts:2:" in result["error"]["stack"]
+
+
+@pytest.mark.parametrize("language", ["bun", "deno"])
+async def test_large_arguments_reach_a_warm_job(api: httpx.AsyncClient, language: str) -> None:
+    # Many reads of the job socket: 3 MB of arguments (the result stays under this module's
+    # 1 MB cap).
+    if language == "deno":
+        require_toolchain(DenoRuntime())
+    code = "export function main(text: string) {\n  return [text.length, text.slice(-3)];\n}\n"
+    ok, result, logs = await run(api, code, {"text": "é" * 1_500_000 + "end"}, language=language)
+    assert ok, (result, logs)
+    assert result == [1_500_003, "end"]

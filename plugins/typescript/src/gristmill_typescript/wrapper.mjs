@@ -119,13 +119,21 @@ function denoHost() {
       return {
         receive: () =>
           new Promise((resolve, reject) => {
-            let buffered = Buffer.alloc(0);
+            // Chunks joined once, when the whole job is there (large arguments come in many).
+            const chunks = [];
+            let size = 0;
+            let expected = null;
             const onData = (chunk) => {
-              buffered = Buffer.concat([buffered, chunk]);
-              if (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32BE(0)) {
+              chunks.push(chunk);
+              size += chunk.length;
+              if (expected === null && size >= 4) {
+                expected = 4 + Buffer.concat(chunks).readUInt32BE(0);
+              }
+              if (expected !== null && size >= expected) {
                 socket.off("data", onData);
                 socket.pause();
-                resolve(JSON.parse(buffered.subarray(4).toString("utf8")));
+                const job = Buffer.concat(chunks, size).subarray(4, expected);
+                resolve(JSON.parse(job.toString("utf8")));
               }
             };
             socket.on("data", onData);
