@@ -115,6 +115,7 @@ function denoHost() {
       // Deno's own APIs cannot open an inherited descriptor; node:net can (its ~25 ms are
       // paid before the job).
       const net = await import("node:net");
+      const { Buffer } = await import("node:buffer");
       const socket = new net.Socket({ fd: JOB_FD, readable: true, writable: true });
       return {
         receive: () =>
