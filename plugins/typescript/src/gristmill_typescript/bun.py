@@ -86,30 +86,32 @@ class BunRuntime(TypeScriptRuntime):
 
     # -- running --------------------------------------------------------------------------------
 
-    def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
-        (ctx.job_dir / "package.json").write_text(PACKAGE_JSON, encoding="utf-8")
-        if ctx.deps_dir is not None:
-            # Bun resolves packages from the nearest node_modules up from the script (the
-            # packages' own imports from their real paths, inside deps_dir).
-            installed = ctx.deps_dir / "node_modules"
-            if installed.is_dir():
-                link = ctx.job_dir / "node_modules"
-                if link.is_symlink():  # the same job prepared again
-                    link.unlink()
-                link.symlink_to(installed, target_is_directory=True)
+    def _command(self, ctx: JobContext, cache_dir: Path, job_dir: str) -> list[str]:
         # Auto-install off, always: the job runs exactly the lock's versions, and a package
         # missing from the lock (or imported by a computed name, which no lock can know)
         # fails at once, naming it, instead of being fetched into a shared cache that the
         # sandbox keeps read-only in a run step.
         return [self.bun, "--no-install"]
 
+    def _job_files(self, ctx: JobContext) -> dict[str, str]:
+        return {**super()._job_files(ctx), "package.json": PACKAGE_JSON}
+
+    def _job_links(self, ctx: JobContext) -> dict[str, Path]:
+        if ctx.deps_dir is not None:
+            # Bun resolves packages from the nearest node_modules up from the script (the
+            # packages' own imports from their real paths, inside deps_dir).
+            installed = ctx.deps_dir / "node_modules"
+            if installed.is_dir():
+                return {"node_modules": installed}
+        return {}
+
     def _run_mounts(self, ctx: JobContext, cache_dir: Path) -> list[Mount]:
         # The job's node_modules link points into the environment: read-only, shared by every
         # job of the lock.
         return [Mount(str(ctx.deps_dir))] if ctx.deps_dir is not None else []
 
-    def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
-        return {**ctx.env, **self._bun_env(cache_dir)}
+    def _runtime_env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+        return self._bun_env(cache_dir)
 
     def _bun_env(self, cache_dir: Path) -> dict[str, str]:
         return {

@@ -63,7 +63,7 @@ class DenoRuntime(TypeScriptRuntime):
     def _probe_toolchain(self) -> Toolchain:
         return probe_version(self.executable, _parse_version)
 
-    def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
+    def _command(self, ctx: JobContext, cache_dir: Path, job_dir: str) -> list[str]:
         deno_dir = _deno_dir(cache_dir)
         return [
             self.deno,
@@ -77,8 +77,8 @@ class DenoRuntime(TypeScriptRuntime):
             # What the wrapper needs (args.json in, result.json out), what Windmill allows
             # (environment, network), and reading the npm packages it downloads (some read
             # their own files).
-            f"--allow-read={ctx.job_dir},{deno_dir}",
-            f"--allow-write={ctx.job_dir}",
+            f"--allow-read={job_dir},{deno_dir}",
+            f"--allow-write={job_dir}",
             "--allow-env",
             "--allow-net",
             # A run step writes nothing into DENO_DIR (read-only in the sandbox), not even
@@ -104,9 +104,8 @@ class DenoRuntime(TypeScriptRuntime):
             mounts.append(Mount(str(ctx.deps_dir)))
         return mounts
 
-    def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+    def _runtime_env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
         return {
-            **ctx.env,
             **self._deno_env(cache_dir),
             # A run step does not write DENO_DIR (read-only in the sandbox: a cache jobs write
             # is one a job could poison for the next ones). Deno would still try to keep the

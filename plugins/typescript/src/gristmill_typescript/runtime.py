@@ -8,6 +8,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from gristmill import (
     JobContext,
@@ -18,6 +19,7 @@ from gristmill import (
     Recipe,
     Signature,
     Toolchain,
+    WarmSpec,
     read_result_file,
     toolchain_mounts,
 )
@@ -25,9 +27,13 @@ from gristmill import (
 from gristmill_typescript.signature import ParsedMain, parse_main, parse_signature
 from gristmill_typescript.toolchains import Executable
 
-__all__ = ["LIMITS", "MAIN_FILE", "TEMPLATE", "TypeScriptRuntime", "argument_spec"]
+__all__ = ["LIMITS", "MAIN_FILE", "TEMPLATE", "WARM_FLAG", "TypeScriptRuntime", "argument_spec"]
 
 MAIN_FILE = "main.ts"
+
+#: The wrapper's argument in place of the argument spec when it is a warm process: it waits
+#: for its job on descriptor 3 (see wrapper.mjs and ``warm_spec``).
+WARM_FLAG = "--warm"
 
 #: The limits of every Bun and Deno step: the defaults (processes, open files, file size,
 #: /tmp), without a memory limit, which would be an address-space limit (``RLIMIT_AS``). Deno
@@ -76,25 +82,82 @@ class TypeScriptRuntime:
         # only the source says (positions, ``bigint``, ``?`` versus ``| null``). A script is
         # checked when it is saved, so this does not fail for a stored script.
         parsed = parse_main(ctx.code)
-        (ctx.job_dir / MAIN_FILE).write_text(self._script_for_job(ctx), encoding="utf-8")
+        for name, text in self._job_files(ctx).items():
+            (ctx.job_dir / name).write_text(text, encoding="utf-8")
+        for name, target in self._job_links(ctx).items():
+            link = ctx.job_dir / name
+            if link.is_symlink():  # the same job prepared again
+                link.unlink()
+            link.symlink_to(target, target_is_directory=True)
         cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
-        argv = [*self._command(ctx, cache_dir), self.wrapper, argument_spec(parsed)]
+        argv = [
+            *self._command(ctx, cache_dir, str(ctx.job_dir)),
+            self.wrapper,
+            argument_spec(parsed),
+        ]
         return Recipe(
             argv=argv,
-            env=self._env(ctx, cache_dir),
+            env={**ctx.env, **self._runtime_env(ctx, cache_dir)},
             cwd=ctx.job_dir,
-            # What the sandbox shows the run step besides the job directory, all read-only:
-            # the runtime's binary, the wrapper, the installed packages and caches.
-            mounts=[
-                *self.toolchain_mounts(),
-                Mount(os.path.dirname(self.wrapper)),
-                *self._run_mounts(ctx, cache_dir),
-            ],
+            mounts=self._mounts(ctx, cache_dir),
             limits=LIMITS,
         )
 
+    def _mounts(self, ctx: JobContext, cache_dir: Path) -> list[Mount]:
+        # What the sandbox shows the run step besides the job directory, all read-only: the
+        # runtime's binary, the wrapper, the installed packages and caches.
+        return [
+            *self.toolchain_mounts(),
+            Mount(os.path.dirname(self.wrapper)),
+            *self._run_mounts(ctx, cache_dir),
+        ]
+
     def collect_result(self, ctx: JobContext, exit: ProcessExit) -> JobOutcome:
         return read_result_file(ctx, exit)
+
+    # -- warm mode (gristmill.WarmStart) -----------------------------------------------------
+    # Bun and Deno cannot be forked (their threads start with them), so the core's fork
+    # server executes the runtime in each prepared child, before its job arrives: the child
+    # pays the runtime's start-up and the wrapper's loading while it waits. The wrapper then
+    # reads the job from descriptor 3, writes the files a cold run finds in its directory,
+    # runs main as the cold wrapper does and sends the result back on descriptor 3.
+
+    def warm_spec(self, ctx: JobContext) -> WarmSpec | None:
+        if ctx.cache_dir is None:
+            # The runtime's caches would be in the job's own directory: a parent kept for
+            # one job would serve no other (the spec keys the parent).
+            return None
+        # Everything here is the same for every job of the environment (the runtime, its
+        # lock, the worker's cache): the core keeps one parent per distinct spec. A script
+        # with dependencies gets the parent of its lock (its installed directory mounted
+        # read-only, as in a cold run); what varies per job is in warm_payload.
+        cache_dir = ctx.cache_dir
+        return WarmSpec(
+            argv=(),
+            env={
+                "PATH": ctx.env.get("PATH", "/usr/bin:/bin"),
+                # The job's own HOME is its /tmp too (the core sets it so in its env).
+                "HOME": "/tmp",
+                **self._runtime_env(ctx, cache_dir),
+            },
+            mounts=self._mounts(ctx, cache_dir),
+            # The working directory the child starts in is its job's: "." names it.
+            exec_argv=[*self._command(ctx, cache_dir, "."), self.wrapper, WARM_FLAG],
+            limits=LIMITS,
+        )
+
+    def warm_payload(self, ctx: JobContext) -> dict[str, Any]:
+        cache_dir = ctx.cache_dir or ctx.job_dir / ".cache"
+        return {
+            "spec": argument_spec(parse_main(ctx.code)),
+            "args": dict(ctx.args),
+            # What prepare writes into a cold job's directory, written by the wrapper into
+            # the warm child's (its working directory, a fresh tmpfs).
+            "files": self._job_files(ctx),
+            "links": {name: str(target) for name, target in self._job_links(ctx).items()},
+            # The runtime's variables over the job's, as in a cold run's environment.
+            "env": self._runtime_env(ctx, cache_dir),
+        }
 
     # -- what each runtime supplies -----------------------------------------------------------
 
@@ -111,12 +174,23 @@ class TypeScriptRuntime:
         """The run step's mounts besides the binary's and the wrapper's (read-only)."""
         raise NotImplementedError
 
-    def _command(self, ctx: JobContext, cache_dir: Path) -> list[str]:
-        """The command before the wrapper's path; may write files into the job directory."""
+    def _command(self, ctx: JobContext, cache_dir: Path, job_dir: str) -> list[str]:
+        """The command before the wrapper's path, run in ``job_dir``. The same for every job
+        of an environment given the same ``job_dir`` (a warm process is started with it
+        before its job is known)."""
         raise NotImplementedError
 
-    def _env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+    def _runtime_env(self, ctx: JobContext, cache_dir: Path) -> dict[str, str]:
+        """The runtime's variables, set over the job's own (``ctx.env``)."""
         raise NotImplementedError
+
+    def _job_files(self, ctx: JobContext) -> dict[str, str]:
+        """The files of the job's directory besides ``args.json``, by name."""
+        return {MAIN_FILE: self._script_for_job(ctx)}
+
+    def _job_links(self, ctx: JobContext) -> dict[str, Path]:
+        """Symbolic links of the job's directory to directories, by name."""
+        return {}
 
     def _script_for_job(self, ctx: JobContext) -> str:
         return ctx.code

@@ -10,23 +10,79 @@
 // {"error": {"name", "message", "stack"}} with exit code 1.
 // Plain JavaScript: neither runtime has to transpile it. It uses each runtime's own APIs
 // (`host` below), not node:fs and node:process: those cost Deno about 25 ms a job.
+//
+// Warm mode (`bun wrapper.mjs --warm`, `deno run <permissions> wrapper.mjs --warm`): the
+// process is started ahead of its job, isolated, in an empty working directory, with the job
+// socket as descriptor 3. It reads its job there (a 4-byte big-endian length, then
+// {"env", "payload"} as JSON; payload is the runtime's warm_payload: spec, args, files, links,
+// env), takes the job's environment, writes the job's files, runs main as above and sends the
+// text it would have written to result.json on descriptor 3 instead, then closes it.
 
 const FUNCTION_CALL_DEFAULT = "<function call>";
 // Bun names files by path in stack traces, Deno by URL.
 const WRAPPER_NAMES = [import.meta.url, decodeURIComponent(new URL(import.meta.url).pathname)];
 
+const WARM_FLAG = "--warm";
+// The job socket of a warm process.
+const JOB_FD = 3;
+
 const host = typeof Deno === "undefined" ? bunHost() : denoHost();
 // Absolute: the script may change directory, its result still lands here.
 const JOB_DIR = host.cwd;
 const RESULT_PATH = `${JOB_DIR}/result.json`;
+const WARM = host.argument === WARM_FLAG;
+// Opened now, before the job comes: what it loads is paid ahead of the job too.
+const channel = WARM ? await host.jobChannel() : null;
 
 function bunHost() {
   return {
     cwd: process.cwd(),
-    spec: process.argv[2],
+    argument: process.argv[2],
     readText: (path) => Bun.file(path).text(),
     writeText: (path, text) => Bun.write(path, text),
     exit: (code) => process.exit(code),
+    replaceEnv(env) {
+      for (const name of Object.keys(process.env)) {
+        delete process.env[name];
+      }
+      Object.assign(process.env, env);
+    },
+    async symlink(target, path) {
+      const fs = await import("node:fs");
+      fs.symlinkSync(target, path);
+    },
+    async jobChannel() {
+      const fs = await import("node:fs");
+      // Blocking reads and writes: until its job comes the process has nothing else to do,
+      // and after the result it exits.
+      const readExactly = (size) => {
+        const buffer = Buffer.alloc(size);
+        let got = 0;
+        while (got < size) {
+          const n = fs.readSync(JOB_FD, buffer.subarray(got));
+          if (n === 0) {
+            return null;
+          }
+          got += n;
+        }
+        return buffer;
+      };
+      return {
+        async receive() {
+          const header = readExactly(4);
+          const body = header && readExactly(header.readUInt32BE(0));
+          return body && JSON.parse(body.toString("utf8"));
+        },
+        async send(text) {
+          const data = Buffer.from(text, "utf8");
+          let sent = 0;
+          while (sent < data.length) {
+            sent += fs.writeSync(JOB_FD, data, sent);
+          }
+          fs.closeSync(JOB_FD);
+        },
+      };
+    },
     onStrayError(handler) {
       process.on("uncaughtException", handler);
       process.on("unhandledRejection", handler);
@@ -37,10 +93,61 @@ function bunHost() {
 function denoHost() {
   return {
     cwd: Deno.cwd(),
-    spec: Deno.args[0],
+    argument: Deno.args[0],
     readText: (path) => Deno.readTextFile(path),
     writeText: (path, text) => Deno.writeTextFile(path, text),
     exit: (code) => Deno.exit(code),
+    replaceEnv(env) {
+      for (const name of Object.keys(Deno.env.toObject())) {
+        Deno.env.delete(name);
+      }
+      for (const [name, value] of Object.entries(env)) {
+        try {
+          Deno.env.set(name, value);
+        } catch {
+          // A name or value the OS cannot hold (a NUL, "=" in a name): left out, as a cold
+          // run's process could not have had it either.
+        }
+      }
+    },
+    symlink: (target, path) => Deno.symlink(target, path),
+    async jobChannel() {
+      // Deno's own APIs cannot open an inherited descriptor; node:net can (its ~25 ms are
+      // paid before the job).
+      const net = await import("node:net");
+      const { Buffer } = await import("node:buffer");
+      const socket = new net.Socket({ fd: JOB_FD, readable: true, writable: true });
+      return {
+        receive: () =>
+          new Promise((resolve, reject) => {
+            // Chunks joined once, when the whole job is there (large arguments come in many).
+            const chunks = [];
+            let size = 0;
+            let expected = null;
+            const onData = (chunk) => {
+              chunks.push(chunk);
+              size += chunk.length;
+              if (expected === null && size >= 4) {
+                expected = 4 + Buffer.concat(chunks).readUInt32BE(0);
+              }
+              if (expected !== null && size >= expected) {
+                socket.off("data", onData);
+                socket.pause();
+                const job = Buffer.concat(chunks, size).subarray(4, expected);
+                resolve(JSON.parse(job.toString("utf8")));
+              }
+            };
+            socket.on("data", onData);
+            socket.once("end", () => resolve(null));
+            socket.once("error", reject);
+          }),
+        send: (text) =>
+          new Promise((resolve, reject) => {
+            socket.once("error", reject);
+            socket.end(text, "utf8", resolve);
+          }),
+      };
+    },
     onStrayError(handler) {
       globalThis.addEventListener("error", (event) => {
         event.preventDefault();
@@ -245,10 +352,10 @@ async function fail(error) {
     text = JSON.stringify({ error: { name: "Error", message: "main failed", stack: "" } });
   }
   try {
-    await host.writeText(RESULT_PATH, text);
+    await writeResult(text);
   } catch (writeError) {
     // No result file: the worker reports the exit code and these lines. Never exit 0 here.
-    console.error(`could not write ${RESULT_PATH}: ${writeError}`);
+    console.error(`could not write ${resultName()}: ${writeError}`);
     console.error(text);
   }
   host.exit(1);
@@ -261,10 +368,10 @@ async function succeed(result) {
   const text = resultText(result);
   finished = true;
   try {
-    await host.writeText(RESULT_PATH, text);
+    await writeResult(text);
   } catch (error) {
     // No result file: the worker reports the exit code and this line.
-    console.error(`could not write ${RESULT_PATH}: ${error}`);
+    console.error(`could not write ${resultName()}: ${error}`);
     host.exit(1);
   }
   // Exit now: handles the script left open (a database pool, a timer) would keep the job
@@ -272,12 +379,43 @@ async function succeed(result) {
   host.exit(0);
 }
 
+function writeResult(text) {
+  return channel ? channel.send(text) : host.writeText(RESULT_PATH, text);
+}
+
+function resultName() {
+  return channel ? "the result to the worker" : RESULT_PATH;
+}
+
+// A warm process's job: what a cold run finds in its directory and environment, set up from
+// the job the worker sent. Its spec and arguments.
+async function receiveJob() {
+  const job = await channel.receive();
+  if (job === null) {
+    host.exit(0); // the worker dropped this process without a job
+  }
+  const payload = job.payload ?? {};
+  // The runtime's variables over the job's, as in a cold run's environment.
+  host.replaceEnv({ ...job.env, ...payload.env });
+  for (const [name, text] of Object.entries(payload.files ?? {})) {
+    await host.writeText(`${JOB_DIR}/${name}`, text);
+  }
+  for (const [name, target] of Object.entries(payload.links ?? {})) {
+    await host.symlink(target, `${JOB_DIR}/${name}`);
+  }
+  return { spec: JSON.parse(payload.spec ?? "[]"), args: payload.args ?? {} };
+}
+
 async function run() {
   // An error thrown outside main's promise chain (a callback, a promise nobody awaited)
   // fails the job with that error instead of killing the process without a result.
   host.onStrayError(fail);
-  const spec = JSON.parse(host.spec ?? "[]");
-  const args = JSON.parse(await host.readText(`${JOB_DIR}/args.json`));
+  const { spec, args } = WARM
+    ? await receiveJob()
+    : {
+        spec: JSON.parse(host.argument ?? "[]"),
+        args: JSON.parse(await host.readText(`${JOB_DIR}/args.json`)),
+      };
   // Imported here, not statically, so that a failing import of the script (a missing package,
   // an error at its top level) is reported like any other error of the job.
   const jobUrl = `file://${JOB_DIR.split("/").map(encodeURIComponent).join("/")}`;
