@@ -2,8 +2,9 @@
 default sandbox): each job runs in a runtime process the core's fork server started, isolated,
 before the job came (``WarmSpec.exec_argv``), which reads its job on descriptor 3.
 
-A warm child is PID 1 of its own PID namespace (a cold run under bubblewrap is not: bwrap's
-own init is), so ``process.pid === 1`` tells a warm run from a cold one.
+A warm run's wrapper was started with ``--warm`` (its job came on descriptor 3), a cold run's
+with the argument spec: ``WARM`` below tells one from the other. (Both are PID 2 of their own
+namespace, under an init: bwrap's cold, the core's warm.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ export async function main(name: string, when: Date, n: bigint, tags: string[] =
   console.log(`hello ${name}`);
   console.error("to stderr");
   return {
-    pid: process.pid,
+    pid: process.argv.includes("--warm") ? 1 : process.pid,
     greeting: `Hello, ${name}!`,
     year: when.getUTCFullYear(),
     n,
@@ -140,7 +141,7 @@ async def test_a_bun_job_runs_warm(api: httpx.AsyncClient, platform: Platform) -
     ok, result, logs = await outcome(api, job_id)
     assert ok, (result, logs)
     assert result == {
-        # PID 1 of its own namespace: the fork server's isolated child, not bwrap's job.
+        # 1: a warm run (its wrapper started with --warm).
         "pid": 1,
         "greeting": "Hello, world!",
         "year": 2024,
@@ -204,7 +205,7 @@ export function main() {
   process.env.LEFT_OVER = "1";
   writeFileSync("left.txt", "x");
   writeFileSync("/tmp/left.txt", "x");
-  return process.pid;
+  return process.argv.includes("--warm") ? 1 : 0;
 }
 """
     look = """\
@@ -266,7 +267,11 @@ async def test_a_script_with_dependencies_runs_warm(
     if language == "deno":
         require_toolchain(DenoRuntime())
     specifier = "is-number@7.0.0" if language == "bun" else "npm:is-number@7.0.0"
-    pid = "process.pid" if language == "bun" else "Deno.pid"
+    pid = (
+        'process.argv.includes("--warm") ? 1 : 0'
+        if language == "bun"
+        else 'Deno.args.includes("--warm") ? 1 : 0'
+    )
     code = (
         f'import isNumber from "{specifier}";\n'
         "export function main(x: string) {\n"
@@ -287,7 +292,7 @@ async def test_a_deno_job_runs_warm(api: httpx.AsyncClient) -> None:
     code = """\
 export function main(name: string) {
   console.log(`hello ${name}`);
-  return { pid: Deno.pid, greeting: `Hello, ${name}!`, job: Deno.env.get("WM_JOB_ID") };
+  return { pid: Deno.args.includes("--warm") ? 1 : 0, greeting: `Hello, ${name}!`, job: Deno.env.get("WM_JOB_ID") };
 }
 """
     job_id = await start(api, code, {"name": "deno"}, language="deno")
