@@ -36,7 +36,9 @@ kills the job through it), then ``{"status": CODE}`` (negative: killed by that s
 the child has exited, or ``{"error": MESSAGE}`` when the child could not be prepared.
 On the job socket the worker sends a 4-byte big-endian length and the job's JSON
 (``{"env": {...}, "payload": {...}}``); the child answers with its result (the bytes a cold
-run would write to ``result.json``) and closes it. With ``exec`` in the configuration (a
+run would write to ``result.json``), optionally followed by a NUL and its exit status in
+decimal (the fork server's children do: the job then ends when that arrives, not when the
+process has exited), and closes it. With ``exec`` in the configuration (a
 runtime that cannot fork safely) the child, once isolated, executes that program instead,
 with the job socket as its descriptor 3: the program starts before its job arrives, then
 reads the job from descriptor 3 and writes its result there, in the same format.
@@ -391,10 +393,10 @@ class Parent:
         os.environ.update(job.get("env") or {})
         os.chdir(self.job_dir())
 
+        results = []
+
         def write_result(text):
-            data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-            job_sock.sendall(data)
-            job_sock.shutdown(socket.SHUT_WR)
+            results.append(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
 
         code = 0
         assert self.entry is not None, "a fork server without exec has an entry"
@@ -402,7 +404,16 @@ class Parent:
             self.entry(job.get("payload") or {}, write_result)
         except SystemExit as exc:
             code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        code &= 0xFF  # as the exit status would say it
         _finish()
+        # The job is over: its output closed, then its result with its exit status after a
+        # NUL (JSON text never holds one), so that the worker need not wait for this
+        # process's exit (nor the namespace's teardown) to know how it ended.
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        job_sock.sendall(b"".join(results[-1:]) + b"\0" + str(code).encode())
+        job_sock.shutdown(socket.SHUT_WR)
         return code
 
     def job_dir(self):

@@ -501,25 +501,39 @@ class WarmPool:
             cancel_task = asyncio.ensure_future(cancel.wait())
             timed_out = canceled = False
             try:
-                done, _ = await asyncio.wait(
-                    {status_task, cancel_task},
-                    timeout=timeout_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if status_task not in done:
-                    canceled = cancel_task in done
-                    timed_out = not canceled
-                    with contextlib.suppress(ProcessLookupError, OSError):
-                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                # The end: the job's own status after its result (no wait for its exit),
+                # or the init's report (a job that died, or a runtime that sends none).
+                ended = {result_task, status_task}
+                deadline = loop.time() + timeout_s
+                while True:
+                    done, _ = await asyncio.wait(
+                        {*ended, cancel_task},
+                        timeout=max(0.0, deadline - loop.time()),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if status_task in done or (result_task in done and result.status is not None):
+                        break
+                    if not done:
+                        timed_out = True
+                        break
+                    if cancel_task in done:
+                        canceled = True
+                        break
+                    ended.discard(result_task)  # a result without a status: wait for the init
+                # Everything the job left running ends now, as when a cold job's main
+                # process exits; the init's own exit and the teardown happen off the path.
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                if timed_out or canceled:
                     await asyncio.wait({status_task}, timeout=_KILL_WAIT_S)
             finally:
                 cancel_task.cancel()
-            returncode: int | None = None
-            if status_task.done() and not status_task.cancelled():
+            returncode: int | None = result.status
+            if returncode is None and status_task.done() and not status_task.cancelled():
                 data, _fds = status_task.result()
                 if data:
                     returncode = int(json.loads(data).get("status", 1))
-            else:
+            if not status_task.done():
                 status_task.cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(output.closed), _KILL_WAIT_S)
@@ -547,7 +561,8 @@ class WarmPool:
 
 class _ResultReader:
     """Reads a child's result to its end, keeping at most the cap (and draining the rest, so
-    the child never blocks on a full socket)."""
+    the child never blocks on a full socket); splits off the exit status that may follow a
+    NUL (see :mod:`gristmill.warm.forkserver`)."""
 
     def __init__(self, sock: socket.socket, cap: int | None) -> None:
         self.sock = sock
@@ -556,6 +571,8 @@ class _ResultReader:
         self.size = 0
         self.too_big = False
         self.complete = False
+        self.status: int | None = None
+        self._tail = b""
 
     async def read(self) -> None:
         loop = asyncio.get_running_loop()
@@ -565,13 +582,32 @@ class _ResultReader:
             except OSError:
                 return
             if not chunk:
+                self._split_status()
                 self.complete = True
                 return
-            self.size += len(chunk)
-            if self.cap is not None and self.size > self.cap:
-                self.too_big = True
-                continue
-            self.chunks.append(chunk)
+            # The status is at most a few bytes after the last NUL: keep the last bytes
+            # apart from the cap's count.
+            self._tail += chunk
+            keep, self._tail = self._tail[:-16], self._tail[-16:]
+            self._count(keep)
+
+    def _count(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.cap is not None and self.size > self.cap:
+            self.too_big = True
+            return
+        self.chunks.append(data)
+
+    def _split_status(self) -> None:
+        head, nul, status = self._tail.rpartition(b"\0")
+        if nul and status.isdigit():
+            self.status = int(status)
+            self._count(head)
+        else:
+            self._count(self._tail)
+        self._tail = b""
 
     def data(self) -> bytes:
         return b"".join(self.chunks)
