@@ -46,6 +46,16 @@ function bunHost() {
         delete process.env[name];
       }
       Object.assign(process.env, env);
+      // Bun.spawn and Bun.spawnSync default to the environment the process started with,
+      // not process.env: in a warm process that is the parent's, without the job's
+      // variables (WM_TOKEN...). Their default becomes the job's, as in a cold run.
+      for (const name of ["spawn", "spawnSync"]) {
+        const original = Bun[name];
+        Bun[name] = (first, second) =>
+          Array.isArray(first) || typeof first === "string"
+            ? original(first, { env: { ...process.env }, ...second })
+            : original({ env: { ...process.env }, ...first });
+      }
     },
     async symlink(target, path) {
       const fs = await import("node:fs");
