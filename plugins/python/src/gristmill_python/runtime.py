@@ -224,7 +224,7 @@ class PythonRuntime:
             mounts=mounts,
             entry=self.wrapper,
             function="warm_run",
-            preload=[*WARM_PRELOAD, *(_top_level_modules(ctx.deps_dir) if deps else ())],
+            preload=[*WARM_PRELOAD, *(_top_level_modules(deps) if deps else ())],
             deps_dir=deps,
             limits=Limits(memory_mb=MEMORY_LIMIT_MB),
         )
@@ -257,17 +257,16 @@ def argument_spec(schema: Any) -> dict[str, list[Any]]:
     return spec
 
 
-def _top_level_modules(deps_dir: Path | None) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def _top_level_modules(deps_dir: str) -> tuple[str, ...]:
     """The importable top-level names an installed dependencies directory provides: what a
-    warm parent preloads (so ``import requests`` in a job costs nothing). From each
-    distribution's ``top_level.txt`` when it has one, else its files' top directories."""
-    if deps_dir is None:
-        return []
+    warm parent preloads (so ``import requests`` in a job costs nothing): its packages and
+    modules. Cached: an installed directory is content-addressed and never changes."""
     names: set[str] = set()
     try:
         entries = list(os.scandir(deps_dir))
     except OSError:
-        return []
+        return ()
     for entry in entries:
         name = entry.name
         if name.endswith(".dist-info"):
@@ -282,7 +281,7 @@ def _top_level_modules(deps_dir: Path | None) -> list[str]:
             continue
         if module.isidentifier() and not module.startswith("_") and module not in _NOT_MODULES:
             names.add(module)
-    return sorted(names)
+    return tuple(sorted(names))
 
 
 # Directories an installation leaves beside the packages that are not modules to import.
