@@ -1,0 +1,289 @@
+"""Warm runners against cold starts, on issue 14's workloads, under the default sandbox.
+
+    uv run python benchmarks/warm.py [--jobs N] [--flow-reps N] [--markdown] [--peers]
+
+Two platforms as ``benchmarks/run.py`` starts them (``gristmill up``, 2 workers, jobs in the
+default sandbox, bwrap): one with ``GRISTMILL_WARM=0`` (every job starts its interpreter in a
+new sandbox) and one as shipped (warm: every job runs in a child forked for it). The same
+requests alternate between the two, so that the machine's drift weighs on both sides:
+
+- a no-op Python job through ``run_wait_result`` (p50, p95);
+- a script importing ``requests`` (its lock resolved and installed first);
+- throughput: no-op jobs submitted at once, drained by the 2 workers;
+- Windmill's flow workloads as real flows: 40 sequential ``fibo(10)`` steps, and 10 of
+  ``fibo(33)`` beside ten bare ``fibo(33)`` calls in one interpreter (no platform);
+- with ``--peers``, Prefect 3 and DBOS Transact on the same flow workloads, in the same run
+  (``benchmarks/peers.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import flows
+import httpx
+from run import FIBO, NOOP, Platform, machine, percentile
+
+REQUESTS = "import requests\n\n\ndef main():\n    return requests.__version__\n"
+BARE_FIBO33 = (
+    "import time\n"
+    "def fibo(n):\n"
+    "    return n if n < 2 else fibo(n - 1) + fibo(n - 2)\n"
+    "start = time.perf_counter()\n"
+    "for _ in range(10):\n"
+    "    fibo(33)\n"
+    "print(time.perf_counter() - start)\n"
+)
+Row = tuple[str, str, str, str, str]
+
+
+@contextlib.contextmanager
+def platform(warm: bool, workers: int) -> Iterator[Platform]:
+    before = os.environ.get("GRISTMILL_WARM")
+    os.environ["GRISTMILL_WARM"] = "1" if warm else "0"
+    try:
+        started = Platform(workers)
+    finally:
+        if before is None:
+            os.environ.pop("GRISTMILL_WARM", None)
+        else:
+            os.environ["GRISTMILL_WARM"] = before
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def timed_ms(platform: Platform, path: str) -> float:
+    start = time.perf_counter()
+    platform.run_wait(path, {})
+    return (time.perf_counter() - start) * 1000
+
+
+def save_deployed(platform: Platform, path: str, content: str, timeout_s: float = 300) -> None:
+    """Save a script with dependencies and wait until its lock job has ended well."""
+    r = platform.client.post(
+        "/scripts/create", json={"path": path, "content": content, "language": "python3"}
+    )
+    if r.status_code != 201:
+        raise SystemExit(f"saving {path} failed: {r.status_code} {r.text}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = platform.client.get(f"/scripts/deployment_status/h/{r.text}").json()
+        if status["status"] == "deployed":
+            return
+        if status["status"] != "locking":
+            raise SystemExit(f"locking {path} failed: {status.get('lock_error_logs')}")
+        time.sleep(0.2)
+    raise SystemExit(f"{path}: its lock was not ready in {timeout_s:g} s")
+
+
+def alternate(cold: Platform, warm: Platform, path: str, n: int) -> tuple[list[float], list[float]]:
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(5):  # warm-up: connections, the warm parent, caches
+        timed_ms(cold, path)
+        timed_ms(warm, path)
+    for i in range(n):
+        first = i % 2 == 0
+        for side in (first, not first):
+            times[side].append(timed_ms(warm if side else cold, path))
+    return times[False], times[True]
+
+
+def throughput(platform: Platform, count: int) -> float:
+    """Jobs per second: ``count`` no-op jobs submitted at once (concurrently), drained."""
+    client = httpx.Client(
+        base_url=str(platform.client.base_url), headers=platform.client.headers, timeout=120
+    )
+    with client:
+        start = time.perf_counter()
+        ids = [client.post("/jobs/run/p/u/bench/noop", json={}).text for _ in range(count)]
+        last = ids[-1]
+        while True:
+            r = client.get(f"/jobs_u/completed/get_result_maybe/{last}").json()
+            if r["completed"]:
+                break
+            time.sleep(0.005)
+        # Every job, not only the last, must be done.
+        for job_id in ids:
+            while not client.get(f"/jobs_u/completed/get_result_maybe/{job_id}").json()[
+                "completed"
+            ]:
+                time.sleep(0.005)
+        return count / (time.perf_counter() - start)
+
+
+def flow_totals(
+    cold: Platform, warm: Platform, count: int, n: int, reps: int
+) -> tuple[float, float]:
+    totals: dict[bool, list[float]] = {False: [], True: []}
+    flows.run_flow(cold, count, n)  # warm-up
+    flows.run_flow(warm, count, n)
+    for i in range(reps):
+        first = i % 2 == 0
+        for side in (first, not first):
+            totals[side].append(flows.run_flow(warm if side else cold, count, n).total_s)
+    return statistics.median(totals[False]), statistics.median(totals[True])
+
+
+def bare_fibo33() -> float:
+    from gristmill_python.runtime import PythonRuntime
+
+    interpreter = PythonRuntime().interpreter
+    runs = [
+        float(
+            subprocess.run(
+                [interpreter, "-I", "-S", "-c", BARE_FIBO33],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    return min(runs)
+
+
+def ms(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ms (p95 {percentile(values, 0.95):.1f})"
+
+
+def measure(jobs: int, flow_reps: int, workers: int, peers: bool) -> list[Row]:
+    rows: list[Row] = []
+    with platform(False, workers) as cold, platform(True, workers) as warm:
+        for side in (cold, warm):
+            side.save("u/bench/noop", NOOP)
+            side.save("u/bench/fibo", FIBO)
+            save_deployed(side, "u/bench/requests", REQUESTS)
+        c, w = alternate(cold, warm, "u/bench/noop", jobs)
+        rows.append(
+            (
+                "no-op Python job, run_wait_result",
+                ms(c),
+                ms(w),
+                f"{statistics.median(c) / statistics.median(w):.1f}x",
+                "warm <= 3 ms p50",
+            )
+        )
+        c, w = alternate(cold, warm, "u/bench/requests", max(20, jobs // 2))
+        rows.append(
+            (
+                "script importing requests",
+                ms(c),
+                ms(w),
+                f"{statistics.median(c) / statistics.median(w):.1f}x",
+                "warm <= 10 ms p50",
+            )
+        )
+        count = max(1000, jobs * 5)
+        c_rate, w_rate = throughput(cold, count), throughput(warm, count)
+        rows.append(
+            (
+                f"throughput, {count} no-op jobs, {workers} workers",
+                f"{c_rate:.0f} jobs/s",
+                f"{w_rate:.0f} jobs/s",
+                f"{w_rate / c_rate:.1f}x",
+                ">= 1000 jobs/s",
+            )
+        )
+        c40, w40 = flow_totals(cold, warm, 40, 10, flow_reps)
+        rows.append(
+            (
+                "flow, 40 steps fibo(10)",
+                f"{c40:.3f} s",
+                f"{w40:.3f} s ({w40 / 40 * 1000:.1f} ms/step)",
+                f"{c40 / w40:.1f}x",
+                "<= DBOS in the same run",
+            )
+        )
+        c10, w10 = flow_totals(cold, warm, 10, 33, max(1, flow_reps // 2))
+        bare = bare_fibo33()
+        rows.append(
+            (
+                "flow, 10 steps fibo(33)",
+                f"{c10:.2f} s",
+                f"{w10:.2f} s",
+                f"warm {100 * (w10 / bare - 1):+.1f}% over bare",
+                f"within 2% of 10 bare calls ({bare:.2f} s)",
+            )
+        )
+    if peers:
+        rows += peer_rows(w40, w10)
+    return rows
+
+
+def peer_rows(warm40: float, warm10: float) -> list[Row]:
+    """The peers' flow workloads (benchmarks/peers.py), ratios to Gristmill warm."""
+    done = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "peers.py"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    rows: list[Row] = []
+    try:
+        results = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return [("peers", "-", "-", "-", f"could not run: {done.stderr.strip()[-300:]}")]
+    for peer in results:
+        name = peer.get("name", "?")
+        if peer.get("error"):
+            rows.append((name, "-", "-", "-", f"error: {peer['error'][:200]}"))
+            continue
+        s40, s10 = peer.get("fibo10_40_s"), peer.get("fibo33_10_s")
+        rows.append(
+            (
+                f"{name}: flow, 40 steps fibo(10)",
+                "-",
+                f"{s40:.3f} s" if s40 else "-",
+                f"Gristmill warm {warm40 / s40:.2f}x its time" if s40 else "-",
+                "",
+            )
+        )
+        if s10:
+            rows.append(
+                (
+                    f"{name}: flow, 10 steps fibo(33)",
+                    "-",
+                    f"{s10:.2f} s",
+                    f"Gristmill warm {warm10 / s10:.2f}x its time",
+                    "",
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=100, help="no-op jobs per side")
+    parser.add_argument(
+        "--flow-reps", type=int, default=5, help="runs of the 40-step flow per side"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="NUM_WORKERS of each platform")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--peers", action="store_true", help="also run Prefect 3 and DBOS")
+    options = parser.parse_args()
+    rows = measure(options.jobs, options.flow_reps, options.workers, options.peers)
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+    header = ("measure", "cold", "warm", "ratio", "aim")
+    if options.markdown:
+        print("| " + " | ".join(header) + " |\n|---|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        for row in [header, *rows]:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
