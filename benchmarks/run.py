@@ -330,7 +330,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{host.system()} {host.machine()}, {os.cpu_count()} cores ({cpu}), Python {host.python_version()}"
+    # This is often a shared machine: how busy it was says how far to trust the figures.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{host.system()} {host.machine()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {host.python_version()}; load average {load} (1, 5, 15 min) at the end"
+    )
 
 
 def main() -> None:
