@@ -171,7 +171,8 @@ def _summary(runs: list[Run]) -> tuple[float, float, float, float]:
     )
 
 
-def compare(platform: BenchPlatform, count: int, n: int, reps: int) -> list[Row]:
+def compare(platform: BenchPlatform, count: int, n: int, reps: int) -> tuple[list[Row], float]:
+    """The rows of one workload, and the flow's median total (s) for the peers' ratios."""
     flows: list[Run] = []
     jobs: list[Run] = []
     for rep in range(reps):
@@ -209,14 +210,30 @@ def compare(platform: BenchPlatform, count: int, n: int, reps: int) -> list[Row]
             f"{reps} pairs); aim: under +1 ms",
         )
     )
-    return rows
+    return rows, statistics.median(r.total_s for r in flows)
+
+
+def workloads(reps: int) -> list[tuple[int, int, int]]:
+    """Windmill's two workloads as (steps, n, runs): the long one is timed half as often."""
+    return [(40, 10, reps), (10, 33, max(2, reps // 2))]
 
 
 def measure(platform: BenchPlatform, reps: int = 5) -> list[Row]:
+    return measure_with_totals(platform, reps)[0]
+
+
+def measure_with_totals(
+    platform: BenchPlatform, reps: int = 5
+) -> tuple[list[Row], dict[tuple[int, int], float]]:
+    """The rows, and the flows' median totals (s) by (steps, n), which the peers are
+    compared with (``peers.py``)."""
     platform.save(STEP_PATH, STEP)
     # Warm-up: the first flow and job pay for cold caches and connections.
     run_flow(platform, 3, 1)
     run_jobs(platform, 3, 1)
-    rows = compare(platform, 40, 10, reps)
-    rows += compare(platform, 10, 33, max(2, reps // 2))
-    return rows
+    rows: list[Row] = []
+    totals: dict[tuple[int, int], float] = {}
+    for count, n, runs in workloads(reps):
+        found, totals[(count, n)] = compare(platform, count, n, runs)
+        rows += found
+    return rows, totals

@@ -1,6 +1,6 @@
 """Gristmill benchmarks: start the platform as a user does, drive it over HTTP, print a table.
 
-    uv run python benchmarks/run.py [--workers N] [--jobs N] [--markdown]
+    uv run python benchmarks/run.py [--workers N] [--jobs N] [--markdown] [--peers]
 
 Measures:
 - per-job overhead: wall time of a no-op Python job through ``run_wait_result`` minus the
@@ -14,7 +14,10 @@ Measures:
 - for each runtime the server can run: a hello-world job, its first run (cold: compilation,
   caches) and the p50 of the next runs;
 - the sandbox's per-job overhead, bwrap against none (``benchmarks/sandbox.py``; alone with
-  ``--sandbox-only``).
+  ``--sandbox-only``);
+- with ``--peers``: Prefect 3 and DBOS Transact on the same two flow workloads, each in its
+  own virtual environment (installed on first use), and the ratios (``benchmarks/peers.py``;
+  alone with ``--peers-only``).
 
 The main platform runs its jobs as the product does: in the default sandbox (bwrap), or as
 ``GRISTMILL_SANDBOX`` says. A row whose jobs fail reports the error in the table, and the
@@ -42,6 +45,7 @@ from pathlib import Path
 import dependencies
 import flows
 import httpx
+import peers
 import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,8 +245,11 @@ def forward_to_embedded_postgres(data_dir: Path) -> Iterator[int]:
         yield port
 
 
-def measure(workers: int, jobs: int, flow_reps: int) -> list[tuple[str, str, str]]:
+def measure(
+    workers: int, jobs: int, flow_reps: int, with_peers: bool = False
+) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
+    flow_totals: dict[tuple[int, int], float] = {}
     bare = BareRun()
     platform = Platform(workers)
     try:
@@ -300,13 +307,17 @@ def measure(workers: int, jobs: int, flow_reps: int) -> list[tuple[str, str, str
                 f"{total:.2f} s from first submit to last result",
             )
         )
-        rows += flows.measure(platform, reps=flow_reps)
+        flow_rows, flow_totals = flows.measure_with_totals(platform, reps=flow_reps)
+        rows += flow_rows
         rows += per_language(platform, runs=20)
         rows += dependencies.measure(platform, ["python3", "bun"], runs=20)
     finally:
         platform.stop()
         bare.close()
     rows += sandbox.measure(lambda choice: Platform(1, sandbox=choice), runs=max(20, jobs // 2))
+    if with_peers:
+        # After the platform has stopped: the peers do not share the cores with it.
+        rows += peers.measure(flows.workloads(flow_reps), flow_totals)
     return rows
 
 
@@ -319,7 +330,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{host.system()} {host.machine()}, {os.cpu_count()} cores ({cpu}), Python {host.python_version()}"
+    # This is often a shared machine: how busy it was says how far to trust the figures.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{host.system()} {host.machine()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {host.python_version()}; load average {load} (1, 5, 15 min) at the end"
+    )
 
 
 def main() -> None:
@@ -339,18 +355,30 @@ def main() -> None:
     parser.add_argument(
         "--flows-only", action="store_true", help="only the flow workloads (flow against jobs)"
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also Prefect 3 and DBOS on the flow workloads (installs them on first use)",
+    )
+    parser.add_argument(
+        "--peers-only", action="store_true", help="only the peers on the flow workloads"
+    )
     options = parser.parse_args()
-    if options.flows_only:
+    if options.peers_only:
+        rows = peers.measure(flows.workloads(options.flow_reps))
+    elif options.flows_only:
         platform = Platform(options.workers)
         try:
-            rows = flows.measure(platform, reps=options.flow_reps)
+            rows, totals = flows.measure_with_totals(platform, reps=options.flow_reps)
         finally:
             platform.stop()
+        if options.peers:
+            rows += peers.measure(flows.workloads(options.flow_reps), totals)
     elif options.sandbox_only:
         runs = max(20, options.jobs // 2)
         rows = sandbox.measure(lambda choice: Platform(1, sandbox=choice), runs=runs)
     else:
-        rows = measure(options.workers, options.jobs, options.flow_reps)
+        rows = measure(options.workers, options.jobs, options.flow_reps, options.peers)
     print(f"machine: {machine()}")
     if options.markdown:
         print("| measure | value | detail |\n|---|---|---|")
