@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import flows
 import httpx
+import peers
 from run import FIBO, NOOP, Platform, machine, percentile
 
 REQUESTS = "import requests\n\n\ndef main():\n    return requests.__version__\n"
@@ -156,7 +155,7 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ms (p95 {percentile(values, 0.95):.1f})"
 
 
-def measure(jobs: int, flow_reps: int, workers: int, peers: bool) -> list[Row]:
+def measure(jobs: int, flow_reps: int, workers: int, with_peers: bool) -> list[Row]:
     rows: list[Row] = []
     with platform(False, workers) as cold, platform(True, workers) as warm:
         for side in (cold, warm):
@@ -215,49 +214,17 @@ def measure(jobs: int, flow_reps: int, workers: int, peers: bool) -> list[Row]:
                 f"within 2% of 10 bare calls ({bare:.2f} s)",
             )
         )
-    if peers:
-        rows += peer_rows(w40, w10)
+    if with_peers:
+        # After the platforms have stopped: the peers do not share the cores with them.
+        rows += peer_rows(flow_reps, w40, w10)
     return rows
 
 
-def peer_rows(warm40: float, warm10: float) -> list[Row]:
-    """The peers' flow workloads (benchmarks/peers.py), ratios to Gristmill warm."""
-    done = subprocess.run(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "peers.py"), "--json"],
-        capture_output=True,
-        text=True,
-    )
-    rows: list[Row] = []
-    try:
-        results = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return [("peers", "-", "-", "-", f"could not run: {done.stderr.strip()[-300:]}")]
-    for peer in results:
-        name = peer.get("name", "?")
-        if peer.get("error"):
-            rows.append((name, "-", "-", "-", f"error: {peer['error'][:200]}"))
-            continue
-        s40, s10 = peer.get("fibo10_40_s"), peer.get("fibo33_10_s")
-        rows.append(
-            (
-                f"{name}: flow, 40 steps fibo(10)",
-                "-",
-                f"{s40:.3f} s" if s40 else "-",
-                f"Gristmill warm {warm40 / s40:.2f}x its time" if s40 else "-",
-                "",
-            )
-        )
-        if s10:
-            rows.append(
-                (
-                    f"{name}: flow, 10 steps fibo(33)",
-                    "-",
-                    f"{s10:.2f} s",
-                    f"Gristmill warm {warm10 / s10:.2f}x its time",
-                    "",
-                )
-            )
-    return rows
+def peer_rows(flow_reps: int, warm40: float, warm10: float) -> list[Row]:
+    """The peers on the same flow workloads (benchmarks/peers.py), with the ratios to
+    Gristmill's warm flows ("Gristmill flow" in the ratio rows)."""
+    rows = peers.measure(flows.workloads(flow_reps), {(40, 10): warm40, (10, 33): warm10})
+    return [(name, "", value, detail, "") for name, value, detail in rows]
 
 
 def main() -> None:
