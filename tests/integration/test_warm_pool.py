@@ -19,6 +19,8 @@ from gristmill.sandbox.spec import Limits
 from gristmill.warm import WarmPool, WarmUnavailable
 from gristmill_python.runtime import PythonRuntime
 
+from .test_sandbox_hostile import _processes_running
+
 pytestmark = pytest.mark.bundled_plugins
 
 CODE = "import os\ndef main(x: int = 0):\n    return [x, os.environ.get('WHO')]\n"
@@ -152,3 +154,24 @@ async def test_a_package_that_starts_a_thread_is_not_forked(
     assert spec is not None and "threader" in spec.preload
     with pytest.raises(WarmUnavailable, match="threads: a fork would copy only one"):
         await run(pool, spec, runtime, ctx)
+
+
+async def test_without_a_sandbox_what_a_job_leaves_running_ends_with_it(
+    pool: WarmPool, runtime: PythonRuntime, workdir: Path
+) -> None:
+    """No namespace ends a job under the ``none`` backend: its process group does, as a
+    cold job's."""
+    code = (
+        "import subprocess\n"
+        "def main():\n"
+        "    subprocess.Popen(['sleep', '347'])\n"
+        "    subprocess.Popen(['setsid', 'sleep', '347'])\n"
+        "    return 'left'\n"
+    )
+    ctx = context(workdir, code)
+    spec = runtime.warm_spec(ctx)
+    assert spec is not None
+    assert await run(pool, spec, runtime, ctx) == '"left"'
+    await asyncio.sleep(0.3)
+    # The one that left the group (setsid) is the none backend's known gap, as cold.
+    assert len(_processes_running("sleep 347")) <= 1

@@ -317,6 +317,10 @@ class Parent:
         bwrap's sandboxes the job is not PID 1 (a PID 1 ignores the signals it does not
         handle, so a job could not even kill itself)."""
         try:
+            if not self.isolate:
+                # No namespace to end the job with: its processes are one process group,
+                # which the worker kills at the job's end (as it does a cold job's).
+                os.setsid()
             self.isolate_child()
             self.apply_limits()
             self.drop_privileges()

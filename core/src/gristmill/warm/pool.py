@@ -424,12 +424,13 @@ class WarmPool:
         parent.in_use += 1
         parent.last_used = time.monotonic()
         try:
-            child, pidfd = await self._take(parent)
+            child, pidfd, pid = await self._take(parent)
             try:
                 return await self._run_child(
                     parent,
                     child,
                     pidfd,
+                    pid,
                     json.dumps({"env": dict(env), "payload": dict(payload)}).encode(),
                     timeout_s=timeout_s,
                     on_output=on_output,
@@ -447,8 +448,8 @@ class WarmPool:
             # a job that follows at once still finds one ready.
             await self._ask(parent, 1)
 
-    async def _take(self, parent: _Parent) -> tuple[_Child, int]:
-        """A prepared child and its pidfd; asks the parent for the next one at once."""
+    async def _take(self, parent: _Parent) -> tuple[_Child, int, int]:
+        """A prepared child, its init's pidfd and pid (as the parent sees it)."""
         for _attempt in range(3):
             if parent.dead:
                 raise WarmUnavailable("the environment's warm parent died")
@@ -466,7 +467,7 @@ class WarmPool:
             data, fds = await _recv_message(child.status, 1)
             message = json.loads(data) if data else {}
             if "pid" in message and fds:
-                return child, fds[0]
+                return child, fds[0], int(message["pid"])
             for fd in fds:
                 os.close(fd)
             child.close()
@@ -482,6 +483,7 @@ class WarmPool:
         parent: _Parent,
         child: _Child,
         pidfd: int,
+        pid: int,
         job: bytes,
         *,
         timeout_s: float,
@@ -524,6 +526,11 @@ class WarmPool:
                 # process exits; the init's own exit and the teardown happen off the path.
                 with contextlib.suppress(ProcessLookupError, OSError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                if not self.backend.isolates:
+                    # No namespace dies with the init: its process group does (the parent
+                    # runs unsandboxed, so its PIDs are this machine's).
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
                 if timed_out or canceled:
                     await asyncio.wait({status_task}, timeout=_KILL_WAIT_S)
             finally:
