@@ -16,6 +16,7 @@ import httpx
 import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
+from gristmill.queue.trace import TRACE
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
@@ -105,6 +106,32 @@ async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient, worksp
     assert job["script_path"] == "u/admin/echo" and job["args"] == {"x": 21}
     assert job["result"] == {"n": 42}
     assert "got 21" in job["logs"]
+
+
+async def test_traced_jobs_record_each_phase_of_their_path(
+    api: httpx.AsyncClient, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GRISTMILL_TRACE_JOBS (benchmarks/breakdown.py), a synchronous run records its
+    phases in order, read back once through the debug route; off, the route is absent."""
+    assert (await api.get(f"/w/{workspace}/jobs/trace")).status_code == 404
+    monkeypatch.setattr(TRACE, "enabled", True)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
+    assert r.status_code == 200, r.text
+    traces = (await api.get(f"/w/{workspace}/jobs/trace")).json()
+    marks = traces[r.headers["x-job-id"]]
+    phases = [phase for phase, _ in marks]
+    # "handed": given to an idle worker of this process (else claimed from the queue).
+    expected = [
+        "received", "validated", "inserted", "handed", "claimed", "prepared", "prepare",
+        "run", "collected", "recorded", "notified", "woken", "responded",
+    ]  # fmt: skip
+    if "handed" not in phases:
+        expected.remove("handed")
+    assert [p for p in phases if p in expected] == expected
+    times = [at for phase, at in marks if phase in expected]
+    assert times == sorted(times)
+    assert (await api.get(f"/w/{workspace}/jobs/trace")).json() == {}
 
 
 async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient, workspace: str) -> None:

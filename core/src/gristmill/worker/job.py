@@ -26,6 +26,7 @@ from gristmill.queue.cancel import canceled_error, read_cancel_request
 from gristmill.queue.claim import complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus, StopReason
+from gristmill.queue.trace import TRACE
 from gristmill.runtimes import (
     ARGS_FILE,
     DependencyLocking,
@@ -80,6 +81,8 @@ class Running:
 
     def mark(self, phase: str) -> None:
         self.marks.append((phase, time.perf_counter()))
+        if TRACE.enabled:
+            TRACE.mark(self.job_id, phase)
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
@@ -249,6 +252,7 @@ class JobRunner:
             if errors is not None:
                 return _failure(JobErrorName.LOCK, lock_error_message(errors))
             ctx = replace(ctx, lock=lock)
+        running.mark("prepared")
         execution = await execute(
             runtime,
             ctx,
@@ -259,6 +263,7 @@ class JobRunner:
             policy=self.policy,
             mounts=mounts,
         )
+        running.mark("collected")
         if execution.outcome is not None:
             status = JobStatus.SUCCESS if execution.outcome.success else JobStatus.FAILURE
             return execution.outcome, status
@@ -409,11 +414,15 @@ class JobRunner:
                 # Even the error could not be stored: the zombie monitor will act.
                 log.exception("cannot record the outcome of job %s", job_id)
                 return
+        if TRACE.enabled:
+            TRACE.mark(job_id, "recorded")
         if not held:
             log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
         else:
             # A caller waiting in this process needs not wait for the notification.
             self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
+            if TRACE.enabled:
+                TRACE.mark(job_id, "notified")
 
     async def _record(
         self,
