@@ -43,17 +43,19 @@ WHAT = {
 }
 
 CLIENT_SENT, CLIENT_READ = "sent", "answered"
+assert set(PHASES) <= set(WHAT), "a phase of gristmill.queue.trace is not described here"
 
 
-def gaps(marks: Sequence[tuple[str, int]]) -> dict[str, float]:
-    """Milliseconds between consecutive marks of one job, by the phase that ends each."""
-    known = [(phase, at) for phase, at in marks if phase in WHAT or phase == CLIENT_SENT]
+def gaps(marks: Sequence[tuple[str, int]], *, every: bool = False) -> dict[str, float]:
+    """Milliseconds between consecutive marks of one job, by the phase that ends each;
+    ``every``: marks of other phases too (finer marks added while looking for a cost)."""
+    known = [(phase, at) for phase, at in marks if every or phase in WHAT or phase == CLIENT_SENT]
     known.sort(key=lambda mark: mark[1])
     return {phase: (at - before) / 1e6 for (_, before), (phase, at) in itertools.pairwise(known)}
 
 
 def measure(
-    platform: Platform, jobs: int, warmup: int, pause_s: float = 0.0
+    platform: Platform, jobs: int, warmup: int, pause_s: float = 0.0, *, every: bool = False
 ) -> list[dict[str, float]]:
     platform.save("u/bench/noop", NOOP)
     for _ in range(warmup):
@@ -76,12 +78,17 @@ def measure(
     rows = []
     for job_id, marks in client.items():
         traced = [(str(phase), int(str(at))) for phase, at in server.get(job_id, [])]
-        rows.append(gaps(marks + traced))
+        rows.append(gaps(marks + traced, every=every))
     return rows
 
 
 def table(rows: list[dict[str, float]], markdown: bool) -> str:
-    phases = [p for p in (*PHASES, CLIENT_READ) if any(p in row for row in rows)]
+    # In the order the jobs passed them (the mean rank of each phase among a job's gaps).
+    ranks: dict[str, list[int]] = {}
+    for row in rows:
+        for rank, phase in enumerate(row):
+            ranks.setdefault(phase, []).append(rank)
+    phases = sorted(ranks, key=lambda phase: statistics.mean(ranks[phase]))
     totals = [sum(row.values()) for row in rows]
     mean_total = statistics.mean(totals)
     lines = []
@@ -95,7 +102,7 @@ def table(rows: list[dict[str, float]], markdown: bool) -> str:
                 f"{statistics.median(values):.2f}",
                 f"{percentile(values, 0.95):.2f}",
                 f"{100 * statistics.mean(values) / mean_total:.1f}%",
-                WHAT[phase],
+                WHAT.get(phase, ""),
             )
         )
     body.append(
@@ -131,12 +138,21 @@ def main() -> None:
     parser.add_argument(
         "--pause-ms", type=float, default=0.0, help="client pause between jobs (default none)"
     )
+    parser.add_argument(
+        "--every-mark", action="store_true", help="also marks of phases not in the list"
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     options = parser.parse_args()
     os.environ["GRISTMILL_TRACE_JOBS"] = "1"
     platform = Platform(options.workers, sandbox=options.sandbox)
     try:
-        rows = measure(platform, options.jobs, options.warmup, options.pause_ms / 1000)
+        rows = measure(
+            platform,
+            options.jobs,
+            options.warmup,
+            options.pause_ms / 1000,
+            every=options.every_mark,
+        )
     finally:
         platform.stop()
     print(f"machine: {machine()}; sandbox: {options.sandbox or 'default'}; n={len(rows)}")
