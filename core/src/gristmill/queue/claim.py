@@ -17,28 +17,34 @@ from gristmill.queue.rows import append_log
 from gristmill.queue.states import JobStatus
 
 __all__ = [
+    "Claim",
     "Heartbeat",
     "claim_job",
     "complete_job",
     "heartbeat",
-    "next_scheduled",
     "requeue_job",
 ]
 
 
-async def claim_job(
-    conn: psycopg.AsyncConnection, tags: list[str], worker: str
-) -> dict[str, Any] | None:
-    """Take the most urgent due job of ``tags`` for ``worker``, with all it needs to run."""
+@dataclass(frozen=True)
+class Claim:
+    """A claimed job with all it needs to run; or none, and when the earliest job of the
+    tags scheduled for later becomes due (``None``: no such job)."""
+
+    job: dict[str, Any] | None
+    next_due: dt.datetime | None = None
+
+
+async def claim_job(conn: psycopg.AsyncConnection, tags: list[str], worker: str) -> Claim:
+    """Take the most urgent due job of ``tags`` for ``worker``; with none due, learn when
+    the next one will be (one statement either way)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(Q["claim_job"], {"tags": tags, "worker": worker})
-    return await cur.fetchone()
-
-
-async def next_scheduled(conn: psycopg.AsyncConnection, tags: list[str]) -> dt.datetime | None:
-    """When the earliest job of ``tags`` scheduled for later becomes due."""
-    row = await (await conn.execute(Q["next_scheduled"], {"tags": tags})).fetchone()
-    return row[0] if row else None
+    row = await cur.fetchone()
+    if row is None:  # never: the statement always returns one row
+        return Claim(None)
+    next_due = row.pop("next_due")
+    return Claim(row if row["id"] is not None else None, next_due)
 
 
 @dataclass(frozen=True)
