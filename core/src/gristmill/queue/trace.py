@@ -38,7 +38,9 @@ PHASES = (
     "run",  # the job's process ended
     "collected",  # its result read
     "recorded",  # its result and the end of its log written (one statement)
-    "notified",  # the waiter in this process woken
+    # The waiter's future resolved: by the worker once its statement returned, or by the
+    # database's notification at commit, whichever comes first (then before "recorded").
+    "notified",
     "woken",  # the waiting request handler has the result
     "responded",  # the response sent (a background task of the response)
 )

@@ -421,8 +421,6 @@ class JobRunner:
         else:
             # A caller waiting in this process needs not wait for the notification.
             self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
-            if TRACE.enabled:
-                TRACE.mark(job_id, "notified")
 
     async def _record(
         self,
