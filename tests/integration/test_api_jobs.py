@@ -16,6 +16,9 @@ import httpx
 import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
+from gristmill.queue.claim import Claim, claim_job, complete_job
+from gristmill.queue.enqueue import NewJob, push_job
+from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
@@ -367,6 +370,51 @@ async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient, workspace
     assert outcome["result"] == {"n": 4}
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert dt.datetime.fromisoformat(job["started_at"]) >= when - dt.timedelta(milliseconds=50)
+
+
+async def test_a_claim_takes_a_due_job_or_says_when_the_next_is_due(
+    module_platform: Platform, workspace: str
+) -> None:
+    """The workers' one statement: a due job of the tags, or (none due) when the earliest
+    job scheduled for later becomes due, which the worker sleeps until."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    tag_later, tag_now = f"later-{workspace}", f"now-{workspace}"  # tags no worker takes
+
+    def job(tag: str, scheduled_for: dt.datetime | None = None) -> NewJob:
+        return NewJob(
+            workspace_id=workspace,
+            kind=JobKind.PREVIEW,
+            tag=tag,
+            args={},
+            created_by="admin",
+            permissioned_as="u/admin",
+            email="admin@windmill.dev",
+            language="python3",
+            raw_code="def main():\n    return 1\n",
+            scheduled_for=scheduled_for,
+        )
+
+    async with module_platform.db.connection() as conn:
+        assert await claim_job(conn, [tag_later], "claim-test") == Claim(None, None)
+        await push_job(conn, job(tag_later, later))
+        claim = await claim_job(conn, [tag_later], "claim-test")
+        assert claim.job is None and claim.next_due == later
+        due = job(tag_now)
+        await push_job(conn, due)
+        claim = await claim_job(conn, [tag_now, tag_later], "claim-test")
+        assert claim.next_due is None and claim.job is not None
+        assert claim.job["id"] == due.id and claim.job["code"] == due.raw_code
+        assert "next_due" not in claim.job
+        held = await complete_job(
+            conn,
+            job_id=due.id,
+            worker="claim-test",
+            status=JobStatus.SUCCESS,
+            result_json="1",
+            log_offset=0,
+            logs="",
+        )
+        assert held
 
 
 async def test_list_jobs_with_filters(api: httpx.AsyncClient, workspace: str) -> None:
