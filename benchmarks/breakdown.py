@@ -49,6 +49,8 @@ WHAT = {
 }
 
 CLIENT_SENT, CLIENT_READ = "sent", "answered"
+#: A no-op that prints a line: its log is stored with its result (--output).
+PRINTS = "def main():\n    print('hello')\n    return None\n"
 _WORKER_SIDE = frozenset({"recorded", "notified"})
 assert set(PHASES) <= set(WHAT), "a phase of gristmill.queue.trace is not described here"
 
@@ -208,6 +210,9 @@ def main() -> None:
     parser.add_argument(
         "--every-mark", action="store_true", help="also marks of phases not in the list"
     )
+    parser.add_argument(
+        "--output", action="store_true", help="the job prints a line (its log is stored)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
         "--before",
@@ -248,7 +253,8 @@ def main() -> None:
         return
     platform = Platform(options.workers, sandbox=options.sandbox)
     try:
-        platform.save("u/bench/noop", NOOP)
+        script = PRINTS if options.output else NOOP
+        platform.save("u/bench/noop", script)
         traced_one = Traced(platform.client, "u/bench/noop")
         traced_one.run(options.warmup, keep=False)
         traced_one.rows()  # forget the warm-up's marks
