@@ -233,7 +233,16 @@ def main() -> None:
             # alternates so that the machine's drift falls on both alike.
             sides.append(Side(options.before.resolve(), interpreter(options.before, None), sandbox))
             sides.append(Side(ROOT, sys.executable, sandbox))
-            traced = [Traced(side.client, AB_SCRIPTS["python3"][0]) for side in sides]
+            path = AB_SCRIPTS["python3"][0]
+            if options.output:
+                path = "u/ab/prints"
+                for side in sides:
+                    r = side.client.post(
+                        "/scripts/create",
+                        json={"path": path, "language": "python3", "content": PRINTS},
+                    )
+                    r.raise_for_status()
+            traced = [Traced(side.client, path) for side in sides]
             for side in traced:
                 side.run(options.warmup, keep=False)
                 side.rows()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import time
 import uuid
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
-from gristmill.queue.claim import Claim, claim_job, complete_job
+from gristmill.queue.claim import Claim, SecretsRead, claim_job, complete_job
 from gristmill.queue.enqueue import NewJob, push_job
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
@@ -405,16 +406,28 @@ async def test_a_claim_takes_a_due_job_or_says_when_the_next_is_due(
         assert claim.next_due is None and claim.job is not None
         assert claim.job["id"] == due.id and claim.job["code"] == due.raw_code
         assert "next_due" not in claim.job
-        held = await complete_job(
+        completion = functools.partial(
+            complete_job,
             conn,
             job_id=due.id,
             worker="claim-test",
             status=JobStatus.SUCCESS,
             result_json="1",
             log_offset=0,
-            logs="",
         )
-        assert held
+        # A log left unmasked is written only if the job read no secret: here it read one,
+        # so nothing is written, and the worker completes again with the log masked.
+        await conn.execute(
+            "INSERT INTO job_secret_read (job_id, path) VALUES (%s, 'u/admin/s')", (due.id,)
+        )
+        with pytest.raises(SecretsRead):
+            await completion(logs="raw", unmasked=True)
+        assert await completion(logs="masked")
+        assert not await completion(logs="again")  # no longer held: nothing written
+        rows = await (
+            await conn.execute("SELECT content FROM job_log WHERE job_id = %s", (due.id,))
+        ).fetchall()
+        assert rows == [("masked",)]
 
 
 async def test_list_jobs_with_filters(api: httpx.AsyncClient, workspace: str) -> None:

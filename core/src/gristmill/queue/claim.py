@@ -19,6 +19,7 @@ from gristmill.queue.states import JobStatus
 __all__ = [
     "Claim",
     "Heartbeat",
+    "SecretsRead",
     "claim_job",
     "complete_job",
     "heartbeat",
@@ -62,6 +63,11 @@ async def heartbeat(
     return [Heartbeat(row[0], row[1]) for row in rows]
 
 
+class SecretsRead(Exception):
+    """The job read secrets: its log's end must be masked before it completes (nothing was
+    written)."""
+
+
 async def complete_job(
     conn: psycopg.AsyncConnection,
     *,
@@ -71,9 +77,14 @@ async def complete_job(
     result_json: str,
     log_offset: int,
     logs: str,
+    unmasked: bool = False,
 ) -> bool:
     """Move the job to the history with its result and the end of its log, and notify its
-    waiters; ``False`` when ``worker`` no longer holds it (nothing is written then)."""
+    waiters; ``False`` when ``worker`` no longer holds it (nothing is written then).
+
+    ``unmasked``: ``logs`` were not masked, the worker knowing of no secret the job read;
+    raise :class:`SecretsRead` (writing nothing) if the job did read one. This saves the
+    look-up of the secrets read before the completion, for the many jobs that read none."""
     row = await (
         await conn.execute(
             Q["complete_job"],
@@ -84,10 +95,15 @@ async def complete_job(
                 "result": result_json,
                 "log_offset": log_offset,
                 "logs": logs,
+                "unmasked": unmasked,
             },
         )
     ).fetchone()
-    return row is not None
+    assert row is not None  # one row, always
+    clean, done = row
+    if not clean:
+        raise SecretsRead(job_id)
+    return bool(done)
 
 
 async def requeue_job(

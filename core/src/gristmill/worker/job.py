@@ -23,7 +23,7 @@ from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
 from gristmill.queue.cancel import canceled_error, read_cancel_request
-from gristmill.queue.claim import complete_job, requeue_job
+from gristmill.queue.claim import SecretsRead, complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus, StopReason
 from gristmill.queue.trace import TRACE
@@ -437,8 +437,7 @@ class JobRunner:
 
         async def record() -> bool:
             async with self.pool.connection() as conn:
-                chunk = await job_log.chunk(conn, final=True)
-                complete = functools.partial(
+                completion = functools.partial(
                     complete_job,
                     conn,
                     job_id=job_id,
@@ -446,8 +445,17 @@ class JobRunner:
                     status=status,
                     result_json=result_json,
                     log_offset=job_log.flushed,
-                    logs=chunk.text,
                 )
+
+                async def complete() -> bool:
+                    unmasked = job_log.final_unmasked()
+                    if unmasked is not None:
+                        # Checked by the statement: one round trip when no secret was read.
+                        with contextlib.suppress(SecretsRead):
+                            return await completion(logs=unmasked.text, unmasked=True)
+                    chunk = await job_log.chunk(conn, final=True)
+                    return await completion(logs=chunk.text)
+
                 if flow_job_id is None or self.flows is None:
                     # One statement: no transaction of its own (no extra round trips).
                     return await complete()

@@ -146,9 +146,17 @@ ON CONFLICT DO NOTHING;
 -- name: complete_job
 -- Move a running job to the history, only if this worker still holds it (a job restarted
 -- after its worker was presumed dead is not completed twice), with the end of its log.
-WITH q AS (
+-- With `unmasked` (the log's end was not masked: the worker knew of no secret the job read),
+-- nothing is written if the job did read a secret (`clean` false: the worker masks the log
+-- and completes again); a job that read none, the common case, needs no look-up before.
+-- One row: `clean`, and `done` (1 when the job was completed, 0 when it was not held).
+WITH clean AS (
+    SELECT NOT %(unmasked)s OR NOT EXISTS (
+        SELECT 1 FROM job_secret_read WHERE job_id = %(id)s
+    ) AS ok
+), q AS (
     DELETE FROM job_queue
-    WHERE id = %(id)s AND worker = %(worker)s AND running
+    WHERE id = %(id)s AND worker = %(worker)s AND running AND (SELECT ok FROM clean)
     RETURNING id, workspace_id, started_at, canceled_by, canceled_reason
 ), logs AS (
     INSERT INTO job_log (job_id, log_offset, content)
@@ -166,14 +174,18 @@ WITH q AS (
     FROM q
     RETURNING id, status, result
 )
--- A small result travels in the notification itself: a waiting caller needs no query.
-SELECT pg_notify(
-    'gristmill_job_done',
-    CASE WHEN octet_length(%(result)s::text) <= 7000
-        THEN id::text || ' ' || status || ' ' || %(result)s
-        ELSE id::text
-    END
-) FROM c;
+SELECT
+    (SELECT ok FROM clean) AS clean,
+    -- A small result travels in the notification itself: a waiting caller needs no query.
+    (SELECT count(*) FROM (
+        SELECT pg_notify(
+            'gristmill_job_done',
+            CASE WHEN octet_length(%(result)s::text) <= 7000
+                THEN id::text || ' ' || status || ' ' || %(result)s
+                ELSE id::text
+            END
+        ) FROM c
+    ) notified) AS done;
 
 -- name: requeue_job
 -- Give a running job back to the queue (its worker is stopping before it could finish).
