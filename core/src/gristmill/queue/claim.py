@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gristmill.db.queries import Q
+from gristmill.errors import GristmillError
 from gristmill.queue.rows import append_log
 from gristmill.queue.states import JobStatus
 
@@ -63,7 +64,7 @@ async def heartbeat(
     return [Heartbeat(row[0], row[1]) for row in rows]
 
 
-class SecretsRead(Exception):
+class SecretsRead(GristmillError):
     """The job read secrets: its log's end must be masked before it completes (nothing was
     written)."""
 
