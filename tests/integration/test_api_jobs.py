@@ -117,6 +117,7 @@ async def test_traced_jobs_record_each_phase_of_their_path(
 ) -> None:
     """With GRISTMILL_TRACE_JOBS (benchmarks/breakdown.py), a synchronous run records its
     phases in order, read back once through the debug route; off, the route is absent."""
+    monkeypatch.setattr(TRACE, "enabled", False)
     assert (await api.get(f"/w/{workspace}/jobs/trace")).status_code == 404
     monkeypatch.setattr(TRACE, "enabled", True)
     await save(api, "u/admin/echo", ECHO, workspace=workspace)
