@@ -39,6 +39,7 @@ WHAT = {
     "claimed": "the worker task wakes up with the job",
     "prepared": "job dir, args file, environment, token, dependency lookup",
     "prepare": "the runtime's recipe (command, files)",
+    "started": "the process (or a warm child) started, sandbox included",
     "run": "the process: start, interpreter, script, exit (sandbox included)",
     "collected": "the result file read",
     "recorded": "result and log end written (completion statement)",

@@ -35,6 +35,9 @@ PHASES = (
     "claimed",  # a worker starts on it
     "prepared",  # job directory, arguments file, environment, dependency lookup
     "prepare",  # the runtime's recipe built (the process starts right after)
+    # The process (or a warm child) started: not marked yet; the place is the sandbox's
+    # spawn in gristmill.worker.processes (``TRACE.mark(job_id, "started")``).
+    "started",
     "run",  # the job's process ended
     "collected",  # its result read
     "recorded",  # its result and the end of its log written (one statement)
