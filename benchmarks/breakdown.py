@@ -40,7 +40,7 @@ WHAT = {
     "prepared": "job dir, args file, environment, token, dependency lookup",
     "prepare": "the runtime's recipe (command, files)",
     "started": "the process (or a warm child) started, sandbox included",
-    "run": "the process: start, interpreter, script, exit (sandbox included)",
+    "run": "the process: (start,) interpreter, script, exit (sandbox included)",
     "collected": "the result file read",
     "recorded": "result and log end written (completion statement)",
     "notified": "the waiter's future resolved (by the worker, or by the commit's notification)",
