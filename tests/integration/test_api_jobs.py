@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import time
 import uuid
@@ -16,6 +17,10 @@ import httpx
 import pytest
 from gristmill.api.app import create_app
 from gristmill.config import Settings
+from gristmill.queue.claim import Claim, SecretsRead, claim_job, complete_job
+from gristmill.queue.enqueue import NewJob, push_job
+from gristmill.queue.states import JobKind, JobStatus
+from gristmill.queue.trace import TRACE
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
 
@@ -105,6 +110,37 @@ async def test_run_wait_result_returns_the_result(api: httpx.AsyncClient, worksp
     assert job["script_path"] == "u/admin/echo" and job["args"] == {"x": 21}
     assert job["result"] == {"n": 42}
     assert "got 21" in job["logs"]
+
+
+async def test_traced_jobs_record_each_phase_of_their_path(
+    api: httpx.AsyncClient, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GRISTMILL_TRACE_JOBS (benchmarks/breakdown.py), a synchronous run records its
+    phases in order, read back once through the debug route; off, the route is absent."""
+    monkeypatch.setattr(TRACE, "enabled", False)
+    assert (await api.get(f"/w/{workspace}/jobs/trace")).status_code == 404
+    monkeypatch.setattr(TRACE, "enabled", True)
+    await save(api, "u/admin/echo", ECHO, workspace=workspace)
+    r = await api.post(f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo", json={"x": 1})
+    assert r.status_code == 200, r.text
+    traces = (await api.get(f"/w/{workspace}/jobs/trace")).json()
+    marks = traces[r.headers["x-job-id"]]
+    phases = [phase for phase, _ in marks]
+    # "handed": given to an idle worker of this process (else claimed from the queue).
+    # "recorded" (the worker has its statement's answer) may come before or after
+    # "notified" (the waiter resolved, often by the commit's notification, first).
+    expected = [
+        "received", "validated", "inserted", "handed", "claimed", "prepared", "prepare",
+        "run", "collected", "notified", "woken", "responded",
+    ]  # fmt: skip
+    if "handed" not in phases:
+        expected.remove("handed")
+    assert [p for p in phases if p in expected] == expected
+    times = [at for phase, at in marks if phase in expected]
+    assert times == sorted(times)
+    at = dict(marks)
+    assert at["collected"] < at["recorded"] and phases.count("recorded") == 1
+    assert (await api.get(f"/w/{workspace}/jobs/trace")).json() == {}
 
 
 async def test_async_run_then_state_logs_and_result(api: httpx.AsyncClient, workspace: str) -> None:
@@ -340,6 +376,63 @@ async def test_a_job_scheduled_for_later_waits(api: httpx.AsyncClient, workspace
     assert outcome["result"] == {"n": 4}
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{job_id}")).json()
     assert dt.datetime.fromisoformat(job["started_at"]) >= when - dt.timedelta(milliseconds=50)
+
+
+async def test_a_claim_takes_a_due_job_or_says_when_the_next_is_due(
+    module_platform: Platform, workspace: str
+) -> None:
+    """The workers' one statement: a due job of the tags, or (none due) when the earliest
+    job scheduled for later becomes due, which the worker sleeps until."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    tag_later, tag_now = f"later-{workspace}", f"now-{workspace}"  # tags no worker takes
+
+    def job(tag: str, scheduled_for: dt.datetime | None = None) -> NewJob:
+        return NewJob(
+            workspace_id=workspace,
+            kind=JobKind.PREVIEW,
+            tag=tag,
+            args={},
+            created_by="admin",
+            permissioned_as="u/admin",
+            email="admin@windmill.dev",
+            language="python3",
+            raw_code="def main():\n    return 1\n",
+            scheduled_for=scheduled_for,
+        )
+
+    async with module_platform.db.connection() as conn:
+        assert await claim_job(conn, [tag_later], "claim-test") == Claim(None, None)
+        await push_job(conn, job(tag_later, later))
+        claim = await claim_job(conn, [tag_later], "claim-test")
+        assert claim.job is None and claim.next_due == later
+        due = job(tag_now)
+        await push_job(conn, due)
+        claim = await claim_job(conn, [tag_now, tag_later], "claim-test")
+        assert claim.next_due is None and claim.job is not None
+        assert claim.job["id"] == due.id and claim.job["code"] == due.raw_code
+        assert "next_due" not in claim.job
+        completion = functools.partial(
+            complete_job,
+            conn,
+            job_id=due.id,
+            worker="claim-test",
+            status=JobStatus.SUCCESS,
+            result_json="1",
+            log_offset=0,
+        )
+        # A log left unmasked is written only if the job read no secret: here it read one,
+        # so nothing is written, and the worker completes again with the log masked.
+        await conn.execute(
+            "INSERT INTO job_secret_read (job_id, path) VALUES (%s, 'u/admin/s')", (due.id,)
+        )
+        with pytest.raises(SecretsRead):
+            await completion(logs="raw", unmasked=True)
+        assert await completion(logs="masked")
+        assert not await completion(logs="again")  # no longer held: nothing written
+        rows = await (
+            await conn.execute("SELECT content FROM job_log WHERE job_id = %s", (due.id,))
+        ).fetchall()
+        assert rows == [("masked",)]
 
 
 async def test_list_jobs_with_filters(api: httpx.AsyncClient, workspace: str) -> None:

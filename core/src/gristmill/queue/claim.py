@@ -13,32 +13,40 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gristmill.db.queries import Q
+from gristmill.errors import GristmillError
 from gristmill.queue.rows import append_log
 from gristmill.queue.states import JobStatus
 
 __all__ = [
+    "Claim",
     "Heartbeat",
+    "SecretsRead",
     "claim_job",
     "complete_job",
     "heartbeat",
-    "next_scheduled",
     "requeue_job",
 ]
 
 
-async def claim_job(
-    conn: psycopg.AsyncConnection, tags: list[str], worker: str
-) -> dict[str, Any] | None:
-    """Take the most urgent due job of ``tags`` for ``worker``, with all it needs to run."""
+@dataclass(frozen=True)
+class Claim:
+    """A claimed job with all it needs to run; or none, and when the earliest job of the
+    tags scheduled for later becomes due (``None``: no such job)."""
+
+    job: dict[str, Any] | None
+    next_due: dt.datetime | None = None
+
+
+async def claim_job(conn: psycopg.AsyncConnection, tags: list[str], worker: str) -> Claim:
+    """Take the most urgent due job of ``tags`` for ``worker``; with none due, learn when
+    the next one will be (one statement either way)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(Q["claim_job"], {"tags": tags, "worker": worker})
-    return await cur.fetchone()
-
-
-async def next_scheduled(conn: psycopg.AsyncConnection, tags: list[str]) -> dt.datetime | None:
-    """When the earliest job of ``tags`` scheduled for later becomes due."""
-    row = await (await conn.execute(Q["next_scheduled"], {"tags": tags})).fetchone()
-    return row[0] if row else None
+    row = await cur.fetchone()
+    if row is None:  # never: the statement always returns one row
+        return Claim(None)
+    next_due = row.pop("next_due")
+    return Claim(row if row["id"] is not None else None, next_due)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,11 @@ async def heartbeat(
     return [Heartbeat(row[0], row[1]) for row in rows]
 
 
+class SecretsRead(GristmillError):
+    """The job read secrets: its log's end must be masked before it completes (nothing was
+    written)."""
+
+
 async def complete_job(
     conn: psycopg.AsyncConnection,
     *,
@@ -65,9 +78,14 @@ async def complete_job(
     result_json: str,
     log_offset: int,
     logs: str,
+    unmasked: bool = False,
 ) -> bool:
     """Move the job to the history with its result and the end of its log, and notify its
-    waiters; ``False`` when ``worker`` no longer holds it (nothing is written then)."""
+    waiters; ``False`` when ``worker`` no longer holds it (nothing is written then).
+
+    ``unmasked``: ``logs`` were not masked, the worker knowing of no secret the job read;
+    raise :class:`SecretsRead` (writing nothing) if the job did read one. This saves the
+    look-up of the secrets read before the completion, for the many jobs that read none."""
     row = await (
         await conn.execute(
             Q["complete_job"],
@@ -78,10 +96,15 @@ async def complete_job(
                 "result": result_json,
                 "log_offset": log_offset,
                 "logs": logs,
+                "unmasked": unmasked,
             },
         )
     ).fetchone()
-    return row is not None
+    assert row is not None  # one row, always
+    clean, done = row
+    if not clean:
+        raise SecretsRead(job_id)
+    return bool(done)
 
 
 async def requeue_job(

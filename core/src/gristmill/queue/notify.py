@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import psycopg
 
+from gristmill.queue.trace import TRACE
 from gristmill.tasks import cancel_and_wait
 
 __all__ = ["CHANNELS", "JobDone", "Notifier"]
@@ -89,7 +90,10 @@ class Notifier:
         self._resolve(job_id, done)
 
     def _resolve(self, job_id: str, done: JobDone | None = None) -> None:
-        for future in self._job_waiters.pop(job_id, ()):
+        waiters = self._job_waiters.pop(job_id, ())
+        if waiters and TRACE.enabled:
+            TRACE.mark(job_id, "notified")
+        for future in waiters:
             if not future.done():
                 future.set_result(done)
 

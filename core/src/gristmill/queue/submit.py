@@ -29,6 +29,7 @@ from gristmill.queue.enqueue import (
 )
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus
+from gristmill.queue.trace import TRACE
 from gristmill.queue.waiting import check_queue_limit, wait_for_completion
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
@@ -212,10 +213,13 @@ class Submitter:
     ) -> NewJob:
         """A job running a saved script version, its arguments checked against its schema."""
         checked = self._check_args(row["schema"], args, row["language"])
+        job_id = options.job_id or uuid4()
+        if TRACE.enabled:
+            TRACE.mark(job_id, "validated")
         return self._new_job(
             actor,
             options,
-            id=options.job_id or uuid4(),
+            id=job_id,
             workspace_id=workspace_id,
             kind=JobKind.SCRIPT,
             tag=options.tag or row["tag"] or row["language"],
@@ -383,7 +387,10 @@ class Submitter:
             reservation = self.reserve(job.tag)
         if reservation is None:
             async with self.pool.connection() as conn:
-                return await push_job(conn, job, live_hash=runnable.live_hash)
+                await push_job(conn, job, live_hash=runnable.live_hash)
+            if TRACE.enabled:
+                TRACE.mark(job.id, "inserted")
+            return job.id
         try:
             async with self.pool.connection() as conn:
                 claimed = await push_claimed_job(
@@ -399,7 +406,11 @@ class Submitter:
         except BaseException:
             reservation.release()
             raise
+        if TRACE.enabled:
+            TRACE.mark(job.id, "inserted")
         reservation.hand(claimed)
+        if TRACE.enabled:
+            TRACE.mark(job.id, "handed")
         return job.id
 
     async def _record_unrunnable(self, job: NewJob, name: str, reason: str) -> UUID:
@@ -441,6 +452,9 @@ class Submitter:
         except BaseException:
             self.notifier.forget(str(job_id), future)
             raise
-        return await wait_for_completion(
+        done = await wait_for_completion(
             self.pool, self.notifier, workspace_id, job_id, timeout_s, future=future
         )
+        if TRACE.enabled:
+            TRACE.mark(job_id, "woken")
+        return done

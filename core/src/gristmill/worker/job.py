@@ -23,9 +23,10 @@ from gristmill.config import Settings
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
 from gristmill.queue.cancel import canceled_error, read_cancel_request
-from gristmill.queue.claim import complete_job, requeue_job
+from gristmill.queue.claim import SecretsRead, complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus, StopReason
+from gristmill.queue.trace import TRACE
 from gristmill.runtimes import (
     ARGS_FILE,
     DependencyLocking,
@@ -80,6 +81,8 @@ class Running:
 
     def mark(self, phase: str) -> None:
         self.marks.append((phase, time.perf_counter()))
+        if TRACE.enabled:
+            TRACE.mark(self.job_id, phase)
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
@@ -249,6 +252,7 @@ class JobRunner:
             if errors is not None:
                 return _failure(JobErrorName.LOCK, lock_error_message(errors))
             ctx = replace(ctx, lock=lock)
+        running.mark("prepared")
         execution = await execute(
             runtime,
             ctx,
@@ -259,6 +263,7 @@ class JobRunner:
             policy=self.policy,
             mounts=mounts,
         )
+        running.mark("collected")
         if execution.outcome is not None:
             status = JobStatus.SUCCESS if execution.outcome.success else JobStatus.FAILURE
             return execution.outcome, status
@@ -409,6 +414,8 @@ class JobRunner:
                 # Even the error could not be stored: the zombie monitor will act.
                 log.exception("cannot record the outcome of job %s", job_id)
                 return
+        if TRACE.enabled:
+            TRACE.mark(job_id, "recorded")
         if not held:
             log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
         else:
@@ -430,8 +437,7 @@ class JobRunner:
 
         async def record() -> bool:
             async with self.pool.connection() as conn:
-                chunk = await job_log.chunk(conn, final=True)
-                complete = functools.partial(
+                completion = functools.partial(
                     complete_job,
                     conn,
                     job_id=job_id,
@@ -439,8 +445,17 @@ class JobRunner:
                     status=status,
                     result_json=result_json,
                     log_offset=job_log.flushed,
-                    logs=chunk.text,
                 )
+
+                async def complete() -> bool:
+                    unmasked = job_log.final_unmasked()
+                    if unmasked is not None:
+                        # Checked by the statement: one round trip when no secret was read.
+                        with contextlib.suppress(SecretsRead):
+                            return await completion(logs=unmasked.text, unmasked=True)
+                    chunk = await job_log.chunk(conn, final=True)
+                    return await completion(logs=chunk.text)
+
                 if flow_job_id is None or self.flows is None:
                     # One statement: no transaction of its own (no extra round trips).
                     return await complete()

@@ -85,6 +85,11 @@ class SecretMask:
         if changed:
             self._compile()
 
+    @property
+    def knows_none(self) -> bool:
+        """No secret value is known (to this job's knowledge, it has read none)."""
+        return not self._values
+
     def learn(self, values: Iterable[str]) -> None:
         """Mask these values too (secrets known otherwise than by :meth:`refresh`)."""
         for value in values:
@@ -159,6 +164,17 @@ class JobLog:
             return LogChunk(count, WITHHELD)
         text, keep = self.secret_mask.split(raw, final=final)
         return LogChunk(count, text, keep)
+
+    def final_unmasked(self) -> LogChunk | None:
+        """The whole pending output as it is, when masking it is to be left to a check at
+        the completion: there is output to mask and no secret the job read is known yet.
+        The completion then writes it only if the job read no secret at all (else it masks,
+        :meth:`chunk`, and completes again), which saves the look-up for the many jobs that
+        read none. ``None`` otherwise: use :meth:`chunk`."""
+        if self.secret_mask is None or not self.secret_mask.knows_none or not self.pending:
+            return None
+        count = len(self.pending)
+        return LogChunk(count, "".join(self.pending[:count]))
 
     def stored(self, chunk: LogChunk) -> None:
         """``chunk`` is in the database: drop it from the pending output."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ import pluggy
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
-from gristmill.queue.claim import claim_job, heartbeat, next_scheduled
+from gristmill.queue.claim import Claim, claim_job, heartbeat
 from gristmill.queue.notify import Notifier
 from gristmill.queue.states import StopReason
 from gristmill.runtimes import RuntimeRegistry
@@ -209,21 +210,24 @@ class WorkerPool:
             slot = _Slot()
             # Listed as idle before claiming: a job queued during the claim wakes it again.
             self._idle[name] = slot
+            claim = Claim(None)
             try:
-                job = await self._claim(name)
+                claim = await self._claim(name)
             except TRANSIENT as exc:
                 log.warning("%s: cannot claim jobs (%s); retrying", name, exc)
-                job = None
             except Exception:
                 log.exception("%s: claiming failed", name)
-                job = None
+            job = claim.job
             if job is None:
-                job = await self._sleep(slot, await self._idle_wait_s(poll_s))
+                job = await self._sleep(slot, _idle_wait_s(poll_s, claim.next_due))
                 if job is None:
                     continue
             self._idle.pop(name, None)
-            # More jobs may be waiting: let another idle worker look.
-            self._wake_one()
+            if claim.job is not None:
+                # Taken from the queue: more jobs may be waiting, let another idle worker
+                # look. (A job handed over was inserted for this worker: it says nothing of
+                # the queue, whose every job wakes an idle worker itself.)
+                self._wake_one()
             running = Running(job["id"], name)
             self._running[str(job["id"])] = running
             try:
@@ -251,21 +255,9 @@ class WorkerPool:
             return slot.job
         return None
 
-    async def _idle_wait_s(self, poll_s: float) -> float:
-        """Sleep until the next poll, or until a job scheduled for later becomes due."""
-        try:
-            async with self.pool.connection() as conn:
-                due_at = await next_scheduled(conn, self.tags)
-        except TRANSIENT:
-            return poll_s
-        if due_at is not None:
-            due = (due_at.timestamp() - time.time()) + 0.005
-            return max(0.0, min(poll_s, due))
-        return poll_s
-
-    async def _claim(self, name: str) -> dict[str, Any] | None:
+    async def _claim(self, name: str) -> Claim:
         if not self.tags:
-            return None
+            return Claim(None)
         async with self.pool.connection() as conn:
             return await claim_job(conn, self.tags, name)
 
@@ -317,3 +309,11 @@ class WorkerPool:
             except OSError as exc:
                 log.warning("could not collect dependency environments: %s", exc)
             await asyncio.sleep(self.settings.env_gc_every_s)
+
+
+def _idle_wait_s(poll_s: float, due_at: dt.datetime | None) -> float:
+    """Sleep until the next poll, or until a job scheduled for later becomes due."""
+    if due_at is not None:
+        due = (due_at.timestamp() - time.time()) + 0.005
+        return max(0.0, min(poll_s, due))
+    return poll_s

@@ -4,7 +4,9 @@ state and logs, cancelling."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -13,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from gristmill.api.deps import (
     AccessDep,
@@ -49,6 +52,7 @@ from gristmill.queue import cancel, resume, rows
 from gristmill.queue.context import SCHEDULE_TRIGGER
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
+from gristmill.queue.trace import TRACE
 from gristmill.scripts.hashes import format_hash, parse_hash
 from gristmill.scripts.versions import fetch_by_hash
 from gristmill.server.platform import Platform
@@ -63,10 +67,30 @@ from gristmill.validation import INT4_MAX, check_no_nul
 
 __all__ = ["public_router", "router", "unauthed_router"]
 
+#: When the running request's handler was entered (``perf_counter_ns``), while jobs are
+#: traced (gristmill.queue.trace): the job's first mark, once its id is known.
+_RECEIVED_NS: ContextVar[int | None] = ContextVar("gristmill_received_ns", default=None)
+
+
+class _TracedRoute(AuthenticatedRoute):
+    """:class:`AuthenticatedRoute` that notes when the handler was entered (before the
+    authentication) while jobs are traced; untraced, one attribute test per request."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def traced(request: Request) -> Response:
+            if TRACE.enabled:
+                _RECEIVED_NS.set(time.perf_counter_ns())
+            return await handler(request)
+
+        return traced
+
+
 # Every endpoint authenticates first (AuthenticatedRoute: before the body is parsed), then
 # through WorkspaceDep or RunContextDep, which reuse that actor (one dependency for the hot
 # run endpoints: FastAPI's dependency resolution is a measurable part of a job).
-router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
+router = APIRouter(prefix="/w/{workspace}/jobs", tags=["jobs"], route_class=_TracedRoute)
 # Windmill's `jobs_u` paths; Gristmill still requires a token on them.
 unauthed_router = APIRouter(
     prefix="/w/{workspace}/jobs_u", tags=["jobs"], route_class=AuthenticatedRoute
@@ -392,6 +416,8 @@ async def _run_and_wait(
     (:func:`gristmill.triggers.webhooks.result_answer`)."""
     platform = ctx.platform
     job_id = ctx.query.job_id or uuid4()
+    if TRACE.enabled:
+        TRACE.mark(job_id, "received", _RECEIVED_NS.get())
     options = ctx.options(job_id, saved=saved)
     done = await platform.runs.run_and_wait(
         ctx.workspace,
@@ -407,7 +433,20 @@ async def _run_and_wait(
         media_type=answer.content_type,
         status_code=answer.status,
         headers={**answer.headers, "x-job-id": str(job_id)},
+        # Run by Starlette once the response is sent.
+        background=BackgroundTask(TRACE.mark, job_id, "responded") if TRACE.enabled else None,
     )
+
+
+@router.get("/trace", include_in_schema=False)
+async def take_job_traces(access: AccessDep) -> dict[str, list[tuple[str, int]]]:
+    """Debug only (404 unless the process runs with ``GRISTMILL_TRACE_JOBS=1``): the phase
+    marks of the jobs traced since the last call, by job id, for benchmarks/breakdown.py;
+    admins only."""
+    if not TRACE.enabled:
+        raise NotFound("job tracing is off (GRISTMILL_TRACE_JOBS=1 turns it on)")
+    access.require_admin()
+    return TRACE.take()
 
 
 @router.post("/run_wait_result/p/{path:path}", openapi_extra=_ARGS_BODY, responses=_RESULT_RESPONSE)

@@ -84,7 +84,9 @@ SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_
 -- name: claim_job
 -- Take the most urgent due job of the given tags, skipping rows other workers are taking.
 -- Returns all a worker needs to run it, including where its log continues (a job restarted
--- after its worker died keeps the log of the first attempt).
+-- after its worker died keeps the log of the first attempt). Always one row: with nothing
+-- to claim, its job columns are NULL and `next_due` says when the earliest job of these
+-- tags scheduled for later becomes due (the worker's sleep; one round trip, not two).
 WITH next AS (
     SELECT id FROM job_queue
     WHERE NOT running AND scheduled_for <= now()
@@ -105,7 +107,7 @@ WITH next AS (
     FROM next
     WHERE q.id = next.id
     RETURNING q.id, q.started_at, q.worker_pin, q.scheduled_for
-)
+), job AS (
 SELECT
     j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
     coalesce(j.raw_code, s.content) AS code,
@@ -125,12 +127,16 @@ FROM claimed
 JOIN job j USING (id)
 LEFT JOIN script s ON s.workspace_id = j.workspace_id AND s.hash = j.runnable_hash
 -- The parent, when it is a flow: the job is one of its steps (WM_FLOW_JOB_ID, WM_FLOW_PATH).
-LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview', 'flownode');
-
--- name: next_scheduled
--- When the earliest job of these tags that is not yet due becomes due.
-SELECT min(scheduled_for) FROM job_queue
-WHERE NOT running AND tag = ANY(%(tags)s) AND scheduled_for > now();
+LEFT JOIN job p ON p.id = j.parent_job AND p.kind IN ('flow', 'flowpreview', 'flownode')
+)
+SELECT job.*, due.next_due
+FROM (
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM claimed) THEN (
+        SELECT min(scheduled_for) FROM job_queue
+        WHERE NOT running AND tag = ANY(%(tags)s) AND scheduled_for > now()
+    ) END AS next_due
+) due
+LEFT JOIN job ON true;
 
 -- name: append_log
 INSERT INTO job_log (job_id, log_offset, content)
@@ -140,9 +146,17 @@ ON CONFLICT DO NOTHING;
 -- name: complete_job
 -- Move a running job to the history, only if this worker still holds it (a job restarted
 -- after its worker was presumed dead is not completed twice), with the end of its log.
-WITH q AS (
+-- With `unmasked` (the log's end was not masked: the worker knew of no secret the job read),
+-- nothing is written if the job did read a secret (`clean` false: the worker masks the log
+-- and completes again); a job that read none, the common case, needs no look-up before.
+-- One row: `clean`, and `done` (1 when the job was completed, 0 when it was not held).
+WITH clean AS (
+    SELECT NOT %(unmasked)s OR NOT EXISTS (
+        SELECT 1 FROM job_secret_read WHERE job_id = %(id)s
+    ) AS ok
+), q AS (
     DELETE FROM job_queue
-    WHERE id = %(id)s AND worker = %(worker)s AND running
+    WHERE id = %(id)s AND worker = %(worker)s AND running AND (SELECT ok FROM clean)
     RETURNING id, workspace_id, started_at, canceled_by, canceled_reason
 ), logs AS (
     INSERT INTO job_log (job_id, log_offset, content)
@@ -160,14 +174,18 @@ WITH q AS (
     FROM q
     RETURNING id, status, result
 )
--- A small result travels in the notification itself: a waiting caller needs no query.
-SELECT pg_notify(
-    'gristmill_job_done',
-    CASE WHEN octet_length(%(result)s::text) <= 7000
-        THEN id::text || ' ' || status || ' ' || %(result)s
-        ELSE id::text
-    END
-) FROM c;
+SELECT
+    (SELECT ok FROM clean) AS clean,
+    -- A small result travels in the notification itself: a waiting caller needs no query.
+    (SELECT count(*) FROM (
+        SELECT pg_notify(
+            'gristmill_job_done',
+            CASE WHEN octet_length(%(result)s::text) <= 7000
+                THEN id::text || ' ' || status || ' ' || %(result)s
+                ELSE id::text
+            END
+        ) FROM c
+    ) notified) AS done;
 
 -- name: requeue_job
 -- Give a running job back to the queue (its worker is stopping before it could finish).
