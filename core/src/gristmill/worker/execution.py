@@ -33,6 +33,7 @@ from gristmill.runtimes import (
     error_result,
     read_result_text,
 )
+from gristmill.queue.trace import TRACE
 from gristmill.sandbox import RunPolicy, SandboxError
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.spec import Mount, is_under
@@ -282,6 +283,8 @@ async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Executio
     env = dict(ctx.env)
     if "HOME" in env:
         env["HOME"] = "/tmp"  # the job's directory is not there: a child's HOME is its /tmp
+    if TRACE.enabled:
+        TRACE.mark(ctx.id, "prepare")
     try:
         run = await pool.run(
             spec,
