@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gristmill.errors import JobErrorName
+from gristmill.queue.trace import TRACE
 from gristmill.runtimes import (
     RESULT_FILE,
     DependencyLocking,
@@ -33,7 +34,6 @@ from gristmill.runtimes import (
     error_result,
     read_result_text,
 )
-from gristmill.queue.trace import TRACE
 from gristmill.sandbox import RunPolicy, SandboxError
 from gristmill.sandbox.diagnose import limit_message
 from gristmill.sandbox.spec import Mount, is_under
