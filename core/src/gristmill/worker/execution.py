@@ -18,9 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import orjson
+
 from gristmill.errors import JobErrorName
 from gristmill.queue.trace import TRACE
 from gristmill.runtimes import (
+    ARGS_FILE,
     RESULT_FILE,
     DependencyLocking,
     JobContext,
@@ -177,6 +180,8 @@ async def execute(
         policy,
         mounts,
     )
+    if not _may_run_warm(runtime, policy, mounts):
+        materialize(ctx)
     if not isinstance(runtime, DependencyLocking):
         return await _run(runner, ctx)
     if ctx.lock is not None:
@@ -192,6 +197,7 @@ async def execute(
     lock = locked.lock
 
     async def build(target: Path) -> Execution | None:
+        materialize(ctx)
         on_output(f"[gristmill] installing the dependencies of this lock into {target.parent}\n")
         try:
             steps = _as_steps(runtime.prepare_install(ctx, lock, target))
@@ -219,6 +225,7 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
         if warm is not None:
             return warm
     try:
+        materialize(ctx)
         steps = _as_steps(runtime.prepare(ctx))
     except Exception as exc:
         log.exception("preparing job %s failed", ctx.id)
@@ -255,6 +262,25 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
 
 
 _DEFAULT_POLICY = RunPolicy()
+
+
+def materialize(ctx: JobContext) -> None:
+    """The job's directory with its ``args.json``, as a cold step expects them (made once;
+    a warm run needs neither, and skips the writes and their removal)."""
+    args_file = ctx.job_dir / ARGS_FILE
+    if args_file.exists():
+        return
+    ctx.job_dir.mkdir(parents=True, exist_ok=True)
+    args_file.write_bytes(orjson.dumps(dict(ctx.args)))
+
+
+def _may_run_warm(runtime: Runtime, policy: RunPolicy | None, mounts: Sequence[Mount]) -> bool:
+    return (
+        policy is not None
+        and policy.warm is not None
+        and not mounts
+        and isinstance(runtime, WarmStart)
+    )
 
 
 async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Execution | None:
@@ -421,6 +447,7 @@ async def lock_job(
     policy: RunPolicy | None = None,
 ) -> LockOutcome:
     """A dependency job: resolve the script's lock now (never reusing an earlier one)."""
+    materialize(ctx)
     runner = _Steps(
         runtime,
         ctx,

@@ -28,7 +28,6 @@ from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus, StopReason
 from gristmill.queue.trace import TRACE
 from gristmill.runtimes import (
-    ARGS_FILE,
     DependencyLocking,
     JobContext,
     JobOutcome,
@@ -214,11 +213,11 @@ class JobRunner:
                 JobErrorName.RESOURCE,
                 "the job's resources could not be read: the database is unreachable",
             )
-        # Small synchronous writes: cheaper than a thread hop on the job's critical path.
-        job_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
-        (job_dir / ARGS_FILE).write_bytes(orjson.dumps(args))
+        # The job directory and its args.json are made by the execution when a step needs
+        # them (a warm run needs neither: gristmill.worker.execution.materialize).
         mounts: list[Mount] = []
         if flow_dir is not None:
+            job_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
             # same_worker: `./shared` is a link to the flow run's shared directory, mounted
             # at its own path (so the link resolves inside the sandbox as outside). Only
             # this flow's steps get it; it goes when the flow ends (_drop_flow_dir).
