@@ -6,6 +6,8 @@ caller then runs its jobs cold)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -161,17 +163,47 @@ async def test_without_a_sandbox_what_a_job_leaves_running_ends_with_it(
 ) -> None:
     """No namespace ends a job under the ``none`` backend: its process group does, as a
     cold job's."""
+    seconds = f"347.{uuid.uuid4().int % 10**6}"  # this run's own, to find its processes
     code = (
         "import subprocess\n"
-        "def main():\n"
-        "    subprocess.Popen(['sleep', '347'])\n"
-        "    subprocess.Popen(['setsid', 'sleep', '347'])\n"
+        "def main(seconds: str):\n"
+        "    subprocess.Popen(['sleep', seconds])\n"
         "    return 'left'\n"
     )
-    ctx = context(workdir, code)
+    ctx = context(workdir, code, seconds=seconds)
     spec = runtime.warm_spec(ctx)
     assert spec is not None
     assert await run(pool, spec, runtime, ctx) == '"left"'
     await asyncio.sleep(0.3)
-    # The one that left the group (setsid) is the none backend's known gap, as cold.
-    assert len(_processes_running("sleep 347")) <= 1
+    left = _processes_running(f"sleep {seconds}")
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    # (One that leaves the group, setsid, outlives it: the none backend's known gap, as cold.)
+    assert left == []
+
+
+async def test_more_jobs_of_one_environment_at_once_than_spares(
+    pool: WarmPool, runtime: PythonRuntime, workdir: Path
+) -> None:
+    """Four jobs that wait for each other (a barrier on the host's disk: no sandbox) all run
+    at once in children of one parent, though it keeps two spares."""
+    barrier = workdir / "barrier"
+    barrier.mkdir()
+    code = (
+        "import os, time\n"
+        "def main(me: int, barrier: str):\n"
+        "    open(os.path.join(barrier, str(me)), 'w').close()\n"
+        "    deadline = time.monotonic() + 10\n"
+        "    while len(os.listdir(barrier)) < 4:\n"
+        "        assert time.monotonic() < deadline, 'the others never started'\n"
+        "        time.sleep(0.01)\n"
+        "    return me\n"
+    )
+    contexts = [context(workdir, code, me=i, barrier=str(barrier)) for i in range(4)]
+    spec = runtime.warm_spec(contexts[0])
+    assert spec is not None
+    results = await asyncio.wait_for(
+        asyncio.gather(*(run(pool, spec, runtime, ctx) for ctx in contexts)), 30
+    )
+    assert sorted(results) == ["0", "1", "2", "3"]
+    assert pool.stats()["parents"] == 1

@@ -106,6 +106,9 @@ class _Parent:
     ready: asyncio.Future[dict[str, Any]]
     spares: asyncio.Queue[_Child] = field(default_factory=asyncio.Queue)
     in_use: int = 0
+    #: Children asked for and not yet received; jobs waiting for one.
+    requested: int = 0
+    waiting: int = 0
     rss_kb: int = 0
     last_used: float = field(default_factory=time.monotonic)
     dead: bool = False
@@ -315,6 +318,7 @@ class WarmPool:
                 job.setblocking(False)
                 status.setblocking(False)
                 parent.rss_kb = int(message.get("rss_kb") or parent.rss_kb)
+                parent.requested = max(0, parent.requested - 1)
                 parent.spares.put_nowait(_Child(job, status, fds[2]))
                 return
             for fd in fds:
@@ -345,6 +349,7 @@ class WarmPool:
         if n <= 0 or parent.dead:
             return
         data = json.dumps({"op": "prepare", "n": n}).encode()
+        parent.requested += n
         loop = asyncio.get_running_loop()
         try:
             await loop.sock_sendall(parent.control, data)
@@ -446,13 +451,19 @@ class WarmPool:
             # The replacement is prepared now, after the job, not while it runs: a fork of
             # the parent competes for the CPU with the job (two cores here). With two spares
             # a job that follows at once still finds one ready.
-            await self._ask(parent, 1)
+            if parent.spares.qsize() + parent.requested < self.spares:
+                await self._ask(parent, 1)
 
     async def _take(self, parent: _Parent) -> tuple[_Child, int, int]:
         """A prepared child, its init's pidfd and pid (as the parent sees it)."""
         for _attempt in range(3):
             if parent.dead:
                 raise WarmUnavailable("the environment's warm parent died")
+            parent.waiting += 1
+            short = parent.waiting - parent.spares.qsize() - parent.requested
+            if short > 0:
+                # More jobs of this environment at once than spares: more, now.
+                await self._ask(parent, short)
             get = asyncio.ensure_future(parent.spares.get())
             try:
                 async with asyncio.timeout(START_TIMEOUT_S):
@@ -461,6 +472,7 @@ class WarmPool:
                         if parent.dead and not get.done():
                             raise WarmUnavailable("the environment's warm parent died")
             finally:
+                parent.waiting -= 1
                 if not get.done():
                     get.cancel()
             child = get.result()
@@ -471,7 +483,6 @@ class WarmPool:
             for fd in fds:
                 os.close(fd)
             child.close()
-            await self._ask(parent, 1)  # in place of the one that failed
             why = message.get("error") or "the child ended before it was ready"
             if "error" in message:
                 # The same cause will fail every child: this environment runs cold.
