@@ -141,7 +141,29 @@ def reachable_tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+#: The copies of the sandbox's /etc every platform of the session shares (see
+#: :func:`_share_etc_copies`), made on first use and removed at the session's end.
+_etc_copies: Path | None = None
+
+
+def _share_etc_copies(data_dir: Path) -> None:
+    """Give a platform on ``data_dir`` the session's store of /etc copies (the sandbox
+    layout's ``EtcCopy``: ``<data_dir>/sandbox/etc`` links to a copy in
+    ``<data_dir>/sandbox/etc-copies``): its start then finds the copy of this machine's /etc
+    made by an earlier platform instead of making its own (a second or more a start)."""
+    global _etc_copies
+    if _etc_copies is None:
+        _etc_copies = _reachable_dir()
+    sandbox = data_dir / "sandbox"
+    sandbox.mkdir(exist_ok=True)
+    sandbox.chmod(0o755)
+    store = sandbox / "etc-copies"
+    if not store.exists():
+        store.symlink_to(_etc_copies)
+
+
 def _test_settings(data_dir: Path, database_url: str) -> Settings:
+    _share_etc_copies(data_dir)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -316,6 +338,11 @@ async def module_api(module_platform: Platform) -> AsyncIterator[httpx.AsyncClie
     """``api`` on ``module_platform``."""
     async with _client(module_platform) as client:
         yield client
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _etc_copies is not None:
+        shutil.rmtree(_etc_copies, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
