@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -223,6 +224,7 @@ def test_the_sandbox_etc_copy_is_reused_while_the_host_s_is_unchanged(tmp_path: 
     assert (second.root / "hosts").read_text() == "127.0.0.1 localhost changed\n"
     assert (made / "hosts").read_text() == "127.0.0.1 localhost\n", "jobs that bound it keep it"
     [changed] = set(store.iterdir()) - {made}
+
     # A change deep in a copied directory (its own time unchanged) is seen by a start.
     certs = (host / "ssl" / "certs").stat()
     (host / "ssl" / "certs" / "2.pem").unlink()
@@ -233,3 +235,15 @@ def test_the_sandbox_etc_copy_is_reused_while_the_host_s_is_unchanged(tmp_path: 
     assert os.readlink(third.root / "ssl" / "certs" / "2.pem") == "/usr/share/ca-certificates/y.crt"
     assert len(list(store.iterdir())) == 3
     assert os.readlink(changed / "ssl" / "certs" / "2.pem") == "/usr/share/ca-certificates/x.crt"
+
+    # A copy unused for KEEP_S goes when a refresh moves on to another; the copy in use, if
+    # it went all the same (another process pruned it), is made again by the next look.
+    os.utime(made, (0, 0))
+    (host / "hosts").write_text("127.0.0.1 again\n")
+    os.utime(host / "hosts", ns=(1, 2 * 10**18))
+    third.refresh()
+    assert not made.exists() and changed.exists()
+    shutil.rmtree(os.path.realpath(third.root))
+    third.REFRESH_S = 0.0
+    third.refresh_if_due()
+    assert (third.root / "hosts").read_text() == "127.0.0.1 again\n"

@@ -161,11 +161,10 @@ class EtcCopy:
         now = time.monotonic()
         if now - self._checked >= self.REFRESH_S:
             self._checked = now
-            seen = self._signatures()
-            if seen != self._seen:
+            # Also when the copy is gone (pruned by another process sharing the store after
+            # a long idle time): the next jobs need one.
+            if self._signatures() != self._seen or not _touch(self._current):
                 self.refresh()
-            elif self._current is not None:
-                _touch(self._current)
 
     def refresh(self) -> None:
         """Point ``root`` at a copy of the sources as they are now (made if none is)."""
@@ -279,10 +278,15 @@ def _signature(path: str) -> tuple[int, int, str] | None:
     return (st.st_mtime_ns, st.st_size, link)
 
 
-def _touch(path: Path) -> None:
-    """Mark a copy as in use (see :attr:`EtcCopy.KEEP_S`)."""
-    with contextlib.suppress(OSError):
+def _touch(path: Path | None) -> bool:
+    """Mark a copy as in use (see :attr:`EtcCopy.KEEP_S`); False if there is none."""
+    if path is None:
+        return False
+    try:
         os.utime(path)
+    except OSError:
+        return False
+    return True
 
 
 def _point(link: Path, target: Path) -> None:
