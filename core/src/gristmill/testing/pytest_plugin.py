@@ -35,6 +35,7 @@ __all__ = [
     "SUPERADMIN_SECRET",
     "PgCluster",
     "SharedRuntimes",
+    "share_etc_copies",
     "shared_runtimes",
     "skip_unless_ci",
 ]
@@ -142,15 +143,16 @@ def reachable_tmp_path() -> Iterator[Path]:
 
 
 #: The copies of the sandbox's /etc every platform of the session shares (see
-#: :func:`_share_etc_copies`), made on first use and removed at the session's end.
+#: :func:`share_etc_copies`), made on first use and removed at the session's end.
 _etc_copies: Path | None = None
 
 
-def _share_etc_copies(data_dir: Path) -> None:
+def share_etc_copies(data_dir: Path) -> None:
     """Give a platform on ``data_dir`` the session's store of /etc copies (the sandbox
     layout's ``EtcCopy``: ``<data_dir>/sandbox/etc`` links to a copy in
     ``<data_dir>/sandbox/etc-copies``): its start then finds the copy of this machine's /etc
-    made by an earlier platform instead of making its own (a second or more a start)."""
+    made by an earlier platform instead of making its own (a second or more a start). For
+    the data directory of a ``gristmill`` process a test starts, too."""
     global _etc_copies
     if _etc_copies is None:
         _etc_copies = _reachable_dir()
@@ -163,7 +165,7 @@ def _share_etc_copies(data_dir: Path) -> None:
 
 
 def _test_settings(data_dir: Path, database_url: str) -> Settings:
-    _share_etc_copies(data_dir)
+    share_etc_copies(data_dir)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
