@@ -149,8 +149,8 @@ _etc_copies: Path | None = None
 
 def share_etc_copies(data_dir: Path) -> None:
     """Give a platform on ``data_dir`` the session's store of /etc copies (the sandbox
-    layout's ``EtcCopy``: ``<data_dir>/sandbox/etc`` links to a copy in
-    ``<data_dir>/sandbox/etc-copies``): its start then finds the copy of this machine's /etc
+    layout's ``EtcCopy``, as ``gristmill.sandbox.policy`` places it: ``<data_dir>/sandbox/etc``
+    links to a copy in ``<data_dir>/sandbox/etc-copies``): its start then finds the copy of this machine's /etc
     made by an earlier platform instead of making its own (a second or more a start). For
     the data directory of a ``gristmill`` process a test starts, too."""
     global _etc_copies
@@ -160,7 +160,7 @@ def share_etc_copies(data_dir: Path) -> None:
     sandbox.mkdir(exist_ok=True)
     sandbox.chmod(0o755)
     store = sandbox / "etc-copies"
-    if not store.exists():
+    if not store.is_symlink() and not store.exists():
         store.symlink_to(_etc_copies)
 
 
