@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from gristmill.testing.pytest_plugin import share_etc_copies
 
 GRISTMILL = Path(sys.executable).parent / "gristmill"
 READY = "Gristmill is ready at "
@@ -79,6 +80,8 @@ def closed_port() -> int:
 def make_data_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="gm-e2e-", dir="/tmp"))
     path.chmod(0o755)
+    # The session's copies of the sandbox's /etc: a process's start then makes none.
+    share_etc_copies(path)
     return path
 
 

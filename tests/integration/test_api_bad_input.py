@@ -28,17 +28,25 @@ ECHO = "def main(x=None):\n    return x\n"
 HUGE = 10**20
 
 
-async def count(platform: Platform, table: str) -> int:
+async def count(platform: Platform, table: str, workspace: str) -> int:
+    """The rows of ``table`` in ``workspace`` (the module's tests share a platform)."""
     assert platform.pool is not None
     async with platform.pool.connection() as conn:
-        row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()  # type: ignore[arg-type]
+        row = await (
+            await conn.execute(
+                f"SELECT count(*) FROM {table} WHERE workspace_id = %s",  # type: ignore[arg-type]
+                (workspace,),
+            )
+        ).fetchone()
     assert row is not None
     return row[0]
 
 
-async def save(api: httpx.AsyncClient, path: str, content: str = ECHO, **extra: object) -> str:
+async def save(
+    api: httpx.AsyncClient, workspace: str, path: str, content: str = ECHO, **extra: object
+) -> str:
     r = await api.post(
-        "/w/main/scripts/create",
+        f"/w/{workspace}/scripts/create",
         json={"path": path, "content": content, "language": "python3", **extra},
     )
     assert r.status_code == 201, r.text
@@ -49,6 +57,19 @@ def refused(r: httpx.Response, status: int, *words: str) -> None:
     assert r.status_code == status, (r.status_code, r.text)
     for word in words:
         assert word in r.text, (word, r.text)
+
+
+# One platform for the module's tests, each in a workspace of its own (tests/integration/
+# conftest.py): they save the same paths and count a workspace's scripts and jobs. The size
+# limits' test starts its own (settings of its own).
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
 
 
 @asynccontextmanager
@@ -77,7 +98,7 @@ async def started(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
 
 
 async def test_nul_in_a_script_is_refused_and_nothing_saved(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, platform: Platform, workspace: str
 ) -> None:
     for field, body in [
         ("path", {"path": "u/admin/a\x00b", "content": ECHO}),
@@ -85,66 +106,71 @@ async def test_nul_in_a_script_is_refused_and_nothing_saved(
         ("summary", {"path": "u/admin/nul", "content": ECHO, "summary": "a\x00"}),
         ("tag", {"path": "u/admin/nul", "content": ECHO, "tag": "a\x00"}),
     ]:
-        r = await api.post("/w/main/scripts/create", json={"language": "python3", **body})
+        r = await api.post(f"/w/{workspace}/scripts/create", json={"language": "python3", **body})
         refused(r, 400, field, "NUL")
-    assert await count(platform, "script") == 0
+    assert await count(platform, "script", workspace) == 0
 
 
-async def test_nul_in_a_url_is_refused(api: httpx.AsyncClient) -> None:
-    refused(await api.get("/w/main/scripts/get/p/u/admin/a%00b"), 400, "path", "NUL")
-    refused(await api.get("/w/main/scripts/list?created_by=a%00"), 400, "created_by", "NUL")
-    refused(await api.get("/w/main/jobs/list?tag=a%00"), 400, "tag", "NUL")
+async def test_nul_in_a_url_is_refused(api: httpx.AsyncClient, workspace: str) -> None:
+    refused(await api.get(f"/w/{workspace}/scripts/get/p/u/admin/a%00b"), 400, "path", "NUL")
+    refused(await api.get(f"/w/{workspace}/scripts/list?created_by=a%00"), 400, "created_by", "NUL")
+    refused(await api.get(f"/w/{workspace}/jobs/list?tag=a%00"), 400, "tag", "NUL")
     refused(await api.get("/w/ma%00in/scripts/list"), 400, "workspace id")
 
 
 async def test_nul_in_a_run_is_refused_and_no_job_written(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, platform: Platform, workspace: str
 ) -> None:
-    await save(api, "u/admin/echo")
-    refused(await api.post("/w/main/jobs/run/p/u/admin/echo?tag=a%00", json={}), 400, "tag")
-    r = await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": "a\x00b"})
+    await save(api, workspace, "u/admin/echo")
+    refused(await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo?tag=a%00", json={}), 400, "tag")
+    r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": "a\x00b"})
     refused(r, 400, "args.x", "NUL")
-    r = await api.post("/w/main/jobs/run/p/u/admin/echo", json={"x": {"k\x00": 1}})
+    r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": {"k\x00": 1}})
     refused(r, 400, "key", "NUL")
     r = await api.post(
-        "/w/main/jobs/run/preview",
+        f"/w/{workspace}/jobs/run/preview",
         json={"content": "def main():\n    return '\x00'\n", "language": "python3"},
     )
     refused(r, 400, "content", "NUL")
     r = await api.post(
-        "/w/main/jobs_u/queue/cancel/00000000-0000-0000-0000-000000000000", json={"reason": "\x00"}
+        f"/w/{workspace}/jobs_u/queue/cancel/00000000-0000-0000-0000-000000000000",
+        json={"reason": "\x00"},
     )
     refused(r, 400, "reason", "NUL")
     # Only the script's dependency-free save; no job of any kind.
-    assert await count(platform, "job") == 0
+    assert await count(platform, "job", workspace) == 0
 
 
 # -- integers beyond their columns -------------------------------------------------------
 
 
-async def test_integers_beyond_their_columns(api: httpx.AsyncClient, platform: Platform) -> None:
-    refused(await api.get(f"/w/main/scripts/list?page={HUGE}"), 400, "page", "2147483647")
-    refused(await api.get(f"/w/main/jobs/list?page={HUGE}"), 400, "page", "2147483647")
-    refused(await api.get("/w/main/jobs/list?per_page=5000"), 400, "per_page", "1000")
-    await save(api, "u/admin/echo")
+async def test_integers_beyond_their_columns(
+    api: httpx.AsyncClient, platform: Platform, workspace: str
+) -> None:
+    refused(await api.get(f"/w/{workspace}/scripts/list?page={HUGE}"), 400, "page", "2147483647")
+    refused(await api.get(f"/w/{workspace}/jobs/list?page={HUGE}"), 400, "page", "2147483647")
+    refused(await api.get(f"/w/{workspace}/jobs/list?per_page=5000"), 400, "per_page", "1000")
+    await save(api, workspace, "u/admin/echo")
     for query, words in [
         ("timeout=1000000000000", ("timeout", "2147483647")),
         ("timeout=0", ("timeout", "1")),
         ("scheduled_in_secs=1000000000000", ("scheduled_in_secs", "2147483647")),
         ("scheduled_in_secs=-1", ("scheduled_in_secs", "0")),
     ]:
-        r = await api.post(f"/w/main/jobs/run/p/u/admin/echo?{query}", json={})
+        r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo?{query}", json={})
         refused(r, 400, *words)
-    assert await count(platform, "job") == 0
+    assert await count(platform, "job", workspace) == 0
     for extra, field in [({"priority": 100000}, "priority"), ({"timeout": -5}, "timeout")]:
         r = await api.post(
-            "/w/main/scripts/create",
+            f"/w/{workspace}/scripts/create",
             json={"path": "u/admin/other", "content": ECHO, "language": "python3", **extra},
         )
         refused(r, 400, field, "between")
-    assert await count(platform, "script") == 1
-    job = (await api.post("/w/main/jobs/run/p/u/admin/echo?scheduled_in_secs=3600", json={})).text
-    r = await api.get(f"/w/main/jobs_u/getupdate/{job}?log_offset={HUGE}")
+    assert await count(platform, "script", workspace) == 1
+    job = (
+        await api.post(f"/w/{workspace}/jobs/run/p/u/admin/echo?scheduled_in_secs=3600", json={})
+    ).text
+    r = await api.get(f"/w/{workspace}/jobs_u/getupdate/{job}?log_offset={HUGE}")
     refused(r, 400, "log_offset")
 
 
@@ -164,34 +190,36 @@ async def test_paths_the_database_would_refuse(
         "/w/main/scripts/create", json={"path": path, "content": ECHO, "language": "python3"}
     )
     refused(r, 400, "invalid path", "ASCII letters")
-    assert await count(platform, "script") == 0
+    assert await count(platform, "script", "main") == 0
 
 
 # -- nesting and sizes -------------------------------------------------------------------
 
 
-async def test_arguments_nested_too_deep(api: httpx.AsyncClient, platform: Platform) -> None:
-    await save(api, "u/admin/echo")
+async def test_arguments_nested_too_deep(
+    api: httpx.AsyncClient, platform: Platform, workspace: str
+) -> None:
+    await save(api, workspace, "u/admin/echo")
     nested = "[" * 500 + "]" * 500
     r = await api.post(
-        "/w/main/jobs/run/p/u/admin/echo",
+        f"/w/{workspace}/jobs/run/p/u/admin/echo",
         content=f'{{"x": {nested}}}',
         headers={"content-type": "application/json"},
     )
     refused(r, 400, "args.x", "nested more than 64 levels")
     r = await api.post(
-        "/w/main/jobs/run/preview",
+        f"/w/{workspace}/jobs/run/preview",
         content=f'{{"content": {json.dumps(ECHO)}, "language": "python3", "args": {{"x": {nested}}}}}',
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 400, r.text
-    assert await count(platform, "job") == 0
+    assert await count(platform, "job", workspace) == 0
 
 
 async def test_size_limits(settings: Settings) -> None:
     limited = settings.with_overrides(max_body_size_mb=2, max_args_size_mb=1, max_script_size_kb=4)
     async with started(limited) as (api, platform):
-        await save(api, "u/admin/echo")
+        await save(api, "main", "u/admin/echo")
         big = {"x": "a" * (3 * 1024 * 1024)}
         refused(
             await api.post("/w/main/jobs/run/p/u/admin/echo", json=big),
@@ -223,48 +251,50 @@ async def test_size_limits(settings: Settings) -> None:
             },
         )
         refused(r, 413, "content", "GRISTMILL_MAX_SCRIPT_SIZE_KB=4")
-        assert await count(platform, "job") == 0
-        assert await count(platform, "script") == 1
+        assert await count(platform, "job", "main") == 0
+        assert await count(platform, "script", "main") == 1
 
 
 async def test_arguments_too_long_for_a_command_line(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, platform: Platform, workspace: str
 ) -> None:
     """Bash receives its arguments as words on the command line (E2BIG over 128 KiB)."""
     r = await api.post(
-        "/w/main/scripts/create",
+        f"/w/{workspace}/scripts/create",
         json={"path": "u/admin/sh", "content": 'x="$1"\necho "$x"\n', "language": "bash"},
     )
     assert r.status_code == 201, r.text
-    r = await api.post("/w/main/jobs/run/p/u/admin/sh", json={"x": "a" * (200 * 1024)})
+    r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/sh", json={"x": "a" * (200 * 1024)})
     refused(r, 413, "bash jobs", "command line")
-    assert await count(platform, "job") == 0
+    assert await count(platform, "job", workspace) == 0
 
 
 # -- lists -------------------------------------------------------------------------------
 
 
-async def test_path_start_is_a_prefix_not_a_pattern(api: httpx.AsyncClient) -> None:
-    await save(api, "u/admin/abc")
+async def test_path_start_is_a_prefix_not_a_pattern(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, workspace, "u/admin/abc")
     for prefix in ["%25", "u/admin/a_c", "u/admin/%25c", "_"]:
-        r = await api.get(f"/w/main/scripts/list?path_start={prefix}")
+        r = await api.get(f"/w/{workspace}/scripts/list?path_start={prefix}")
         assert r.status_code == 200 and r.json() == [], (prefix, r.text)
-    r = await api.get("/w/main/scripts/list?path_start=u/admin/ab")
+    r = await api.get(f"/w/{workspace}/scripts/list?path_start=u/admin/ab")
     assert [s["path"] for s in r.json()] == ["u/admin/abc"]
-    job = (await api.post("/w/main/jobs/run/p/u/admin/abc?scheduled_in_secs=3600", json={})).text
+    job = (
+        await api.post(f"/w/{workspace}/jobs/run/p/u/admin/abc?scheduled_in_secs=3600", json={})
+    ).text
     for prefix in ["%25", "u/admin/a_c"]:
-        r = await api.get(f"/w/main/jobs/list?script_path_start={prefix}")
+        r = await api.get(f"/w/{workspace}/jobs/list?script_path_start={prefix}")
         assert r.status_code == 200 and r.json() == [], (prefix, r.text)
-    r = await api.get("/w/main/jobs/list?script_path_start=u/admin/ab")
+    r = await api.get(f"/w/{workspace}/jobs/list?script_path_start=u/admin/ab")
     assert [j["id"] for j in r.json()] == [job]
 
 
 async def test_script_list_does_not_read_contents(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, platform: Platform, workspace: str
 ) -> None:
-    await save(api, "u/admin/abc")
+    await save(api, workspace, "u/admin/abc")
     assert platform.pool is not None
-    rows = await versions.list_versions(platform.pool, "main", versions.ScriptQuery())
+    rows = await versions.list_versions(platform.pool, workspace, versions.ScriptQuery())
     assert [r["path"] for r in rows] == ["u/admin/abc"]
     assert "content" not in rows[0]
     assert "schema" not in rows[0]
@@ -300,20 +330,22 @@ async def test_no_token_and_a_malformed_body_is_401(
 
 
 async def test_a_synchronous_run_scheduled_after_its_wait(
-    api: httpx.AsyncClient, platform: Platform
+    api: httpx.AsyncClient, platform: Platform, workspace: str
 ) -> None:
     """It could only time out (a 500, as Windmill): refused before the job is queued."""
-    await save(api, "u/admin/echo")
+    await save(api, workspace, "u/admin/echo")
     r = await api.post(
-        "/w/main/jobs/run_wait_result/p/u/admin/echo?scheduled_in_secs=3600", json={}
+        f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo?scheduled_in_secs=3600", json={}
     )
     refused(r, 400, "TIMEOUT_WAIT_RESULT", "jobs/run/")
-    assert await count(platform, "job") == 0
+    assert await count(platform, "job", workspace) == 0
 
 
-async def test_method_not_allowed_names_every_method_of_the_path(api: httpx.AsyncClient) -> None:
+async def test_method_not_allowed_names_every_method_of_the_path(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
     """GET and POST of run_wait_result/p are two routes; Starlette's Allow named one."""
-    r = await api.request("PUT", "/w/main/jobs/run_wait_result/p/u/admin/echo")
+    r = await api.request("PUT", f"/w/{workspace}/jobs/run_wait_result/p/u/admin/echo")
     assert r.status_code == 405, r.text
     assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
     assert "allowed: " in r.text

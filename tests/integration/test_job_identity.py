@@ -32,6 +32,19 @@ def main():
 LATER = {"scheduled_in_secs": 3600}
 
 
+# One platform for the module's tests, each in a workspace of its own (tests/integration/
+# conftest.py) with its members (users are the platform's, the same in every test): the tests
+# save the same paths and list, count and audit a workspace's jobs.
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
+
+
 def client(platform: Platform, token: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(
@@ -44,12 +57,13 @@ def client(platform: Platform, token: str | None) -> httpx.AsyncClient:
 
 async def add_user(
     platform: Platform,
+    workspace: str,
     name: str,
     role: str = "developer",
     scopes: list[str] | None = None,
-    workspace: str = "main",
 ) -> str:
-    """A member of ``workspace`` with ``role``; returns an API token of theirs."""
+    """A member of ``workspace`` with ``role`` (a user of the platform's, made by the first
+    call); returns a new API token of theirs."""
     email = f"{name}@example.com"
     async with platform.db.connection() as conn:
         await conn.execute(
@@ -66,15 +80,16 @@ async def add_user(
 
 
 async def save(
-    api: httpx.AsyncClient, path: str, content: str = "def main():\n    return 1\n"
+    api: httpx.AsyncClient, workspace: str, path: str, content: str = "def main():\n    return 1\n"
 ) -> str:
     if path.startswith("f/"):
         # A folder must exist before anything is saved in it.
         folder = path.split("/")[1]
-        r = await api.post("/w/main/folders/create", json={"name": folder})
+        r = await api.post(f"/w/{workspace}/folders/create", json={"name": folder})
         assert r.status_code == 201 or "already exists" in r.text, r.text
     r = await api.post(
-        "/w/main/scripts/create", json={"path": path, "content": content, "language": "python3"}
+        f"/w/{workspace}/scripts/create",
+        json={"path": path, "content": content, "language": "python3"},
     )
     assert r.status_code == 201, r.text
     return r.text
@@ -113,9 +128,9 @@ async def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.05)
 
 
-async def result_of(api: httpx.AsyncClient, job_id: str) -> Any:
+async def result_of(api: httpx.AsyncClient, workspace: str, job_id: str) -> Any:
     async def check() -> Any:
-        r = await api.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")
+        r = await api.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
         assert r.status_code == 200, r.text
         body = r.json()
         return body if body["completed"] else None
@@ -129,13 +144,13 @@ async def result_of(api: httpx.AsyncClient, job_id: str) -> Any:
 
 
 async def test_job_runs_as_its_caller_with_the_callers_scopes(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "f/shared/x")
-    await save(api, "u/alice/mine")
-    token = await add_user(platform, "alice", scopes=["jobs:run", "variables:read"])
+    await save(api, workspace, "f/shared/x")
+    await save(api, workspace, "u/alice/mine")
+    token = await add_user(platform, workspace, "alice", scopes=["jobs:run", "variables:read"])
     async with client(platform, token) as alice:
-        r = await alice.post("/w/main/jobs/run/p/u/alice/mine", params=LATER, json={})
+        r = await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/mine", params=LATER, json={})
         assert r.status_code == 201, r.text
         job_id = r.text
     permissioned_as, email, created_by, scopes, _ = await job_row(platform, job_id)
@@ -145,14 +160,16 @@ async def test_job_runs_as_its_caller_with_the_callers_scopes(
     async with client(platform, job_token(platform, job_id, "alice")) as job:
         # Writing anything is outside the scopes the job inherited.
         r = await job.post(
-            "/w/main/scripts/create",
+            f"/w/{workspace}/scripts/create",
             json={"path": "u/alice/evil", "content": "def main(): pass", "language": "python3"},
         )
         assert r.status_code == 403, r.text
         assert "scopes" in r.text
         # Starting a child passes the same scopes on.
         r = await job.post(
-            "/w/main/jobs/run/p/u/alice/mine", params={**LATER, "parent_job": job_id}, json={}
+            f"/w/{workspace}/jobs/run/p/u/alice/mine",
+            params={**LATER, "parent_job": job_id},
+            json={},
         )
         assert r.status_code == 201, r.text
         child = r.text
@@ -161,61 +178,63 @@ async def test_job_runs_as_its_caller_with_the_callers_scopes(
     assert str(parent) == job_id
 
     # An unrestricted caller's jobs have no scope limit.
-    r = await api.post("/w/main/jobs/run/p/f/shared/x", params=LATER, json={})
+    r = await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER, json={})
     assert (await job_row(platform, r.text))[3] is None
 
 
 async def test_job_token_only_while_the_job_lives_and_in_its_workspace(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "u/alice/mine")
-    token = await add_user(platform, "alice")
+    await save(api, workspace, "u/alice/mine")
+    token = await add_user(platform, workspace, "alice")
+    other = f"{workspace}-other"
     async with platform.db.connection() as conn:
-        await conn.execute("INSERT INTO workspace (id, name) VALUES ('other', 'Other')")
+        await conn.execute("INSERT INTO workspace (id, name) VALUES (%s, 'Other')", (other,))
         await conn.execute(
             Q["add_member"],
             {
-                "workspace_id": "other",
+                "workspace_id": other,
                 "email": "alice@example.com",
                 "role": "developer",
                 "added_by": "test",
             },
         )
     async with client(platform, token) as alice:
-        job_id = (await alice.post("/w/main/jobs/run/p/u/alice/mine", params=LATER)).text
+        job_id = (await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/mine", params=LATER)).text
         # Alice herself may use workspace "other"; her job's token may not.
-        assert (await alice.get("/w/other/jobs/list")).status_code == 200
+        assert (await alice.get(f"/w/{other}/jobs/list")).status_code == 200
     async with client(platform, job_token(platform, job_id, "alice")) as job:
-        assert (await job.get(f"/w/main/jobs_u/get/{job_id}")).status_code == 200
-        r = await job.get("/w/other/jobs/list")
+        assert (await job.get(f"/w/{workspace}/jobs_u/get/{job_id}")).status_code == 200
+        r = await job.get(f"/w/{other}/jobs/list")
         assert r.status_code == 403, r.text
-        assert "limited to workspace 'main'" in r.text
+        assert f"limited to workspace '{workspace}'" in r.text
         # Once the job is over, its token is worthless.
-        r = await api.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={"reason": "done"})
+        r = await api.post(f"/w/{workspace}/jobs_u/queue/cancel/{job_id}", json={"reason": "done"})
         assert r.status_code == 200, r.text
-        r = await job.get(f"/w/main/jobs_u/get/{job_id}")
+        r = await job.get(f"/w/{workspace}/jobs_u/get/{job_id}")
         assert r.status_code == 401, r.text
     # A forged token (wrong signature) is refused too.
     forged = job_token(platform, job_id, "alice")[:-2] + "00"
     async with client(platform, forged) as job:
-        assert (await job.get("/w/main/jobs/list")).status_code == 401
+        assert (await job.get(f"/w/{workspace}/jobs/list")).status_code == 401
 
 
 async def test_a_removed_member_s_running_job_loses_access(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "u/alice/mine")
-    token = await add_user(platform, "alice")
+    await save(api, workspace, "u/alice/mine")
+    token = await add_user(platform, workspace, "alice")
     async with client(platform, token) as alice:
-        job_id = (await alice.post("/w/main/jobs/run/p/u/alice/mine", params=LATER)).text
+        job_id = (await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/mine", params=LATER)).text
     async with client(platform, job_token(platform, job_id, "alice")) as job:
-        assert (await job.get(f"/w/main/jobs_u/get/{job_id}")).status_code == 200
+        assert (await job.get(f"/w/{workspace}/jobs_u/get/{job_id}")).status_code == 200
         async with platform.db.connection() as conn:
             await conn.execute(
                 "DELETE FROM workspace_member WHERE email = 'alice@example.com'"
-                " AND workspace_id = 'main'"
+                " AND workspace_id = %s",
+                (workspace,),
             )
-        r = await job.get(f"/w/main/jobs_u/get/{job_id}")
+        r = await job.get(f"/w/{workspace}/jobs_u/get/{job_id}")
         assert r.status_code == 403, r.text
 
 
@@ -223,80 +242,88 @@ async def test_a_removed_member_s_running_job_loses_access(
 
 
 async def test_running_needs_read_access_to_the_script(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    hash_ = await save(api, "u/alice/private")
-    bob_token = await add_user(platform, "bob")
-    alice_token = await add_user(platform, "alice")
+    hash_ = await save(api, workspace, "u/alice/private")
+    bob_token = await add_user(platform, workspace, "bob")
+    alice_token = await add_user(platform, workspace, "alice")
     async with client(platform, bob_token) as bob:
-        r = await bob.post("/w/main/jobs/run/p/u/alice/private", json={})
+        r = await bob.post(f"/w/{workspace}/jobs/run/p/u/alice/private", json={})
         assert r.status_code == 404, r.text
         assert "Script not found" in r.text
-        r = await bob.post(f"/w/main/jobs/run/h/{hash_}", json={})
+        r = await bob.post(f"/w/{workspace}/jobs/run/h/{hash_}", json={})
         assert r.status_code == 404, r.text
-        r = await bob.post("/w/main/jobs/run_wait_result/p/u/alice/private", json={})
+        r = await bob.post(f"/w/{workspace}/jobs/run_wait_result/p/u/alice/private", json={})
         assert r.status_code == 404, r.text
     async with client(platform, alice_token) as alice:
-        r = await alice.post("/w/main/jobs/run/p/u/alice/private", params=LATER, json={})
+        r = await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/private", params=LATER, json={})
         assert r.status_code == 201, r.text
     # Shared with bob through the script's permissions: now he may run it (the cached copy
     # of the script, without the grant, is not what decides).
     async with platform.db.connection() as conn:
         await conn.execute(
             """UPDATE script SET extra_perms = '{"u/bob": false}' WHERE path = 'u/alice/private'"""
+            " AND workspace_id = %s",
+            (workspace,),
         )
     async with client(platform, bob_token) as bob:
-        r = await bob.post("/w/main/jobs/run/p/u/alice/private", params=LATER, json={})
+        r = await bob.post(f"/w/{workspace}/jobs/run/p/u/alice/private", params=LATER, json={})
         assert r.status_code == 201, r.text
 
 
 async def test_operators_run_saved_scripts_but_no_previews(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "f/shared/x")
-    token = await add_user(platform, "olga", role="operator")
-    r = await api.post("/w/main/acls/add/folder/shared", json={"owner": "u/olga", "write": False})
+    await save(api, workspace, "f/shared/x")
+    token = await add_user(platform, workspace, "olga", role="operator")
+    r = await api.post(
+        f"/w/{workspace}/acls/add/folder/shared", json={"owner": "u/olga", "write": False}
+    )
     assert r.status_code == 200, r.text
     preview = {"content": "def main():\n    return 1\n", "language": "python3", "args": {}}
     async with client(platform, token) as olga:
         for route in ("run/preview", "run_wait_result/preview", "run_inline/preview"):
-            r = await olga.post(f"/w/main/jobs/{route}", json=preview)
+            r = await olga.post(f"/w/{workspace}/jobs/{route}", json=preview)
             assert r.status_code == 403, (route, r.text)
             assert "operator" in r.text
-        r = await olga.post("/w/main/jobs/run/p/f/shared/x", params=LATER, json={})
+        r = await olga.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER, json={})
         assert r.status_code == 201, r.text
         job_id = r.text
         # Operators may cancel the jobs they see.
-        r = await olga.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={"reason": "no"})
+        r = await olga.post(f"/w/{workspace}/jobs_u/queue/cancel/{job_id}", json={"reason": "no"})
         assert r.status_code == 200, r.text
 
 
 async def test_jobs_are_visible_to_their_runner_readers_of_their_script_and_admins(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "u/alice/private")
-    await save(api, "u/bob/shared")
-    alice_token = await add_user(platform, "alice")
-    bob_token = await add_user(platform, "bob")
-    carol_token = await add_user(platform, "carol")
+    await save(api, workspace, "u/alice/private")
+    await save(api, workspace, "u/bob/shared")
+    alice_token = await add_user(platform, workspace, "alice")
+    bob_token = await add_user(platform, workspace, "bob")
+    carol_token = await add_user(platform, workspace, "carol")
     async with platform.db.connection() as conn:
         await conn.execute(
             """UPDATE script SET extra_perms = '{"u/alice": false}' WHERE path = 'u/bob/shared'"""
+            " AND workspace_id = %s",
+            (workspace,),
         )
     async with client(platform, alice_token) as alice:
-        private = (await alice.post("/w/main/jobs/run/p/u/alice/private", params=LATER)).text
-        shared = (await alice.post("/w/main/jobs/run/p/u/bob/shared", params=LATER)).text
-        listed = {j["id"] for j in (await alice.get("/w/main/jobs/list")).json()}
+        private = (
+            await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/private", params=LATER)
+        ).text
+        shared = (await alice.post(f"/w/{workspace}/jobs/run/p/u/bob/shared", params=LATER)).text
+        listed = {j["id"] for j in (await alice.get(f"/w/{workspace}/jobs/list")).json()}
         assert {private, shared} <= listed
 
     async def visible(c: httpx.AsyncClient, job_id: str) -> bool:
         codes = {
-            (await c.get(f"/w/main/jobs_u/get/{job_id}")).status_code,
-            (await c.get(f"/w/main/jobs_u/getupdate/{job_id}")).status_code,
-            (await c.get(f"/w/main/jobs_u/get_logs/{job_id}")).status_code,
-            (await c.get(f"/w/main/jobs_u/completed/get_result_maybe/{job_id}")).status_code,
-            (await c.get(f"/w/main/jobs_u/get_root_job_id/{job_id}")).status_code,
-            (await c.get(f"/w/main/job_metrics/get_progress/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/jobs_u/get/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/jobs_u/getupdate/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/jobs_u/get_logs/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/jobs_u/get_root_job_id/{job_id}")).status_code,
+            (await c.get(f"/w/{workspace}/job_metrics/get_progress/{job_id}")).status_code,
         }
         assert len(codes) == 1, codes
         return codes == {200}
@@ -305,39 +332,44 @@ async def test_jobs_are_visible_to_their_runner_readers_of_their_script_and_admi
         # Bob reads u/bob/shared: he sees its run, not alice's private one.
         assert await visible(bob, shared)
         assert not await visible(bob, private)
-        listed = {j["id"] for j in (await bob.get("/w/main/jobs/list")).json()}
+        listed = {j["id"] for j in (await bob.get(f"/w/{workspace}/jobs/list")).json()}
         assert shared in listed and private not in listed
-        listed = {j["id"] for j in (await bob.get("/w/main/jobs/queue/list")).json()}
+        listed = {j["id"] for j in (await bob.get(f"/w/{workspace}/jobs/queue/list")).json()}
         assert shared in listed and private not in listed
-        r = await bob.post(f"/w/main/jobs_u/queue/cancel/{private}", json={})
+        r = await bob.post(f"/w/{workspace}/jobs_u/queue/cancel/{private}", json={})
         assert r.status_code == 404, r.text
-        r = await bob.post("/w/main/jobs/run/p/u/bob/shared", params={"parent_job": private})
+        r = await bob.post(
+            f"/w/{workspace}/jobs/run/p/u/bob/shared", params={"parent_job": private}
+        )
         assert r.status_code == 404, r.text
     async with client(platform, carol_token) as carol:
         assert not await visible(carol, shared)
-        assert (await carol.get("/w/main/jobs/list")).json() == []
+        assert (await carol.get(f"/w/{workspace}/jobs/list")).json() == []
     # Admins see everything.
     assert await visible(api, private)
-    listed = {j["id"] for j in (await api.get("/w/main/jobs/list")).json()}
+    listed = {j["id"] for j in (await api.get(f"/w/{workspace}/jobs/list")).json()}
     assert {private, shared} <= listed
     # A finished job stays invisible to those who may not see it.
-    await api.post(f"/w/main/jobs_u/queue/cancel/{private}", json={})
+    await api.post(f"/w/{workspace}/jobs_u/queue/cancel/{private}", json={})
     async with client(platform, bob_token) as bob:
-        assert (await bob.get(f"/w/main/jobs_u/completed/get_result/{private}")).status_code == 404
-        assert (await bob.get(f"/w/main/jobs_u/completed/get/{private}")).status_code == 404
-        assert private not in {j["id"] for j in (await bob.get("/w/main/jobs/list")).json()}
+        assert (
+            await bob.get(f"/w/{workspace}/jobs_u/completed/get_result/{private}")
+        ).status_code == 404
+        assert (await bob.get(f"/w/{workspace}/jobs_u/completed/get/{private}")).status_code == 404
+        assert private not in {j["id"] for j in (await bob.get(f"/w/{workspace}/jobs/list")).json()}
 
 
-async def test_runs_are_audited(platform: Platform, api: httpx.AsyncClient) -> None:
-    await save(api, "f/shared/x")
-    job_id = (await api.post("/w/main/jobs/run/p/f/shared/x", params=LATER)).text
+async def test_runs_are_audited(platform: Platform, api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, workspace, "f/shared/x")
+    job_id = (await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER)).text
     preview = {"content": "def main():\n    return 1\n", "language": "python3"}
-    preview_id = (await api.post("/w/main/jobs/run/preview", json=preview)).text
+    preview_id = (await api.post(f"/w/{workspace}/jobs/run/preview", json=preview)).text
     async with platform.db.connection() as conn:
         rows = await (
             await conn.execute(
                 "SELECT operation, action_kind, resource, parameters->>'job_id', username"
-                " FROM audit WHERE operation LIKE 'jobs.run.%%' ORDER BY id"
+                " FROM audit WHERE operation LIKE 'jobs.run.%%' AND workspace_id = %s ORDER BY id",
+                (workspace,),
             )
         ).fetchall()
     assert [tuple(r) for r in rows] == [
@@ -349,10 +381,12 @@ async def test_runs_are_audited(platform: Platform, api: httpx.AsyncClient) -> N
 # -- the job environment ------------------------------------------------------------------------
 
 
-async def test_environment_of_a_plain_run(platform: Platform, api: httpx.AsyncClient) -> None:
-    hash_ = await save(api, "f/shared/env", ENV_SCRIPT)
-    job_id = (await api.post("/w/main/jobs/run/p/f/shared/env", json={})).text
-    env = await result_of(api, job_id)
+async def test_environment_of_a_plain_run(
+    platform: Platform, api: httpx.AsyncClient, workspace: str
+) -> None:
+    hash_ = await save(api, workspace, "f/shared/env", ENV_SCRIPT)
+    job_id = (await api.post(f"/w/{workspace}/jobs/run/p/f/shared/env", json={})).text
+    env = await result_of(api, workspace, job_id)
     assert env["WM_JOB_ID"] == job_id
     assert env["WM_JOB_PATH"] == "f/shared/env"
     assert env["WM_PERMISSIONED_AS"] == "u/superadmin_secret"
@@ -365,21 +399,22 @@ async def test_environment_of_a_plain_run(platform: Platform, api: httpx.AsyncCl
     assert "WM_ROOT_FLOW_JOB_ID" not in env
     # A preview has a temporary state of its user's.
     r = await api.post(
-        "/w/main/jobs/run_wait_result/preview", json={"content": ENV_SCRIPT, "language": "python3"}
+        f"/w/{workspace}/jobs/run_wait_result/preview",
+        json={"content": ENV_SCRIPT, "language": "python3"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["WM_STATE_PATH"] == "u/superadmin_secret/tmp_state"
 
 
 async def test_environment_of_a_scheduled_flow_step(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
     """Flows and schedules come later; their jobs' context is ready: a step of a flow run,
     started by a schedule, knows its flow, step, schedule, state and object paths."""
-    await add_user(platform, "alice")
+    await add_user(platform, workspace, "alice")
     alice = Actor("alice@example.com", "alice")
     flow = NewJob(
-        workspace_id="main",
+        workspace_id=workspace,
         kind=JobKind.FLOW,
         tag="flow",
         args={},
@@ -392,7 +427,8 @@ async def test_environment_of_a_scheduled_flow_step(
     async with platform.db.connection() as conn:
         await conn.execute(
             "INSERT INTO folder (workspace_id, name, display_name, owners)"
-            " VALUES ('main', 'shared', 'shared', '{u/alice}')"
+            " VALUES (%s, 'shared', 'shared', '{u/alice}')",
+            (workspace,),
         )
         await push_job(conn, flow)
     options = RunOptions(
@@ -403,9 +439,9 @@ async def test_environment_of_a_scheduled_flow_step(
         flow_step_id="b",
     )
     step = await platform.runs.run_preview(
-        "main", alice, Preview(ENV_SCRIPT, "python3", {}), options
+        workspace, alice, Preview(ENV_SCRIPT, "python3", {}), options
     )
-    env = await result_of(api, str(step))
+    env = await result_of(api, workspace, str(step))
     assert env["WM_FLOW_JOB_ID"] == str(flow.id)
     assert env["WM_ROOT_FLOW_JOB_ID"] == str(flow.id)
     assert env["WM_FLOW_PATH"] == "f/shared/my_flow"
@@ -415,13 +451,13 @@ async def test_environment_of_a_scheduled_flow_step(
     assert re.fullmatch(rf"f_shared_my_flow/f_shared_nightly/b/\d+_{step}", env["WM_OBJECT_PATH"])
     assert env["WM_EMAIL"] == "alice@example.com"
     assert env["WM_PERMISSIONED_AS"] == "u/alice"
-    job = (await api.get(f"/w/main/jobs_u/get/{step}")).json()
+    job = (await api.get(f"/w/{workspace}/jobs_u/get/{step}")).json()
     assert (job["schedule_path"], job["is_flow_step"]) == ("f/shared/nightly", True)
     assert job["parent_job"] == str(flow.id)
 
     # The job token of such a step may write exactly that state path (same computation).
     later = await platform.runs.run_preview(
-        "main",
+        workspace,
         alice,
         Preview(ENV_SCRIPT, "python3", {}),
         RunOptions(
@@ -441,41 +477,45 @@ async def test_environment_of_a_scheduled_flow_step(
 # -- root job, approval links, inline previews, progress ----------------------------------
 
 
-async def test_root_job_id_follows_the_parent_chain(api: httpx.AsyncClient) -> None:
-    await save(api, "f/shared/x")
-    root = (await api.post("/w/main/jobs/run/p/f/shared/x", params=LATER)).text
+async def test_root_job_id_follows_the_parent_chain(api: httpx.AsyncClient, workspace: str) -> None:
+    await save(api, workspace, "f/shared/x")
+    root = (await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER)).text
     mid = (
-        await api.post("/w/main/jobs/run/p/f/shared/x", params={**LATER, "parent_job": root})
+        await api.post(
+            f"/w/{workspace}/jobs/run/p/f/shared/x", params={**LATER, "parent_job": root}
+        )
     ).text
     leaf = (
-        await api.post("/w/main/jobs/run/p/f/shared/x", params={**LATER, "parent_job": mid})
+        await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params={**LATER, "parent_job": mid})
     ).text
     for job_id in (root, mid, leaf):
-        r = await api.get(f"/w/main/jobs_u/get_root_job_id/{job_id}")
+        r = await api.get(f"/w/{workspace}/jobs_u/get_root_job_id/{job_id}")
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("application/json")
         assert r.json() == root
-    r = await api.get(f"/w/main/jobs_u/get_root_job_id/{uuid.uuid4()}")
+    r = await api.get(f"/w/{workspace}/jobs_u/get_root_job_id/{uuid.uuid4()}")
     assert r.status_code == 404
     r = await api.post(
-        "/w/main/jobs/run/p/f/shared/x", params={**LATER, "parent_job": str(uuid.uuid4())}
+        f"/w/{workspace}/jobs/run/p/f/shared/x", params={**LATER, "parent_job": str(uuid.uuid4())}
     )
     assert r.status_code == 404, r.text
 
 
-async def test_resume_urls_are_signed(platform: Platform, api: httpx.AsyncClient) -> None:
-    await save(api, "f/shared/x")
-    job_id = (await api.post("/w/main/jobs/run/p/f/shared/x", params=LATER)).text
-    r = await api.get(f"/w/main/jobs/resume_urls/{job_id}/12345", params={"approver": "ann"})
+async def test_resume_urls_are_signed(
+    platform: Platform, api: httpx.AsyncClient, workspace: str
+) -> None:
+    await save(api, workspace, "f/shared/x")
+    job_id = (await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER)).text
+    r = await api.get(f"/w/{workspace}/jobs/resume_urls/{job_id}/12345", params={"approver": "ann"})
     assert r.status_code == 200, r.text
     urls = r.json()
     assert set(urls) == {"approvalPage", "resume", "cancel"}
     resume = urls["resume"]
     assert re.search(
-        rf"/api/w/main/jobs_u/resume/{job_id}/12345/[0-9a-f]{{64}}\?approver=ann$", resume
+        rf"/api/w/{workspace}/jobs_u/resume/{job_id}/12345/[0-9a-f]{{64}}\?approver=ann$", resume
     )
     assert urls["cancel"] == resume.replace("/jobs_u/resume/", "/jobs_u/cancel/")
-    assert f"/approve/main/{job_id}/12345/" in urls["approvalPage"]
+    assert f"/approve/{workspace}/{job_id}/12345/" in urls["approvalPage"]
     path = resume.split("/api", 1)[1]
     async with client(platform, None) as anonymous:
         # Well signed: the link works without a token; no job is a suspended step yet.
@@ -491,75 +531,86 @@ async def test_resume_urls_are_signed(platform: Platform, api: httpx.AsyncClient
         assert r.status_code == 403, r.text
         r = await anonymous.get(path.replace(job_id, str(uuid.uuid4())))
         assert r.status_code == 403, r.text
-        r = await anonymous.get(path.replace("/w/main/", "/w/other/"))
+        r = await anonymous.get(path.replace(f"/w/{workspace}/", "/w/other/"))
         assert r.status_code == 403, r.text
     # Without an approver (the Python client sends `approver=`), the links have none.
-    r = await api.get(f"/w/main/jobs/resume_urls/{job_id}/7", params={"approver": ""})
+    r = await api.get(f"/w/{workspace}/jobs/resume_urls/{job_id}/7", params={"approver": ""})
     assert "?" not in r.json()["resume"]
-    r = await api.get(f"/w/main/jobs/resume_urls/{job_id}/{2**32}")
+    r = await api.get(f"/w/{workspace}/jobs/resume_urls/{job_id}/{2**32}")
     assert r.status_code == 400, r.text
-    r = await api.get(f"/w/main/jobs/resume_urls/{uuid.uuid4()}/1")
+    r = await api.get(f"/w/{workspace}/jobs/resume_urls/{uuid.uuid4()}/1")
     assert r.status_code == 404, r.text
 
 
-async def test_run_inline_preview_answers_the_result(api: httpx.AsyncClient) -> None:
+async def test_run_inline_preview_answers_the_result(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
     body = {
         "content": "def main(x: int):\n    return x + 1\n",
         "language": "python3",
         "args": {"x": 41},
     }
-    r = await api.post("/w/main/jobs/run_inline/preview", json=body)
+    r = await api.post(f"/w/{workspace}/jobs/run_inline/preview", json=body)
     assert r.status_code == 200, r.text
     assert r.json() == 42
     failing = {"content": "def main():\n    raise ValueError('no')\n", "language": "python3"}
-    r = await api.post("/w/main/jobs/run_inline/preview", json=failing)
+    r = await api.post(f"/w/{workspace}/jobs/run_inline/preview", json=failing)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["name"] == "ValueError"
 
 
 async def test_progress_is_set_by_the_job_and_read_by_those_who_see_it(
-    platform: Platform, api: httpx.AsyncClient
+    platform: Platform, api: httpx.AsyncClient, workspace: str
 ) -> None:
-    await save(api, "u/alice/mine")
-    alice_token = await add_user(platform, "alice")
-    bob_token = await add_user(platform, "bob")
+    await save(api, workspace, "u/alice/mine")
+    alice_token = await add_user(platform, workspace, "alice")
+    bob_token = await add_user(platform, workspace, "bob")
     async with client(platform, alice_token) as alice:
-        job_id = (await alice.post("/w/main/jobs/run/p/u/alice/mine", params=LATER)).text
-        assert (await alice.get(f"/w/main/job_metrics/get_progress/{job_id}")).json() is None
+        job_id = (await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/mine", params=LATER)).text
+        assert (await alice.get(f"/w/{workspace}/job_metrics/get_progress/{job_id}")).json() is None
     async with client(platform, job_token(platform, job_id, "alice")) as job:
         r = await job.post(
-            f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": 42, "flow_job_id": None}
+            f"/w/{workspace}/job_metrics/set_progress/{job_id}",
+            json={"percent": 42, "flow_job_id": None},
         )
         assert r.status_code == 200, r.text
         for bad in (101, -1, 42.5, "x", None):
-            r = await job.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": bad})
+            r = await job.post(
+                f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": bad}
+            )
             assert r.status_code == 400, (bad, r.text)
-    r = await api.get(f"/w/main/job_metrics/get_progress/{job_id}")
+    r = await api.get(f"/w/{workspace}/job_metrics/get_progress/{job_id}")
     assert r.status_code == 200 and r.json() == 42
     async with client(platform, bob_token) as bob:
-        r = await bob.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": 1})
+        r = await bob.post(f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": 1})
         assert r.status_code == 404, r.text
     # Another job of alice's may not set it; alice herself may.
     async with client(platform, alice_token) as alice:
-        other = (await alice.post("/w/main/jobs/run/p/u/alice/mine", params=LATER)).text
-        r = await alice.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": 50})
+        other = (await alice.post(f"/w/{workspace}/jobs/run/p/u/alice/mine", params=LATER)).text
+        r = await alice.post(
+            f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": 50}
+        )
         assert r.status_code == 200, r.text
     async with client(platform, job_token(platform, other, "alice")) as job:
-        r = await job.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": 60})
+        r = await job.post(
+            f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": 60}
+        )
         assert r.status_code == 403, r.text
-    assert (await api.get(f"/w/main/job_metrics/get_progress/{job_id}")).json() == 50
+    assert (await api.get(f"/w/{workspace}/job_metrics/get_progress/{job_id}")).json() == 50
     # A finished job's progress is final.
-    await api.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={})
-    r = await api.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": 70})
+    await api.post(f"/w/{workspace}/jobs_u/queue/cancel/{job_id}", json={})
+    r = await api.post(f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": 70})
     assert r.status_code == 400, r.text
 
 
 @pytest.mark.parametrize("percent", [0, 100])
 async def test_progress_bounds_are_accepted(
-    platform: Platform, api: httpx.AsyncClient, percent: int
+    platform: Platform, api: httpx.AsyncClient, percent: int, workspace: str
 ) -> None:
-    await save(api, "f/shared/x")
-    job_id = (await api.post("/w/main/jobs/run/p/f/shared/x", params=LATER)).text
-    r = await api.post(f"/w/main/job_metrics/set_progress/{job_id}", json={"percent": percent})
+    await save(api, workspace, "f/shared/x")
+    job_id = (await api.post(f"/w/{workspace}/jobs/run/p/f/shared/x", params=LATER)).text
+    r = await api.post(
+        f"/w/{workspace}/job_metrics/set_progress/{job_id}", json={"percent": percent}
+    )
     assert r.status_code == 200, r.text
-    assert (await api.get(f"/w/main/job_metrics/get_progress/{job_id}")).json() == percent
+    assert (await api.get(f"/w/{workspace}/job_metrics/get_progress/{job_id}")).json() == percent

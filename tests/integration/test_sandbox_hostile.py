@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from gristmill.config import Settings
-from gristmill.sandbox import SandboxUnavailable, select_backend
-from gristmill.testing.pytest_plugin import SANDBOX_BACKENDS, PgCluster, skip_unless_ci
+from gristmill.sandbox import RunPolicy
+from gristmill.testing.pytest_plugin import PgCluster
 
 from .test_api_jobs import completed, wait_until
 from .test_worker import running
@@ -35,19 +35,14 @@ pytestmark = pytest.mark.bundled_plugins
 OK = 'echo "still serving"\n'
 
 
-@pytest.fixture(params=SANDBOX_BACKENDS)
-def sandboxed(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+@pytest.fixture
+def sandboxed(settings: Settings, sandbox_backend: str, sandbox_policy: RunPolicy) -> Settings:
     """The suite's settings (a data directory the sandbox's user can reach, outside /tmp)
     with a sandbox backend chosen explicitly: every attack runs under bwrap and under
     nsjail. Skipped where the backend cannot run, except in CI, where the hostile suite must
-    run under both."""
-    backend = str(request.param)
-    chosen = settings.with_overrides(sandbox=backend, log_flush_ms=50)
-    try:
-        select_backend(chosen)
-    except SandboxUnavailable as exc:
-        skip_unless_ci(f"{backend} cannot run here: {exc}")
-    return chosen
+    run under both: ``sandbox_policy`` checks that once per backend for the session (a check
+    per test started a sandbox and copied /etc again, a second a test)."""
+    return settings.with_overrides(sandbox=sandbox_backend, log_flush_ms=50)
 
 
 async def run(

@@ -63,7 +63,7 @@ async def token_of(database_url: str, email: str) -> str:
         return await create_api_token(conn, email=email, label="test", expiration=None)
 
 
-async def stored_row(database_url: str, path: str, workspace: str = "main") -> tuple[Any, ...]:
+async def stored_row(database_url: str, path: str, workspace: str) -> tuple[Any, ...]:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         row = await (
             await conn.execute(
@@ -75,6 +75,26 @@ async def stored_row(database_url: str, path: str, workspace: str = "main") -> t
     return row
 
 
+# One platform for the module's tests, each in a workspace of its own (tests/integration/
+# conftest.py; users are the platform's, the same in every test): the tests save the same
+# paths and list a workspace's variables. The masking test starts its own (`live`: an API
+# on a real port, which its jobs call).
+@pytest.fixture(scope="module")
+def platform(module_platform: Platform) -> Platform:
+    return module_platform
+
+
+@pytest.fixture(scope="module")
+def api(module_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    return module_api
+
+
+@pytest.fixture(scope="module")
+def db_url(module_settings: Settings) -> str:
+    """The module's database (``module_platform``'s)."""
+    return module_settings.database_url
+
+
 def client(platform: Platform, token: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(platform)),
@@ -84,85 +104,89 @@ def client(platform: Platform, token: str) -> httpx.AsyncClient:
     )
 
 
-async def test_plain_and_secret_variables_crud(api: httpx.AsyncClient, database_url: str) -> None:
+async def test_plain_and_secret_variables_crud(
+    api: httpx.AsyncClient, db_url: str, workspace: str
+) -> None:
+    base = f"/w/{workspace}/variables"
     r = await api.post(
-        f"{BASE}/create",
+        f"{base}/create",
         json={"path": "u/admin/greeting", "value": "hello", "is_secret": False, "description": "d"},
     )
     assert r.status_code == 201 and r.text == "u/admin/greeting"
     r = await api.post(
-        f"{BASE}/create",
+        f"{base}/create",
         json={"path": "u/admin/db_password", "value": "pa55-word", "is_secret": True},
     )
     assert r.status_code == 201, r.text
 
-    listed = {v["path"]: v for v in (await api.get(f"{BASE}/list")).json()}
+    listed = {v["path"]: v for v in (await api.get(f"{base}/list")).json()}
     assert listed["u/admin/greeting"]["value"] == "hello"
     assert listed["u/admin/db_password"]["value"] is None
     assert listed["u/admin/db_password"]["is_secret"] is True
     assert listed["u/admin/greeting"]["extra_perms"] == {}
-    assert "pa55-word" not in (await api.get(f"{BASE}/list")).text
-    only = (await api.get(f"{BASE}/list", params={"path_start": "u/admin/gr"})).json()
+    assert "pa55-word" not in (await api.get(f"{base}/list")).text
+    only = (await api.get(f"{base}/list", params={"path_start": "u/admin/gr"})).json()
     assert [v["path"] for v in only] == ["u/admin/greeting"]
     # A LIKE wildcard in the prefix is literal.
-    assert (await api.get(f"{BASE}/list", params={"path_start": "u/%"})).json() == []
+    assert (await api.get(f"{base}/list", params={"path_start": "u/%"})).json() == []
 
-    got = (await api.get(f"{BASE}/get/u/admin/db_password")).json()
+    got = (await api.get(f"{base}/get/u/admin/db_password")).json()
     assert got["value"] is None and got["description"] == ""
-    got = (await api.get(f"{BASE}/get/u/admin/db_password", params={"decrypt_secret": True})).json()
+    got = (await api.get(f"{base}/get/u/admin/db_password", params={"decrypt_secret": True})).json()
     assert got["value"] == "pa55-word"
-    r = await api.get(f"{BASE}/get_value/u/admin/db_password")
+    r = await api.get(f"{base}/get_value/u/admin/db_password")
     assert r.headers["content-type"].startswith("application/json") and r.json() == "pa55-word"
-    assert (await api.get(f"{BASE}/get_value/u/admin/greeting")).json() == "hello"
-    r = await api.get(f"{BASE}/exists/u/admin/greeting")
+    assert (await api.get(f"{base}/get_value/u/admin/greeting")).json() == "hello"
+    r = await api.get(f"{base}/exists/u/admin/greeting")
     assert r.headers["content-type"].startswith("application/json") and r.json() is True
-    assert (await api.get(f"{BASE}/exists/u/admin/nope")).json() is False
+    assert (await api.get(f"{base}/exists/u/admin/nope")).json() is False
 
     # At rest: ciphertext for the secret, which opens only with the workspace's key.
-    value, is_secret = await stored_row(database_url, "u/admin/db_password")
+    value, is_secret = await stored_row(db_url, "u/admin/db_password", workspace)
     assert is_secret and "pa55-word" not in value
     assert len(base64.b64decode(value)) == 12 + len("pa55-word") + 16
-    assert (await stored_row(database_url, "u/admin/greeting"))[0] == "hello"
+    assert (await stored_row(db_url, "u/admin/greeting", workspace))[0] == "hello"
 
     # Rename and flip to plain: stored decrypted.
     r = await api.post(
-        f"{BASE}/update/u/admin/db_password",
+        f"{base}/update/u/admin/db_password",
         json={"path": "u/admin/db_pw", "is_secret": False, "description": "now plain"},
     )
     assert r.status_code == 200, r.text
-    assert (await api.get(f"{BASE}/get/u/admin/db_password")).status_code == 404
-    got = (await api.get(f"{BASE}/get/u/admin/db_pw")).json()
+    assert (await api.get(f"{base}/get/u/admin/db_password")).status_code == 404
+    got = (await api.get(f"{base}/get/u/admin/db_pw")).json()
     assert got["value"] == "pa55-word" and got["description"] == "now plain"
-    assert (await stored_row(database_url, "u/admin/db_pw"))[0] == "pa55-word"
+    assert (await stored_row(db_url, "u/admin/db_pw", workspace))[0] == "pa55-word"
     # And back to secret, with a new value: encrypted again.
-    r = await api.post(f"{BASE}/update/u/admin/db_pw", json={"is_secret": True, "value": "n3w!"})
+    r = await api.post(f"{base}/update/u/admin/db_pw", json={"is_secret": True, "value": "n3w!"})
     assert r.status_code == 200, r.text
-    assert (await stored_row(database_url, "u/admin/db_pw"))[0] != "n3w!"
-    assert (await api.get(f"{BASE}/get_value/u/admin/db_pw")).json() == "n3w!"
+    assert (await stored_row(db_url, "u/admin/db_pw", workspace))[0] != "n3w!"
+    assert (await api.get(f"{base}/get_value/u/admin/db_pw")).json() == "n3w!"
     # Renaming onto a taken path is refused.
-    r = await api.post(f"{BASE}/update/u/admin/db_pw", json={"path": "u/admin/greeting"})
+    r = await api.post(f"{base}/update/u/admin/db_pw", json={"path": "u/admin/greeting"})
     assert r.status_code == 400 and "already exists" in r.text
 
-    r = await api.delete(f"{BASE}/delete/u/admin/db_pw")
+    r = await api.delete(f"{base}/delete/u/admin/db_pw")
     assert r.status_code == 200
-    assert (await api.get(f"{BASE}/get_value/u/admin/db_pw")).status_code == 404
-    assert (await api.delete(f"{BASE}/delete/u/admin/db_pw")).status_code == 404
+    assert (await api.get(f"{base}/get_value/u/admin/db_pw")).status_code == 404
+    assert (await api.delete(f"{base}/delete/u/admin/db_pw")).status_code == 404
 
-    contextual = {c["name"]: c for c in (await api.get(f"{BASE}/list_contextual")).json()}
-    assert contextual["WM_WORKSPACE"]["value"] == "main"
+    contextual = {c["name"]: c for c in (await api.get(f"{base}/list_contextual")).json()}
+    assert contextual["WM_WORKSPACE"]["value"] == workspace
     assert {"WM_TOKEN", "WM_JOB_ID", "WM_STATE_PATH"} <= set(contextual)
     assert all(c["is_custom"] is False and c["description"] for c in contextual.values())
 
 
-async def test_wmill_set_variable_flow(api: httpx.AsyncClient) -> None:
+async def test_wmill_set_variable_flow(api: httpx.AsyncClient, workspace: str) -> None:
+    base = f"/w/{workspace}/variables"
     """wmill's set_variable: GET get/{path} → 404 → create; then → 200 → update {value}."""
-    assert (await api.get(f"{BASE}/get/u/admin/counter")).status_code == 404
+    assert (await api.get(f"{base}/get/u/admin/counter")).status_code == 404
     body = {"path": "u/admin/counter", "value": "1", "is_secret": False, "description": ""}
-    assert (await api.post(f"{BASE}/create", json=body)).status_code == 201
-    assert (await api.get(f"{BASE}/get/u/admin/counter")).status_code == 200
-    r = await api.post(f"{BASE}/update/u/admin/counter", json={"value": "2"})
+    assert (await api.post(f"{base}/create", json=body)).status_code == 201
+    assert (await api.get(f"{base}/get/u/admin/counter")).status_code == 200
+    r = await api.post(f"{base}/update/u/admin/counter", json={"value": "2"})
     assert r.status_code == 200
-    assert (await api.get(f"{BASE}/get_value/u/admin/counter")).json() == "2"
+    assert (await api.get(f"{base}/get_value/u/admin/counter")).json() == "2"
 
 
 @pytest.mark.parametrize(
@@ -197,94 +221,108 @@ async def test_bad_input_is_refused_before_anything_is_written(
     assert (await api.get(f"{BASE}/list")).json() == []
 
 
-async def test_duplicate_and_bad_paths_on_reads(api: httpx.AsyncClient) -> None:
+async def test_duplicate_and_bad_paths_on_reads(api: httpx.AsyncClient, workspace: str) -> None:
+    base = f"/w/{workspace}/variables"
     body = {"path": "u/admin/dup", "value": "v"}
-    assert (await api.post(f"{BASE}/create", json=body)).status_code == 201
-    r = await api.post(f"{BASE}/create", json=body)
+    assert (await api.post(f"{base}/create", json=body)).status_code == 201
+    r = await api.post(f"{base}/create", json=body)
     assert r.status_code == 400 and "already exists" in r.text
-    assert (await api.get(f"{BASE}/get/not-a-path")).status_code == 400
-    assert (await api.get(f"{BASE}/get_value/u/admin/a%00b")).status_code == 400
-    r = await api.post(f"{BASE}/update/u/admin/dup", json={"value": "a\u0000"})
+    assert (await api.get(f"{base}/get/not-a-path")).status_code == 400
+    assert (await api.get(f"{base}/get_value/u/admin/a%00b")).status_code == 400
+    r = await api.post(f"{base}/update/u/admin/dup", json={"value": "a\u0000"})
     assert r.status_code == 400
-    assert (await api.get(f"{BASE}/get_value/u/admin/dup")).json() == "v"
+    assert (await api.get(f"{base}/get_value/u/admin/dup")).json() == "v"
 
 
 async def test_permissions_hide_and_protect_variables(
-    platform: Platform, api: httpx.AsyncClient, database_url: str
+    platform: Platform, api: httpx.AsyncClient, db_url: str, workspace: str
 ) -> None:
-    bob = await add_user(database_url, "bob", "developer")
-    olga = await add_user(database_url, "olga", "operator")
+    base = f"/w/{workspace}/variables"
+    bob = await add_user(db_url, "bob", "developer", workspace)
+    olga = await add_user(db_url, "olga", "operator", workspace)
     for path in ("u/admin/private", "u/admin/shared"):
         r = await api.post(
-            f"{BASE}/create", json={"path": path, "value": "s3cret", "is_secret": True}
+            f"{base}/create", json={"path": path, "value": "s3cret", "is_secret": True}
         )
         assert r.status_code == 201
     async with client(platform, bob) as as_bob, client(platform, olga) as as_olga:
         # Invisible items answer as absent, everywhere.
-        assert (await as_bob.get(f"{BASE}/get_value/u/admin/private")).status_code == 404
-        assert (await as_bob.get(f"{BASE}/get/u/admin/private")).status_code == 404
-        assert (await as_bob.get(f"{BASE}/exists/u/admin/private")).json() is False
-        assert (await as_bob.get(f"{BASE}/list")).json() == []
-        r = await as_bob.post(f"{BASE}/update/u/admin/private", json={"value": "x"})
+        assert (await as_bob.get(f"{base}/get_value/u/admin/private")).status_code == 404
+        assert (await as_bob.get(f"{base}/get/u/admin/private")).status_code == 404
+        assert (await as_bob.get(f"{base}/exists/u/admin/private")).json() is False
+        assert (await as_bob.get(f"{base}/list")).json() == []
+        r = await as_bob.post(f"{base}/update/u/admin/private", json={"value": "x"})
         assert r.status_code == 404
-        assert (await as_bob.delete(f"{BASE}/delete/u/admin/private")).status_code == 404
+        assert (await as_bob.delete(f"{base}/delete/u/admin/private")).status_code == 404
         # Creating under someone else's path is forbidden; under one's own, fine.
-        r = await as_bob.post(f"{BASE}/create", json={"path": "u/admin/mine", "value": "v"})
+        r = await as_bob.post(f"{base}/create", json={"path": "u/admin/mine", "value": "v"})
         assert r.status_code == 403
-        r = await as_bob.post(f"{BASE}/create", json={"path": "u/bob/mine", "value": "v"})
+        r = await as_bob.post(f"{base}/create", json={"path": "u/bob/mine", "value": "v"})
         assert r.status_code == 201
         # Operators read what they see but never write.
-        r = await as_olga.post(f"{BASE}/create", json={"path": "u/olga/mine", "value": "v"})
+        r = await as_olga.post(f"{base}/create", json={"path": "u/olga/mine", "value": "v"})
         assert r.status_code == 403 and "operator" in r.text
-        assert (await as_olga.post(f"{BASE}/encrypt", json="v")).status_code == 403
+        assert (await as_olga.post(f"{base}/encrypt", json="v")).status_code == 403
 
     # Read access through the item's ACL (a viewer): read yes, write no.
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute(
             "UPDATE variable SET extra_perms = '{\"u/bob\": false}' WHERE path = 'u/admin/shared'"
+            " AND workspace_id = %s",
+            (workspace,),
         )
     async with client(platform, bob) as as_bob:
-        assert (await as_bob.get(f"{BASE}/get_value/u/admin/shared")).json() == "s3cret"
-        listed = [v["path"] for v in (await as_bob.get(f"{BASE}/list")).json()]
+        assert (await as_bob.get(f"{base}/get_value/u/admin/shared")).json() == "s3cret"
+        listed = [v["path"] for v in (await as_bob.get(f"{base}/list")).json()]
         assert listed == ["u/admin/shared", "u/bob/mine"]
-        r = await as_bob.post(f"{BASE}/update/u/admin/shared", json={"value": "x"})
+        r = await as_bob.post(f"{base}/update/u/admin/shared", json={"value": "x"})
         assert r.status_code == 403
-    assert (await api.get(f"{BASE}/get_value/u/admin/shared")).json() == "s3cret"
+    assert (await api.get(f"{base}/get_value/u/admin/shared")).json() == "s3cret"
 
 
-async def test_encrypt_then_create_already_encrypted(api: httpx.AsyncClient) -> None:
-    r = await api.post(f"{BASE}/encrypt", json="precious")
+async def test_encrypt_then_create_already_encrypted(
+    api: httpx.AsyncClient, workspace: str
+) -> None:
+    base = f"/w/{workspace}/variables"
+    r = await api.post(f"{base}/encrypt", json="precious")
     assert r.status_code == 200 and "precious" not in r.text
     body = {"path": "u/admin/pre", "value": r.text, "is_secret": True}
-    r2 = await api.post(f"{BASE}/create", params={"already_encrypted": True}, json=body)
+    r2 = await api.post(f"{base}/create", params={"already_encrypted": True}, json=body)
     assert r2.status_code == 201, r2.text
-    assert (await api.get(f"{BASE}/get_value/u/admin/pre")).json() == "precious"
+    assert (await api.get(f"{base}/get_value/u/admin/pre")).json() == "precious"
     bad = {"path": "u/admin/pre2", "value": "bm90IGEgc2VjcmV0", "is_secret": True}
-    r3 = await api.post(f"{BASE}/create", params={"already_encrypted": True}, json=bad)
+    r3 = await api.post(f"{base}/create", params={"already_encrypted": True}, json=bad)
     assert r3.status_code == 400 and "encrypt" in r3.text
 
 
 async def test_workspaces_have_their_own_keys_and_a_wrong_instance_key_fails_clearly(
-    platform: Platform, api: httpx.AsyncClient, settings: Settings, database_url: str
+    platform: Platform,
+    api: httpx.AsyncClient,
+    module_settings: Settings,
+    db_url: str,
+    workspace: str,
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute("INSERT INTO workspace (id, name) VALUES ('other', 'Other')")
+    base = f"/w/{workspace}/variables"
+    settings = module_settings
+    other = f"{workspace}-other"
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO workspace (id, name) VALUES (%s, 'Other')", (other,))
         await conn.execute(
             Q["add_member"],
             {
-                "workspace_id": "other",
-                "email": await admin_email(database_url),
+                "workspace_id": other,
+                "email": await admin_email(db_url),
                 "role": "admin",
                 "added_by": None,
             },
         )
-    for ws in ("main", "other"):
+    for ws in (workspace, other):
         r = await api.post(
             f"/w/{ws}/variables/create",
             json={"path": "u/admin/k", "value": "same value", "is_secret": True},
         )
         assert r.status_code == 201, r.text
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
         keys = dict(
             await (
                 await conn.execute("SELECT workspace_id, wrapped_key FROM workspace_key")
@@ -298,48 +336,48 @@ async def test_workspaces_have_their_own_keys_and_a_wrong_instance_key_fails_cle
             ).fetchall()
         )
         instance_key = (settings.data_dir / "instance.key").read_text().strip()
-        main_key = open_value(bytes.fromhex(instance_key), "main", keys["main"])
-        other_key = open_value(bytes.fromhex(instance_key), "other", keys["other"])
+        main_key = open_value(bytes.fromhex(instance_key), workspace, keys[workspace])
+        other_key = open_value(bytes.fromhex(instance_key), other, keys[other])
         assert main_key != other_key and len(main_key) == 32
-        assert open_value(main_key, "main", values["main"]) == b"same value"
+        assert open_value(main_key, workspace, values[workspace]) == b"same value"
         # One workspace's ciphertext does not open with the other's key.
         with pytest.raises(InvalidTag):
-            open_value(other_key, "other", values["main"])
+            open_value(other_key, other, values[workspace])
         # A second first use does not make another key.
         again = Secrets(bytes.fromhex(instance_key))
-        assert await again.workspace_key(conn, "main") == main_key
+        assert await again.workspace_key(conn, workspace) == main_key
 
         wrong = Secrets(os.urandom(32))
         with pytest.raises(WrongKey, match="GRISTMILL_INSTANCE_KEY"):
-            await wrong.decrypt(conn, "main", values["main"])
+            await wrong.decrypt(conn, workspace, values[workspace])
 
     # A process started with another key answers a clear 503, not a stack trace.
     other = Platform(
         settings=settings.with_overrides(instance_key=os.urandom(32), num_workers=0),
-        conninfo=database_url,
+        conninfo=db_url,
         job_token_secret=platform.job_token_secret,
         **shared_runtimes(),
     )
     await other.start()
     try:
         async with client(other, SUPERADMIN_SECRET) as wrong_api:
-            r = await wrong_api.get(f"{BASE}/get_value/u/admin/k")
+            r = await wrong_api.get(f"{base}/get_value/u/admin/k")
             assert r.status_code == 503 and "GRISTMILL_INSTANCE_KEY" in r.text
             # Plain variables keep working.
-            await api.post(f"{BASE}/create", json={"path": "u/admin/plain", "value": "p"})
-            assert (await wrong_api.get(f"{BASE}/get_value/u/admin/plain")).json() == "p"
+            await api.post(f"{base}/create", json={"path": "u/admin/plain", "value": "p"})
+            assert (await wrong_api.get(f"{base}/get_value/u/admin/plain")).json() == "p"
     finally:
         await other.stop()
 
 
 async def test_concurrent_first_use_makes_one_workspace_key(
-    platform: Platform, database_url: str
+    platform: Platform, db_url: str, workspace: str
 ) -> None:
     secrets = platform.require_secrets()
 
     async def first_use() -> bytes:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            return await Secrets(secrets._instance_key).workspace_key(conn, "main")
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            return await Secrets(secrets._instance_key).workspace_key(conn, workspace)
 
     keys = await asyncio.gather(*(first_use() for _ in range(8)))
     assert len(set(keys)) == 1

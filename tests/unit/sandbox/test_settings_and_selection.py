@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -179,3 +180,70 @@ def test_the_sandbox_etc_follows_the_host(tmp_path: Path) -> None:
     assert "changed" in (root / "hosts").read_text()
     assert (root / "ssl" / "certs" / "new.pem").read_text() == "NEW"
     assert not (root / "resolv.conf").exists(), "a dangling link is dropped"
+
+
+def test_the_sandbox_etc_copy_is_reused_while_the_host_s_is_unchanged(tmp_path: Path) -> None:
+    """A platform's start (a new EtcCopy) on a store holding a copy of the /etc as it is now
+    points at that copy instead of copying again; a change makes a new copy, which the next
+    refresh picks up, and the one running jobs may still have bound stays."""
+    from gristmill.sandbox.layout import EtcCopy
+
+    host = tmp_path / "etc"
+    (host / "ssl" / "certs").mkdir(parents=True)
+    (host / "hosts").write_text("127.0.0.1 localhost\n")
+    for i in range(3):
+        (host / "ssl" / "certs" / f"{i}.pem").symlink_to("/usr/share/ca-certificates/x.crt")
+    store = tmp_path / "copies"
+    # An older version's copy, made in place: replaced by the link.
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "hosts").write_text("stale\n")
+    first = EtcCopy(tmp_path / "one", source=str(host), store=store)
+    first.refresh()
+    assert first.root.is_symlink() and (first.root / "hosts").read_text() == "127.0.0.1 localhost\n"
+    [made] = list(store.iterdir())
+    inode = (made / "hosts").stat().st_ino
+
+    # Another start (another data directory sharing the store, or a restart): no new copy.
+    second = EtcCopy(tmp_path / "two", source=str(host), store=store)
+    second.refresh()
+    assert list(store.iterdir()) == [made]
+    assert (second.root / "hosts").stat().st_ino == inode, "the copy was not made again"
+    assert (
+        os.readlink(second.root / "ssl" / "certs" / "2.pem") == "/usr/share/ca-certificates/x.crt"
+    )
+    first.refresh()
+    assert (first.root / "hosts").stat().st_ino == inode
+
+    # The periodic look: nothing changed, nothing done; a changed file reaches the next jobs.
+    second.REFRESH_S = 0.0
+    second.refresh_if_due()
+    assert os.path.realpath(second.root) == str(made)
+    (host / "hosts").write_text("127.0.0.1 localhost changed\n")
+    os.utime(host / "hosts", ns=(1, 10**18))
+    second.refresh_if_due()
+    assert (second.root / "hosts").read_text() == "127.0.0.1 localhost changed\n"
+    assert (made / "hosts").read_text() == "127.0.0.1 localhost\n", "jobs that bound it keep it"
+    [changed] = set(store.iterdir()) - {made}
+
+    # A change deep in a copied directory (its own time unchanged) is seen by a start.
+    certs = (host / "ssl" / "certs").stat()
+    (host / "ssl" / "certs" / "2.pem").unlink()
+    (host / "ssl" / "certs" / "2.pem").symlink_to("/usr/share/ca-certificates/y.crt")
+    os.utime(host / "ssl" / "certs", ns=(certs.st_atime_ns, certs.st_mtime_ns))
+    third = EtcCopy(tmp_path / "three", source=str(host), store=store)
+    third.refresh()
+    assert os.readlink(third.root / "ssl" / "certs" / "2.pem") == "/usr/share/ca-certificates/y.crt"
+    assert len(list(store.iterdir())) == 3
+    assert os.readlink(changed / "ssl" / "certs" / "2.pem") == "/usr/share/ca-certificates/x.crt"
+
+    # A copy unused for KEEP_S goes when a refresh moves on to another; the copy in use, if
+    # it went all the same (another process pruned it), is made again by the next look.
+    os.utime(made, (0, 0))
+    (host / "hosts").write_text("127.0.0.1 again\n")
+    os.utime(host / "hosts", ns=(1, 2 * 10**18))
+    third.refresh()
+    assert not made.exists() and changed.exists()
+    shutil.rmtree(os.path.realpath(third.root))
+    third.REFRESH_S = 0.0
+    third.refresh_if_due()
+    assert (third.root / "hosts").read_text() == "127.0.0.1 again\n"

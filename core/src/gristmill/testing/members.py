@@ -28,6 +28,8 @@ class Member:
     username: str
     email: str
     token: str
+    #: The workspace the tests' helpers act in for them: the one ``add_member`` added them to.
+    workspace: str = "main"
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -61,8 +63,8 @@ async def add_member(
     role: str,
     workspace_id: str = "main",
 ) -> Member:
-    """A new user ``username`` (email ``<username>@example.com``), member of
-    ``workspace_id`` with ``role``, and an API token of theirs."""
+    """A user ``username`` (email ``<username>@example.com``; new unless an earlier call
+    made them), member of ``workspace_id`` with ``role``, and a new API token of theirs."""
     email = f"{username}@example.com"
     async with platform.db.connection() as conn:
         await conn.execute(
@@ -79,4 +81,4 @@ async def add_member(
             {"workspace_id": workspace_id, "email": email, "role": role, "added_by": None},
         )
         token = await create_api_token(conn, email=email, label="test", expiration=None)
-    return Member(api, username, email, token)
+    return Member(api, username, email, token, workspace_id)

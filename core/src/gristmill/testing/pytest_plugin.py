@@ -35,6 +35,7 @@ __all__ = [
     "SUPERADMIN_SECRET",
     "PgCluster",
     "SharedRuntimes",
+    "share_etc_copies",
     "shared_runtimes",
     "skip_unless_ci",
 ]
@@ -141,7 +142,30 @@ def reachable_tmp_path() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+#: The copies of the sandbox's /etc every platform of the session shares (see
+#: :func:`share_etc_copies`), made on first use and removed at the session's end.
+_etc_copies: Path | None = None
+
+
+def share_etc_copies(data_dir: Path) -> None:
+    """Give a platform on ``data_dir`` the session's store of /etc copies (the sandbox
+    layout's ``EtcCopy``, as ``gristmill.sandbox.policy`` places it: ``<data_dir>/sandbox/etc``
+    links to a copy in ``<data_dir>/sandbox/etc-copies``): its start then finds the copy of this machine's /etc
+    made by an earlier platform instead of making its own (a second or more a start). For
+    the data directory of a ``gristmill`` process a test starts, too."""
+    global _etc_copies
+    if _etc_copies is None:
+        _etc_copies = _reachable_dir()
+    sandbox = data_dir / "sandbox"
+    sandbox.mkdir(exist_ok=True)
+    sandbox.chmod(0o755)
+    store = sandbox / "etc-copies"
+    if not store.is_symlink() and not store.exists():
+        store.symlink_to(_etc_copies)
+
+
 def _test_settings(data_dir: Path, database_url: str) -> Settings:
+    share_etc_copies(data_dir)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -317,6 +341,11 @@ async def module_api(module_platform: Platform) -> AsyncIterator[httpx.AsyncClie
     """``api`` on ``module_platform``."""
     async with _client(module_platform) as client:
         yield client
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _etc_copies is not None:
+        shutil.rmtree(_etc_copies, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
