@@ -234,7 +234,8 @@ def run_policy(settings: Settings) -> RunPolicy:
     backend = select_backend(settings)
     warm = None
     # nsjail has no way to let a warm parent create its children's namespaces: cold there.
-    if settings.warm and backend.name in ("bwrap", "none"):
+    # KEEP_JOB_DIR asks for each job's files, which a warm run does not write: cold too.
+    if settings.warm and not settings.keep_job_dir and backend.name in ("bwrap", "none"):
         warm = WarmPool(
             backend,
             settings.jobs_dir,
