@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import statistics
 import subprocess
@@ -98,26 +99,31 @@ def alternate(cold: Platform, warm: Platform, path: str, n: int) -> tuple[list[f
 
 
 def throughput(platform: Platform, count: int) -> float:
-    """Jobs per second: ``count`` no-op jobs submitted at once (concurrently), drained."""
+    """Jobs per second drained: ``count`` no-op jobs queued for one moment in the future (so
+    that submitting them is not what is measured), from that moment to the last one's end
+    (the database's ``completed_at``, on this machine's clock)."""
     client = httpx.Client(
         base_url=str(platform.client.base_url), headers=platform.client.headers, timeout=120
     )
     with client:
-        start = time.perf_counter()
-        ids = [client.post("/jobs/run/p/u/bench/noop", json={}).text for _ in range(count)]
-        last = ids[-1]
-        while True:
-            r = client.get(f"/jobs_u/completed/get_result_maybe/{last}").json()
-            if r["completed"]:
-                break
-            time.sleep(0.005)
-        # Every job, not only the last, must be done.
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2 + count * 0.004)
+        ids = [
+            client.post(
+                "/jobs/run/p/u/bench/noop", params={"scheduled_for": due.isoformat()}, json={}
+            ).text
+            for _ in range(count)
+        ]
+        if dt.datetime.now(dt.UTC) >= due:
+            raise SystemExit("submitting took longer than planned: raise the margin")
+        ends = []
         for job_id in ids:
-            while not client.get(f"/jobs_u/completed/get_result_maybe/{job_id}").json()[
-                "completed"
-            ]:
-                time.sleep(0.005)
-        return count / (time.perf_counter() - start)
+            while True:
+                r = client.get(f"/jobs_u/get/{job_id}", params={"no_logs": "true"}).json()
+                if r.get("completed_at"):
+                    ends.append(dt.datetime.fromisoformat(r["completed_at"]))
+                    break
+                time.sleep(0.01)
+        return count / (max(ends) - due).total_seconds()
 
 
 def flow_totals(
@@ -186,7 +192,7 @@ def measure(jobs: int, flow_reps: int, workers: int, with_peers: bool) -> list[R
         c_rate, w_rate = throughput(cold, count), throughput(warm, count)
         rows.append(
             (
-                f"throughput, {count} no-op jobs, {workers} workers",
+                f"throughput, {count} no-op jobs queued at once, {workers} workers",
                 f"{c_rate:.0f} jobs/s",
                 f"{w_rate:.0f} jobs/s",
                 f"{w_rate / c_rate:.1f}x",
