@@ -50,6 +50,7 @@ import gc
 import importlib.util
 import json
 import os
+import re
 import resource
 import selectors
 import signal
@@ -67,6 +68,7 @@ CLONE_NEWNET = 0x40000000
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
@@ -438,7 +440,20 @@ class Parent:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         tmp_mb = self.limits.get("tmp_mb")
         size = f",size={tmp_mb * MB}" if tmp_mb else ""
+        # The sandbox mounted the parent's toolchains and files at their own paths, some
+        # perhaps under /tmp (a checkout there): the job's own /tmp covers them, so they
+        # are bound again on top of it, through descriptors opened before.
+        kept = [(point, os.open(point, os.O_PATH)) for point in _mount_points_under("/tmp")]
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777{size}")
+        for point, fd in kept:
+            source = f"/proc/self/fd/{fd}"
+            if os.path.isdir(source):
+                os.makedirs(point, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(point), exist_ok=True)
+                open(point, "a").close()  # a mount point
+            _mount(source, point, None, MS_BIND | MS_REC, None)
+            os.close(fd)
         _mount("tmpfs", self.cwd, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755{size}")
         if not self.network:
             _loopback_up()
@@ -493,6 +508,23 @@ def _finish():
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):
             stream.flush()
+
+
+def _mount_points_under(prefix):
+    """The outermost mount points strictly under ``prefix`` (mounted below another one, a
+    point comes back with it: its bind is recursive)."""
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if point.startswith(prefix.rstrip("/") + "/"):
+                points.append(point)
+    points.sort(key=len)
+    outer = []
+    for point in points:
+        if not any(point.startswith(top + "/") or point == top for top in outer):
+            outer.append(point)
+    return outer
 
 
 def _open_fds():
