@@ -6,8 +6,11 @@ caller then runs its jobs cold)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -207,3 +210,40 @@ async def test_more_jobs_of_one_environment_at_once_than_spares(
     )
     assert sorted(results) == ["0", "1", "2", "3"]
     assert pool.stats()["parents"] == 1
+
+
+async def test_what_the_sandbox_mounts_under_tmp_stays_visible_to_a_job(
+    runtime: PythonRuntime, sandbox_data_dir: Path
+) -> None:
+    """A toolchain (a checkout) under /tmp: the sandbox binds it at its own path, and a warm
+    child's own /tmp must not hide it (Bun's binary lives there in a checkout under /tmp)."""
+    from gristmill.config import Settings
+    from gristmill.runtimes import Mount
+    from gristmill.sandbox import select_backend
+
+    shared = Path(tempfile.mkdtemp(prefix="gm-warm-tmp-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        (shared / "f.txt").write_text("seen")
+        (shared / "f.txt").chmod(0o644)
+        backend = select_backend(Settings(data_dir=sandbox_data_dir, sandbox="bwrap"))
+        pool = WarmPool(backend, sandbox_data_dir / "jobs", max_processes=2)
+        try:
+            code = (
+                "import os\n"
+                "def main(path: str):\n"
+                "    open('/tmp/mine', 'w').write('x')\n"
+                "    return [open(path).read(), sorted(os.listdir('/tmp'))]\n"
+            )
+            ctx = context(sandbox_data_dir, code, path=str(shared / "f.txt"))
+            spec = runtime.warm_spec(ctx)
+            assert spec is not None
+            spec = replace(spec, mounts=[*spec.mounts, Mount(str(shared))])
+            result = json.loads(await run(pool, spec, runtime, ctx))
+            # Its own /tmp: the job's file, and the way to the mount; nothing else of /tmp.
+            assert result == ["seen", sorted(["mine", shared.name])]
+        finally:
+            pool.close()
+            backend.close()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
