@@ -21,7 +21,7 @@ import pytest
 from gristmill.runtimes import JobContext, WarmSpec
 from gristmill.sandbox.backends.none import NoSandbox
 from gristmill.sandbox.spec import Limits
-from gristmill.warm import WarmPool, WarmUnavailable
+from gristmill.warm import FORKSERVER, WarmPool, WarmUnavailable
 from gristmill_python.runtime import PythonRuntime
 
 from .test_sandbox_hostile import _processes_running
@@ -240,8 +240,15 @@ async def test_what_the_sandbox_mounts_under_tmp_stays_visible_to_a_job(
             assert spec is not None
             spec = replace(spec, mounts=[*spec.mounts, Mount(str(shared))])
             result = json.loads(await run(pool, spec, runtime, ctx))
-            # Its own /tmp: the job's file, and the way to the mount; nothing else of /tmp.
-            assert result == ["seen", sorted(["mine", shared.name])]
+            # Its own /tmp: the job's file, and the ways to what the sandbox mounts there
+            # (this test's directory; the checkout, when it is under /tmp); nothing else.
+            ways = {
+                Path(path).relative_to("/tmp").parts[0]
+                for path in [*(m.source for m in spec.mounts), FORKSERVER]
+                if path.startswith("/tmp/")
+            }
+            assert result[0] == "seen"
+            assert set(result[1]) == {"mine", *ways} and shared.name in ways
         finally:
             pool.close()
             backend.close()
