@@ -359,6 +359,10 @@ class Parent:
             if pid == process:
                 code = os.waitstatus_to_exitcode(status)
                 status_sock.send(json.dumps({"status": code}).encode())
+                if not self.isolate:
+                    # No namespace ends what the job left running: its process group does
+                    # (this init with it), as a cold job's group at its end.
+                    os.killpg(0, signal.SIGKILL)
                 return 0
 
     def job_process(self, job_sock, ready_fd, output):

@@ -444,6 +444,9 @@ class WarmPool:
                     max_result_bytes=max_result_bytes,
                 )
             finally:
+                # Whatever ended this run (even this task's cancellation), nothing of the
+                # job outlives it: a no-op when it has ended already.
+                self._kill_job(pidfd, pid)
                 os.close(pidfd)
                 child.close()
         finally:
@@ -535,13 +538,7 @@ class WarmPool:
                     ended.discard(result_task)  # a result without a status: wait for the init
                 # Everything the job left running ends now, as when a cold job's main
                 # process exits; the init's own exit and the teardown happen off the path.
-                with contextlib.suppress(ProcessLookupError, OSError):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                if not self.backend.isolates:
-                    # No namespace dies with the init: its process group does (the parent
-                    # runs unsandboxed, so its PIDs are this machine's).
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGKILL)
+                self._kill_job(pidfd, pid)
                 if timed_out or canceled:
                     await asyncio.wait({status_task}, timeout=_KILL_WAIT_S)
             finally:
@@ -575,6 +572,22 @@ class WarmPool:
             result_too_big=result.too_big,
             result_size=result.size,
         )
+
+    def _kill_job(self, pidfd: int, pid: int) -> None:
+        """Kill the job's init: with it its namespace and every process of the job. Without
+        a sandbox no namespace dies with the init: its process group does (the parent runs
+        unsandboxed, so its PIDs are this machine's)."""
+        if not self.backend.isolates:
+            try:
+                # The init not yet reaped (alive or not): the group's id is still its own.
+                signal.pidfd_send_signal(pidfd, 0)
+            except OSError:
+                pass  # it ended and killed its group itself
+            else:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
 
 
 class _ResultReader:
