@@ -110,7 +110,6 @@ class _Parent:
     requested: int = 0
     waiting: int = 0
     rss_kb: int = 0
-    last_used: float = field(default_factory=time.monotonic)
     dead: bool = False
     log_tail: str = ""
     #: The event loop that watches it (a stop may come from outside it).
@@ -132,11 +131,11 @@ def _reader_future(fd: int) -> asyncio.Future[None]:
     return readable
 
 
-async def _recv_message(sock: socket.socket, maxfds: int = 0) -> tuple[bytes, list[int]]:
+async def _recv_message(sock: socket.socket, maxfds: int = 1) -> tuple[bytes, list[int]]:
     """One datagram (and the descriptors it carries) from a non-blocking socket."""
     while True:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, maxfds or 1)
+            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, maxfds)
             return data, fds
         except BlockingIOError:
             await _reader_future(sock.fileno())
@@ -162,6 +161,9 @@ class WarmPool:
         self._parents: OrderedDict[str, _Parent] = OrderedDict()
         self._starting: dict[str, asyncio.Task[_Parent]] = {}
         self._failed: dict[str, tuple[float, str]] = {}
+        # A new fork server (an upgrade of Gristmill) starts new parents; read once, not for
+        # every job's key.
+        self._forkserver_version = os.stat(FORKSERVER).st_mtime_ns
 
     @property
     def isolates(self) -> bool:
@@ -175,8 +177,7 @@ class WarmPool:
             "limits": asdict(limits),
             "network": network,
             "backend": self.backend.name,
-            # A new fork server (an upgrade of Gristmill) starts new parents.
-            "forkserver": os.stat(FORKSERVER).st_mtime_ns,
+            "forkserver": self._forkserver_version,
         }
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -335,7 +336,6 @@ class WarmPool:
     def _died(self, parent: _Parent, why: str) -> None:
         if parent.dead:
             return
-        parent.dead = True
         tail = parent.log_tail.strip()
         if tail:
             why += f" ({tail[-500:]})"
@@ -359,20 +359,19 @@ class WarmPool:
     def _make_room(self) -> None:
         """Evict least recently used idle parents while the pool is at a bound."""
         while self._parents:
-            used_mb = sum(p.rss_kb for p in self._parents.values()) // 1024
-            if len(self._parents) < self.max_processes and used_mb < self.max_memory_mb:
+            if len(self._parents) < self.max_processes and self._rss_mb() < self.max_memory_mb:
                 return
             idle = [p for p in self._parents.values() if p.in_use == 0]
             if not idle:
                 return  # every parent runs a job: over the bound until one is idle
-            self._evict(idle[0])  # OrderedDict order: least recently used first
+            self._kill(idle[0])  # OrderedDict order: least recently used first
 
-    def _evict(self, parent: _Parent) -> None:
-        self._parents.pop(parent.key, None)
-        parent.dead = True
-        self._kill(parent)
+    def _rss_mb(self) -> int:
+        return sum(p.rss_kb for p in self._parents.values()) // 1024
 
     def _kill(self, parent: _Parent) -> None:
+        """Stop ``parent`` (and so every child it has) and forget it."""
+        parent.dead = True
         if self._parents.get(parent.key) is parent:
             del self._parents[parent.key]
         loop = parent.loop
@@ -397,14 +396,14 @@ class WarmPool:
     def close(self) -> None:
         """Stop every parent (the worker's stop): their running children die with them."""
         for parent in list(self._parents.values()):
-            self._evict(parent)
+            self._kill(parent)
         for task in self._starting.values():
             task.cancel()
 
     def stats(self) -> dict[str, int]:
         return {
             "parents": len(self._parents),
-            "rss_mb": sum(p.rss_kb for p in self._parents.values()) // 1024,
+            "rss_mb": self._rss_mb(),
         }
 
     # -- one job -------------------------------------------------------------------------------
@@ -427,7 +426,6 @@ class WarmPool:
         Raises :class:`WarmUnavailable` when no child could be had (the job has not begun)."""
         parent = await self._parent(spec, limits, network)
         parent.in_use += 1
-        parent.last_used = time.monotonic()
         try:
             child, pidfd, pid = await self._take(parent)
             try:
@@ -479,7 +477,7 @@ class WarmPool:
                 if not get.done():
                     get.cancel()
             child = get.result()
-            data, fds = await _recv_message(child.status, 1)
+            data, fds = await _recv_message(child.status)
             message = json.loads(data) if data else {}
             if "pid" in message and fds:
                 return child, fds[0], int(message["pid"])

@@ -129,11 +129,7 @@ class _Steps:
         if result.canceled:
             return Execution(None, canceled=True)
         if result.timed_out:
-            return _failure(
-                JobErrorName.EXECUTION,
-                f"job timed out after {self.ctx.timeout_s:g} s (its timeout) during "
-                f"{step.phase}; the job's process and everything it started were killed",
-            )
+            return _timed_out(self.ctx, step.phase)
         return result
 
     async def run_all(self, steps: Sequence[Recipe]) -> Execution | None:
@@ -150,6 +146,14 @@ class _Steps:
                     + (f":\n{tail}" if tail else ""),
                 )
         return None
+
+
+def _timed_out(ctx: JobContext, phase: str) -> Execution:
+    return _failure(
+        JobErrorName.EXECUTION,
+        f"job timed out after {ctx.timeout_s:g} s (its timeout) during {phase}; the job's "
+        "process and everything it started were killed",
+    )
 
 
 def _as_steps(prepared: Recipe | Sequence[Recipe]) -> list[Recipe]:
@@ -180,8 +184,6 @@ async def execute(
         policy,
         mounts,
     )
-    if not _may_run_warm(runtime, policy, mounts):
-        materialize(ctx)
     if not isinstance(runtime, DependencyLocking):
         return await _run(runner, ctx)
     if ctx.lock is not None:
@@ -220,8 +222,9 @@ async def _run(runner: _Steps, ctx: JobContext) -> Execution:
     runtime = runner.runtime
     runner.ctx = ctx
     # A flow's shared directory (runner.mounts) is a host directory a warm child cannot see.
-    if runner.policy is not None and runner.policy.warm is not None and not runner.mounts:
-        warm = await _run_warm(runner, runner.policy.warm, ctx)
+    pool = runner.policy.warm if runner.policy is not None else None
+    if pool is not None and not runner.mounts and isinstance(runtime, WarmStart):
+        warm = await _run_warm(runner, runtime, pool, ctx)
         if warm is not None:
             return warm
     try:
@@ -274,31 +277,22 @@ def materialize(ctx: JobContext) -> None:
     args_file.write_bytes(orjson.dumps(dict(ctx.args)))
 
 
-def _may_run_warm(runtime: Runtime, policy: RunPolicy | None, mounts: Sequence[Mount]) -> bool:
-    return (
-        policy is not None
-        and policy.warm is not None
-        and not mounts
-        and isinstance(runtime, WarmStart)
-    )
-
-
-async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Execution | None:
+async def _run_warm(
+    runner: _Steps, runtime: WarmStart, pool: WarmPool, ctx: JobContext
+) -> Execution | None:
     """Run the job in a warm child of its environment; ``None``: run it cold instead (the
     runtime has no warm mode for it, or its warm parent could not start, or died under the
     job, which then runs once more, cold)."""
-    runtime = runner.runtime
-    if not isinstance(runtime, WarmStart):
-        return None
     try:
         spec = runtime.warm_spec(ctx)
         if spec is None:
             return None
         payload = runtime.warm_payload(ctx)
     except Exception:
-        log.exception("%s could not describe the warm run of job %s", runtime.name, ctx.id)
+        log.exception("%s could not describe the warm run of job %s", runner.runtime.name, ctx.id)
         return None
     policy = runner.policy or _DEFAULT_POLICY
+    # The worker's policy applies to a warm run as to a run step with the spec's limits.
     probe = Recipe(
         argv=list(spec.argv) or ["-"],
         env=spec.env,
@@ -306,6 +300,7 @@ async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Executio
         limits=spec.limits,
         network=None,
     )
+    limits = policy.limits_for(probe)
     env = dict(ctx.env)
     if "HOME" in env:
         env["HOME"] = "/tmp"  # the job's directory is not there: a child's HOME is its /tmp
@@ -314,7 +309,7 @@ async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Executio
     try:
         run = await pool.run(
             spec,
-            limits=policy.limits_for(probe),
+            limits=limits,
             network=policy.network_for(probe),
             env=env,
             payload=payload,
@@ -337,18 +332,12 @@ async def _run_warm(runner: _Steps, pool: WarmPool, ctx: JobContext) -> Executio
     if run.canceled:
         return Execution(None, canceled=True)
     if run.timed_out:
-        return _failure(
-            JobErrorName.EXECUTION,
-            f"job timed out after {ctx.timeout_s:g} s (its timeout) during run; the job's "
-            "process and everything it started were killed",
-        )
+        return _timed_out(ctx, "run")
     if run.result_too_big:
         return _result_too_big(run.result_size, policy.max_result_bytes)
     exit = ProcessExit(run.returncode, run.last_line, run.output_tail)
     if run.returncode != 0:
-        why = limit_message(
-            policy.limits_for(probe), run.returncode, run.output_tail, sandboxed=pool.isolates
-        )
+        why = limit_message(limits, run.returncode, run.output_tail, sandboxed=pool.isolates)
         if why:
             runner.on_output(f"[gristmill] {why}\n")
     text = run.result.decode("utf-8", "replace") if run.result is not None else None
