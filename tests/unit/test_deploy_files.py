@@ -179,6 +179,14 @@ def test_every_file_parses() -> None:
     assert set(kustomization["resources"]) == manifests
 
 
+def test_every_file_is_documented() -> None:
+    """docs/deploy.md names each file of deploy/ (its section says how to use it)."""
+    doc = DEPLOY_DOC.read_text(encoding="utf-8")
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file() and path.name != ".gitignore":
+            assert path.name in doc, f"docs/deploy.md does not name {path.relative_to(ROOT)}"
+
+
 def test_config_names_are_found() -> None:
     """The extraction above sees config.py's settings (else every check below is empty)."""
     assert {"DATABASE_URL", "MODE", "WORKER_GROUP", "WORKER_TAGS", "NUM_WORKERS"} <= SETTINGS
@@ -242,6 +250,60 @@ def test_kubernetes_sets_only_settings() -> None:
             source = sources[(kind, ref[key]["name"])]
             keys = set(source.get("data", {})) | set(source.get("stringData", {}))
             assert keys and not keys - ALLOWED, f"{kind} {ref[key]['name']}: {keys - ALLOWED}"
+
+
+#: Stand-ins for the values the user sets (compose's ``${VAR}``, the Secret's ``change-me``):
+#: a valid instance key, so that the rest of each environment is what is checked.
+_USER_VALUES = {
+    "GRISTMILL_INSTANCE_KEY": "ab" * 32,
+    "POSTGRES_PASSWORD": "pw",
+    "SUPERADMIN_SECRET": "s3cret",
+}
+
+
+def _fill(name: str, value: object) -> str:
+    text = str(value)
+    if text == "change-me" or text.startswith("${"):
+        return _USER_VALUES.get(name, "x")
+    return re.sub(r"\$\{([A-Z_]+)[^}]*\}", lambda m: _USER_VALUES.get(m.group(1), "x"), text)
+
+
+def container_environments() -> dict[str, dict[str, str]]:
+    """The environment each Gristmill service and container starts with (image ``ENV``
+    included), with the user's values filled in."""
+    image_env: dict[str, str] = {}
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "ENV":
+            image_env.update(pair.split("=", 1) for pair in shlex.split(rest))
+    envs = {}
+    for name, service in gristmill_services().items():
+        env = {k: _fill(k, v) for k, v in service["environment"].items()}
+        envs[f"compose:{name}"] = {**image_env, **env}
+    sources = {
+        doc["metadata"]["name"]: {**doc.get("data", {}), **doc.get("stringData", {})}
+        for _, doc in kubernetes_documents()
+        if doc["kind"] in ("ConfigMap", "Secret")
+    }
+    for name, container in gristmill_containers():
+        env = dict(image_env)
+        for ref in container.get("envFrom", []):
+            source = (ref.get("configMapRef") or ref["secretRef"])["name"]
+            env.update({k: _fill(k, v) for k, v in sources[source].items()})
+        env.update({i["name"]: _fill(i["name"], i["value"]) for i in container.get("env", [])})
+        envs[f"kubernetes:{name}"] = env
+    return envs
+
+
+@pytest.mark.parametrize("where", sorted(container_environments()))
+def test_settings_values_are_accepted(where: str) -> None:
+    """Gristmill starts with each environment as given: every value is one config.py takes
+    (a bad one would stop the process at start, naming the variable)."""
+    env = container_environments()[where]
+    settings = Settings.from_env(env)
+    assert settings.mode in ("server", "worker")
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.instance_key is not None
+    assert str(settings.data_dir) == "/data"
 
 
 def test_worker_groups_are_windmills() -> None:
