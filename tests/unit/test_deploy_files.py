@@ -422,6 +422,15 @@ def test_dockerfile_installs_only_what_the_readme_installs() -> None:
                 _check_command(command)
 
 
+def test_node_only_builds_the_ui() -> None:
+    """Node.js is a build stage's: the image that runs is Python's, and the stage's
+    ``npm run build`` is the README's ``vite build``."""
+    images = [rest.split()[0] for keyword, rest in dockerfile_instructions() if keyword == "FROM"]
+    assert images[0].startswith("node:") and images[-1].startswith("python:"), images
+    package = yaml.safe_load((ROOT / "frontend" / "package.json").read_text(encoding="utf-8"))
+    assert package["scripts"]["build"] == "vite build"
+
+
 def _check_base_image(image: str) -> None:
     name, _, tag = image.partition(":")
     version = re.match(r"(\d+)(?:\.(\d+))?", tag)
