@@ -289,7 +289,12 @@ def container_environments() -> dict[str, dict[str, str]]:
         for ref in container.get("envFrom", []):
             source = (ref.get("configMapRef") or ref["secretRef"])["name"]
             env.update({k: _fill(k, v) for k, v in sources[source].items()})
-        env.update({i["name"]: _fill(i["name"], i["value"]) for i in container.get("env", [])})
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = _fill(item["name"], item["value"])
+            else:  # a key of the ConfigMap or Secret, which must be there
+                ref = item["valueFrom"].get("secretKeyRef") or item["valueFrom"]["configMapKeyRef"]
+                env[item["name"]] = _fill(item["name"], sources[ref["name"]][ref["key"]])
         envs[f"kubernetes:{name}"] = env
     return envs
 
