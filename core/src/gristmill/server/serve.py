@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +24,8 @@ import uvicorn
 
 from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
-from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from gristmill.db.supervisor import PostgresSupervisor, RestartPolicy
 from gristmill.errors import GristmillError
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.server.platform import Platform, prepare_database
@@ -91,7 +92,7 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     """Start every part ``settings.mode`` asks for and run until SIGINT or SIGTERM."""
     configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedPostgres | None = None
+    supervisor: PostgresSupervisor | None = None
     conninfo = settings.database_url
     if settings.mode != "worker":
         _check_port_free(settings)
@@ -106,6 +107,15 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
             embedded = EmbeddedPostgres(settings.data_dir)
             conninfo = embedded.start()
             log.info("embedded Postgres ready in %s", embedded.pgdata)
+            # Watched from now on: restarted if it dies, or the process stops saying why.
+            supervisor = PostgresSupervisor(
+                embedded,
+                RestartPolicy(
+                    max_restarts=settings.pg_max_restarts,
+                    window_s=settings.pg_restart_window_s,
+                ),
+            )
+            supervisor.start()
         prepared = prepare_database(conninfo, timeout_s=settings.database_wait_s)
         if prepared.new_admin is not None:
             print(
@@ -120,10 +130,12 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
         platform = Platform(
             settings=settings, conninfo=conninfo, job_token_secret=prepared.job_token_secret
         )
-        _run_loop(_serve(platform, announce=announce))
+        _run_loop(_serve(platform, announce=announce, supervisor=supervisor))
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.failure is not None:
+        raise EmbeddedPostgresError(supervisor.failure)
 
 
 class PortInUseError(GristmillError, RuntimeError):
@@ -156,12 +168,18 @@ def _run_loop(coro: object) -> None:
         asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def _serve(platform: Platform, *, announce: bool) -> None:
+async def _serve(
+    platform: Platform, *, announce: bool, supervisor: PostgresSupervisor | None = None
+) -> None:
     settings = platform.settings
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if supervisor is not None:
+        # The embedded Postgres died once too often: stop as a signal would (serve() then
+        # exits with the supervisor's message).
+        supervisor.when_failed(lambda: _call_soon(loop, stop.set))
     await platform.start()
     if announce and platform.runs_workers:
         # Once per process that runs workers, before it serves: what its jobs can run, and
@@ -204,6 +222,12 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
             with contextlib.suppress(Exception):
                 await server_task
         await platform.stop()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """``callback`` on ``loop`` from another thread (nothing once the loop has closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def runtime_report(registry: RuntimeRegistry) -> list[str]:

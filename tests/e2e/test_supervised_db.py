@@ -1,0 +1,105 @@
+"""The embedded Postgres of `gristmill up` is supervised: killed, it is reaped and restarted
+(the readiness probe says so meanwhile) and the platform carries on; with no restart left,
+`up` exits non-zero with one line saying what died and where to look.
+
+Both tests share one data directory (one initdb); each starts its own `up`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import Api, Launcher, login, process_alive
+
+_ENV = {"GRISTMILL_WEBUI": "off", "NUM_WORKERS": "1"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(launcher: Launcher) -> Path:
+    return launcher.data_dir()
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # gone: reaped
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def _wait_ready_status(url: str, status: int, timeout: float) -> httpx.Response:
+    """Poll the readiness probe until it answers ``status``; each probe must answer
+    within the 1 s the probe promises (with a margin for this busy machine)."""
+    deadline = time.monotonic() + timeout
+    seen: list[int] = []
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{url}/api/health/ready", timeout=3)
+        seen.append(r.status_code)
+        if r.status_code == status:
+            return r
+        time.sleep(0.05)
+    raise AssertionError(f"readiness never answered {status} within {timeout} s: {seen[-20:]}")
+
+
+def test_killed_postgres_is_reaped_restarted_and_used_again(
+    launcher: Launcher, data_dir: Path
+) -> None:
+    up = launcher.start("up", data_dir=data_dir, env=_ENV)
+    url = up.local_url
+    assert up.admin_email and up.admin_password, up.describe()
+    api = Api(url, login(url, up.admin_email, up.admin_password))
+    try:
+        path = api.create_script("def main(x: int):\n    return x + 1\n")
+        _wait_ready_status(url, 200, 20)
+        first = _postmaster_pid(data_dir)
+
+        os.kill(first, signal.SIGKILL)
+        down = _wait_ready_status(url, 503, 10).json()
+        assert "database" in down["failed"], down
+        assert not down["ready"]
+        up_again = _wait_ready_status(url, 200, 60).json()
+        assert up_again["failed"] == [], up_again
+
+        # Reaped by `up` at once: no zombie keeps the dead postmaster's pid.
+        assert not _is_zombie(first), f"the killed postmaster {first} is a zombie"
+        second = _postmaster_pid(data_dir)
+        assert second != first
+        assert process_alive(second)
+        assert "died (killed by signal 9 (SIGKILL))" in up.stderr, up.describe()
+        assert "the embedded Postgres is running again" in up.stderr, up.describe()
+
+        # The pool, the notifications and the worker use the new server by themselves.
+        job = api.wait_job(api.run_async(path, {"x": 41}), timeout=60)
+        assert job["success"] and job["result"] == 42, job
+    finally:
+        api.close()
+    code, _ = up.terminate()
+    assert code == 0, up.describe()
+    assert not process_alive(second), "the restarted Postgres outlived `up`"
+
+
+def test_up_exits_with_one_line_when_no_restart_is_left(launcher: Launcher, data_dir: Path) -> None:
+    up = launcher.start(
+        "up", data_dir=data_dir, env={**_ENV, "NUM_WORKERS": "0", "GRISTMILL_PG_MAX_RESTARTS": "0"}
+    )
+    pid = _postmaster_pid(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    code = up.wait_exit(40)
+    assert code is not None, f"`up` still runs after its Postgres died\n{up.describe()}"
+    assert code != 0
+    last = up.stderr_lines[-1]
+    assert last.startswith("Error: the embedded Postgres in "), up.describe()
+    assert "killed by signal 9" in last
+    assert "GRISTMILL_PG_MAX_RESTARTS=0" in last
+    assert str(data_dir / "postgres.log") in last
+    assert not _is_zombie(pid)
