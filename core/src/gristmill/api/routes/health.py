@@ -20,7 +20,12 @@ router = APIRouter(tags=["health"])
 # A probe's answer describes this moment: no proxy or client may reuse it.
 _NO_STORE = {"Cache-Control": "no-store"}
 _NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": Readiness, "description": "Not ready: `failed` names the checks that failed."}
+    503: {
+        "model": Readiness,
+        "description": "Not ready: `failed` names the checks that failed (JSON). Plain text "
+        "when the check itself could not run, as for any operation.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
 }
 
 
