@@ -11,11 +11,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import Api, Launcher, login, process_alive
+from .conftest import Api, Launcher, free_port, login, process_alive
 
 _ENV = {"GRISTMILL_WEBUI": "off", "NUM_WORKERS": "1"}
 
@@ -35,6 +36,10 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False  # gone: reaped
     return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def _checks(body: dict[str, Any]) -> dict[str, bool]:
+    return {c["name"]: c["ok"] for c in body["checks"]}
 
 
 def _wait_ready_status(url: str, status: int, timeout: float) -> httpx.Response:
@@ -61,6 +66,22 @@ def test_killed_postgres_is_reaped_restarted_and_used_again(
     try:
         path = api.create_script("def main(x: int):\n    return x + 1\n")
         _wait_ready_status(url, 200, 20)
+        # A worker-only process on the same data directory, with its probes on a port: it
+        # does not own the database and must find the restarted one by itself. Without
+        # workers of its own (their toolchain probes cost seconds; the workers check is
+        # tested in tests/integration/test_health.py).
+        health_port = free_port()
+        worker = launcher.start(
+            "worker",
+            data_dir=data_dir,
+            env={**_ENV, "NUM_WORKERS": "0", "GRISTMILL_HEALTH_PORT": str(health_port)},
+        )
+        worker_url = f"http://127.0.0.1:{health_port}"
+        assert httpx.get(f"{worker_url}/api/health/live", timeout=3).status_code == 200
+        assert _checks(_wait_ready_status(worker_url, 200, 20).json()) == {
+            "database": True,
+            "migrations": True,
+        }
         first = _postmaster_pid(data_dir)
 
         os.kill(first, signal.SIGKILL)
@@ -69,6 +90,8 @@ def test_killed_postgres_is_reaped_restarted_and_used_again(
         assert not down["ready"]
         up_again = _wait_ready_status(url, 200, 60).json()
         assert up_again["failed"] == [], up_again
+        # The other process (which does not own the database) finds it again too.
+        _wait_ready_status(worker_url, 200, 30)
 
         # Reaped by `up` at once: no zombie keeps the dead postmaster's pid.
         assert not _is_zombie(first), f"the killed postmaster {first} is a zombie"
@@ -83,6 +106,8 @@ def test_killed_postgres_is_reaped_restarted_and_used_again(
         assert job["success"] and job["result"] == 42, job
     finally:
         api.close()
+    code, _ = worker.terminate()
+    assert code == 0, worker.describe()
     code, _ = up.terminate()
     assert code == 0, up.describe()
     assert not process_alive(second), "the restarted Postgres outlived `up`"

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 from gristmill import __version__
+from gristmill.api.routes.health import health_app
 from gristmill.config import Settings
 from gristmill.db.migrations import list_migrations
 from gristmill.server.platform import Platform
@@ -141,3 +142,17 @@ async def test_not_ready_within_a_second_when_the_database_is_unreachable(
     assert body["failed"] == ["database", "migrations"], body
     database = _checks(body)["database"]["detail"]
     assert database.startswith("no answer within") or database.startswith("cannot"), database
+
+
+async def test_a_worker_only_process_serves_the_probes_alone(module_platform: Platform) -> None:
+    """What `gristmill worker` serves on GRISTMILL_HEALTH_PORT: the probes, nothing else."""
+    app = health_app(module_platform)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://worker.test/api"
+    ) as client:
+        assert (await client.get("/health/live")).status_code == 200
+        r = await client.get("/health/ready")
+        assert r.status_code == 200, r.text
+        assert set(_checks(r.json())) == {"database", "migrations", "workers"}
+        assert (await client.get("/version")).status_code == 404
+        assert (await client.get("/openapi.json")).status_code == 404

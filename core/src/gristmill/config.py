@@ -110,6 +110,9 @@ class Settings:
     pg_max_restarts: int = 5
     #: The window of ``pg_max_restarts`` (``GRISTMILL_PG_RESTART_WINDOW_S``).
     pg_restart_window_s: float = 300.0
+    #: In a worker-only process (which serves no API), the port of its health probes
+    #: (``GRISTMILL_HEALTH_PORT``); ``None``: none are served.
+    health_port: int | None = None
 
     #: Where job directories are made; ``None`` means ``<data_dir>/jobs``.
     jobs_root: Path | None = None
@@ -240,6 +243,11 @@ class Settings:
             database_wait_s=reader.positive("GRISTMILL_DB_WAIT_S", 60.0),
             pg_max_restarts=reader.integer("GRISTMILL_PG_MAX_RESTARTS", 5, minimum=0),
             pg_restart_window_s=reader.positive("GRISTMILL_PG_RESTART_WINDOW_S", 300.0),
+            health_port=(
+                reader.integer("GRISTMILL_HEALTH_PORT", 0, minimum=1, maximum=65535)
+                if env.get("GRISTMILL_HEALTH_PORT", "").strip()
+                else None
+            ),
             env_max_age_days=reader.positive("GRISTMILL_ENV_MAX_AGE_DAYS", 14.0),
             min_free_disk_space_mb=reader.integer("MIN_FREE_DISK_SPACE_MB", 1024, minimum=0),
             env_gc_every_s=reader.positive("GRISTMILL_ENV_GC_EVERY_S", 3600.0),

@@ -142,7 +142,12 @@ class PortInUseError(GristmillError, RuntimeError):
     """The API's port is taken."""
 
 
-def _port_message(settings: Settings) -> str:
+def _port_message(settings: Settings, port: int | None = None) -> str:
+    if port is not None and port != settings.port:
+        return (
+            f"port {port} is already in use on {settings.host}; stop what uses it or "
+            "choose another port with GRISTMILL_HEALTH_PORT"
+        )
     return (
         f"port {settings.port} is already in use on {settings.host}; stop what uses it or "
         "choose another port with PORT (or --port)"
@@ -209,8 +214,11 @@ async def _serve(
                 if settings.webui_dist is not None:
                     print(f"  web UI: {settings.public_url}/ (log in there)", flush=True)
                 print(f"  API:    {settings.public_url}/api (docs at /api/docs)", flush=True)
-        elif announce:
-            print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
+        else:
+            if settings.health_port is not None:
+                server, server_task = await _serve_health(platform)
+            if announce:
+                print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
         waiters = [asyncio.create_task(stop.wait())]
         if server_task is not None:
             waiters.append(server_task)  # type: ignore[arg-type]
@@ -222,6 +230,28 @@ async def _serve(
             with contextlib.suppress(Exception):
                 await server_task
         await platform.stop()
+
+
+async def _serve_health(platform: Platform) -> tuple[_Server, asyncio.Task[None]]:
+    """A worker process's health probes, alone on ``GRISTMILL_HEALTH_PORT`` (it serves no
+    API): what Kubernetes and load balancers check on every other process."""
+    from gristmill.api.routes.health import health_app
+
+    settings = platform.settings
+    assert settings.health_port is not None
+    config = uvicorn.Config(
+        health_app(platform),
+        host=settings.host,
+        port=settings.health_port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http="httptools",
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    await _wait_until_answering(settings, task, port=settings.health_port, path="/api/health/live")
+    return server, task
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
@@ -244,9 +274,15 @@ def runtime_report(registry: RuntimeRegistry) -> list[str]:
     return lines
 
 
-async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[None]) -> None:
-    """Return once ``GET /api/version`` answers (fail if the server died trying)."""
-    url = f"http://127.0.0.1:{settings.port}/api/version"
+async def _wait_until_answering(
+    settings: Settings,
+    server_task: asyncio.Task[None],
+    *,
+    port: int | None = None,
+    path: str = "/api/version",
+) -> None:
+    """Return once ``GET {path}`` answers (fail if the server died trying)."""
+    url = f"http://127.0.0.1:{port or settings.port}{path}"
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
@@ -254,7 +290,7 @@ async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[No
                 # Uvicorn reports a failed start as SystemExit, having logged the reason.
                 with contextlib.suppress(SystemExit):
                     server_task.result()
-                raise PortInUseError(_port_message(settings))
+                raise PortInUseError(_port_message(settings, port))
             try:
                 if (await client.get(url)).status_code == 200:
                     return

@@ -6,14 +6,15 @@ import datetime as dt
 import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Response
 
 from gristmill import __version__
 from gristmill.api.deps import PlatformDep
 from gristmill.api.schemas.health import HealthCheck, Liveness, Readiness
 from gristmill.server.health import check_readiness
+from gristmill.server.platform import Platform
 
-__all__ = ["router"]
+__all__ = ["health_app", "router"]
 
 router = APIRouter(tags=["health"])
 
@@ -55,3 +56,12 @@ async def get_readiness(platform: PlatformDep, response: Response) -> Readiness:
         checked_at=dt.datetime.now(dt.UTC),
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
+
+
+def health_app(platform: Platform) -> FastAPI:
+    """The probes alone, for a worker-only process (``GRISTMILL_HEALTH_PORT``): the same
+    paths and answers as on an API process, nothing else (no OpenAPI document either)."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.platform = platform
+    app.include_router(router, prefix="/api")
+    return app
