@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,30 @@ def test_up_exits_with_one_line_when_no_restart_is_left(launcher: Launcher, data
     assert "GRISTMILL_PG_MAX_RESTARTS=0" in last
     assert str(data_dir / "postgres.log") in last
     assert not _is_zombie(pid)
+    _restart_despite_a_reused_pid(data_dir, pid)
+
+
+def _restart_despite_a_reused_pid(data_dir: Path, dead_pid: int) -> None:
+    """The restart path on the cluster `up` left crashed: its lock file names the dead
+    postmaster, whose pid another process has taken meanwhile (simulated: the lock is made
+    to name a live `sleep`). Postgres alone refuses such a lock file; the restart clears it."""
+    from gristmill.db.embedded import EmbeddedPostgres
+
+    lock = data_dir / "postgres" / "postmaster.pid"
+    assert _postmaster_pid(data_dir) == dead_pid  # left behind by the killed server
+    # As the server's own user (`nobody` under root): Postgres ignores a lock naming a
+    # process of another user, which cannot be a postmaster of this data directory.
+    user = "nobody" if os.geteuid() == 0 else None
+    with subprocess.Popen(["sleep", "60"], user=user) as squatter:
+        try:
+            lines = lock.read_text().split("\n")
+            lock.write_text("\n".join([str(squatter.pid), *lines[1:]]))
+            server = EmbeddedPostgres(data_dir)
+            server.respawn(squatter.pid)
+            try:
+                server.wait_ready(60)
+                assert _postmaster_pid(data_dir) == server.process.pid  # type: ignore[union-attr]
+            finally:
+                server.stop()
+        finally:
+            squatter.kill()
