@@ -138,26 +138,37 @@ def _lock_pid(path: Path) -> int | None:
     return int(first) if first.lstrip("-").isdigit() else None
 
 
-def _server_processes(pgdata: Path) -> list[int]:
-    """Live ``postgres`` processes whose working directory is ``pgdata``."""
+def _orphaned_server_processes(pgdata: Path) -> list[int]:
+    """Live Postgres server processes of ``pgdata`` whose postmaster is gone.
+
+    Found by their working directory (Postgres's is its data directory) and their title
+    (``postgres: ...``, which a postmaster never has); orphaned when their parent is not a
+    process of that data directory (a dead postmaster's children are re-parented). The
+    children of a postmaster that is alive, whoever started it, are left alone.
+    """
     target = os.path.realpath(pgdata)
-    found = []
+    titles: dict[int, bytes] = {}
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if os.readlink(entry / "cwd") != target:
                 continue
-            stat_text = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            title = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        # A zombie is already dead (its parent reaps it): nothing to wait for.
-        if stat_text.rpartition(")")[2].split()[0] == "Z":
+        if fields[0] == "Z":  # already dead: its parent reaps it
             continue
-        if command.startswith(b"postgres") or command.endswith(b"/postgres"):
-            found.append(int(entry.name))
-    return found
+        pid = int(entry.name)
+        titles[pid] = title
+        parents[pid] = int(fields[1])
+    return [
+        pid
+        for pid, title in titles.items()
+        if title.startswith(b"postgres: ") and parents[pid] not in titles
+    ]
 
 
 class EmbeddedPostgres:
@@ -281,12 +292,11 @@ class EmbeddedPostgres:
 
     def _end_orphans(self, timeout_s: float = 10.0) -> None:
         """Kill what is left of a dead postmaster's server processes and wait until they
-        are gone. Each runs in the data directory (Postgres's working directory), which is
-        how they are found; the dead server's shared state is discarded anyway (the next
-        start recovers from the WAL), so nothing is lost by killing them."""
+        are gone: the dead server's shared state is discarded anyway (the next start
+        recovers from the WAL), so nothing is lost by killing them."""
         deadline = time.monotonic() + timeout_s
         while True:
-            orphans = _server_processes(self.pgdata)
+            orphans = _orphaned_server_processes(self.pgdata)
             if not orphans:
                 return
             for pid in orphans:
