@@ -121,6 +121,10 @@ def test_killed_postgres_is_reaped_restarted_and_used_again(
         # The pool, the notifications and the worker use the new server by themselves.
         job = api.wait_job(api.run_async(path, {"x": 41}), timeout=60)
         assert job["success"] and job["result"] == 42, job
+        deadline = time.monotonic() + 15
+        while "notification connection restored" not in up.stderr:
+            assert time.monotonic() < deadline, f"LISTEN never reconnected\n{up.describe()}"
+            time.sleep(0.1)
     finally:
         api.close()
     code, _ = worker.terminate()
