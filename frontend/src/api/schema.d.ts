@@ -52,6 +52,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Liveness
+         * @description 200 while the process's event loop serves requests; touches no database (a database
+         *     outage must not get a process restarted: see `/health/ready`).
+         */
+        get: operations["health-get_liveness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Readiness
+         * @description 200 when the database answers (within 1 s), its schema has every migration this code
+         *     expects and, in a process that runs workers, they run and announced themselves recently;
+         *     otherwise 503 with the same body saying which check failed and why.
+         */
+        get: operations["health-get_readiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/r/{route_path}": {
         parameters: {
             query?: never;
@@ -4191,6 +4234,21 @@ export interface components {
             /** Username */
             username: string;
         };
+        /**
+         * HealthCheck
+         * @description One check of the readiness probe.
+         */
+        HealthCheck: {
+            /** Detail */
+            detail: string;
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "database" | "migrations" | "workers";
+            /** Ok */
+            ok: boolean;
+        };
         /** HttpTrigger */
         HttpTrigger: {
             /**
@@ -4373,6 +4431,20 @@ export interface components {
             value: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * Liveness
+         * @description The process serves requests (nothing else is checked).
+         */
+        Liveness: {
+            /**
+             * Status
+             * @default alive
+             * @constant
+             */
+            status: "alive";
+            /** Version */
+            version: string;
         };
         /** Login */
         Login: {
@@ -5037,6 +5109,29 @@ export interface components {
             worker?: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * Readiness
+         * @description Whether this process can serve: ``ready`` only when every check passed (HTTP 200);
+         *     otherwise HTTP 503 with the same body, ``failed`` naming the checks that did not.
+         */
+        Readiness: {
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /** Checks */
+            checks: components["schemas"]["HealthCheck"][];
+            /** Duration Ms */
+            duration_ms: number;
+            /**
+             * Failed
+             * @description The names of the checks that failed.
+             */
+            failed: string[];
+            /** Ready */
+            ready: boolean;
         };
         /** Relations */
         Relations: {
@@ -6035,6 +6130,101 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "health-get_liveness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "health-get_readiness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not ready: `failed` names the checks that failed (JSON). Plain text when the check itself could not run, as for any operation. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                     "text/plain": string;
                 };
             };

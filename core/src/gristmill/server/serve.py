@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +24,8 @@ import uvicorn
 
 from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
-from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from gristmill.db.supervisor import PostgresSupervisor, RestartPolicy
 from gristmill.errors import GristmillError
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.server.platform import Platform, prepare_database
@@ -91,7 +92,7 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     """Start every part ``settings.mode`` asks for and run until SIGINT or SIGTERM."""
     configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedPostgres | None = None
+    supervisor: PostgresSupervisor | None = None
     conninfo = settings.database_url
     if settings.mode != "worker":
         _check_port_free(settings)
@@ -106,6 +107,15 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
             embedded = EmbeddedPostgres(settings.data_dir)
             conninfo = embedded.start()
             log.info("embedded Postgres ready in %s", embedded.pgdata)
+            # Watched from now on: restarted if it dies, or the process stops saying why.
+            supervisor = PostgresSupervisor(
+                embedded,
+                RestartPolicy(
+                    max_restarts=settings.pg_max_restarts,
+                    window_s=settings.pg_restart_window_s,
+                ),
+            )
+            supervisor.start()
         prepared = prepare_database(conninfo, timeout_s=settings.database_wait_s)
         if prepared.new_admin is not None:
             print(
@@ -120,17 +130,24 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
         platform = Platform(
             settings=settings, conninfo=conninfo, job_token_secret=prepared.job_token_secret
         )
-        _run_loop(_serve(platform, announce=announce))
+        _run_loop(_serve(platform, announce=announce, supervisor=supervisor))
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.failure is not None:
+        raise EmbeddedPostgresError(supervisor.failure)
 
 
 class PortInUseError(GristmillError, RuntimeError):
     """The API's port is taken."""
 
 
-def _port_message(settings: Settings) -> str:
+def _port_message(settings: Settings, port: int | None = None) -> str:
+    if port is not None and port != settings.port:
+        return (
+            f"port {port} is already in use on {settings.host}; stop what uses it or "
+            "choose another port with GRISTMILL_HEALTH_PORT"
+        )
     return (
         f"port {settings.port} is already in use on {settings.host}; stop what uses it or "
         "choose another port with PORT (or --port)"
@@ -156,12 +173,18 @@ def _run_loop(coro: object) -> None:
         asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def _serve(platform: Platform, *, announce: bool) -> None:
+async def _serve(
+    platform: Platform, *, announce: bool, supervisor: PostgresSupervisor | None = None
+) -> None:
     settings = platform.settings
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if supervisor is not None:
+        # The embedded Postgres died once too often: stop as a signal would (serve() then
+        # exits with the supervisor's message).
+        supervisor.when_failed(lambda: _call_soon(loop, stop.set))
     await platform.start()
     if announce and platform.runs_workers:
         # Once per process that runs workers, before it serves: what its jobs can run, and
@@ -191,8 +214,11 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
                 if settings.webui_dist is not None:
                     print(f"  web UI: {settings.public_url}/ (log in there)", flush=True)
                 print(f"  API:    {settings.public_url}/api (docs at /api/docs)", flush=True)
-        elif announce:
-            print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
+        else:
+            if settings.health_port is not None:
+                server, server_task = await _serve_health(platform)
+            if announce:
+                print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
         waiters = [asyncio.create_task(stop.wait())]
         if server_task is not None:
             waiters.append(server_task)  # type: ignore[arg-type]
@@ -204,6 +230,34 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
             with contextlib.suppress(Exception):
                 await server_task
         await platform.stop()
+
+
+async def _serve_health(platform: Platform) -> tuple[_Server, asyncio.Task[None]]:
+    """A worker process's health probes, alone on ``GRISTMILL_HEALTH_PORT`` (it serves no
+    API): what Kubernetes and load balancers check on every other process."""
+    from gristmill.api.routes.health import health_app
+
+    settings = platform.settings
+    assert settings.health_port is not None
+    config = uvicorn.Config(
+        health_app(platform),
+        host=settings.host,
+        port=settings.health_port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http="httptools",
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    await _wait_until_answering(settings, task, port=settings.health_port, path="/api/health/live")
+    return server, task
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """``callback`` on ``loop`` from another thread (nothing once the loop has closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def runtime_report(registry: RuntimeRegistry) -> list[str]:
@@ -220,9 +274,15 @@ def runtime_report(registry: RuntimeRegistry) -> list[str]:
     return lines
 
 
-async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[None]) -> None:
-    """Return once ``GET /api/version`` answers (fail if the server died trying)."""
-    url = f"http://127.0.0.1:{settings.port}/api/version"
+async def _wait_until_answering(
+    settings: Settings,
+    server_task: asyncio.Task[None],
+    *,
+    port: int | None = None,
+    path: str = "/api/version",
+) -> None:
+    """Return once ``GET {path}`` answers (fail if the server died trying)."""
+    url = f"http://127.0.0.1:{port or settings.port}{path}"
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
@@ -230,7 +290,7 @@ async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[No
                 # Uvicorn reports a failed start as SystemExit, having logged the reason.
                 with contextlib.suppress(SystemExit):
                     server_task.result()
-                raise PortInUseError(_port_message(settings))
+                raise PortInUseError(_port_message(settings, port))
             try:
                 if (await client.get(url)).status_code == 200:
                     return

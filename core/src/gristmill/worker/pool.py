@@ -152,6 +152,18 @@ class WorkerPool:
         with contextlib.suppress(*TRANSIENT):
             await withdraw(self.pool, self.instance, timeout_s=REQUEUE_TIMEOUT_S)
 
+    def ended_tasks(self) -> dict[str, BaseException | None]:
+        """The tasks of this pool (worker loops, heartbeat, announcements) that ended while
+        it runs, with what ended them: a pool with any is not healthy (the readiness
+        check, gristmill.server.health)."""
+        if self._stopping:
+            return {}
+        return {
+            task.get_name(): None if task.cancelled() else task.exception()
+            for task in self._tasks
+            if task.done()
+        }
+
     async def _announce(self) -> None:
         await announce(
             self.pool,
