@@ -12272,7 +12272,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12288,7 +12288,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12358,6 +12361,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12387,7 +12399,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12403,7 +12415,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -12473,6 +12488,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12502,7 +12526,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12518,7 +12542,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12588,6 +12615,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12617,7 +12653,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12625,7 +12661,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12682,6 +12721,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12705,10 +12753,13 @@ export interface operations {
     "jobs-run_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12765,6 +12816,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12794,7 +12854,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12802,7 +12862,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12859,6 +12922,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12906,7 +12978,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12922,7 +12994,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12992,6 +13067,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13039,7 +13123,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13055,7 +13139,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -13118,6 +13205,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13173,7 +13269,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13189,7 +13285,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13236,6 +13335,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13290,7 +13398,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13306,7 +13414,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13376,6 +13487,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13423,7 +13543,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13431,7 +13551,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13488,6 +13611,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13529,10 +13661,13 @@ export interface operations {
     "jobs-run_wait_result_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13582,6 +13717,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
