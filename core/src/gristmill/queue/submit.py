@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import orjson
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.errors import BadInput, JobErrorName, NotFound
+from gristmill.errors import BadInput, JobErrorName, NotFound, RepeatMismatch
 from gristmill.queue.enqueue import (
     NewJob,
     StaleScriptError,
@@ -282,6 +282,8 @@ class Submitter:
                 return await self._push(_Runnable.of_script(job, row, cached=True))
             except StaleScriptError:
                 self.cache.drop(workspace_id, path)
+            except RepeatMismatch:
+                raise  # judged on the stored job, not on the cached schema
             except BadInput:
                 # Judged on an old schema: judge on the live one.
                 self.cache.drop(workspace_id, path)
