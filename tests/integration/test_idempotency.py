@@ -14,6 +14,9 @@ import pytest
 from gristmill.api.app import create_app
 from gristmill.auth.tokens import create_api_token
 from gristmill.db.queries import Q
+from gristmill.queue.enqueue import NewJob, push_job
+from gristmill.queue.idempotency import AlreadySubmitted
+from gristmill.queue.states import JobKind
 from gristmill.server.platform import Platform
 
 #: A fresh value on each run: an answer given twice by one run is told apart from two runs.
@@ -303,3 +306,37 @@ async def test_flows_and_http_routes_take_a_key(
     assert job["trigger_kind"] == "webhook"
     # flow run + flow preview + their steps, the route's job, the webhook's job.
     assert await count_jobs(platform, workspace) == 6
+
+
+async def test_a_retry_racing_the_first_insert_waits_for_it_and_gets_its_job(
+    platform: Platform, workspace: str
+) -> None:
+    """The unique index, not a read before the insert, decides: a second push of a key whose
+    first insert is not committed yet waits for it, then inserts nothing and names its job."""
+    run_key = f"race-{uuid.uuid4()}"
+
+    def job() -> NewJob:
+        return NewJob(
+            workspace_id=workspace,
+            kind=JobKind.PREVIEW,
+            tag="nowhere",  # no worker takes it: the rows stay as pushed
+            args={"x": 1},
+            created_by="admin",
+            permissioned_as="u/admin",
+            email="admin@example.com",
+            raw_code=OTHER,
+            language="python3",
+            idempotency_key=run_key,
+        )
+
+    first = job()
+    async with platform.db.connection() as a, platform.db.connection() as b:
+        async with a.transaction():
+            assert await push_job(a, first) == first.id
+            second = asyncio.create_task(push_job(b, job()))
+            await asyncio.sleep(0.3)
+            assert not second.done()  # held by the first insert's row lock on the key
+        with pytest.raises(AlreadySubmitted) as repeated:
+            await second
+    assert repeated.value.job_id == first.id
+    assert await count_jobs(platform, workspace) == 1
