@@ -226,9 +226,10 @@ class FlowEngine:
     ) -> UUID:
         """Start the flow saved at ``path`` (its current version) with ``args``, checked
         against its input schema; return the flow job's id (that of the job it repeats, when
-        its ``job_id`` or ``idempotency_key`` is taken by one it matches). With ``access``, the caller must
-        be able to read the flow (404 otherwise, as for a missing one). ``trigger_kind`` and
-        ``trigger`` record what started it (a trigger kind and the trigger's path)."""
+        its ``job_id`` or ``idempotency_key`` is taken by one it matches). With ``access``, the
+        caller must be able to read the flow (404 otherwise, as for a missing one).
+        ``trigger_kind`` and ``trigger`` record what started it (a trigger kind and the
+        trigger's path)."""
         check_path(path)
         async with self.pool.connection() as conn:
             row = await self._saved_flow(conn, workspace_id, path)

@@ -192,6 +192,15 @@ _ARGS_BODY: dict[str, Any] = {
         "a form's fields are strings; text is `raw_string`).",
     },
 }
+#: A repeated request (its job_id or Idempotency-Key taken) that does not match its job.
+_REPEAT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "`Conflict: ...`: the job_id or Idempotency-Key names a job this request "
+        "does not match (another runnable, other arguments, another user); the message says "
+        "what differs and names the job.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
 #: The answer of a synchronous run: the script's result, any JSON (an error object with 422).
 _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -209,17 +218,8 @@ _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
         "going, and the message says where to fetch its result (Windmill's answer).",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     },
+    **_REPEAT_RESPONSE,
 }
-#: A repeated request (its job_id or Idempotency-Key taken) that does not match its job.
-_REPEAT_RESPONSE: dict[int | str, dict[str, Any]] = {
-    409: {
-        "description": "`Conflict: ...`: the job_id or Idempotency-Key names a job this request "
-        "does not match (another runnable, other arguments, another user); the message says "
-        "what differs and names the job.",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
-    },
-}
-_RESULT_RESPONSE.update(_REPEAT_RESPONSE)
 
 _NO_OPTIONS = RunOptionsQuery()
 
