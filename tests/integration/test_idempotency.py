@@ -22,6 +22,10 @@ from gristmill.server.platform import Platform
 #: A fresh value on each run: an answer given twice by one run is told apart from two runs.
 FRESH = "import uuid\ndef main(x: int):\n    return {'x': x, 'r': uuid.uuid4().hex}\n"
 OTHER = "def main(x: int):\n    return x\n"
+SLOW = (
+    "import time, uuid\ndef main(x: int):\n    time.sleep(1)\n"
+    "    return {'x': x, 'r': uuid.uuid4().hex}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +138,23 @@ async def test_an_idempotency_key_on_run_wait_result_gives_the_first_result(
     r = await api.post(f"/w/{workspace}/jobs/run/p/u/admin/fresh", json={"x": 3}, headers=headers)
     assert (r.status_code, r.text) == (201, first.headers["x-job-id"])
     assert await count_jobs(platform, workspace) == 1
+
+
+async def test_a_client_that_gave_up_waiting_retries_and_gets_the_running_job(
+    api: httpx.AsyncClient, platform: Platform, workspace: str
+) -> None:
+    await save(api, workspace, "u/admin/slow", SLOW)
+    headers = key()
+    url = f"/w/{workspace}/jobs/run_wait_result/p/u/admin/slow"
+    # The client's time-out: its first request is abandoned while the job runs.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(api.post(url, json={"x": 1}, headers=headers), 0.3)
+    retried = await api.post(url, json={"x": 1}, headers=headers)
+    assert retried.status_code == 200 and retried.json()["x"] == 1, retried.text
+    assert await count_jobs(platform, workspace) == 1
+    # Once finished, a retry reads the same result back.
+    again = await api.post(url, json={"x": 1}, headers=headers)
+    assert again.json() == retried.json()
 
 
 async def test_a_repeat_that_does_not_match_its_job_is_a_precise_409(
@@ -269,30 +290,35 @@ async def test_flows_and_http_routes_take_a_key(
         for _ in range(2)
     }
     assert len(ids) == 1
-    # An HTTP route (async): a retried call gets the job of the first.
-    route = f"idem{uuid.uuid4().hex[:8]}"
-    r = await api.post(
-        f"/w/{workspace}/http_triggers/create",
-        json={
-            "path": f"u/admin/route_{route}",
-            "script_path": "u/admin/fresh",
-            "route_path": route,
-            "http_method": "post",
-            "is_flow": False,
-            "request_type": "async",
-        },
-    )
-    assert r.status_code == 201, r.text
-    headers = key()
-    calls = []
-    for _ in range(2):
-        for _ in range(100):  # the route table learns of the route within moments
-            r = await api.post(f"/r/{route}", json={"x": 9}, headers=headers)
-            if not (r.status_code == 404 and "no HTTP route" in r.text):
-                break
-            await asyncio.sleep(0.05)
-        calls.append(r)
+    # HTTP routes, async and sync: a retried call gets the job (or result) of the first.
+    answers: dict[str, list[httpx.Response]] = {}
+    for request_type in ("async", "sync"):
+        route = f"idem{uuid.uuid4().hex[:8]}"
+        r = await api.post(
+            f"/w/{workspace}/http_triggers/create",
+            json={
+                "path": f"u/admin/route_{route}",
+                "script_path": "u/admin/fresh",
+                "route_path": route,
+                "http_method": "post",
+                "is_flow": False,
+                "request_type": request_type,
+            },
+        )
+        assert r.status_code == 201, r.text
+        headers = key()
+        calls = answers[request_type] = []
+        for _ in range(2):
+            for _ in range(100):  # the route table learns of the route within moments
+                r = await api.post(f"/r/{route}", json={"x": 9}, headers=headers)
+                if not (r.status_code == 404 and "no HTTP route" in r.text):
+                    break
+                await asyncio.sleep(0.05)
+            calls.append(r)
+    calls = answers["async"]
     assert [c.status_code for c in calls] == [201, 201] and calls[0].text == calls[1].text
+    synced = answers["sync"]
+    assert [c.status_code for c in synced] == [200, 200] and synced[0].json() == synced[1].json()
     # A run route called with an API token is a webhook: it records so, and takes a key too.
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{calls[0].text}")).json()
     assert job["trigger_kind"] == "http"
@@ -304,8 +330,8 @@ async def test_flows_and_http_routes_take_a_key(
     assert hooks[0].text == hooks[1].text
     job = (await api.get(f"/w/{workspace}/jobs_u/get/{hooks[0].text}")).json()
     assert job["trigger_kind"] == "webhook"
-    # flow run + flow preview + their steps, the route's job, the webhook's job.
-    assert await count_jobs(platform, workspace) == 6
+    # flow run + flow preview + their steps, the routes' jobs, the webhook's job.
+    assert await count_jobs(platform, workspace) == 7
 
 
 async def test_a_retry_racing_the_first_insert_waits_for_it_and_gets_its_job(
