@@ -28,9 +28,10 @@ from gristmill.queue.enqueue import (
 )
 from gristmill.queue.idempotency import AlreadySubmitted, check_key
 from gristmill.queue.notify import JobDone, Notifier
+from gristmill.queue.rows import completed_result
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
-from gristmill.queue.waiting import check_queue_limit, wait_for_completion
+from gristmill.queue.waiting import check_queue_limit, early_result, wait_for_completion
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
 from gristmill.scripts.cache import ScriptCache
@@ -478,8 +479,33 @@ class Submitter:
         _refuse_late_start(scheduled_for, timeout_s)
         await check_queue_limit(self.pool, workspace_id, queue_limit)
         job_id = await start()
-        done = await wait_for_completion(self.pool, self.notifier, workspace_id, job_id, timeout_s)
+        # Listening before the look-up and kept after it: a completion that comes while the
+        # database is read is not missed.
+        future = self.notifier.expect_done(str(job_id))
+        try:
+            stored = await _stored_outcome(self.pool, workspace_id, job_id)
+        except BaseException:
+            self.notifier.forget(str(job_id), future)
+            raise
+        if stored is not None:
+            self.notifier.forget(str(job_id), future)
+            return job_id, stored
+        done = await wait_for_completion(
+            self.pool, self.notifier, workspace_id, job_id, timeout_s, future=future
+        )
         return job_id, done
+
+
+async def _stored_outcome(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID
+) -> JobDone | None:
+    """A job's outcome as recorded: a flow's early result first (what its synchronous
+    callers get), else the finished job's; ``None`` while it runs."""
+    early = await early_result(pool, workspace_id, job_id)
+    if early is not None:
+        return JobDone(JobStatus.SUCCESS, early)
+    stored = await completed_result(pool, workspace_id, job_id)
+    return None if stored is None else JobDone(stored.status, stored.result)
 
 
 def _refuse_late_start(scheduled_for: dt.datetime | None, timeout_s: float) -> None:
