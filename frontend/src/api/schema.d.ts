@@ -12462,7 +12462,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12478,7 +12478,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12548,6 +12551,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12577,7 +12589,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12593,7 +12605,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -12663,6 +12678,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12692,7 +12716,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12708,7 +12732,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12778,6 +12805,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12807,7 +12843,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12815,7 +12851,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12872,6 +12911,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12895,10 +12943,13 @@ export interface operations {
     "jobs-run_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12955,6 +13006,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12984,7 +13044,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12992,7 +13052,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13049,6 +13112,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13096,7 +13168,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13112,7 +13184,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13182,6 +13257,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13229,7 +13313,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13245,7 +13329,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -13308,6 +13395,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13363,7 +13459,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13379,7 +13475,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13426,6 +13525,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13480,7 +13588,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13496,7 +13604,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13566,6 +13677,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13613,7 +13733,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13621,7 +13741,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13678,6 +13801,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13719,10 +13851,13 @@ export interface operations {
     "jobs-run_wait_result_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13772,6 +13907,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

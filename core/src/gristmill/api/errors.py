@@ -19,6 +19,7 @@ from gristmill.errors import (
     BadInput,
     Forbidden,
     NotFound,
+    RepeatMismatch,
     TooManyRequests,
     Unauthorized,
     Unavailable,
@@ -50,6 +51,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> PlainTextResponse:
         return PlainTextResponse(f"Bad request: {exc}", status_code=400)
+
+    @app.exception_handler(RepeatMismatch)
+    async def _repeat_mismatch(request: Request, exc: RepeatMismatch) -> PlainTextResponse:
+        # Not a 400: the request is valid, but its job_id or Idempotency-Key is taken by a
+        # job it does not match (RFC 9110's 409, as payment APIs answer a reused key).
+        return PlainTextResponse(f"Conflict: {exc}", status_code=409)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> PlainTextResponse:

@@ -11,18 +11,22 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
+    -- A job id or Idempotency-Key taken already (a retried request) inserts nothing and
+    -- returns no row; enqueue.py then reads the job it names (no extra statement otherwise).
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
@@ -48,18 +52,22 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
+    -- A job id or Idempotency-Key taken already (a retried request) inserts nothing and
+    -- returns no row; enqueue.py then reads the job it names (no extra statement otherwise).
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
@@ -77,6 +85,16 @@ WITH j AS (
 SELECT q.started_at, p.id AS flow_job_id, p.runnable_path AS flow_path
 FROM q
 LEFT JOIN job p ON p.id = %(parent_job)s::uuid AND p.kind IN ('flow', 'flowpreview', 'flownode');
+
+-- name: find_submitted_job
+-- The jobs a run request names by its `job_id` (in any workspace: the id is global) or by its
+-- Idempotency-Key (in its workspace): read only when the push inserted nothing. At most two.
+SELECT id, workspace_id, kind, runnable_path, runnable_hash, raw_code, raw_flow, args,
+    permissioned_as, idempotency_key
+FROM job
+WHERE id = %(id)s
+   OR (%(idempotency_key)s::text IS NOT NULL AND workspace_id = %(workspace_id)s
+       AND idempotency_key = %(idempotency_key)s);
 
 -- name: count_queued
 SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_id)s;
@@ -348,13 +366,16 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     )
+    -- A retried request: no row, as in push_job.
+    ON CONFLICT DO NOTHING
     RETURNING id, workspace_id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
