@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 GRACE_S = 4.0
 #: What a stop may take beyond the grace: the embedded Postgres's own stop, and a busy
 #: machine's scheduling.
-MARGIN_S = 3.0
+MARGIN_S = 4.0
 
 # One attempt runs until it is stopped; a later attempt (after a restart) returns at once.
 # The marker file outside the job directory needs an unsandboxed job.
@@ -140,6 +140,7 @@ def test_a_stop_answers_every_waiter_and_ends_within_the_grace(
     finally:
         api.close()
     assert code == 0, up.describe()
+    print(f"stop with callers waiting: {took:.2f} s (grace {GRACE_S:g} s)")
     assert took < GRACE_S + MARGIN_S, f"the stop took {took:.1f} s\n{up.describe()}"
     assert "Traceback" not in up.stderr, up.stderr[-4000:]
 
@@ -184,7 +185,8 @@ def test_a_second_signal_forces_the_exit_and_loses_nothing(
     code = up.wait_exit(10)
     took = time.monotonic() - started
     assert code == 128 + signal.SIGINT, up.describe()
-    assert took < 4, f"the forced exit took {took:.1f} s\n{up.describe()}"
+    print(f"exit after the second signal: {took:.2f} s")
+    assert took < 10, f"the forced exit took {took:.1f} s\n{up.describe()}"
     forced = [line for line in up.stderr_lines if "second SIGINT" in line]
     assert len(forced) == 1, up.describe()
     assert "Traceback" not in up.stderr, up.stderr[-4000:]
@@ -229,6 +231,7 @@ def test_a_stop_while_the_database_hangs_ends_within_the_grace(
             os.kill(pid, signal.SIGCONT)
         api.close()
     assert code == 0, server.describe()
+    print(f"stop with the database frozen: {took:.2f} s (grace {GRACE_S:g} s)")
     assert took < GRACE_S + MARGIN_S, f"the stop took {took:.1f} s\n{server.describe()}"
     cut = waiting.answer()
     assert cut.status_code == 503, cut.text

@@ -172,7 +172,7 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
         loop.run_until_complete(coro)
     except _Forced as forced:
         # Raised out here, not in the loop: the loop's end still runs, bounded.
-        raise ForcedExit(forced.code) from None
+        raise SystemExit(forced.code) from None
     finally:
         try:
             left = asyncio.all_tasks(loop)
@@ -206,12 +206,9 @@ def _quiet_about(
 _FORCE_EXIT_S = 3.0
 
 
-class ForcedExit(SystemExit):
-    """A second signal ended the process without waiting (exit code 128 + the signal)."""
-
-
-class _Forced(Exception):
-    """The second signal, carried out of the event loop (see :func:`_run_loop`)."""
+class _Forced(GristmillError):
+    """A second signal: the process exits at once with 128 + the signal (carried out of the
+    event loop, see :func:`_run_loop`)."""
 
     def __init__(self, code: int) -> None:
         super().__init__(code)
