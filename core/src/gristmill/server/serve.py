@@ -186,6 +186,14 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            # What remains (the embedded Postgres's stop) ends at the next signal too.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, _exit_now)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    print(f"gristmill: {signal.Signals(signum).name}: exiting now", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def _quiet_about(
@@ -241,8 +249,9 @@ class _Signals:
             file=sys.stderr,
             flush=True,
         )
-        # The event loop may be stuck (a blocking call): the process ends anyway. Postgres,
-        # when this process started it, then stops by itself from the SIGINT it got.
+        # The event loop may be stuck (a blocking call): the process ends anyway. An
+        # embedded Postgres then finishes the stop it was asked for, or, not asked yet,
+        # stays up, and the next start on this data directory uses it.
         watchdog = threading.Timer(_FORCE_EXIT_S, os._exit, args=(128 + sig,))
         watchdog.daemon = True
         watchdog.start()
@@ -321,8 +330,11 @@ async def _serve_until_stopped(platform: Platform, signals: _Signals, *, announc
                 await draining.close(timeout_s=0.2)
             if server is not None and server_task is not None:
                 server.should_exit = True
-                with contextlib.suppress(Exception):
-                    await server_task
+                # Its end, whatever it is (a failed start ends it with SystemExit, already
+                # reported): asyncio.wait never raises the task's outcome.
+                await asyncio.wait({server_task})
+                if not server_task.cancelled():
+                    server_task.exception()
 
         await platform.stop(before_closing=close_api)
 
