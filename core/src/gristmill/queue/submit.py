@@ -30,7 +30,7 @@ from gristmill.queue.enqueue import (
 from gristmill.queue.notify import JobDone, Notifier
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
-from gristmill.queue.waiting import Waiters, check_queue_limit, wait_for_completion
+from gristmill.queue.waiting import check_queue_limit, wait_for_completion
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
 from gristmill.scripts.cache import ScriptCache
@@ -200,8 +200,6 @@ class Submitter:
         self.reserve = reserve
         self.limits = limits or InputLimits()
         self.cache = ScriptCache()
-        #: The callers waiting for a result (answered by a stop: gristmill.server.serve).
-        self.waiters = Waiters()
 
     # -- what to run ---------------------------------------------------------------------
 
@@ -455,13 +453,7 @@ class Submitter:
             self.notifier.forget(str(job_id), future)
             raise
         done = await wait_for_completion(
-            self.pool,
-            self.notifier,
-            workspace_id,
-            job_id,
-            timeout_s,
-            future=future,
-            waiters=self.waiters,
+            self.pool, self.notifier, workspace_id, job_id, timeout_s, future=future
         )
         if TRACE.enabled:
             TRACE.mark(job_id, "woken")

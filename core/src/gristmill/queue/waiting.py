@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -34,6 +35,7 @@ __all__ = [
     "check_queue_limit",
     "early_result",
     "wait_for_completion",
+    "waiters_of",
 ]
 
 _STATUSES = frozenset(JobStatus)
@@ -58,6 +60,19 @@ class ServerStopping(Unavailable):
             "its result later from "
             f"/api/w/{workspace_id}/jobs_u/completed/get_result_maybe/{job_id}"
         )
+
+
+#: The waiters of each process's platform, found through the notification connection every
+#: wait uses: any caller of :func:`wait_for_completion` is one, with nothing to pass.
+_WAITERS: weakref.WeakKeyDictionary[Notifier, Waiters] = weakref.WeakKeyDictionary()
+
+
+def waiters_of(notifier: Notifier) -> Waiters:
+    """The callers waiting for results through ``notifier`` (one platform's)."""
+    waiters = _WAITERS.get(notifier)
+    if waiters is None:
+        waiters = _WAITERS[notifier] = Waiters()
+    return waiters
 
 
 class Waiters:
@@ -137,19 +152,16 @@ async def wait_for_completion(
     timeout_s: float,
     *,
     future: asyncio.Future[JobDone | None] | None = None,
-    waiters: Waiters | None = None,
 ) -> JobDone:
     """Wait until the job completes; return its status and result JSON text.
 
     ``future`` is the waiter registered before the job was queued (so that even an instant
     result is seen); without it one is registered now and the database is read at once.
-    Raise :class:`WaitTimeout` after ``timeout_s``, and :class:`ServerStopping` when
-    ``waiters`` are released first.
+    Raise :class:`WaitTimeout` after ``timeout_s``, and :class:`ServerStopping` when the
+    process stops first (``waiters_of(notifier)`` released).
     """
-    if waiters is None:
-        return await _wait(pool, notifier, workspace_id, job_id, timeout_s, future)
     try:
-        with waiters.waiting(workspace_id, job_id):
+        with waiters_of(notifier).waiting(workspace_id, job_id):
             return await _wait(pool, notifier, workspace_id, job_id, timeout_s, future)
     except ServerStopping:
         if future is not None:

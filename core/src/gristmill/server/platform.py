@@ -25,6 +25,7 @@ from gristmill.flows.engine import FlowEngine
 from gristmill.plugins import build_plugin_manager, load_runtimes, load_trigger_kinds
 from gristmill.queue.notify import Notifier
 from gristmill.queue.submit import Submitter
+from gristmill.queue.waiting import waiters_of
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
@@ -216,9 +217,9 @@ class Platform:
         self._background = []
         # Until the closing: the jobs running here finish, callers get their results.
         quiet: list[asyncio.Task[None]] = [*quieting]
+        waiters = waiters_of(self.notifier) if self.notifier is not None else None
         waiters_idle: asyncio.Task[None] | None = None
-        if self.submitter is not None and len(self.submitter.waiters):
-            waiters = self.submitter.waiters
+        if waiters is not None and len(waiters):
             log.info("waiting up to %.1f s for %d callers", hard - loop.time(), len(waiters))
             waiters_idle = asyncio.create_task(waiters.idle())
             quiet.append(waiters_idle)
@@ -228,8 +229,8 @@ class Platform:
             await asyncio.wait(quiet, timeout=max(0.0, hard - loop.time()))
         if waiters_idle is not None:
             waiters_idle.cancel()
-        if self.submitter is not None:
-            self.submitter.waiters.release()
+        if waiters is not None:
+            waiters.release()
         for task in quieting:
             await _within(task, 0, "triggers, schedules and the monitor")
         if before_closing is not None:
