@@ -113,6 +113,11 @@ class Settings:
     #: In a worker-only process (which serves no API), the port of its health probes
     #: (``GRISTMILL_HEALTH_PORT``); ``None``: none are served.
     health_port: int | None = None
+    #: How long a stop (SIGINT, SIGTERM) may take (``GRISTMILL_SHUTDOWN_GRACE_S``, s):
+    #: running jobs and waiting callers get most of it, the rest bounds the closing.
+    #: Windmill has no such setting (its workers wait for their job, bounded by the
+    #: orchestrator's kill: Kubernetes' ``terminationGracePeriodSeconds``).
+    shutdown_grace_s: float = 10.0
 
     #: Where job directories are made; ``None`` means ``<data_dir>/jobs``.
     jobs_root: Path | None = None
@@ -248,6 +253,7 @@ class Settings:
                 if env.get("GRISTMILL_HEALTH_PORT", "").strip()
                 else None
             ),
+            shutdown_grace_s=reader.positive("GRISTMILL_SHUTDOWN_GRACE_S", 10.0),
             env_max_age_days=reader.positive("GRISTMILL_ENV_MAX_AGE_DAYS", 14.0),
             min_free_disk_space_mb=reader.integer("MIN_FREE_DISK_SPACE_MB", 1024, minimum=0),
             env_gc_every_s=reader.positive("GRISTMILL_ENV_GC_EVERY_S", 3600.0),

@@ -28,6 +28,7 @@ from gristmill.queue.notify import Notifier
 from gristmill.queue.states import StopReason
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy
+from gristmill.tasks import cancel_within
 from gristmill.worker.capabilities import PING_EVERY_S, announce, withdraw, worker_tags
 from gristmill.worker.job import REQUEUE_TIMEOUT_S, JobRunner, Running
 from gristmill.worker.retry import TRANSIENT
@@ -125,10 +126,15 @@ class WorkerPool:
             "%d workers started, taking tags: %s", len(self.names), ", ".join(self.tags) or "none"
         )
 
-    async def stop(self, *, grace_s: float = 5.0) -> None:
+    async def stop(self, *, grace_s: float = 5.0, closing_s: float = REQUEUE_TIMEOUT_S + 2) -> None:
         """Stop claiming; give running jobs ``grace_s`` to finish, then stop them and put
-        them back in the queue for another worker. Prompt even without a database: idle
-        workers (perhaps waiting for a connection) are stopped at once."""
+        them back in the queue for another worker, all within ``closing_s`` more.
+
+        Prompt even without a database: idle workers (perhaps waiting for a connection) are
+        stopped at once, and past ``closing_s`` whatever still waits for the database (a
+        requeue, a completion being recorded) is cancelled: its job stays running in the
+        queue, and the zombie monitor restarts it."""
+        loop = asyncio.get_running_loop()
         self._stopping = True
         self._wake_all()
         workers = [t for t in self._tasks if t.get_name() in self.names]
@@ -138,19 +144,36 @@ class WorkerPool:
                 task.cancel()
         pending = {t for t in workers if t.get_name() in busy}
         if pending:
-            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(pending))
-            _, pending = await asyncio.wait(pending, timeout=grace_s)
+            log.info("waiting up to %.1f s for %d running jobs", grace_s, len(pending))
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, grace_s))
+        # The last quarter of the closing time (at least a moment) is the withdrawal's.
+        closed_by = loop.time() + closing_s
+        requeued_by = closed_by - max(closing_s / 4, min(0.2, closing_s))
         if pending:
             for running in self._running.values():
                 running.stop(StopReason.SHUTDOWN)
-            # Requeueing takes one statement (with a bounded wait for a connection).
-            _, pending = await asyncio.wait(pending, timeout=REQUEUE_TIMEOUT_S + 2)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Requeueing takes one statement; an unreachable database is not waited for.
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, requeued_by - loop.time()))
+        if pending:
+            log.warning(
+                "%d jobs could not be put back in the queue in time; the zombie monitor will "
+                "restart them",
+                len(pending),
+            )
+        left = await cancel_within(self._tasks, max(0.05, requeued_by - loop.time()))
+        if left:
+            log.warning("%d worker tasks did not end in time; left behind", len(left))
         self._tasks.clear()
-        with contextlib.suppress(*TRANSIENT):
-            await withdraw(self.pool, self.instance, timeout_s=REQUEUE_TIMEOUT_S)
+        # Not asyncio.timeout: a statement cancelled on a database that does not answer
+        # takes psycopg seconds more to give up; this stop does not wait for that.
+        withdrawing = asyncio.create_task(
+            withdraw(self.pool, self.instance, timeout_s=REQUEUE_TIMEOUT_S)
+        )
+        done, _ = await asyncio.wait({withdrawing}, timeout=max(0.05, closed_by - loop.time()))
+        if not done:
+            withdrawing.cancel()
+        elif not withdrawing.cancelled() and withdrawing.exception() is not None:
+            log.warning("could not withdraw the workers: %s", withdrawing.exception())
 
     def ended_tasks(self) -> dict[str, BaseException | None]:
         """The tasks of this pool (worker loops, heartbeat, announcements) that ended while
