@@ -145,6 +145,7 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         self._up = asyncio.Event()
         self._up.set()
         self._probe: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
         #: The tasks waiting in getconn(), to wake when the database goes down.
         self._getters: dict[asyncio.Task[Any], int] = {}
         self._aborted: set[asyncio.Task[Any]] = set()
@@ -218,8 +219,6 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             if task not in self._aborted:
                 self._aborted.add(task)
                 task.cancel()
-        # Idle connections to a server that went away are dropped now, not one request
-        # at a time.
         self._probe = asyncio.get_running_loop().create_task(self._probe_until_up())
 
     def _mark_up(self) -> None:
@@ -233,8 +232,11 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         self._up.set()
 
     async def _probe_until_up(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.check()  # drop the idle connections the outage broke
+        # Idle connections to a server that went away are dropped now, not one request at a
+        # time (each costs a request a second of psycopg_pool's backoff). In a task of its
+        # own: a check on a connection cut by a partition may hang until the kernel gives
+        # up on it, and the probe must go on.
+        self._checking = asyncio.get_running_loop().create_task(self._drop_broken())
         kwargs = await self._resolve_kwargs()
         while self.down_reason is not None and not self.closed:
             await asyncio.sleep(PROBE_EVERY_S)
@@ -245,6 +247,10 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             except psycopg.OperationalError:
                 continue
             self._mark_up()
+
+    async def _drop_broken(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.check()
 
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         if self._probe is not None:

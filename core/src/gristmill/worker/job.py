@@ -174,7 +174,7 @@ class JobRunner:
                 "job %s was taken over by another worker; this run's result is dropped", key
             )
         else:
-            await self._complete(name, job, status, outcome.result_json, job_log)
+            await self._complete(name, job, status, outcome.result_json, job_log, running)
         running.mark("complete")
         if not self.settings.keep_job_dir:
             # Soon, not now: the caller waiting for this result need not wait for the disk
@@ -396,6 +396,7 @@ class JobRunner:
         status: JobStatus,
         result_json: str,
         job_log: JobLog,
+        running: Running,
     ) -> None:
         """Record the outcome: never lost, never recorded twice (see :meth:`record`)."""
         mask = job_log.secret_mask
@@ -413,13 +414,20 @@ class JobRunner:
             unmasked=mask is not None,
             flow_job_id=job.get("flow_job_id"),
         )
-        await self.record(entry, mask)
+        await self.record(entry, mask, running=running)
 
     async def record(
-        self, entry: SpooledResult, mask: SecretMask | None = None, *, spooled: bool = False
+        self,
+        entry: SpooledResult,
+        mask: SecretMask | None = None,
+        *,
+        spooled: bool = False,
+        running: Running | None = None,
     ) -> None:
         """Record one outcome; while the database is unreachable, keep it (in memory and in
-        the spool, fsynced) and retry until it is recorded or refused. Refused: the attempt
+        the spool, fsynced) and retry until it is recorded or refused, or until this
+        process stops (``running`` stopped for a shutdown): the spool keeps it then, for the
+        next worker process on this data directory. Refused: the attempt
         that produced it no longer holds the job (the zombie monitor gave it to another
         worker), and the result is dropped. ``spooled``: ``entry`` came from the spool (a
         worker process since restarted): it leaves the spool once recorded or refused.
@@ -440,7 +448,16 @@ class JobRunner:
                     exc,
                     self.spool.path,
                 )
-            held, recorded = await self._record_when_up(entry, mask)
+            outcome = await self._record_when_up(entry, mask, running)
+            if outcome is None:
+                log.warning(
+                    "stopping: the result of job %s stays in the spool (%s) for the next "
+                    "worker process",
+                    entry.job_id,
+                    self.spool.path,
+                )
+                return
+            held, recorded = outcome
         if spooled:
             await asyncio.to_thread(self.spool.remove, entry.job_id)
         if TRACE.enabled:
@@ -463,13 +480,20 @@ class JobRunner:
             await self.record(entry, spooled=True)
 
     async def _record_when_up(
-        self, entry: SpooledResult, mask: SecretMask | None
-    ) -> tuple[bool, SpooledResult]:
+        self, entry: SpooledResult, mask: SecretMask | None, running: Running | None
+    ) -> tuple[bool, SpooledResult] | None:
         """Retry a completion until the database takes it: woken when the pool sees the
-        database again, quiet meanwhile (the pool logs the outage once)."""
+        database again, quiet meanwhile (the pool logs the outage once). ``None``: the
+        process stops first."""
         delay_s = 0.5
         while True:
-            await wait_until_up(self.pool, 5.0)
+            # Looks at least every second whether the process stops (a stop waits for
+            # busy workers: this one must not hold it up for a whole outage).
+            while not await _up_within(self.pool, 1.0):
+                if running is not None and running.stop_reason == StopReason.SHUTDOWN:
+                    return None
+            if running is not None and running.stop_reason == StopReason.SHUTDOWN:
+                return None
             try:
                 return await self._record_storable(entry, mask)
             except TRANSIENT as exc:
@@ -607,3 +631,9 @@ def _same_worker_dir(jobs_dir: Path, job: dict[str, Any]) -> Path | None:
     if not job.get("same_worker") or job.get("flow_job_id") is None:
         return None
     return jobs_dir / str(job["flow_job_id"])
+
+
+async def _up_within(pool: AsyncConnectionPool, timeout_s: float) -> bool:
+    """Whether ``pool``'s database is (or comes) up within ``timeout_s``."""
+    await wait_until_up(pool, timeout_s)
+    return not database_down(pool)
