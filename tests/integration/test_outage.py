@@ -310,3 +310,70 @@ async def test_spooled_results_recorded_by_the_next_process_late_ones_refused(
         }
         assert not await complete_job(conn, **common, started_at=late["started_at"])
         assert await complete_job(conn, **common, started_at=again["started_at"])
+
+
+async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
+    api: httpx.AsyncClient, cluster: Cluster
+) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="gm-outage-stop-", dir="/var/tmp"))
+    data_dir.chmod(0o755)
+    settings = replace(
+        _settings(data_dir, cluster.server.conninfo, num_workers=1),
+        mode="worker",
+        worker_tags=("outage-only",),
+    )
+    spooled = data_dir / "spool"
+    try:
+        async with started_platform(settings):
+            r = await api.post(
+                "/w/main/jobs/run/preview",
+                json={
+                    "content": SLEEPER,
+                    "language": "python3",
+                    "args": {"s": 1.0},
+                    "tag": "outage-only",
+                },
+            )
+            assert r.status_code == 201, r.text
+            job_id = r.text
+
+            async def started() -> bool:
+                return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
+
+            await until(started, 20, "the job to start")
+            attempt = sql(
+                cluster,
+                "SELECT worker, started_at FROM job_queue WHERE id = %(id)s",
+                {"id": job_id},
+            )[0]
+            cluster.stop()
+            try:
+
+                async def in_spool() -> bool:
+                    return (spooled / f"{job_id}.json").exists()
+
+                await until(in_spool, 10, "the result to be spooled")
+            except BaseException:
+                cluster.start()
+                raise
+            # The process stops while the database is still away.
+        cluster.start()
+        assert (spooled / f"{job_id}.json").exists()
+        # The next worker process on this data directory (its workers have the same names:
+        # same pid; the attempt's start tells them apart) records it before claiming.
+        async with started_platform(settings):
+
+            async def recorded() -> bool:
+                return not (spooled / f"{job_id}.json").exists()
+
+            await until(recorded, 10, "the spooled result to be recorded")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    row = sql(
+        cluster,
+        "SELECT worker, started_at, status, result FROM job_completed WHERE id = %(id)s",
+        {"id": job_id},
+    )
+    assert row == [(attempt[0], attempt[1], "success", {"slept": 1.0})]
+    logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
+    assert logs.count("start") == 1 and logs.count("end") == 1, logs
