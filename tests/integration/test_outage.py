@@ -8,9 +8,11 @@ is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,9 +24,12 @@ import pytest
 import pytest_asyncio
 from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.migrations import apply_migrations
+from gristmill.db.pool import GristmillPool
 from gristmill.db.queries import Q
 from gristmill.queue.claim import claim_job, complete_job
 from gristmill.queue.states import JobStatus
+from gristmill.queue.zombies import run_monitor
 from gristmill.server.platform import Platform
 from gristmill.testing.pytest_plugin import (
     SUPERADMIN_SECRET,
@@ -121,8 +126,13 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: st
         await asyncio.sleep(0.1)
 
 
-def sql(cluster: Cluster, query: str, params: dict[str, Any] | None = None) -> list[Any]:
-    with psycopg.connect(cluster.server.conninfo, autocommit=True) as conn:
+def sql(
+    cluster: Cluster, query: str, params: dict[str, Any] | None = None, *, dbname: str = ""
+) -> list[Any]:
+    conninfo = cluster.server.conninfo
+    if dbname:
+        conninfo = conninfo.replace("dbname=gristmill", f"dbname={dbname}")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         cur = conn.execute(query, params)  # type: ignore[arg-type]
         return cur.fetchall() if cur.description else []
 
@@ -377,3 +387,98 @@ async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
     assert row == [(attempt[0], attempt[1], "success", {"slept": 1.0})]
     logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
     assert logs.count("start") == 1 and logs.count("end") == 1, logs
+
+
+async def test_monitor_waits_a_zombie_timeout_after_regaining_the_database(
+    cluster: Cluster, outage_settings: Settings
+) -> None:
+    # The database stays up; only this monitor's process is cut off from it (its
+    # connection string points nowhere meanwhile). A job whose worker has been silent for
+    # an hour is a zombie, but the monitor must first give the workers the same cut may
+    # have silenced a full ZOMBIE_JOB_TIMEOUT after it regains the database.
+    # A database of its own: the module platform's monitor, never cut off, would requeue
+    # the job at once (rightly so).
+    with psycopg.connect(cluster.server.conninfo, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS outage_monitor")
+        conn.execute("CREATE DATABASE outage_monitor")
+    reachable = cluster.server.conninfo.replace("dbname=gristmill", "dbname=outage_monitor")
+    with psycopg.connect(reachable) as conn:
+        apply_migrations(conn)
+    target = {"conninfo": reachable}
+    pool = GristmillPool(
+        lambda: target["conninfo"],
+        kwargs={"application_name": "outage-monitor", "autocommit": True},
+        min_size=1,
+        max_size=2,
+        open=False,
+        reconnect_timeout=2,
+    )
+    await pool.open(wait=True, timeout=10)
+    job_id = str(uuid.uuid4())
+    sql(
+        cluster,
+        "INSERT INTO job (id, workspace_id, kind, language, raw_code, args, tag, created_by, "
+        "permissioned_as, email) VALUES (%(id)s, 'main', 'preview', 'python3', "
+        "'def main(): pass', '{}', 'outage-test-2', 'admin', 'u/admin', 'admin@gristmill.test')",
+        {"id": job_id},
+        dbname="outage_monitor",
+    )
+    sql(
+        cluster,
+        "INSERT INTO job_queue (id, workspace_id, tag, running, started_at, ping, worker) "
+        "VALUES (%(id)s, 'main', 'outage-test-2', true, now() - interval '1 hour', "
+        "now() - interval '1 hour', 'wk-silent-0')",
+        {"id": job_id},
+        dbname="outage_monitor",
+    )
+
+    def running() -> bool:
+        return bool(
+            sql(
+                cluster,
+                "SELECT running FROM job_queue WHERE id = %(id)s",
+                {"id": job_id},
+                dbname="outage_monitor",
+            )[0][0]
+        )
+
+    monitor = asyncio.create_task(run_monitor(pool, outage_settings))
+    try:
+        target["conninfo"] = reachable.replace("host=", "host=/nonexistent")
+        sql(
+            cluster,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'outage-monitor'",
+        )
+
+        async def cut() -> bool:
+            return pool.is_down
+
+        await until(cut, 10, "the monitor's pool to lose the database")
+        await asyncio.sleep(1.0)
+        target["conninfo"] = reachable
+
+        async def back() -> bool:
+            return not pool.is_down
+
+        await until(back, 10, "the monitor's pool to reach the database again")
+        regained = time.monotonic()
+        await asyncio.sleep(1.0)
+        # The server's start counts as a ping: it must be older than the time-out here, or
+        # that rule (not the monitor's wait) would be what keeps the job.
+        assert sql(cluster, "SELECT now() - pg_postmaster_start_time() > '2 s'")[0][0]
+        assert running(), "requeued before a full ZOMBIE_JOB_TIMEOUT of the database answering"
+
+        async def requeued() -> bool:
+            return not running()
+
+        # Really a zombie: requeued once the grace is over.
+        await until(requeued, 10, "the zombie to be requeued")
+        assert time.monotonic() - regained >= ZOMBIE_TIMEOUT_S - 0.5
+    finally:
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
+        await pool.close()
+        with psycopg.connect(cluster.server.conninfo, autocommit=True) as conn:
+            conn.execute("DROP DATABASE outage_monitor WITH (FORCE)")

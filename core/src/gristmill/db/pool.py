@@ -12,6 +12,7 @@ import logging
 import os
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -134,7 +135,7 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     for a connection), whose clients are failed as ``close()`` fails them.
     """
 
-    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+    def __init__(self, conninfo: str | Callable[[], str], **kwargs: Any) -> None:
         super().__init__(conninfo, **kwargs)
         #: Why the database is down (``None``: it is up) and since when (monotonic).
         self.down_reason: str | None = None
@@ -253,8 +254,9 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             await self.check()
 
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        if self._probe is not None:
-            self._probe.cancel()
+        for task in (self._probe, self._checking):
+            if task is not None:
+                task.cancel()
         await super().close(timeout)
 
 
