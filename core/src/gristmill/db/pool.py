@@ -130,9 +130,11 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     probe tries to connect every :data:`PROBE_EVERY_S`; the first connection that opens
     (the probe's or the pool's own) ends the outage.
 
-    Two internals of psycopg_pool are used, both kept to this class: ``_connect`` (every
-    connection attempt of the pool goes through it) and ``_waiting`` (the requests waiting
-    for a connection), whose clients are failed as ``close()`` fails them.
+    Requests already waiting are woken as ``asyncio.timeout`` wakes a task (cancelled, then
+    uncancelled and given :class:`DatabaseDown`); psycopg_pool returns a connection handed
+    to a cancelled waiter to the pool. Internals of psycopg_pool used, all kept to this
+    class: ``_connect`` (every connection attempt of the pool goes through it) and
+    ``_resolve_conninfo``/``_resolve_kwargs`` (the probe connects as the pool does).
     """
 
     def __init__(self, conninfo: str | Callable[[], str], **kwargs: Any) -> None:
