@@ -23,6 +23,7 @@ import pluggy
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
+from gristmill.db.pool import database_down, wait_until_up
 from gristmill.queue.claim import Claim, claim_job, heartbeat
 from gristmill.queue.notify import Notifier
 from gristmill.queue.states import StopReason
@@ -37,6 +38,10 @@ from gristmill.workspace.secrets import Secrets
 __all__ = ["Reservation", "WorkerPool", "worker_tags"]
 
 log = logging.getLogger(__name__)
+
+#: How often a worker paused by a database outage looks again (it is woken sooner when the
+#: pool sees the database back).
+_OUTAGE_RECHECK_S = 5.0
 
 
 @dataclass
@@ -107,6 +112,10 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._tag_set = set(tags)
+        #: Claiming is paused by a database outage (logged once when it starts and ends).
+        self._paused = False
+        #: Set once the spooled results of an earlier process are recorded.
+        self._replayed = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -120,6 +129,7 @@ class WorkerPool:
         for name in self.names:
             self._tasks.append(asyncio.create_task(self._work(name), name=name))
         if self.names:
+            self._tasks.append(asyncio.create_task(self._replay_spool(), name="spool"))
             self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
             self._tasks.append(asyncio.create_task(self._collect_environments(), name="env-gc"))
         log.info(
@@ -239,9 +249,24 @@ class WorkerPool:
 
     # -- the worker loop ----------------------------------------------------------------
 
+    def _pause(self, exc: BaseException) -> None:
+        """Log once per outage that the workers wait (not once per worker or attempt)."""
+        if not self._paused:
+            self._paused = True
+            log.warning(
+                "workers pause claiming: the database is unreachable (%s); they resume "
+                "when it answers",
+                exc,
+            )
+
     async def _work(self, name: str) -> None:
         poll_s = self.settings.sleep_queue_ms / 1000
+        # Results a previous process on this data directory kept are recorded first.
+        await self._replayed.wait()
         while not self._stopping:
+            if self._paused and not database_down(self.pool):
+                self._paused = False
+                log.warning("the database answers again: workers resume claiming")
             slot = _Slot()
             # Listed as idle before claiming: a job queued during the claim wakes it again.
             self._idle[name] = slot
@@ -249,6 +274,13 @@ class WorkerPool:
             try:
                 claim = await self._claim(name)
             except TRANSIENT as exc:
+                if database_down(self.pool):
+                    # No claim while the database is away: wait for it (woken when the
+                    # pool sees it again; a look every few seconds meanwhile).
+                    self._idle.pop(name, None)
+                    self._pause(exc)
+                    await wait_until_up(self.pool, _OUTAGE_RECHECK_S)
+                    continue
                 log.warning("%s: cannot claim jobs (%s); retrying", name, exc)
             except Exception:
                 log.exception("%s: claiming failed", name)
@@ -298,6 +330,12 @@ class WorkerPool:
 
     # -- background duties -----------------------------------------------------------------
 
+    async def _replay_spool(self) -> None:
+        try:
+            await self.runner.replay_spool()
+        finally:
+            self._replayed.set()
+
     async def _heartbeat(self) -> None:
         """Mark running jobs alive; stop those another worker took over or someone canceled
         (a cancel notification may have been missed)."""
@@ -309,6 +347,8 @@ class WorkerPool:
             for running in list(self._running.values()):
                 by_worker.setdefault(running.worker, []).append(running.job_id)
             for worker, ids in by_worker.items():
+                if database_down(self.pool):
+                    break  # no ping reaches it; the monitor waits for the workers' return
                 try:
                     async with self.pool.connection() as conn:
                         beats = await heartbeat(conn, ids, worker)

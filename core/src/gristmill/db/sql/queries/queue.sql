@@ -168,6 +168,10 @@ ON CONFLICT DO NOTHING;
 -- nothing is written if the job did read a secret (`clean` false: the worker masks the log
 -- and completes again); a job that read none, the common case, needs no look-up before.
 -- One row: `clean`, and `done` (1 when the job was completed, 0 when it was not held).
+-- `started_at` (when given) names the attempt: the claim that started it sets it, a
+-- requeue clears it. A result recorded late (held through a database outage, or spooled
+-- by a worker process since restarted) applies only to the attempt that produced it, even
+-- if a worker of the same name took the job again meanwhile.
 WITH clean AS (
     SELECT NOT %(unmasked)s OR NOT EXISTS (
         SELECT 1 FROM job_secret_read WHERE job_id = %(id)s
@@ -175,6 +179,7 @@ WITH clean AS (
 ), q AS (
     DELETE FROM job_queue
     WHERE id = %(id)s AND worker = %(worker)s AND running AND (SELECT ok FROM clean)
+      AND (%(started_at)s::timestamptz IS NULL OR started_at = %(started_at)s)
     RETURNING id, workspace_id, started_at, canceled_by, canceled_reason
 ), logs AS (
     INSERT INTO job_log (job_id, log_offset, content)
@@ -239,17 +244,22 @@ WHERE id = %(id)s AND workspace_id = %(workspace_id)s AND running
 RETURNING id, pg_notify('gristmill_job_cancel', id::text);
 
 -- name: restart_zombies
--- Give jobs whose worker stopped answering back to the queue.
+-- Give jobs whose worker stopped answering back to the queue. A ping counts as no older
+-- than the server's own start: the time the database was down is no worker's silence (its
+-- workers could not ping a stopped server).
 UPDATE job_queue
 SET running = false, started_at = NULL, worker = NULL, ping = NULL
 WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+  AND pg_postmaster_start_time() < now() - make_interval(secs => %(timeout_s)s)
 RETURNING id, worker, pg_notify('gristmill_queue', tag);
 
 -- name: fail_zombies
--- Fail jobs whose worker stopped answering (RESTART_ZOMBIE_JOBS=false).
+-- Fail jobs whose worker stopped answering (RESTART_ZOMBIE_JOBS=false); a ping counts as
+-- no older than the server's start, as in restart_zombies.
 WITH q AS (
     DELETE FROM job_queue
     WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+      AND pg_postmaster_start_time() < now() - make_interval(secs => %(timeout_s)s)
     RETURNING id, workspace_id, started_at, worker
 ), c AS (
     INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms, worker)
