@@ -80,8 +80,9 @@ def unavailable_reason() -> str | None:
 
 
 def _owner_alive(name: str) -> bool:
-    digits = "".join(ch for ch in name[len(PREFIX) :].split("-")[0] if ch.isdigit())
-    return bool(digits) and Path(f"/proc/{digits}").exists()
+    """Whether the process that made ``name`` (``<PREFIX><pid>-...``) still runs."""
+    digits = name[len(PREFIX) :].split("-")[0]
+    return not digits.isdigit() or Path(f"/proc/{digits}").exists()
 
 
 def remove_stale() -> None:
@@ -309,7 +310,7 @@ class Network:
         assert len(name) <= 4 and name.isalnum(), "host names are 1-4 letters or digits"
         number = len(self.hosts) + 2
         netns = f"{self.tag}-{name}"
-        veth = f"{self.tag}{name}"[:15]
+        veth = f"{self.tag}-{name}"  # at most 15 characters: 3 + 7 (a pid) + 1 + 4
         cgroup = self._cgroup_root / netns
         host = Host(self, name, f"{self._subnet}.{number}", netns, veth, cgroup, self.workdir)
         self.hosts[name] = host
