@@ -748,20 +748,11 @@ def _platform(zombie_timeout_s: int, num_workers: int = 2) -> Iterator[tuple[Up,
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    """A live process (a zombie is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _forget_dead_postmaster(up: Up) -> None:
     """Remove the lock files of a killed postmaster left a zombie nobody reaps (a container's
     init that does not): Postgres would take it for alive and refuse to start."""
     pid = up.postmaster_pid()
-    if pid is not None and not _alive(pid):
+    if pid is not None and not hosts.process_alive(pid):
         pg = EmbeddedPostgres(up.data_dir)
         (up.data_dir / "postgres" / "postmaster.pid").unlink(missing_ok=True)
         (pg.socket_dir / ".s.PGSQL.5432.lock").unlink(missing_ok=True)

@@ -82,7 +82,16 @@ def unavailable_reason() -> str | None:
 def _owner_alive(name: str) -> bool:
     """Whether the process that made ``name`` (``<PREFIX><pid>-...``) still runs."""
     digits = name[len(PREFIX) :].split("-")[0]
-    return not digits.isdigit() or Path(f"/proc/{digits}").exists()
+    return not digits.isdigit() or process_alive(int(digits))
+
+
+def process_alive(pid: int) -> bool:
+    """A live process: a zombie is not (a container's init may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def remove_stale() -> None:
