@@ -20,15 +20,22 @@ CHAOS = Path(__file__).parents[2] / "benchmarks" / "chaos.py"
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, dict[str, Any]]:
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, str(CHAOS), "--small", "--json"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=170,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    outcomes = json.loads(done.stdout)["outcomes"]
-    print("\n" + done.stderr[-2000:] + "\n" + json.dumps(outcomes, indent=1))
+    try:
+        stdout, stderr = process.communicate(timeout=170)
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: chaos.py then stops what it started (platforms, Postgres).
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=60)
+        pytest.fail(f"chaos.py --small did not end within 170 s:\n{stderr[-4000:]}")
+    assert process.returncode == 0, stderr[-4000:]
+    outcomes = json.loads(stdout)["outcomes"]
+    print("\n" + stderr[-2000:] + "\n" + json.dumps(outcomes, indent=1))
     return {row["experiment"]: row for row in outcomes}
 
 
