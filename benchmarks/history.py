@@ -27,6 +27,7 @@ Each figure is the median of ``--reps`` requests (p95 beside it). ``--explain`` 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import time
 import uuid
@@ -214,7 +215,9 @@ def explain(history: History, flow_id: str) -> None:
             trigger_kind="schedule" if "schedule_path" in params else None,
             trigger=params.get("schedule_path"),
             parent_job=uuid.UUID(params["parent_job"]) if "parent_job" in params else None,
-            created_after=None,
+            created_after=dt.datetime.fromisoformat(params["created_after"])
+            if "created_after" in params
+            else None,
         )
         bound = list_params_for("main", query, None)
         cur = psycopg.ClientCursor(history.conn)
