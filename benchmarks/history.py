@@ -20,8 +20,11 @@ again. Measures:
 - ``GET jobs_u/completed/get_result/{id}`` and ``GET jobs_u/get/{id}`` (with its logs) of
   random completed jobs.
 
-Each figure is the median of ``--reps`` requests (p95 beside it). ``--explain`` prints
-``EXPLAIN (ANALYZE, BUFFERS)`` of the list statement for each filter at the large size.
+Each figure is a median of ``--reps`` runs, in two columns per size: over HTTP (or, for the
+claim, the statement's round trip from this process), and the statement's own execution
+time as Postgres reports it (``EXPLAIN ANALYZE``; writes rolled back), which the load of a
+shared machine disturbs far less. ``--explain`` prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the
+claim and of the list statement for each filter at the large size.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from typing import Any
 import psycopg
 from gristmill.db.embedded import EmbeddedPostgres
 from gristmill.db.queries import Q
-from run import Platform, machine, percentile
+from gristmill.queue.rows import JobQuery, list_params_for
+from run import Platform, machine
 
 HERE = Path(__file__).resolve().parent
 FILL = (HERE / "history_fill.sql").read_text()
@@ -47,8 +51,9 @@ BATCH = 100_000
 NOOP = "def main():\n    return None\n"
 
 #: name -> query parameters of jobs/list (the UI's filters; see frontend/src/pages/Runs.svelte).
+LIST_ALL = "no filter (Runs page)"
 LISTS: dict[str, dict[str, Any]] = {
-    "no filter (Runs page)": {"per_page": 50},
+    LIST_ALL: {"per_page": 50},
     "page 20": {"per_page": 50, "page": 20},
     "path exact": {"per_page": 50, "script_path_exact": "u/user3/script_2"},
     "path prefix (folder)": {"per_page": 50, "script_path_start": "f/team1/"},
@@ -76,10 +81,6 @@ def timed(call: Callable[[], object], reps: int) -> list[float]:
     return times
 
 
-def summary(times: list[float]) -> str:
-    return f"{statistics.median(times):.1f} ms (p95 {percentile(times, 0.95):.1f})"
-
-
 class History:
     """The platform's database, reached directly: filling and probing the history."""
 
@@ -100,6 +101,8 @@ class History:
             self.rows += count
             print(f"  history: {self.rows} rows", flush=True)
         self.conn.execute("VACUUM ANALYZE job, job_completed, job_log")
+        # The fill's writes flushed now, not during the measures.
+        self.conn.execute("CHECKPOINT")
         return time.perf_counter() - start
 
     def sample(self, n: int) -> list[str]:
@@ -112,10 +115,23 @@ class History:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def statement_ms(self, query: str, params: dict[str, Any], reps: int) -> list[float]:
+        """The statement's own execution time as Postgres reports it (``EXPLAIN ANALYZE``,
+        its writes rolled back): what the machine's load and HTTP add is left out."""
+        text = psycopg.ClientCursor(self.conn).mogrify(query, params)  # type: ignore[arg-type]
+        times = []
+        for _ in range(reps):
+            with self.conn.transaction(force_rollback=True):
+                plan = self.conn.execute(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + text  # type: ignore[operator]
+                ).fetchone()
+            assert plan is not None
+            times.append(float(plan[0][0]["Execution Time"]))
+        return times
+
     def claim_ms(self, reps: int) -> list[float]:
-        """The claim statement's time on a queued job, each claim rolled back."""
-        tag = f"bench-claim-{uuid.uuid4().hex[:8]}"
-        self.conn.execute(PROBE, {"id": uuid.uuid4(), "tag": tag})  # type: ignore[arg-type]
+        """The claim statement's round trip on a queued job, each claim rolled back."""
+        tag = self.probe_tag()
         times = []
         for _ in range(reps):
             start = time.perf_counter()
@@ -126,6 +142,13 @@ class History:
             times.append((time.perf_counter() - start) * 1000)
             assert row is not None and row[0] is not None, "the probe job was not claimed"
         return times
+
+    def probe_tag(self) -> str:
+        """The tag of a queued job no worker serves (made once)."""
+        if not hasattr(self, "_tag"):
+            self._tag = f"bench-claim-{uuid.uuid4().hex[:8]}"
+            self.conn.execute(PROBE, {"id": uuid.uuid4(), "tag": self._tag})  # type: ignore[arg-type]
+        return self._tag
 
     def a_flow_with_steps(self) -> str:
         """A flow run with a few steps (``parent_job``), inserted for the steps' list."""
@@ -155,33 +178,64 @@ def list_params(name: str, flow_id: str) -> dict[str, Any]:
     return params
 
 
-def measure(platform: Platform, history: History, reps: int) -> dict[str, str]:
-    out: dict[str, str] = {}
+def job_query(params: dict[str, Any], *, completed_only: bool = False) -> JobQuery:
+    """The list statement's query for the HTTP filters ``params`` (as the route builds it)."""
+    flag = {"true": True, "false": False}
+    return JobQuery(
+        per_page=int(params.get("per_page", 50)),
+        page=int(params.get("page", 1)),
+        completed_only=completed_only,
+        path_exact=params.get("script_path_exact"),
+        path_start=params.get("script_path_start"),
+        created_by=params.get("created_by"),
+        success=flag.get(params.get("success", "")),
+        running=flag.get(params.get("running", "")),
+        job_kinds=params["job_kinds"].split(",") if "job_kinds" in params else None,
+        trigger_kind="schedule" if "schedule_path" in params else None,
+        trigger=params.get("schedule_path"),
+        parent_job=uuid.UUID(params["parent_job"]) if "parent_job" in params else None,
+        created_after=dt.datetime.fromisoformat(params["created_after"])
+        if "created_after" in params
+        else None,
+    )
+
+
+#: A measure: its HTTP (or client) times and its statement's own times, in ms.
+Measure = tuple[list[float], list[float]]
+
+
+def measure(platform: Platform, history: History, reps: int) -> dict[str, Measure]:
+    out: dict[str, Measure] = {}
     client = platform.client
-    out["claim statement (1 queued job)"] = summary(history.claim_ms(reps * 2))
+    tag = history.probe_tag()
+    out["claim (1 queued job): round trip, statement"] = (
+        history.claim_ms(reps * 2),
+        history.statement_ms(Q["claim_job"], {"tags": [tag], "worker": "bench"}, reps),
+    )
     walls = []
     for _ in range(reps):
         start = time.perf_counter()
         r = client.post("/jobs/run_wait_result/p/u/bench/noop", json={})
         walls.append((time.perf_counter() - start) * 1000)
         r.raise_for_status()
-    out["no-op job, run_wait_result"] = summary(walls)
+    out["no-op job, run_wait_result"] = (walls, [])
     flow_id = history.a_flow_with_steps()
-    for name in LISTS:
+    lists = [(f"jobs/list, {name}", "/jobs/list", name) for name in LISTS]
+    lists.append(("jobs/completed/list, no filter", "/jobs/completed/list", LIST_ALL))
+    for label, route, name in lists:
         params = list_params(name, flow_id)
 
-        def call(params: dict[str, Any] = params) -> None:
-            r = client.get("/jobs/list", params=params)
-            r.raise_for_status()
+        def call(route: str = route, params: dict[str, Any] = params) -> None:
+            client.get(route, params=params).raise_for_status()
 
-        out[f"jobs/list, {name}"] = summary(timed(call, reps))
-
-    def completed() -> None:
-        client.get("/jobs/completed/list", params={"per_page": 50}).raise_for_status()
-
-    out["jobs/completed/list, no filter"] = summary(timed(completed, reps))
+        call()  # warm-up
+        query = job_query(params, completed_only=route.startswith("/jobs/completed"))
+        out[label] = (
+            timed(call, reps),
+            history.statement_ms(Q["list_jobs"], list_params_for("main", query), reps),
+        )
     sample = history.sample(reps)
-    results, gets = [], []
+    results, gets, result_sql, get_sql = [], [], [], []
     for job_id in sample:
         results += timed(
             lambda job_id=job_id: client.get(
@@ -192,41 +246,36 @@ def measure(platform: Platform, history: History, reps: int) -> dict[str, str]:
         gets += timed(
             lambda job_id=job_id: client.get(f"/jobs_u/get/{job_id}").raise_for_status(), 1
         )
-    out["jobs_u/completed/get_result/{id}"] = summary(results)
-    out["jobs_u/get/{id} (with logs)"] = summary(gets)
+        ids = {"id": job_id, "workspace_id": "main"}
+        result_sql += history.statement_ms(Q["get_completed"], ids, 1)
+        # The route's two statements: the job, then its logs.
+        job_ms = history.statement_ms(Q["get_job"], ids, 1)[0]
+        get_sql.append(job_ms + history.statement_ms(Q["get_logs"], {"id": job_id}, 1)[0])
+    out["jobs_u/completed/get_result/{id}"] = (results, result_sql)
+    out["jobs_u/get/{id} (with logs)"] = (gets, get_sql)
     return out
 
 
 def explain(history: History, flow_id: str) -> None:
-    """The plan of the list statement for each filter (as an admin lists)."""
-    from gristmill.queue.rows import JobQuery, list_params_for
-
+    """The plans of the claim and of the list statement for each filter (as an admin)."""
+    plans: list[tuple[str, str, dict[str, Any]]] = [
+        ("claim", Q["claim_job"], {"tags": [history.probe_tag()], "worker": "bench"})
+    ]
     for name in LISTS:
-        params = list_params(name, flow_id)
-        query = JobQuery(
-            per_page=int(params.get("per_page", 50)),
-            page=int(params.get("page", 1)),
-            path_exact=params.get("script_path_exact"),
-            path_start=params.get("script_path_start"),
-            created_by=params.get("created_by"),
-            success={"true": True, "false": False}.get(params.get("success", "")),
-            running={"true": True, "false": False}.get(params.get("running", "")),
-            job_kinds=params["job_kinds"].split(",") if "job_kinds" in params else None,
-            trigger_kind="schedule" if "schedule_path" in params else None,
-            trigger=params.get("schedule_path"),
-            parent_job=uuid.UUID(params["parent_job"]) if "parent_job" in params else None,
-            created_after=dt.datetime.fromisoformat(params["created_after"])
-            if "created_after" in params
-            else None,
-        )
-        bound = list_params_for("main", query, None)
-        cur = psycopg.ClientCursor(history.conn)
-        text = cur.mogrify(Q["list_jobs"], bound)
-        plan = history.conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) " + text  # type: ignore[operator]
-        ).fetchall()
+        query = job_query(list_params(name, flow_id))
+        plans.append((name, Q["list_jobs"], list_params_for("main", query)))
+    for name, statement, params in plans:
+        text = psycopg.ClientCursor(history.conn).mogrify(statement, params)  # type: ignore[arg-type]
+        with history.conn.transaction(force_rollback=True):
+            plan = history.conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) " + text  # type: ignore[operator]
+            ).fetchall()
         print(f"\n### {name}\n")
         print("\n".join(r[0] for r in plan))
+
+
+def cell(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f}" if times else "-"
 
 
 def main() -> None:
@@ -254,16 +303,27 @@ def main() -> None:
     finally:
         history.close()
         platform.stop()
-    left, right = f"{args.small:,} jobs", f"{args.rows:,} jobs"
+    small_n, large_n = f"{args.small:,}", f"{args.rows:,}"
+    head = [
+        "measure (median ms)",
+        f"HTTP, {small_n} jobs",
+        f"HTTP, {large_n} jobs",
+        f"statement, {small_n}",
+        f"statement, {large_n}",
+    ]
+    table = [
+        [name, cell(http), cell(large[name][0]), cell(sql), cell(large[name][1])]
+        for name, (http, sql) in small.items()
+    ]
     if args.markdown:
-        print(f"\n| measure | {left} | {right} |\n|---|---|---|")
-        for name, value in small.items():
-            print(f"| {name} | {value} | {large[name]} |")
+        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for row in table:
+            print("| " + " | ".join(row) + " |")
     else:
-        width = max(len(n) for n in small)
-        print(f"\n{'measure':<{width}}  {left:<24}  {right}")
-        for name, value in small.items():
-            print(f"{name:<{width}}  {value:<24}  {large[name]}")
+        widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
+        print()
+        for row in [head, *table]:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     print(f"\nfilled {args.rows - args.small:,} rows in {fill_s:.0f} s; {machine()}")
 
 
