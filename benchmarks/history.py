@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import time
 import uuid
@@ -286,6 +287,9 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print the list plans at the end")
     args = parser.parse_args()
+    # The history is spread over 90 days: with the default retention (30 days) the
+    # platform's monitor would purge part of it while it is measured.
+    os.environ["JOB_RETENTION_SECS"] = "0"
     platform = Platform(workers=1)
     history = History(platform)
     try:
