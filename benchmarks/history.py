@@ -20,6 +20,11 @@ again. Measures:
 - ``GET jobs_u/completed/get_result/{id}`` and ``GET jobs_u/get/{id}`` (with its logs) of
   random completed jobs.
 
+Then (unless ``--no-purge``) the jobs older than 30 days, two thirds of the large history,
+are purged by the retention code as the monitor runs it (batches of 1,000, short pauses)
+while the claim statement is timed over and over: the purge's rate, and the claims' times
+during it beside those before it.
+
 Each figure is a median of ``--reps`` runs, in two columns per size: over HTTP (or, for the
 claim, the statement's round trip from this process), and the statement's own execution
 time as Postgres reports it (``EXPLAIN ANALYZE``; writes rolled back), which the load of a
@@ -30,9 +35,11 @@ claim and of the list statement for each filter at the large size.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import os
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -40,10 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from gristmill.config import Settings
 from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.pool import open_pool
 from gristmill.db.queries import Q
+from gristmill.queue.retention import Purge, purge_expired_jobs
 from gristmill.queue.rows import JobQuery, list_params_for
-from run import Platform, machine
+from run import Platform, machine, percentile
 
 HERE = Path(__file__).resolve().parent
 FILL = (HERE / "history_fill.sql").read_text()
@@ -275,6 +285,42 @@ def explain(history: History, flow_id: str) -> None:
         print("\n".join(r[0] for r in plan))
 
 
+def purge_during_claims(history: History, platform: Platform) -> str:
+    """Retention at scale: the jobs older than 30 days (two thirds of the history) purged as
+    the monitor purges them (batches of 1000, short pauses; here in one pass), while the
+    claim statement is timed over and over: the queue must not wait for the purge."""
+    settings = Settings(job_retention_s=30 * 86400)
+    conninfo = EmbeddedPostgres(platform.data_dir).conninfo
+
+    async def purge() -> Purge:
+        pool = await open_pool(conninfo, max_size=2, name="bench-purge")
+        try:
+            return await purge_expired_jobs(pool, settings, max_batches=10**9)
+        finally:
+            await pool.close()
+
+    done: list[Purge] = []
+    before = history.claim_ms(50)
+    thread = threading.Thread(target=lambda: done.append(asyncio.run(purge())))
+    start = time.perf_counter()
+    thread.start()
+    claims: list[float] = []
+    while thread.is_alive():
+        claims += history.claim_ms(1)
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    assert done, "the purge failed"
+    result = done[0]
+    return (
+        f"retention purge of {result.deleted:,} jobs completed over 30 days ago (with their"
+        f" results and logs; {result.batches} batches of 1,000): {elapsed:.0f} s,"
+        f" {result.deleted / elapsed:,.0f} jobs/s. Claim round trip meanwhile: p50"
+        f" {statistics.median(claims):.2f} ms, p99 {percentile(claims, 0.99):.2f} ms, max"
+        f" {max(claims):.2f} ms ({len(claims)} claims); before it: p50"
+        f" {statistics.median(before):.2f} ms, max {max(before):.2f} ms"
+    )
+
+
 def cell(times: list[float]) -> str:
     return f"{statistics.median(times):.2f}" if times else "-"
 
@@ -286,6 +332,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20, help="requests per measure")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print the list plans at the end")
+    parser.add_argument(
+        "--no-purge",
+        dest="purge",
+        action="store_false",
+        help="skip the retention purge of the large history (timed, with claims meanwhile)",
+    )
     args = parser.parse_args()
     # The history is spread over 90 days: with the default retention (30 days) the
     # platform's monitor would purge part of it while it is measured.
@@ -304,6 +356,7 @@ def main() -> None:
         large = measure(platform, history, args.reps)
         if args.explain:
             explain(history, history.a_flow_with_steps())
+        purged = purge_during_claims(history, platform) if args.purge else ""
     finally:
         history.close()
         platform.stop()
@@ -328,6 +381,8 @@ def main() -> None:
         print()
         for row in [head, *table]:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    if purged:
+        print(f"\n{purged}")
     print(f"\nfilled {args.rows - args.small:,} rows in {fill_s:.0f} s; {machine()}")
 
 
