@@ -130,20 +130,33 @@ async def test_old_completed_jobs_go_in_batches_with_their_logs_and_the_rest_sta
     live_steps = await completed(pool, 4, age_days=40, parent=live_flow, root=live_flow)
     [done_flow] = await completed(pool, 1, age_days=40, kind="flow")
     done_steps = await completed(pool, 3, age_days=40, parent=done_flow, root=done_flow)
-    doomed = [*old, done_flow, *done_steps]  # 234 jobs
+    # A schedule's runs: one handled (its ledger row goes with it), one whose end was not
+    # handled yet (kept: its handlers read it, and a run without a job would be pushed again).
+    [handled, unhandled] = await completed(pool, 2, age_days=40)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO schedule_run (workspace_id, schedule_path, tick, job_id, runnable_path,"
+            " is_flow, pushed_at, handled_at) SELECT 'main', 'u/admin/every_minute',"
+            " now() - make_interval(days => 40, secs => n), id, 'u/admin/retention', false,"
+            " now(), CASE WHEN n = 1 THEN now() END"
+            " FROM unnest(%s::uuid[]) WITH ORDINALITY AS t(id, n)",
+            ([handled, unhandled],),
+        )
+    doomed = [*old, done_flow, *done_steps, handled]  # 235 jobs
 
     # A pass does at most max_batches batches: a large backlog takes several passes.
     first = await purge_expired_jobs(pool, SETTINGS, batch_size=100, max_batches=1)
     assert (first.deleted, first.batches, first.locked) == (100, 1, True)
     rest = await purge_expired_jobs(pool, SETTINGS, batch_size=100, pause_s=0.01)
-    assert (rest.deleted, rest.batches) == (134, 2)
+    assert (rest.deleted, rest.batches) == (135, 2)
     again = await purge_expired_jobs(pool, SETTINGS, batch_size=100)
     assert again.deleted == 0
 
     assert await present(pool, "job", "id", doomed) == 0
     assert await present(pool, "job_log", "job_id", doomed) == 0
     assert await present(pool, "job_secret_read", "job_id", doomed) == 0
-    kept = recent + live_steps
+    assert await present(pool, "schedule_run", "job_id", [handled, unhandled]) == 1
+    kept = [*recent, *live_steps, unhandled]
     assert await present(pool, "job_completed", "id", kept) == len(kept)
     assert await present(pool, "job_log", "job_id", kept) == len(kept)
     alive = [*waiting, *running, live_flow]

@@ -21,7 +21,7 @@ SELECT value FROM instance_setting WHERE name = 'retention_period_secs';
 -- history row, result, log and the rows that hang off the job (ON DELETE CASCADE). Never a
 -- queued or running job (they are not in job_completed), nor a step of a flow whose run is
 -- not over (its root, or its parent when it has no root, is still in the queue: the flow
--- still reads its steps' results). Rows another transaction holds are skipped, not waited
+-- still reads its steps' results), nor a schedule's run not handled yet. Rows another transaction holds are skipped, not waited
 -- for. `floor`: the newest completed_at the previous batch of this pass reached, so that a
 -- kept prefix (steps of long flows) is not walked again at every batch.
 -- One row: how many jobs were deleted, and the newest completed_at among them.
@@ -35,6 +35,11 @@ WITH doomed AS (
           JOIN job_queue q ON q.id = coalesce(j.root_job, j.parent_job)
           WHERE j.id = c.id
       )
+      -- Nor a schedule's run whose end is not handled yet: its handlers still read it, and
+      -- a run without its job is taken for one never pushed (and pushed again).
+      AND NOT EXISTS (
+          SELECT 1 FROM schedule_run r WHERE r.job_id = c.id AND r.handled_at IS NULL
+      )
     ORDER BY c.completed_at
     LIMIT %(batch)s
     FOR UPDATE OF c SKIP LOCKED
@@ -43,6 +48,9 @@ WITH doomed AS (
     DELETE FROM job_log WHERE job_id IN (SELECT id FROM doomed)
 ), secrets AS (
     DELETE FROM job_secret_read WHERE job_id IN (SELECT id FROM doomed)
+), ticks AS (
+    -- The schedules' ledger of those runs (handled: nothing reads it without the job).
+    DELETE FROM schedule_run WHERE job_id IN (SELECT id FROM doomed)
 ), jobs AS (
     DELETE FROM job WHERE id IN (SELECT id FROM doomed)
     RETURNING id
