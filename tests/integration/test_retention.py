@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+import pytest
 import pytest_asyncio
-from gristmill.config import Settings
+from gristmill.config import ConfigError, Settings
 from gristmill.db.pool import open_pool
 from gristmill.db.queries import Q
 from gristmill.queue.claim import claim_job
@@ -180,6 +181,23 @@ async def test_off_at_zero_and_the_instance_setting_wins(pool: AsyncConnectionPo
             (str(20 * DAY),),
         )
     assert (await purge_expired_jobs(pool, Settings(job_retention_s=0))).deleted == 10
+    # A value stored as a JSON string of digits counts too; anything else is ignored.
+    await completed(pool, 3, age_days=40)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE instance_setting SET value = to_jsonb(%s::text)"
+            " WHERE name = 'retention_period_secs'",
+            (str(20 * DAY),),
+        )
+    assert (await purge_expired_jobs(pool, Settings(job_retention_s=0))).deleted == 3
+
+
+def test_the_setting_is_windmills() -> None:
+    assert Settings.from_env({}).job_retention_s == 30 * DAY  # Windmill's default
+    assert Settings.from_env({"JOB_RETENTION_SECS": "0"}).job_retention_s == 0
+    assert Settings.from_env({"JOB_RETENTION_SECS": "3600"}).job_retention_s == 3600
+    with pytest.raises(ConfigError, match="JOB_RETENTION_SECS"):
+        Settings.from_env({"JOB_RETENTION_SECS": "-1"})
 
 
 async def test_one_purger_at_a_time(pool: AsyncConnectionPool, database_url: str) -> None:

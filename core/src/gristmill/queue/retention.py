@@ -53,8 +53,10 @@ async def retention_period_s(conn: psycopg.AsyncConnection, settings: Settings) 
     row = await (await conn.execute(Q["retention_period"])).fetchone()
     if row is not None:
         value = row[0]
-        # A stored value that is no whole number of seconds is ignored (the setting is
-        # written by hand or by the API; a bad one must not stop the monitor).
+        # A number, or a string of digits; a stored value that is no whole number of
+        # seconds is ignored (a bad setting must not stop the monitor).
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
         log.warning("instance setting retention_period_secs=%r is not a number of seconds", value)
