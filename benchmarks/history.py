@@ -268,13 +268,18 @@ def measure(platform: Platform, history: History, reps: int) -> dict[str, Measur
 
 
 def explain(history: History, flow_id: str) -> None:
-    """The plans of the claim and of the list statement for each filter (as an admin)."""
+    """The plans of the claim, of the list statement for each filter (as an admin) and of
+    one batch of the retention purge."""
     plans: list[tuple[str, str, dict[str, Any]]] = [
         ("claim", Q["claim_job"], {"tags": [history.probe_tag()], "worker": "bench"})
     ]
     for name in LISTS:
         query = job_query(list_params(name, flow_id))
         plans.append((name, Q["list_jobs"], list_params_for("main", query)))
+    # One batch of the retention purge (rolled back like the others).
+    floor = dt.datetime.min.replace(tzinfo=dt.UTC)
+    batch = {"retention_s": 30 * 86400, "floor": floor, "batch": 1000}
+    plans.append(("retention batch", Q["retention_delete_batch"], batch))
     for name, statement, params in plans:
         text = psycopg.ClientCursor(history.conn).mogrify(statement, params)  # type: ignore[arg-type]
         with history.conn.transaction(force_rollback=True):

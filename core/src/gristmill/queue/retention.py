@@ -91,12 +91,13 @@ async def purge_expired_jobs(
                     {"retention_s": retention_s, "floor": floor, "batch": batch_size},
                 )
                 result = await cur.fetchone()
+                assert result is not None  # one row, always
+                count, examined, reached = result
                 batches += 1
-                count, reached = (result[0], result[1]) if result else (0, None)
                 deleted += count
                 if reached is not None:
                     floor = reached
-                if count < batch_size:
+                if examined < batch_size:  # none left (kept rows counted: they were seen)
                     break
         finally:
             await conn.execute(Q["retention_unlock"], {"key": LOCK_KEY})

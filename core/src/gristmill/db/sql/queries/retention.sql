@@ -17,32 +17,39 @@ SELECT pg_advisory_unlock(%(key)s);
 SELECT value FROM instance_setting WHERE name = 'retention_period_secs';
 
 -- name: retention_delete_batch
--- Delete up to `batch` jobs completed before the retention period, oldest first, with their
--- history row, result, log and the rows that hang off the job (ON DELETE CASCADE). Never a
--- queued or running job (they are not in job_completed), nor a step of a flow whose run is
--- not over (its root, or its parent when it has no root, is still in the queue: the flow
--- still reads its steps' results), nor a schedule's run not handled yet. Rows another transaction holds are skipped, not waited
--- for. `floor`: the newest completed_at the previous batch of this pass reached, so that a
--- kept prefix (steps of long flows) is not walked again at every batch.
--- One row: how many jobs were deleted, and the newest completed_at among them.
-WITH doomed AS (
+-- Delete jobs completed before the retention period, oldest first, with their history row,
+-- result, log and the rows that hang off the job (ON DELETE CASCADE). The `batch` oldest
+-- candidates from `floor` on are taken in completed_at order (an index walk that stops at
+-- the batch's end; rows another transaction holds are skipped, not waited for); of those,
+-- kept: a step (or child) of a flow whose run is not over (its root, or its parent when it
+-- has no root, is still in the queue: the flow still reads its steps' results), and a
+-- schedule's run whose end is not handled yet. Queued and running jobs are never candidates
+-- (they are not in job_completed). One row: how many jobs were deleted, how many candidates
+-- were looked at (fewer than `batch`: none left), and the newest completed_at among them:
+-- the next batch's `floor`, so that kept rows are not looked at again in this pass (but
+-- those of that very instant).
+WITH candidates AS MATERIALIZED (
     SELECT c.id, c.completed_at
     FROM job_completed c
     WHERE c.completed_at < now() - make_interval(secs => %(retention_s)s)
       AND c.completed_at >= %(floor)s
-      AND NOT EXISTS (
-          SELECT 1 FROM job j
-          JOIN job_queue q ON q.id = coalesce(j.root_job, j.parent_job)
-          WHERE j.id = c.id
-      )
-      -- Nor a schedule's run whose end is not handled yet: its handlers still read it, and
-      -- a run without its job is taken for one never pushed (and pushed again).
-      AND NOT EXISTS (
-          SELECT 1 FROM schedule_run r WHERE r.job_id = c.id AND r.handled_at IS NULL
-      )
     ORDER BY c.completed_at
     LIMIT %(batch)s
-    FOR UPDATE OF c SKIP LOCKED
+    FOR UPDATE SKIP LOCKED
+), owned AS MATERIALIZED (
+    -- The flow each candidate belongs to, looked up per candidate by key (a subquery in the
+    -- select list: never a join that could read the whole `job` table).
+    SELECT
+        cand.id,
+        (SELECT coalesce(j.root_job, j.parent_job) FROM job j WHERE j.id = cand.id) AS flow
+    FROM candidates cand
+), doomed AS MATERIALIZED (
+    SELECT o.id FROM owned o
+    WHERE NOT EXISTS (SELECT 1 FROM job_queue q WHERE q.id = o.flow)
+      -- A run without its job would be taken for one never pushed (and pushed again).
+      AND NOT EXISTS (
+          SELECT 1 FROM schedule_run r WHERE r.job_id = o.id AND r.handled_at IS NULL
+      )
 ), logs AS (
     -- job_log and job_secret_read have no foreign key to job (written on the hot path).
     DELETE FROM job_log WHERE job_id IN (SELECT id FROM doomed)
@@ -55,4 +62,7 @@ WITH doomed AS (
     DELETE FROM job WHERE id IN (SELECT id FROM doomed)
     RETURNING id
 )
-SELECT count(*) AS deleted, (SELECT max(completed_at) FROM doomed) AS reached FROM jobs;
+SELECT
+    (SELECT count(*) FROM jobs) AS deleted,
+    (SELECT count(*) FROM candidates) AS examined,
+    (SELECT max(completed_at) FROM candidates) AS reached;
