@@ -20,6 +20,7 @@ from gristmill.db.queries import Q
 from gristmill.queue.claim import claim_job
 from gristmill.queue.retention import LOCK_KEY, purge_expired_jobs
 from gristmill.queue.rows import JobQuery, list_params_for
+from gristmill.testing.pytest_plugin import started_platform
 from psycopg_pool import AsyncConnectionPool
 
 DAY = 86400
@@ -263,3 +264,17 @@ async def test_the_job_list_walks_an_index(pool: AsyncConnectionPool) -> None:
         # The history's part: an index of job in created_at order, cut at the page's end.
         assert "Seq Scan on job " not in plan, f"{name}:\n{plan}"
         assert "Index Scan using job_by_" in plan, f"{name}:\n{plan}"
+
+
+async def test_the_monitor_purges(settings: Settings) -> None:
+    """A server's monitor runs the purge on its own (each pass: ZOMBIE_JOB_TIMEOUT / 4 s,
+    1 s at least)."""
+    async with started_platform(settings.with_overrides(zombie_job_timeout_s=4)) as platform:
+        assert platform.pool is not None
+        ids = await completed(platform.pool, 3, age_days=40)
+        recent = await completed(platform.pool, 1, age_days=1)
+        deadline = time.monotonic() + 15
+        while await present(platform.pool, "job", "id", ids):
+            assert time.monotonic() < deadline, "the monitor did not purge the old jobs"
+            await asyncio.sleep(0.2)
+        assert await present(platform.pool, "job", "id", recent) == 1
