@@ -1,6 +1,7 @@
 """Warm runners against cold starts, on issue 14's workloads, under the default sandbox.
 
     uv run python benchmarks/warm.py [--jobs N] [--flow-reps N] [--markdown] [--peers]
+    uv run python benchmarks/warm.py --drain-only   # the throughput rows alone
 
 Two platforms as ``benchmarks/run.py`` starts them (``gristmill up``, 2 workers, jobs in the
 default sandbox, bwrap): one with ``GRISTMILL_WARM=0`` (every job starts its interpreter in a
@@ -9,7 +10,8 @@ requests alternate between the two, so that the machine's drift weighs on both s
 
 - a no-op Python job through ``run_wait_result`` (p50, p95);
 - a script importing ``requests`` (its lock resolved and installed first);
-- throughput: no-op jobs submitted at once, drained by the 2 workers;
+- throughput: no-op jobs submitted at once, drained by the 2 workers, and the CPU each job
+  cost while draining, by who spent it (the server, the jobs' processes, Postgres);
 - Windmill's flow workloads as real flows: 40 sequential ``fibo(10)`` steps, and 10 of
   ``fibo(33)`` beside ten bare ``fibo(33)`` calls in one interpreter (no platform);
 - with ``--peers``, Prefect 3 and DBOS Transact on the same flow workloads, in the same run
@@ -26,6 +28,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import flows
 import httpx
@@ -98,10 +101,62 @@ def alternate(cold: Platform, warm: Platform, path: str, n: int) -> tuple[list[f
     return times[False], times[True]
 
 
-def throughput(platform: Platform, count: int) -> float:
+@dataclass
+class Drain:
+    """A drain's rate, and the CPU it cost per job by who spent it (ms)."""
+
+    rate: float
+    cpu_ms: dict[str, float]
+
+    def cpu_cell(self) -> str:
+        named = {who: ms for who, ms in self.cpu_ms.items() if who != "all"}
+        rest = self.cpu_ms["all"] - sum(named.values())
+        parts = ", ".join(f"{who} {ms:.1f}" for who, ms in named.items())
+        return f"{self.cpu_ms['all']:.1f} ms ({parts}, rest {rest:.1f})"
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_process(server_pid: int) -> dict[str, float]:
+    """CPU time (ms) spent so far, by who: the server process itself; its jobs' processes
+    (the children it reaped — cold jobs' sandboxes — plus the warm parents and every child
+    they reaped); Postgres (every ``postgres`` process, with the backends its postmaster
+    reaped); and the whole machine (``/proc/stat``, every core, kernel threads included: the
+    "rest" is what none of those three accounts for: the kernel's own threads, the client, and
+    processes that ended re-parented away from the server)."""
+    spent = {"server": 0.0, "jobs": 0.0, "postgres": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue  # ended meanwhile
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        utime, stime, cutime, cstime = (int(v) for v in stat[stat.rindex(")") + 2 :].split()[11:15])
+        if int(entry) == server_pid:
+            spent["server"] += (utime + stime) * _TICK_MS
+            spent["jobs"] += (cutime + cstime) * _TICK_MS
+        elif b"forkserver.py" in cmdline:
+            spent["jobs"] += (utime + stime + cutime + cstime) * _TICK_MS
+        elif comm == "postgres":
+            spent["postgres"] += (utime + stime + cutime + cstime) * _TICK_MS
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    spent["all"] = (sum(fields) - fields[3] - fields[4]) * _TICK_MS  # minus idle and iowait
+    return spent
+
+
+def throughput(platform: Platform, count: int) -> Drain:
     """Jobs per second drained: ``count`` no-op jobs queued for one moment in the future (so
     that submitting them is not what is measured), from that moment to the last one's end
-    (the database's ``completed_at``, on this machine's clock)."""
+    (the database's ``completed_at``, on this machine's clock); and the CPU the drain cost
+    per job, by who spent it (read from ``/proc`` at that moment and once every job has
+    ended: the client's few polls are in "all", as is every other process of the machine)."""
     client = httpx.Client(
         base_url=str(platform.client.base_url), headers=platform.client.headers, timeout=120
     )
@@ -115,15 +170,25 @@ def throughput(platform: Platform, count: int) -> float:
         ]
         if dt.datetime.now(dt.UTC) >= due:
             raise SystemExit("submitting took longer than planned: raise the margin")
-        ends = []
-        for job_id in ids:
-            while True:
-                r = client.get(f"/jobs_u/get/{job_id}", params={"no_logs": "true"}).json()
-                if r.get("completed_at"):
-                    ends.append(dt.datetime.fromisoformat(r["completed_at"]))
+        time.sleep(max(0.0, (due - dt.datetime.now(dt.UTC)).total_seconds()))
+        before = _cpu_by_process(platform.process.pid)
+        ends: list[dt.datetime] = []
+        pending = list(ids)
+        while pending:
+            # Seldom: the end is the database's completed_at, so polling faster would only
+            # add the polls' own CPU to the drain's.
+            time.sleep(0.25)
+            while pending:
+                r = client.get(f"/jobs_u/get/{pending[0]}", params={"no_logs": "true"}).json()
+                if not r.get("completed_at"):
                     break
-                time.sleep(0.01)
-        return count / (max(ends) - due).total_seconds()
+                ends.append(dt.datetime.fromisoformat(r["completed_at"]))
+                pending.pop(0)
+        after = _cpu_by_process(platform.process.pid)
+        return Drain(
+            rate=count / (max(ends) - due).total_seconds(),
+            cpu_ms={who: (after[who] - before[who]) / count for who in after},
+        )
 
 
 def flow_totals(
@@ -161,13 +226,45 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} ms (p95 {percentile(values, 0.95):.1f})"
 
 
-def measure(jobs: int, flow_reps: int, workers: int, with_peers: bool) -> list[Row]:
+def drain_rows(cold: Platform, warm: Platform, count: int, workers: int) -> list[Row]:
+    rows: list[Row] = []
+    c_drain, w_drain = throughput(cold, count), throughput(warm, count)
+    rows.append(
+        (
+            f"throughput, {count} no-op jobs queued at once, {workers} workers",
+            f"{c_drain.rate:.0f} jobs/s",
+            f"{w_drain.rate:.0f} jobs/s",
+            f"{w_drain.rate / c_drain.rate:.1f}x",
+            ">= 1000 jobs/s",
+        )
+    )
+    rows.append(
+        (
+            "CPU per drained job: all (server, jobs, Postgres, rest)",
+            c_drain.cpu_cell(),
+            w_drain.cpu_cell(),
+            f"{c_drain.cpu_ms['all'] / w_drain.cpu_ms['all']:.1f}x",
+            "<= 2 ms for 1000 jobs/s on 2 cores",
+        )
+    )
+    return rows
+
+
+def measure(
+    jobs: int, flow_reps: int, workers: int, with_peers: bool, drain_only: bool = False
+) -> list[Row]:
     rows: list[Row] = []
     with platform(False, workers) as cold, platform(True, workers) as warm:
         for side in (cold, warm):
             side.save("u/bench/noop", NOOP)
+            if drain_only:
+                for _ in range(5):  # the warm parent, connections
+                    side.run_wait("u/bench/noop", {})
+                continue
             side.save("u/bench/fibo", FIBO)
             save_deployed(side, "u/bench/requests", REQUESTS)
+        if drain_only:
+            return drain_rows(cold, warm, max(1000, jobs * 5), workers)
         c, w = alternate(cold, warm, "u/bench/noop", jobs)
         rows.append(
             (
@@ -188,17 +285,7 @@ def measure(jobs: int, flow_reps: int, workers: int, with_peers: bool) -> list[R
                 "warm <= 10 ms p50",
             )
         )
-        count = max(1000, jobs * 5)
-        c_rate, w_rate = throughput(cold, count), throughput(warm, count)
-        rows.append(
-            (
-                f"throughput, {count} no-op jobs queued at once, {workers} workers",
-                f"{c_rate:.0f} jobs/s",
-                f"{w_rate:.0f} jobs/s",
-                f"{w_rate / c_rate:.1f}x",
-                ">= 1000 jobs/s",
-            )
-        )
+        rows += drain_rows(cold, warm, max(1000, jobs * 5), workers)
         c40, w40 = flow_totals(cold, warm, 40, 10, flow_reps)
         rows.append(
             (
@@ -244,8 +331,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="NUM_WORKERS of each platform")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--peers", action="store_true", help="also run Prefect 3 and DBOS")
+    parser.add_argument(
+        "--drain-only", action="store_true", help="only the throughput and its CPU per job"
+    )
     options = parser.parse_args()
-    rows = measure(options.jobs, options.flow_reps, options.workers, options.peers)
+    rows = measure(
+        options.jobs, options.flow_reps, options.workers, options.peers, options.drain_only
+    )
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
     header = ("measure", "cold", "warm", "ratio", "aim")
     if options.markdown:

@@ -280,7 +280,11 @@ class Launcher:
         data_dir = data_dir or self.data_dir()
         if port is None and command != "worker":
             port = free_port()
-        variables = clean_env(GRISTMILL_DATA_DIR=str(data_dir), NUM_WORKERS="2")
+        # A stop gives running jobs 5 s, as before the grace was a setting (a test's own
+        # GRISTMILL_SHUTDOWN_GRACE_S wins).
+        variables = clean_env(
+            GRISTMILL_DATA_DIR=str(data_dir), NUM_WORKERS="2", GRISTMILL_SHUTDOWN_GRACE_S="7"
+        )
         if port is not None:
             variables["PORT"] = str(port)
         variables.update(env or {})

@@ -243,7 +243,8 @@ def test_sigterm_requeues_a_running_job_which_a_restart_finishes(launch: Launche
     # The job tells its attempts apart by a marker file outside its job directory: only an
     # unsandboxed job can leave one (requeueing, not isolation, is under test here).
     unsandboxed = {"GRISTMILL_SANDBOX": "none"}
-    first = launch.start("up", env=unsandboxed)
+    # The job outlasts the grace (short: the test's time), then is requeued.
+    first = launch.start("up", env={**unsandboxed, "GRISTMILL_SHUTDOWN_GRACE_S": "3"})
     assert first.admin_email and first.admin_password
     marker = launch.data_dir() / "marker"
     api = Api(first.local_url, login(first.local_url, first.admin_email, first.admin_password))

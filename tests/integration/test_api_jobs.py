@@ -533,10 +533,15 @@ async def test_a_job_id_chosen_by_the_caller_is_used_once(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
     )
     assert r.status_code == 201 and r.text == job_id
+    # A retry gets its job (tests/integration/test_idempotency.py); other arguments a 409.
     again = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": job_id}
     )
-    assert again.status_code == 400 and f"a job with id {job_id} already exists" in again.text
+    assert again.status_code == 201 and again.text == job_id
+    other = await api.post(
+        f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 2}, params={"job_id": job_id}
+    )
+    assert other.status_code == 409 and f"a job with id {job_id} already exists" in other.text
     assert (await completed(api, job_id, workspace=workspace))["result"] == {"n": 2}
     bad = await api.post(
         f"/w/{workspace}/jobs/run/p/u/admin/echo", json={"x": 1}, params={"job_id": "nope"}

@@ -333,7 +333,13 @@ async def test_job_id_chosen_by_the_caller(api: httpx.AsyncClient, workspace: st
     )
     assert r.status_code == 200 and r.json() == 3
     assert r.headers["x-job-id"] == job_id
+    # A retry with the id gets its job (docs/reliability.md); another flow, a 409.
     r = await api.post(
         f"/w/{workspace}/jobs/run/preview_flow?job_id={job_id}", json={"value": value, "args": {}}
     )
-    assert r.status_code == 400
+    assert r.status_code == 201 and r.text == job_id
+    other = {"modules": [step("a", ADD_ONE, x=js("3"))]}
+    r = await api.post(
+        f"/w/{workspace}/jobs/run/preview_flow?job_id={job_id}", json={"value": other, "args": {}}
+    )
+    assert r.status_code == 409 and "its flow differs" in r.text, r.text

@@ -56,6 +56,8 @@ WORKSPACE_CLASSES = (MEMBER_READ, MEMBER_WRITE, OPERATOR_ALLOWED, ADMIN)
 POLICY: dict[str, str] = {
     # meta, auth, workers
     "meta-get_version":                   PUBLIC,            # GET  /version
+    "health-get_liveness":                PUBLIC,            # GET  /health/live
+    "health-get_readiness":               PUBLIC,            # GET  /health/ready
     "auth-login":                         PUBLIC,            # POST /auth/login
     "meta-list_runtimes":                 GLOBAL_SELF,       # GET  /runtimes
     "meta-list_workers":                  GLOBAL_SELF,       # GET  /workers/list

@@ -173,3 +173,12 @@ def test_input_limits() -> None:
     assert settings.max_args_size_mb == 2
     with pytest.raises(ConfigError, match="GRISTMILL_MAX_BODY_SIZE_MB must be at least 1"):
         Settings.from_env({"GRISTMILL_MAX_BODY_SIZE_MB": "0"})
+
+
+def test_shutdown_grace() -> None:
+    """The stop's grace: 10 s unless set; a positive number of seconds."""
+    assert Settings.from_env({}).shutdown_grace_s == 10.0
+    assert Settings.from_env({"GRISTMILL_SHUTDOWN_GRACE_S": "2.5"}).shutdown_grace_s == 2.5
+    for raw in ("0", "-3", "soon"):
+        with pytest.raises(ConfigError, match="GRISTMILL_SHUTDOWN_GRACE_S"):
+            Settings.from_env({"GRISTMILL_SHUTDOWN_GRACE_S": raw})

@@ -94,6 +94,9 @@ def test_every_2xx_response_is_described(path: str, method: str, op: dict[str, A
 #: Operations that answer without a token.
 PUBLIC_OPERATIONS = {
     "meta-get_version",
+    # Probes of load balancers and Kubernetes.
+    "health-get_liveness",
+    "health-get_readiness",
     "auth-login",
     # Signed approval links: the signature is the key.
     "jobs-resume_suspended_job_get",

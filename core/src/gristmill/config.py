@@ -109,6 +109,19 @@ class Settings:
     heartbeat_s: float = 5.0
     #: How long to wait for an unreachable database at start before giving up (s).
     database_wait_s: float = 60.0
+    #: Restarts of a dead embedded Postgres allowed within ``pg_restart_window_s``; one more
+    #: death stops the process (``GRISTMILL_PG_MAX_RESTARTS``; 0: never restart).
+    pg_max_restarts: int = 5
+    #: The window of ``pg_max_restarts`` (``GRISTMILL_PG_RESTART_WINDOW_S``).
+    pg_restart_window_s: float = 300.0
+    #: In a worker-only process (which serves no API), the port of its health probes
+    #: (``GRISTMILL_HEALTH_PORT``); ``None``: none are served.
+    health_port: int | None = None
+    #: How long a stop (SIGINT, SIGTERM) may take (``GRISTMILL_SHUTDOWN_GRACE_S``, s):
+    #: running jobs and waiting callers get most of it, the rest bounds the closing.
+    #: Windmill has no such setting (its workers wait for their job, bounded by the
+    #: orchestrator's kill: Kubernetes' ``terminationGracePeriodSeconds``).
+    shutdown_grace_s: float = 10.0
 
     #: Where job directories are made; ``None`` means ``<data_dir>/jobs``.
     jobs_root: Path | None = None
@@ -238,6 +251,14 @@ class Settings:
             log_flush_ms=reader.integer("GRISTMILL_LOG_FLUSH_MS", 250, minimum=10),
             heartbeat_s=reader.positive("GRISTMILL_HEARTBEAT_S", 5.0),
             database_wait_s=reader.positive("GRISTMILL_DB_WAIT_S", 60.0),
+            pg_max_restarts=reader.integer("GRISTMILL_PG_MAX_RESTARTS", 5, minimum=0),
+            pg_restart_window_s=reader.positive("GRISTMILL_PG_RESTART_WINDOW_S", 300.0),
+            health_port=(
+                reader.integer("GRISTMILL_HEALTH_PORT", 0, minimum=1, maximum=65535)
+                if env.get("GRISTMILL_HEALTH_PORT", "").strip()
+                else None
+            ),
+            shutdown_grace_s=reader.positive("GRISTMILL_SHUTDOWN_GRACE_S", 10.0),
             env_max_age_days=reader.positive("GRISTMILL_ENV_MAX_AGE_DAYS", 14.0),
             min_free_disk_space_mb=reader.integer("MIN_FREE_DISK_SPACE_MB", 1024, minimum=0),
             env_gc_every_s=reader.positive("GRISTMILL_ENV_GC_EVERY_S", 3600.0),

@@ -24,6 +24,7 @@ __all__ = [
     "GristmillError",
     "JobErrorName",
     "NotFound",
+    "RepeatMismatch",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
@@ -52,6 +53,13 @@ class Forbidden(GristmillError):
 
 class Conflict(BadInput):
     """What a request would create already exists (400, as Windmill answers)."""
+
+
+class RepeatMismatch(Conflict):
+    """A run request names (by ``job_id`` or ``Idempotency-Key``) a job it does not match:
+    another runnable, other arguments, another user (409, with what differs). A subclass of
+    :class:`Conflict` so that callers that treat "already exists" as "queued before" (the
+    schedule ticker) still do."""
 
 
 class TooManyRequests(GristmillError):

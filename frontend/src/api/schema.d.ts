@@ -52,6 +52,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Liveness
+         * @description 200 while the process's event loop serves requests; touches no database (a database
+         *     outage must not get a process restarted: see `/health/ready`).
+         */
+        get: operations["health-get_liveness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Readiness
+         * @description 200 when the database answers (within 1 s), its schema has every migration this code
+         *     expects and, in a process that runs workers, they run and announced themselves recently;
+         *     otherwise 503 with the same body saying which check failed and why.
+         */
+        get: operations["health-get_readiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/r/{route_path}": {
         parameters: {
             query?: never;
@@ -4191,6 +4234,21 @@ export interface components {
             /** Username */
             username: string;
         };
+        /**
+         * HealthCheck
+         * @description One check of the readiness probe.
+         */
+        HealthCheck: {
+            /** Detail */
+            detail: string;
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "database" | "migrations" | "workers";
+            /** Ok */
+            ok: boolean;
+        };
         /** HttpTrigger */
         HttpTrigger: {
             /**
@@ -4373,6 +4431,20 @@ export interface components {
             value: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * Liveness
+         * @description The process serves requests (nothing else is checked).
+         */
+        Liveness: {
+            /**
+             * Status
+             * @default alive
+             * @constant
+             */
+            status: "alive";
+            /** Version */
+            version: string;
         };
         /** Login */
         Login: {
@@ -5037,6 +5109,29 @@ export interface components {
             worker?: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * Readiness
+         * @description Whether this process can serve: ``ready`` only when every check passed (HTTP 200);
+         *     otherwise HTTP 503 with the same body, ``failed`` naming the checks that did not.
+         */
+        Readiness: {
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /** Checks */
+            checks: components["schemas"]["HealthCheck"][];
+            /** Duration Ms */
+            duration_ms: number;
+            /**
+             * Failed
+             * @description The names of the checks that failed.
+             */
+            failed: string[];
+            /** Ready */
+            ready: boolean;
         };
         /** Relations */
         Relations: {
@@ -6035,6 +6130,101 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "health-get_liveness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "health-get_readiness": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not ready: `failed` names the checks that failed (JSON). Plain text when the check itself could not run, as for any operation. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                     "text/plain": string;
                 };
             };
@@ -12272,7 +12462,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12288,7 +12478,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12358,6 +12551,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12387,7 +12589,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12403,7 +12605,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -12473,6 +12678,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12502,7 +12716,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12518,7 +12732,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12588,6 +12805,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12617,7 +12843,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12625,7 +12851,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12682,6 +12911,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12705,10 +12943,13 @@ export interface operations {
     "jobs-run_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12765,6 +13006,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12794,7 +13044,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12802,7 +13052,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -12859,6 +13112,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -12906,7 +13168,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -12922,7 +13184,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -12992,6 +13257,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13039,7 +13313,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13055,7 +13329,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 hash: string;
                 workspace: string;
@@ -13118,6 +13395,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13173,7 +13459,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13189,7 +13475,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13236,6 +13525,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13290,7 +13588,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13306,7 +13604,10 @@ export interface operations {
                 /** @description Comma-separated query parameters to pass as string arguments. */
                 include_query?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 path: string;
                 workspace: string;
@@ -13376,6 +13677,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13423,7 +13733,7 @@ export interface operations {
                 scheduled_in_secs?: number;
                 /** @description Worker tag to run on (default: the script's tag or language). */
                 tag?: string;
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
                 /** @description The job starting this one (it must be visible to the caller). */
                 parent_job?: string;
@@ -13431,7 +13741,10 @@ export interface operations {
                 /** @description Seconds the job may run (capped by the instance's TIMEOUT). */
                 timeout?: number;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13488,6 +13801,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
             413: {
                 headers: {
@@ -13529,10 +13851,13 @@ export interface operations {
     "jobs-run_wait_result_flow_preview": {
         parameters: {
             query?: {
-                /** @description Id for the new job, chosen by the caller. */
+                /** @description Id for the new job, chosen by the caller. A repeat of the request with this id answers with that job (409 if it does not match it). */
                 job_id?: string;
             };
-            header?: never;
+            header?: {
+                /** @description A key naming this run in the workspace: a repeat of the request with it answers with the job it started (409 if it does not match it). */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 workspace: string;
             };
@@ -13582,6 +13907,15 @@ export interface operations {
             };
             /** @description `Not found: ...`: the workspace or the item does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

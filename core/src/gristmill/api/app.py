@@ -19,6 +19,7 @@ from gristmill.api.routes import (
     flows,
     folders,
     groups,
+    health,
     http_routes,
     job_metrics,
     jobs,
@@ -63,7 +64,7 @@ def create_app(platform: Platform) -> FastAPI:
         max_bytes=limit_mb * 1024 * 1024,
         setting=f"GRISTMILL_MAX_BODY_SIZE_MB={limit_mb}",
     )
-    for router in (meta.public_router, auth.public_router, jobs.public_router):
+    for router in (meta.public_router, health.router, auth.public_router, jobs.public_router):
         app.include_router(router, prefix="/api", responses=PUBLIC_ERROR_RESPONSES)
     for router in (
         meta.router,

@@ -19,14 +19,19 @@ from gristmill.errors import (
     BadInput,
     Forbidden,
     NotFound,
+    RepeatMismatch,
     TooManyRequests,
     Unauthorized,
     Unavailable,
 )
-from gristmill.queue.waiting import WaitTimeout
+from gristmill.queue.waiting import ServerStopping, WaitTimeout
 from gristmill.validation import TooLarge
 
-__all__ = ["install_error_handlers"]
+__all__ = ["STOPPING_RETRY_AFTER_S", "install_error_handlers"]
+
+#: The ``Retry-After`` of the answers of a stopping server: about the time a restart takes
+#: (another server behind the same address answers at once).
+STOPPING_RETRY_AFTER_S = 5
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -50,6 +55,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> PlainTextResponse:
         return PlainTextResponse(f"Bad request: {exc}", status_code=400)
+
+    @app.exception_handler(RepeatMismatch)
+    async def _repeat_mismatch(request: Request, exc: RepeatMismatch) -> PlainTextResponse:
+        # Not a 400: the request is valid, but its job_id or Idempotency-Key is taken by a
+        # job it does not match (RFC 9110's 409, as payment APIs answer a reused key).
+        return PlainTextResponse(f"Conflict: {exc}", status_code=409)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> PlainTextResponse:
@@ -76,6 +87,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> PlainTextResponse:
         return PlainTextResponse(str(exc), status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(ServerStopping)
+    async def _stopping(request: Request, exc: ServerStopping) -> PlainTextResponse:
+        # The job's id also as the header a synchronous run's answer carries.
+        return PlainTextResponse(
+            str(exc),
+            status_code=503,
+            headers={"Retry-After": str(STOPPING_RETRY_AFTER_S), "x-job-id": str(exc.job_id)},
+        )
 
     @app.exception_handler(WaitTimeout)
     async def _wait_timeout(request: Request, exc: WaitTimeout) -> PlainTextResponse:

@@ -129,6 +129,48 @@ def _check_reachable(path: Path, run_as: _RunAs) -> None:
             )
 
 
+def _lock_pid(path: Path) -> int | None:
+    """The pid on the first line of a Postgres lock file, if it has one."""
+    try:
+        first = path.read_text(errors="replace").split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.lstrip("-").isdigit() else None
+
+
+def _orphaned_server_processes(pgdata: Path) -> list[int]:
+    """Live Postgres server processes of ``pgdata`` whose postmaster is gone.
+
+    Found by their working directory (Postgres's is its data directory) and their title
+    (``postgres: ...``, which a postmaster never has); orphaned when their parent is not a
+    process of that data directory (a dead postmaster's children are re-parented). The
+    children of a postmaster that is alive, whoever started it, are left alone.
+    """
+    target = os.path.realpath(pgdata)
+    titles: dict[int, bytes] = {}
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "cwd") != target:
+                continue
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[0] == "Z":  # already dead: its parent reaps it
+            continue
+        pid = int(entry.name)
+        titles[pid] = title
+        parents[pid] = int(fields[1])
+    return [
+        pid
+        for pid, title in titles.items()
+        if title.startswith(b"postgres: ") and parents[pid] not in titles
+    ]
+
+
 class EmbeddedPostgres:
     """Create (once), start and stop the cluster in ``<data_dir>/postgres``."""
 
@@ -180,6 +222,18 @@ class EmbeddedPostgres:
         if self._accepting_connections():
             log.info("reusing the Postgres already running in %s", self.pgdata)
             return self.conninfo
+        self._spawn(bin_dir)
+        self._wait_ready(timeout_s)
+        self._ensure_database()
+        return self.conninfo
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The postmaster this object started (``None`` when it reuses another's, or after
+        :meth:`stop`)."""
+        return self._process
+
+    def _spawn(self, bin_dir: Path) -> None:
         socket_dir = self.socket_dir
         if socket_dir != self.pgdata:
             socket_dir.mkdir(mode=0o700, exist_ok=True)
@@ -213,9 +267,47 @@ class EmbeddedPostgres:
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
                 **self._subprocess_user(),  # type: ignore[arg-type]
             )
+
+    def respawn(self, dead_pid: int) -> None:
+        """Start the server again on the same data directory and socket after its
+        postmaster ``dead_pid`` died and was reaped by the caller; return at once (the
+        caller then waits with :meth:`wait_ready`).
+
+        A killed postmaster leaves its backends running until they notice (they hold its
+        shared memory, and a new postmaster refuses to start beside them) and its lock
+        files naming its pid (which a new postmaster refuses when another process has
+        reused that pid): both are cleared first.
+        """
+        self._end_orphans()
+        for lock in (self.pgdata / "postmaster.pid", self.socket_dir / f".s.PGSQL.{_PORT}.lock"):
+            if _lock_pid(lock) == dead_pid:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+        self._spawn(find_postgres_bin())
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the server this object started accepts connections (or fail with
+        the end of its log)."""
         self._wait_ready(timeout_s)
-        self._ensure_database()
-        return self.conninfo
+
+    def _end_orphans(self, timeout_s: float = 10.0) -> None:
+        """Kill what is left of a dead postmaster's server processes and wait until they
+        are gone: the dead server's shared state is discarded anyway (the next start
+        recovers from the WAL), so nothing is lost by killing them."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            orphans = _orphaned_server_processes(self.pgdata)
+            if not orphans:
+                return
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() >= deadline:
+                raise EmbeddedPostgresError(
+                    f"processes of the dead Postgres are still running ({orphans}); they "
+                    f"hold its shared memory, so it cannot start again in {self.pgdata}"
+                )
+            time.sleep(0.05)
 
     def _initdb(self, bin_dir: Path) -> None:
         # initdb into a scratch directory renamed at the end: a crash halfway leaves no
@@ -305,6 +397,10 @@ class EmbeddedPostgres:
         ) as conn:
             if not conn.execute(Q["gristmill_database_exists"]).fetchone():
                 conn.execute(Q["create_gristmill_database"])
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the server's log."""
+        return self._log_tail(lines)
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

@@ -44,7 +44,7 @@ import math
 import re
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast, overload
 from uuid import UUID, uuid4
 
 import orjson
@@ -54,7 +54,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.db.queries import Q
-from gristmill.errors import BadInput, Conflict, Forbidden, JobErrorName, NotFound
+from gristmill.errors import BadInput, Conflict, Forbidden, JobErrorName, NotFound, Unavailable
 from gristmill.flows import state
 from gristmill.flows.checks import check_flow
 from gristmill.flows.expressions import (
@@ -76,6 +76,7 @@ from gristmill.flows.model import (
 from gristmill.flows.suspend import ResumeEvent, SuspendedStep, check_approver
 from gristmill.queue import rows
 from gristmill.queue.cancel import cancel_in_transaction
+from gristmill.queue.idempotency import Submission, check_key, find_repeated
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
@@ -135,6 +136,7 @@ def _root_job_params(
         "operation": operation,
         "trigger_kind": None,
         "trigger": None,
+        "idempotency_key": None,
     }
 
 
@@ -185,8 +187,11 @@ class FlowEngine:
         path: str | None = None,
         job_id: UUID | None = None,
         access: Access | None = None,
+        idempotency_key: str | None = None,
     ) -> UUID:
-        """Check and start a flow sent with the request; return the flow job's id."""
+        """Check and start a flow sent with the request; return the flow job's id (that of
+        the job it repeats, when its ``job_id`` or ``idempotency_key`` is taken by one it
+        matches)."""
         if access is not None:
             access.require_not_operator()  # a preview runs arbitrary code
         # The model's own reading: a refusal names the module and the field at fault.
@@ -196,7 +201,14 @@ class FlowEngine:
         check_json("args", args, max_depth=self.limits.max_args_depth)
         await self._check(workspace_id, flow)
         return await self._submit(
-            workspace_id, actor, flow, args, kind=JobKind.FLOWPREVIEW, path=path, job_id=job_id
+            workspace_id,
+            actor,
+            flow,
+            args,
+            kind=JobKind.FLOWPREVIEW,
+            path=path,
+            job_id=job_id,
+            idempotency_key=check_key(idempotency_key),
         )
 
     async def run_flow(
@@ -210,11 +222,14 @@ class FlowEngine:
         access: Access | None = None,
         trigger_kind: str | None = None,
         trigger: str | None = None,
+        idempotency_key: str | None = None,
     ) -> UUID:
         """Start the flow saved at ``path`` (its current version) with ``args``, checked
-        against its input schema; return the flow job's id. With ``access``, the caller must
-        be able to read the flow (404 otherwise, as for a missing one). ``trigger_kind`` and
-        ``trigger`` record what started it (a trigger kind and the trigger's path)."""
+        against its input schema; return the flow job's id (that of the job it repeats, when
+        its ``job_id`` or ``idempotency_key`` is taken by one it matches). With ``access``, the
+        caller must be able to read the flow (404 otherwise, as for a missing one).
+        ``trigger_kind`` and ``trigger`` record what started it (a trigger kind and the
+        trigger's path)."""
         check_path(path)
         async with self.pool.connection() as conn:
             row = await self._saved_flow(conn, workspace_id, path)
@@ -241,6 +256,7 @@ class FlowEngine:
             job_id=job_id,
             timeout_s=row["timeout"],
             trigger=(trigger_kind, trigger),
+            idempotency_key=check_key(idempotency_key),
         )
 
     async def _saved_flow(
@@ -262,6 +278,7 @@ class FlowEngine:
         job_id: UUID | None,
         timeout_s: int | None = None,
         trigger: tuple[str | None, str | None] = (None, None),
+        idempotency_key: str | None = None,
     ) -> UUID:
         """Insert the flow job and apply its first decision, in one transaction. A
         ``timeout_s`` (a saved flow's ``timeout``) bounds the whole run (see :meth:`sweep`)."""
@@ -289,8 +306,23 @@ class FlowEngine:
             operation="jobs.run.flow" if kind == JobKind.FLOW else "jobs.run.preview_flow",
         )
         params["trigger_kind"], params["trigger"] = trigger
+        params["idempotency_key"] = idempotency_key
+        repeat = Submission(
+            workspace_id=workspace_id,
+            id=job_id,
+            key=idempotency_key,
+            permissioned_as=actor.permissioned_as,
+            kind=kind,
+            runnable_path=path,
+            args=args,
+            # A saved flow is named by its path (a retry after a new version is the same run).
+            raw_flow=params["raw_flow"].obj if kind == JobKind.FLOWPREVIEW else None,
+        )
         async with self.pool.connection() as conn, conn.transaction():
-            row = await self._insert_root(conn, params)
+            row = await self._insert_root(conn, params, repeat)
+            if row is None:
+                # The request repeats a flow job submitted before: that job is the answer.
+                return await self._repeated(conn, repeat)
             if await self._control_flow_cache(conn, row, flow, args):
                 return job_id  # answered from the cache (cache_ttl): no step runs
             if not await self._concurrency_admit(conn, row, flow):
@@ -298,16 +330,44 @@ class FlowEngine:
             await self._apply(conn, row, flow, decision, refs)
         return job_id
 
+    @overload
     async def _insert_root(
         self, conn: psycopg.AsyncConnection, params: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Insert a flow job run by itself (:func:`_root_job_params`); its row, locked."""
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def _insert_root(
+        self, conn: psycopg.AsyncConnection, params: dict[str, Any], repeat: Submission
+    ) -> dict[str, Any] | None: ...
+
+    async def _insert_root(
+        self,
+        conn: psycopg.AsyncConnection,
+        params: dict[str, Any],
+        repeat: Submission | None = None,
+    ) -> dict[str, Any] | None:
+        """Insert a flow job run by itself (:func:`_root_job_params`); its row, locked.
+        ``None`` when its id or Idempotency-Key is taken and ``repeat`` is given (the
+        caller answers with the job it repeats); without ``repeat`` a taken id is refused."""
         inserted = await (await conn.execute(Q["push_flow_job"], params)).fetchone()
         if inserted is None:
+            if repeat is not None:
+                return None
             raise BadInput(f"a job with id {params['id']} already exists")
         row = await self._lock(conn, params["id"])
         assert row is not None  # inserted just above, in this transaction
         return row
+
+    @staticmethod
+    async def _repeated(conn: psycopg.AsyncConnection, repeat: Submission) -> UUID:
+        """The flow job a request repeats (:class:`RepeatMismatch` when it does not match)."""
+        existing = await find_repeated(conn, repeat)
+        if existing is None:
+            # The conflicting job was deleted between the insert and the read (retention).
+            raise Unavailable(
+                f"job {repeat.id} could not be queued while its id or key was freed; retry"
+            )
+        return existing
 
     async def _check(self, workspace_id: str, flow: OpenFlow) -> None:
         """``check_flow`` with the scripts of this workspace; :class:`BadInput` naming the
@@ -773,6 +833,7 @@ class FlowEngine:
                     "timeout": timeout,
                     "trigger_kind": None,
                     "trigger": None,
+                    "idempotency_key": None,
                 },
             )
         ).fetchone()

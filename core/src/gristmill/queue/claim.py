@@ -79,13 +79,17 @@ async def complete_job(
     log_offset: int,
     logs: str,
     unmasked: bool = False,
+    started_at: dt.datetime | None = None,
 ) -> bool:
     """Move the job to the history with its result and the end of its log, and notify its
     waiters; ``False`` when ``worker`` no longer holds it (nothing is written then).
 
     ``unmasked``: ``logs`` were not masked, the worker knowing of no secret the job read;
     raise :class:`SecretsRead` (writing nothing) if the job did read one. This saves the
-    look-up of the secrets read before the completion, for the many jobs that read none."""
+    look-up of the secrets read before the completion, for the many jobs that read none.
+
+    ``started_at``: the attempt's start, as its claim returned it; the job is completed
+    only if this attempt still runs (``None``: whichever attempt ``worker`` holds)."""
     row = await (
         await conn.execute(
             Q["complete_job"],
@@ -97,6 +101,7 @@ async def complete_job(
                 "log_offset": log_offset,
                 "logs": logs,
                 "unmasked": unmasked,
+                "started_at": started_at,
             },
         )
     ).fetchone()

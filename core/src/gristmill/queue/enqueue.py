@@ -16,7 +16,8 @@ import psycopg
 from psycopg.types.json import Json, Jsonb
 
 from gristmill.db.queries import Q
-from gristmill.errors import GristmillError
+from gristmill.errors import GristmillError, Unavailable
+from gristmill.queue.idempotency import AlreadySubmitted, Submission, find_repeated
 from gristmill.queue.states import JobKind
 
 __all__ = [
@@ -61,6 +62,24 @@ class NewJob:
     audit_operation: str | None = None
     scheduled_for: dt.datetime | None = None
     id: UUID = field(default_factory=uuid4)
+    #: The request's ``Idempotency-Key`` header: one job per key and workspace.
+    idempotency_key: str | None = None
+    #: The request named the version (``run/h``): a repeat of it must name the same one.
+    by_hash: bool = False
+
+    def submission(self) -> Submission:
+        """What a repeat of this request must match (gristmill.queue.idempotency)."""
+        return Submission(
+            workspace_id=self.workspace_id,
+            id=self.id,
+            key=self.idempotency_key,
+            permissioned_as=self.permissioned_as,
+            kind=self.kind,
+            runnable_path=self.runnable_path,
+            args=self.args,
+            runnable_hash=self.runnable_hash if self.by_hash else None,
+            raw_code=self.raw_code,
+        )
 
 
 def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
@@ -92,11 +111,27 @@ def _job_params(job: NewJob, live_hash: int | None) -> dict[str, Any]:
         else None,
         "scheduled_for": job.scheduled_for,
         "audit_operation": job.audit_operation,
+        "idempotency_key": job.idempotency_key,
     }
 
 
 class StaleScriptError(GristmillError, LookupError):
     """The script version a job was built from is no longer the live one at its path."""
+
+
+async def _inserted_nothing(
+    conn: psycopg.AsyncConnection, job: NewJob, live_hash: int | None
+) -> Exception:
+    """Why a push inserted nothing: the request repeats a job (:class:`AlreadySubmitted`,
+    or :class:`~gristmill.errors.RepeatMismatch` raised here), or the cached script version
+    it was built from is stale."""
+    existing = await find_repeated(conn, job.submission())
+    if existing is not None:
+        return AlreadySubmitted(existing)
+    if live_hash is not None:
+        return StaleScriptError(job.runnable_path)
+    # The conflicting job was deleted between the insert and the read (retention).
+    return Unavailable(f"job {job.id} could not be queued while its id or key was freed; retry")
 
 
 async def push_job(
@@ -105,11 +140,12 @@ async def push_job(
     """Queue ``job`` (its notification is sent when the transaction commits).
 
     With ``live_hash``, raise :class:`StaleScriptError` (inserting nothing) unless that
-    script version is still the live one at its path.
+    script version is still the live one at its path. A job id or Idempotency-Key taken
+    already raises :class:`AlreadySubmitted` when the request repeats that job.
     """
     row = await (await conn.execute(Q["push_job"], _job_params(job, live_hash))).fetchone()
     if row is None:
-        raise StaleScriptError(job.runnable_path)
+        raise await _inserted_nothing(conn, job, live_hash)
     return job.id
 
 
@@ -126,13 +162,13 @@ async def push_claimed_job(
 ) -> dict[str, Any]:
     """Insert ``job`` as already claimed by ``worker``; return what a claim would have.
 
-    ``live_hash`` guards as in :func:`push_job`.
+    ``live_hash`` and a taken id or key are handled as in :func:`push_job`.
     """
     row = await (
         await conn.execute(Q["push_running_job"], {**_job_params(job, live_hash), "worker": worker})
     ).fetchone()
     if row is None:
-        raise StaleScriptError(job.runnable_path)
+        raise await _inserted_nothing(conn, job, live_hash)
     return {
         "id": job.id,
         "workspace_id": job.workspace_id,
@@ -165,7 +201,8 @@ async def push_failed_job(conn: psycopg.AsyncConnection, job: NewJob, result_jso
     """Record ``job`` straight into the history as failed with ``result_json``."""
     params = _job_params(job, None)
     params["result"] = result_json
-    await conn.execute(Q["push_failed_job"], params)
+    if await (await conn.execute(Q["push_failed_job"], params)).fetchone() is None:
+        raise await _inserted_nothing(conn, job, None)
     return job.id
 
 

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID, uuid4
 
 import orjson
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from gristmill.errors import BadInput, JobErrorName, NotFound
+from gristmill.errors import BadInput, JobErrorName, NotFound, RepeatMismatch
 from gristmill.queue.enqueue import (
     NewJob,
     StaleScriptError,
@@ -27,10 +26,12 @@ from gristmill.queue.enqueue import (
     push_failed_job,
     push_job,
 )
+from gristmill.queue.idempotency import AlreadySubmitted, check_key
 from gristmill.queue.notify import JobDone, Notifier
+from gristmill.queue.rows import completed_result
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
-from gristmill.queue.waiting import check_queue_limit, wait_for_completion
+from gristmill.queue.waiting import check_queue_limit, early_result, wait_for_completion
 from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
 from gristmill.scripts.cache import ScriptCache
@@ -66,7 +67,8 @@ class RunOptions:
     """How to run: when, on which tag, with which id, under which parent, for how long.
 
     ``trigger_kind``/``trigger``/``flow_step_id`` are for internal callers (schedules, flows):
-    the HTTP API never sets them."""
+    the HTTP API never sets them. A ``job_id`` or ``idempotency_key`` taken by a job this run
+    matches answers with that job (docs/reliability.md "Idempotent submission")."""
 
     scheduled_for: dt.datetime | None = None
     tag: str | None = None
@@ -77,9 +79,11 @@ class RunOptions:
     trigger_kind: str | None = None
     trigger: str | None = None
     flow_step_id: str | None = None
+    idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
         check_text_fields(self)
+        check_key(self.idempotency_key)
         # The job's timeout is an integer column; zero or less would end the job at once.
         check_int("timeout", self.timeout, 1, INT4_MAX)
 
@@ -210,6 +214,8 @@ class Submitter:
         row: dict[str, Any],
         args: Mapping[str, Any],
         options: RunOptions,
+        *,
+        by_hash: bool = False,
     ) -> NewJob:
         """A job running a saved script version, its arguments checked against its schema."""
         checked = self._check_args(row["schema"], args, row["language"])
@@ -230,6 +236,7 @@ class Submitter:
             priority=row["priority"],
             timeout=options.timeout or row["timeout"],
             audit_operation="jobs.run.script",
+            by_hash=by_hash,
         )
 
     @staticmethod
@@ -248,6 +255,7 @@ class Submitter:
             trigger=options.trigger,
             flow_step_id=options.flow_step_id,
             scheduled_for=options.scheduled_for,
+            idempotency_key=options.idempotency_key,
             **fields,
         )
 
@@ -275,6 +283,8 @@ class Submitter:
                 return await self._push(_Runnable.of_script(job, row, cached=True))
             except StaleScriptError:
                 self.cache.drop(workspace_id, path)
+            except RepeatMismatch:
+                raise  # judged on the stored job, not on the cached schema
             except BadInput:
                 # Judged on an old schema: judge on the live one.
                 self.cache.drop(workspace_id, path)
@@ -297,7 +307,7 @@ class Submitter:
         row = await fetch_by_hash(self.pool, workspace_id, hash_text)
         if access is not None and not access.can_read(row["path"], row.get("extra_perms")):
             raise NotFound(f"no script with hash {hash_text} in workspace {workspace_id}")
-        job = self._script_job(workspace_id, actor, row, args, options)
+        job = self._script_job(workspace_id, actor, row, args, options, by_hash=True)
         return await self._push(_Runnable.of_script(job, row))
 
     async def run_preview(
@@ -367,11 +377,13 @@ class Submitter:
     # -- queueing --------------------------------------------------------------------------
 
     async def _push(self, runnable: _Runnable) -> UUID:
-        """Queue the job; a job id that exists already is refused."""
+        """Queue the job; a request repeating one (its job id or Idempotency-Key taken by a
+        job it matches) answers with that job, and one that does not match is refused
+        (:class:`~gristmill.errors.RepeatMismatch`, raised by the push)."""
         try:
             return await self._insert(runnable)
-        except psycopg.errors.UniqueViolation:
-            raise BadInput(f"a job with id {runnable.job.id} already exists") from None
+        except AlreadySubmitted as repeated:
+            return repeated.job_id
 
     async def _insert(self, runnable: _Runnable) -> UUID:
         job = runnable.job
@@ -435,15 +447,7 @@ class Submitter:
         """Queue a job with ``start`` (which must use ``job_id``) and wait for its outcome.
 
         A job scheduled to start after the wait ends could only time out: refused."""
-        if scheduled_for is not None:
-            delay = (scheduled_for - dt.datetime.now(dt.UTC)).total_seconds()
-            if delay >= timeout_s:
-                raise BadInput(
-                    f"the job would start {delay:.0f} s from now (scheduled_for or "
-                    f"scheduled_in_secs), after a synchronous run stops waiting "
-                    f"(TIMEOUT_WAIT_RESULT={timeout_s:g} s); queue it with jobs/run/... and "
-                    "fetch its result later"
-                )
+        _refuse_late_start(scheduled_for, timeout_s)
         await check_queue_limit(self.pool, workspace_id, queue_limit)
         # Listen for the completion before queueing, so that even an instant result is seen.
         future = self.notifier.expect_done(str(job_id))
@@ -458,3 +462,60 @@ class Submitter:
         if TRACE.enabled:
             TRACE.mark(job_id, "woken")
         return done
+
+    async def run_named_and_wait(
+        self,
+        workspace_id: str,
+        start: Callable[[], Awaitable[UUID]],
+        *,
+        timeout_s: float,
+        queue_limit: int | None,
+        scheduled_for: dt.datetime | None = None,
+    ) -> tuple[UUID, JobDone]:
+        """:meth:`run_and_wait` for a request carrying a job id or an Idempotency-Key: its
+        ``start`` may answer with a job submitted before (finished long ago, or with another
+        id than the request's), whose outcome is then read from the database at once, and
+        waited for while it runs. The job's id and outcome."""
+        _refuse_late_start(scheduled_for, timeout_s)
+        await check_queue_limit(self.pool, workspace_id, queue_limit)
+        job_id = await start()
+        # Listening before the look-up and kept after it: a completion that comes while the
+        # database is read is not missed.
+        future = self.notifier.expect_done(str(job_id))
+        try:
+            stored = await _stored_outcome(self.pool, workspace_id, job_id)
+        except BaseException:
+            self.notifier.forget(str(job_id), future)
+            raise
+        if stored is not None:
+            self.notifier.forget(str(job_id), future)
+            return job_id, stored
+        done = await wait_for_completion(
+            self.pool, self.notifier, workspace_id, job_id, timeout_s, future=future
+        )
+        return job_id, done
+
+
+async def _stored_outcome(
+    pool: AsyncConnectionPool, workspace_id: str, job_id: UUID
+) -> JobDone | None:
+    """A job's outcome as recorded: a flow's early result first (what its synchronous
+    callers get), else the finished job's; ``None`` while it runs."""
+    early = await early_result(pool, workspace_id, job_id)
+    if early is not None:
+        return JobDone(JobStatus.SUCCESS, early)
+    stored = await completed_result(pool, workspace_id, job_id)
+    return None if stored is None else JobDone(stored.status, stored.result)
+
+
+def _refuse_late_start(scheduled_for: dt.datetime | None, timeout_s: float) -> None:
+    """A job scheduled to start after a synchronous run stops waiting could only time out."""
+    if scheduled_for is not None:
+        delay = (scheduled_for - dt.datetime.now(dt.UTC)).total_seconds()
+        if delay >= timeout_s:
+            raise BadInput(
+                f"the job would start {delay:.0f} s from now (scheduled_for or "
+                f"scheduled_in_secs), after a synchronous run stops waiting "
+                f"(TIMEOUT_WAIT_RESULT={timeout_s:g} s); queue it with jobs/run/... and "
+                "fetch its result later"
+            )

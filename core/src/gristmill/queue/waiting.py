@@ -4,12 +4,18 @@ notifications may have been missed.
 
 A flow with an ``early_return`` step answers its waiters with that step's result as soon as
 the step succeeds (notified with the status :data:`EARLY_RETURN`, and kept in
-``flow_early_result`` for a waiter that arrives later), while the flow goes on to its end."""
+``flow_early_result`` for a waiter that arrives later), while the flow goes on to its end.
+
+A stopping process answers its waiters before it closes (:class:`Waiters`): each wait still
+under way is interrupted and raises :class:`ServerStopping`, which names the job."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import weakref
+from collections.abc import Iterator
 from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
@@ -23,10 +29,13 @@ from gristmill.queue.states import JobStatus
 
 __all__ = [
     "EARLY_RETURN",
+    "ServerStopping",
     "WaitTimeout",
+    "Waiters",
     "check_queue_limit",
     "early_result",
     "wait_for_completion",
+    "waiters_of",
 ]
 
 _STATUSES = frozenset(JobStatus)
@@ -37,6 +46,86 @@ EARLY_RETURN = "early_return"
 
 class WaitTimeout(GristmillError):
     """The job did not finish within the wait; it keeps going."""
+
+
+class ServerStopping(Unavailable):
+    """The process stops before the job finished: the caller gets the job's id, to fetch its
+    result later (from another server, or this one once restarted)."""
+
+    def __init__(self, workspace_id: str, job_id: UUID) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"Service unavailable: the server is stopping before job {job_id} finished; the "
+            "job is not lost (it goes on, or goes back to the queue and runs again); fetch "
+            "its result later from "
+            f"/api/w/{workspace_id}/jobs_u/completed/get_result_maybe/{job_id}"
+        )
+
+
+#: The waiters of each process's platform, found through the notification connection every
+#: wait uses: any caller of :func:`wait_for_completion` is one, with nothing to pass.
+_WAITERS: weakref.WeakKeyDictionary[Notifier, Waiters] = weakref.WeakKeyDictionary()
+
+
+def waiters_of(notifier: Notifier) -> Waiters:
+    """The callers waiting for results through ``notifier`` (one platform's)."""
+    waiters = _WAITERS.get(notifier)
+    if waiters is None:
+        waiters = _WAITERS[notifier] = Waiters()
+    return waiters
+
+
+class Waiters:
+    """The callers of one process waiting for a job's result, so that a stop can answer them
+    all at once (:meth:`release`) rather than drop their connections.
+
+    A released wait is interrupted by cancelling its task, whatever it awaits: a
+    notification, or a read of the database that an outage would make hang."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[asyncio.Task[object], UUID] = {}
+        self._interrupted: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.released = False
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    @contextlib.contextmanager
+    def waiting(self, workspace_id: str, job_id: UUID) -> Iterator[None]:
+        """Count the current task as waiting for ``job_id`` while the block runs; a release
+        meanwhile (or before) raises :class:`ServerStopping` out of it."""
+        if self.released:
+            raise ServerStopping(workspace_id, job_id)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting[task] = job_id
+        self._idle.clear()
+        try:
+            yield
+        except asyncio.CancelledError:
+            # Ours only: a cancellation from elsewhere (as well) goes on.
+            if task in self._interrupted and task.uncancel() == 0:
+                raise ServerStopping(workspace_id, job_id) from None
+            raise
+        finally:
+            self._interrupted.discard(task)
+            del self._waiting[task]
+            if not self._waiting:
+                self._idle.set()
+
+    def release(self) -> None:
+        """Interrupt every wait under way, and refuse those that would start."""
+        self.released = True
+        for task in self._waiting:
+            if task not in self._interrupted:
+                self._interrupted.add(task)
+                task.cancel()
+
+    async def idle(self) -> None:
+        """Return once no caller waits."""
+        await self._idle.wait()
 
 
 async def check_queue_limit(
@@ -68,8 +157,26 @@ async def wait_for_completion(
 
     ``future`` is the waiter registered before the job was queued (so that even an instant
     result is seen); without it one is registered now and the database is read at once.
-    Raise :class:`WaitTimeout` after ``timeout_s``.
+    Raise :class:`WaitTimeout` after ``timeout_s``, and :class:`ServerStopping` when the
+    process stops first (``waiters_of(notifier)`` released).
     """
+    try:
+        with waiters_of(notifier).waiting(workspace_id, job_id):
+            return await _wait(pool, notifier, workspace_id, job_id, timeout_s, future)
+    except ServerStopping:
+        if future is not None:
+            notifier.forget(str(job_id), future)
+        raise
+
+
+async def _wait(
+    pool: AsyncConnectionPool,
+    notifier: Notifier,
+    workspace_id: str,
+    job_id: UUID,
+    timeout_s: float,
+    future: asyncio.Future[JobDone | None] | None,
+) -> JobDone:
     key = str(job_id)
     deadline = time.monotonic() + timeout_s
     while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pluggy
@@ -24,6 +25,7 @@ from gristmill.flows.engine import FlowEngine
 from gristmill.plugins import build_plugin_manager, load_runtimes, load_trigger_kinds
 from gristmill.queue.notify import Notifier
 from gristmill.queue.submit import Submitter
+from gristmill.queue.waiting import waiters_of
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
@@ -37,7 +39,7 @@ from gristmill.worker.capabilities import WorkerCapabilities, worker_tags
 from gristmill.worker.pool import WorkerPool
 from gristmill.workspace.secrets import Secrets
 
-__all__ = ["Platform", "PreparedDatabase", "prepare_database"]
+__all__ = ["Platform", "PreparedDatabase", "closing_time", "prepare_database"]
 
 log = logging.getLogger(__name__)
 
@@ -176,23 +178,79 @@ class Platform:
             self.trigger_host = TriggerHost(self.trigger_kinds or [], self.trigger_services)
             await self.trigger_host.start()
 
-    async def stop(self) -> None:
-        if self.trigger_host is not None:
-            await self.trigger_host.stop()
-            self.trigger_host = None
+    async def stop(
+        self,
+        *,
+        grace_s: float | None = None,
+        before_closing: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Stop within ``grace_s`` (default ``GRISTMILL_SHUTDOWN_GRACE_S``; docs/reliability.md,
+        "Stopping").
+
+        At once nothing new starts: triggers, schedules and the monitor stop, workers stop
+        claiming. Running jobs and waiting callers then get the grace but its closing part
+        (:func:`closing_time`); after it, waiting callers are answered
+        (:class:`~gristmill.queue.waiting.ServerStopping`), running jobs stopped and put
+        back in the queue, ``before_closing`` runs (the API closes), and the database
+        connections close: each bounded, so that an unreachable database costs no more."""
+        loop = asyncio.get_running_loop()
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        closing = closing_time(grace)
+        hard = loop.time() + grace - closing
+        # The last tenth of the closing time is left to whoever stops the database next.
+        end = hard + closing * 0.9
+        stopping_workers: asyncio.Task[None] | None = None
         if self.workers is not None:
-            await self.workers.stop()
+            stopping_workers = asyncio.create_task(
+                self.workers.stop(
+                    grace_s=max(0.0, hard - loop.time()),
+                    # The database connections' closing gets the last quarter.
+                    closing_s=closing * 0.65,
+                ),
+                name="stopping workers",
+            )
+        # Meanwhile, and bounded by the same time (their last statements may hang).
+        quieting = [asyncio.create_task(cancel_and_wait(self._background))]
+        if self.trigger_host is not None:
+            quieting.append(asyncio.create_task(self.trigger_host.stop()))
+            self.trigger_host = None
+        self._background = []
+        # Until the closing: the jobs running here finish, callers get their results.
+        quiet: list[asyncio.Task[None]] = [*quieting]
+        waiters = waiters_of(self.notifier) if self.notifier is not None else None
+        waiters_idle: asyncio.Task[None] | None = None
+        if waiters is not None and len(waiters):
+            log.info("waiting up to %.1f s for %d callers", hard - loop.time(), len(waiters))
+            waiters_idle = asyncio.create_task(waiters.idle())
+            quiet.append(waiters_idle)
+        if stopping_workers is not None:
+            quiet.append(stopping_workers)
+        if quiet:
+            await asyncio.wait(quiet, timeout=max(0.0, hard - loop.time()))
+        if waiters_idle is not None:
+            waiters_idle.cancel()
+        if waiters is not None:
+            waiters.release()
+        for task in quieting:
+            await _within(task, 0, "triggers, schedules and the monitor")
+        if before_closing is not None:
+            await _within(before_closing(), end - loop.time(), "closing the API")
+        if stopping_workers is not None:
+            await _within(stopping_workers, end - loop.time(), "stopping the workers")
+        if self.workers is not None:
             if self.workers.policy.warm is not None:
                 self.workers.policy.warm.close()
             self.workers.policy.backend.close()
             self.workers = None
-        await cancel_and_wait(self._background)
-        self._background.clear()
         if self.notifier is not None:
-            await self.notifier.stop()
+            await _within(self.notifier.stop(), end - loop.time(), "the notification connection")
             self.notifier = None
         if self.pool is not None:
-            await self.pool.close(timeout=5)
+            await _within(
+                self.pool.close(timeout=max(0.1, end - loop.time())),
+                end - loop.time(),
+                "the database connections",
+            )
             self.pool = None
 
     def require_registry(self) -> RuntimeRegistry:
@@ -224,6 +282,27 @@ class Platform:
     def flows(self) -> FlowEngine:
         assert self.flow_engine is not None, "the platform is not started"
         return self.flow_engine
+
+
+def closing_time(grace_s: float) -> float:
+    """The part of a stop's grace kept for closing: stopping and requeueing jobs still
+    running, answering callers still waiting, closing connections (2 s, or half a grace
+    shorter than 4 s)."""
+    return min(2.0, grace_s / 2)
+
+
+async def _within(work: Awaitable[object], timeout_s: float, what: str) -> None:
+    """Await ``work`` for at most ``timeout_s`` (a moment at least); past it, cancel it and
+    go on: a stop does not wait for a database that does not answer."""
+    task = work if isinstance(work, asyncio.Task) else asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=max(0.05, timeout_s))
+    if not done:
+        log.warning("stopping: gave up waiting for %s", what)
+        task.cancel()
+        # Its cleanup may wait for the database again: a moment, not more.
+        await asyncio.wait({task}, timeout=0.1)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("stopping: %s failed: %s", what, task.exception())
 
 
 def run_policy(settings: Settings) -> RunPolicy:

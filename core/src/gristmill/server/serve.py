@@ -13,10 +13,12 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -24,11 +26,14 @@ import uvicorn
 
 from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
-from gristmill.db.embedded import EmbeddedPostgres
+from gristmill.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from gristmill.db.supervisor import PostgresSupervisor, RestartPolicy
 from gristmill.errors import GristmillError
 from gristmill.runtimes import RuntimeRegistry
+from gristmill.server.draining import Draining
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.server.webui import prepare_webui
+from gristmill.tasks import cancel_within
 
 __all__ = ["cli_token_path", "configure_logging", "runtime_report", "serve"]
 
@@ -91,7 +96,7 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
     """Start every part ``settings.mode`` asks for and run until SIGINT or SIGTERM."""
     configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedPostgres | None = None
+    supervisor: PostgresSupervisor | None = None
     conninfo = settings.database_url
     if settings.mode != "worker":
         _check_port_free(settings)
@@ -106,6 +111,15 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
             embedded = EmbeddedPostgres(settings.data_dir)
             conninfo = embedded.start()
             log.info("embedded Postgres ready in %s", embedded.pgdata)
+            # Watched from now on: restarted if it dies, or the process stops saying why.
+            supervisor = PostgresSupervisor(
+                embedded,
+                RestartPolicy(
+                    max_restarts=settings.pg_max_restarts,
+                    window_s=settings.pg_restart_window_s,
+                ),
+            )
+            supervisor.start()
         prepared = prepare_database(conninfo, timeout_s=settings.database_wait_s)
         if prepared.new_admin is not None:
             print(
@@ -120,17 +134,24 @@ def serve(settings: Settings, *, announce: bool = True) -> None:
         platform = Platform(
             settings=settings, conninfo=conninfo, job_token_secret=prepared.job_token_secret
         )
-        _run_loop(_serve(platform, announce=announce))
+        _run_loop(_serve(platform, announce=announce, supervisor=supervisor))
     finally:
-        if embedded is not None:
-            embedded.stop()
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.failure is not None:
+        raise EmbeddedPostgresError(supervisor.failure)
 
 
 class PortInUseError(GristmillError, RuntimeError):
     """The API's port is taken."""
 
 
-def _port_message(settings: Settings) -> str:
+def _port_message(settings: Settings, port: int | None = None) -> str:
+    if port is not None and port != settings.port:
+        return (
+            f"port {port} is already in use on {settings.host}; stop what uses it or "
+            "choose another port with GRISTMILL_HEALTH_PORT"
+        )
     return (
         f"port {settings.port} is already in use on {settings.host}; stop what uses it or "
         "choose another port with PORT (or --port)"
@@ -147,21 +168,141 @@ def _check_port_free(settings: Settings) -> None:
             raise PortInUseError(_port_message(settings)) from None
 
 
-def _run_loop(coro: object) -> None:
+#: How long tasks left running after the stop (cancelled, their cleanup perhaps waiting for
+#: a database that does not answer) may delay the exit.
+_LEFT_BEHIND_S = 0.5
+
+
+def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` in a new event loop (uvloop's when installed), as ``asyncio.run`` does
+    but for its end: tasks still running then are cancelled and waited for a moment only,
+    not for as long as their cleanup takes (psycopg's cancellation of a query on a database
+    that does not answer waits 10 s)."""
     try:
         import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
+        loop = uvloop.new_event_loop()
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(coro)
+    except _Forced as forced:
+        # Raised out here, not in the loop: the loop's end still runs, bounded.
+        raise SystemExit(forced.code) from None
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            if left:
+                left = loop.run_until_complete(cancel_within(left, _LEFT_BEHIND_S))
+            if left:
+                log.warning("exiting with %d tasks still waiting (for the database)", len(left))
+                loop.set_exception_handler(_quiet_about(left))
+            else:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+            # What remains (the embedded Postgres's stop) ends at the next signal too.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, _exit_now)
 
 
-async def _serve(platform: Platform, *, announce: bool) -> None:
-    settings = platform.settings
-    stop = asyncio.Event()
+def _exit_now(signum: int, frame: object) -> None:
+    print(f"gristmill: {signal.Signals(signum).name}: exiting now", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+def _quiet_about(
+    left: set[asyncio.Task[Any]],
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An exception handler that says nothing of ``left``, tasks abandoned on purpose (their
+    destruction while pending is reported otherwise)."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("task") in left:
+            return
+        loop.default_exception_handler(context)
+
+    return handle
+
+
+#: After a second signal, the process ends at most this long after (os._exit if need be).
+_FORCE_EXIT_S = 3.0
+
+
+class _Forced(GristmillError):
+    """A second signal: the process exits at once with 128 + the signal (carried out of the
+    event loop, see :func:`_run_loop`)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Signals:
+    """SIGINT and SIGTERM: the first stops the process within the grace; the second forces
+    the exit at once."""
+
+    def __init__(self, main: asyncio.Task[None]) -> None:
+        self.main = main
+        self.stop = asyncio.Event()
+        self.forced: int | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+            return
+        if self.forced is not None:
+            return
+        self.forced = sig
+        print(
+            f"gristmill: second {sig.name}: exiting now without waiting; jobs still running "
+            "stay in the queue and are restarted by the zombie monitor",
+            file=sys.stderr,
+            flush=True,
+        )
+        # The event loop may be stuck (a blocking call): the process ends anyway. An
+        # embedded Postgres then finishes the stop it was asked for, or, not asked yet,
+        # stays up, and the next start on this data directory uses it.
+        watchdog = threading.Timer(_FORCE_EXIT_S, os._exit, args=(128 + sig,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.main.cancel()
+
+
+async def _serve(
+    platform: Platform, *, announce: bool, supervisor: PostgresSupervisor | None = None
+) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    main = asyncio.current_task()
+    assert main is not None
+    signals = _Signals(main)
+    signals.install(loop)
+    if supervisor is not None:
+        # The embedded Postgres died once too often: stop as a first signal would (serve()
+        # then exits with the supervisor's message).
+        supervisor.when_failed(lambda: _call_soon(loop, signals.stop.set))
+    try:
+        await _serve_until_stopped(platform, signals, announce=announce)
+    except asyncio.CancelledError:
+        if signals.forced is None:
+            raise
+        # Whatever still runs (workers, requests) is cancelled now; their jobs stay running
+        # in the queue. A cleanup that waits again is cancelled again, for a moment only.
+        await cancel_within(asyncio.all_tasks() - {main}, 1.0)
+        raise _Forced(128 + signals.forced) from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(platform: Platform, signals: _Signals, *, announce: bool) -> None:
+    settings = platform.settings
     await platform.start()
     if announce and platform.runs_workers:
         # Once per process that runs workers, before it serves: what its jobs can run, and
@@ -169,19 +310,22 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
         print("\n".join(runtime_report(platform.require_registry())), flush=True)
     server: _Server | None = None
     server_task: asyncio.Task[None] | None = None
+    draining: Draining | None = None
     try:
         if platform.runs_api:
             from gristmill.api.app import create_app
 
-            app = create_app(platform)
+            draining = Draining(create_app(platform))
             config = uvicorn.Config(
-                app,
+                draining,
                 host=settings.host,
                 port=settings.port,
                 lifespan="off",
                 log_config=None,
                 access_log=False,
                 http="httptools",
+                # A backstop: requests still in flight were answered before (Draining).
+                timeout_graceful_shutdown=1,
             )
             server = _Server(config)
             server_task = asyncio.create_task(server.serve())
@@ -191,19 +335,62 @@ async def _serve(platform: Platform, *, announce: bool) -> None:
                 if settings.webui_dist is not None:
                     print(f"  web UI: {settings.public_url}/ (log in there)", flush=True)
                 print(f"  API:    {settings.public_url}/api (docs at /api/docs)", flush=True)
-        elif announce:
-            print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
-        waiters = [asyncio.create_task(stop.wait())]
+        else:
+            if settings.health_port is not None:
+                server, server_task = await _serve_health(platform)
+            if announce:
+                print(f"Gristmill worker ready ({settings.num_workers} workers)", flush=True)
+        waiters = [asyncio.create_task(signals.stop.wait())]
         if server_task is not None:
             waiters.append(server_task)  # type: ignore[arg-type]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        log.info("stopping")
+        waiters[0].cancel()
+        log.info("stopping (within %g s; a second signal exits at once)", settings.shutdown_grace_s)
     finally:
-        if server is not None and server_task is not None:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await server_task
-        await platform.stop()
+        if draining is not None:
+            draining.refuse()
+
+        async def close_api() -> None:
+            if draining is not None:
+                # Callers just released write their answers; what is left is cut.
+                await draining.close(timeout_s=0.2)
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                # Its end, whatever it is (a failed start ends it with SystemExit, already
+                # reported): asyncio.wait never raises the task's outcome.
+                await asyncio.wait({server_task})
+                if not server_task.cancelled():
+                    server_task.exception()
+
+        await platform.stop(before_closing=close_api)
+
+
+async def _serve_health(platform: Platform) -> tuple[_Server, asyncio.Task[None]]:
+    """A worker process's health probes, alone on ``GRISTMILL_HEALTH_PORT`` (it serves no
+    API): what Kubernetes and load balancers check on every other process."""
+    from gristmill.api.routes.health import health_app
+
+    settings = platform.settings
+    assert settings.health_port is not None
+    config = uvicorn.Config(
+        health_app(platform),
+        host=settings.host,
+        port=settings.health_port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http="httptools",
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    await _wait_until_answering(settings, task, port=settings.health_port, path="/api/health/live")
+    return server, task
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """``callback`` on ``loop`` from another thread (nothing once the loop has closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def runtime_report(registry: RuntimeRegistry) -> list[str]:
@@ -220,9 +407,15 @@ def runtime_report(registry: RuntimeRegistry) -> list[str]:
     return lines
 
 
-async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[None]) -> None:
-    """Return once ``GET /api/version`` answers (fail if the server died trying)."""
-    url = f"http://127.0.0.1:{settings.port}/api/version"
+async def _wait_until_answering(
+    settings: Settings,
+    server_task: asyncio.Task[None],
+    *,
+    port: int | None = None,
+    path: str = "/api/version",
+) -> None:
+    """Return once ``GET {path}`` answers (fail if the server died trying)."""
+    url = f"http://127.0.0.1:{port or settings.port}{path}"
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
@@ -230,7 +423,7 @@ async def _wait_until_answering(settings: Settings, server_task: asyncio.Task[No
                 # Uvicorn reports a failed start as SystemExit, having logged the reason.
                 with contextlib.suppress(SystemExit):
                     server_task.result()
-                raise PortInUseError(_port_message(settings))
+                raise PortInUseError(_port_message(settings, port))
             try:
                 if (await client.get(url)).status_code == 200:
                     return

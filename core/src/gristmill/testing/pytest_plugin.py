@@ -175,6 +175,8 @@ def _test_settings(data_dir: Path, database_url: str) -> Settings:
         heartbeat_s=0.5,
         log_flush_ms=50,
         database_connections=6,
+        # Running jobs get 5 s of a stop, as before the grace was a setting.
+        shutdown_grace_s=7.0,
     )
 
 

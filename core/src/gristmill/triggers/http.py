@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gristmill.auth.permissions import Access, load_access
 from gristmill.errors import BadInput, Forbidden, NotFound, Unauthorized
+from gristmill.queue.idempotency import check_key
 from gristmill.queue.states import JobStatus
 from gristmill.triggers.kinds import TriggerDraft, TriggerKind, TriggerRow, TriggerServices
 from gristmill.triggers.runs import owner_access, runnable_row
@@ -660,7 +661,12 @@ async def _run(
         args[WM_TRIGGER] = _request_info(request, found)
     try:
         started = await services.start(
-            trigger, args, wait=config.request_type == "sync", owner=owner
+            trigger,
+            args,
+            wait=config.request_type == "sync",
+            owner=owner,
+            # A client retrying a call of the route gets the job its first call started.
+            idempotency_key=check_key(request.headers.get("idempotency-key")),
         )
     except (NotFound, Forbidden) as exc:
         # The runnable is gone or its owner can no longer run it: the route is broken until

@@ -173,11 +173,14 @@ class TriggerServices:
         timeout_s: float | None = None,
         job_id: UUID | None = None,
         owner: Access | None = None,
+        idempotency_key: str | None = None,
     ) -> StartedRun:
         """Start the trigger's script or flow with ``args`` as the trigger's owner; with
         ``wait``, wait for its outcome (up to ``timeout_s``, TIMEOUT_WAIT_RESULT by default).
-        ``job_id`` (a new one by default) lets a kind make its starts idempotent: a job id
-        that exists already is refused with :class:`~gristmill.errors.BadInput`.
+        ``job_id`` (a new one by default) or ``idempotency_key`` (an HTTP route's
+        ``Idempotency-Key`` header) lets a kind make its starts idempotent: a start repeating
+        one answers with that job, and one naming a job it does not match is refused with
+        :class:`~gristmill.errors.RepeatMismatch` (a :class:`~gristmill.errors.BadInput`).
         Raises :class:`~gristmill.errors.BadInput` when the args do not fit the schema and
         :class:`~gristmill.errors.NotFound` when the runnable is gone. ``owner``: the owner's
         access when the kind has just read it (:func:`~gristmill.triggers.runs.owner_access`),
@@ -185,7 +188,14 @@ class TriggerServices:
         from gristmill.triggers.runs import start_run
 
         return await start_run(
-            self, trigger, args, wait=wait, timeout_s=timeout_s, job_id=job_id, owner=owner
+            self,
+            trigger,
+            args,
+            wait=wait,
+            timeout_s=timeout_s,
+            job_id=job_id,
+            owner=owner,
+            idempotency_key=idempotency_key,
         )
 
     async def report(self, trigger: TriggerRow, error: str | None) -> None:

@@ -81,10 +81,13 @@ async def start_run(
     timeout_s: float | None,
     job_id: UUID | None = None,
     owner: Access | None = None,
+    idempotency_key: str | None = None,
 ) -> StartedRun:
     from gristmill.triggers.kinds import StartedRun
 
     access = owner or await owner_access(services, trigger)
+    # A start naming its job may repeat one: answered with that job, whatever its id.
+    named = job_id is not None or idempotency_key is not None
     job_id = job_id or uuid4()
 
     async def start() -> UUID:
@@ -98,8 +101,14 @@ async def start_run(
                 access=access,
                 trigger_kind=trigger.kind,
                 trigger=trigger.path,
+                idempotency_key=idempotency_key,
             )
-        options = RunOptions(job_id=job_id, trigger_kind=trigger.kind, trigger=trigger.path)
+        options = RunOptions(
+            job_id=job_id,
+            trigger_kind=trigger.kind,
+            trigger=trigger.path,
+            idempotency_key=idempotency_key,
+        )
         return await services.submitter.run_script_by_path(
             trigger.workspace_id, access.actor, trigger.script_path, args, options, access=access
         )
@@ -107,6 +116,14 @@ async def start_run(
     if not wait:
         return StartedRun(await start())
     settings = services.settings
+    if named:
+        job_id, done = await services.submitter.run_named_and_wait(
+            trigger.workspace_id,
+            start,
+            timeout_s=timeout_s if timeout_s is not None else settings.timeout_wait_result_s,
+            queue_limit=settings.queue_limit_wait_result,
+        )
+        return StartedRun(job_id, done)
     done = await services.submitter.run_and_wait(
         trigger.workspace_id,
         job_id,

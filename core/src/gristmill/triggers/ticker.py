@@ -40,6 +40,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gristmill.auth.permissions import Access
+from gristmill.db.pool import DatabaseDown
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, NotFound
 from gristmill.flows.state import retry_delay
@@ -126,6 +127,10 @@ class Ticker:
                 sleep = await self.tick()
             except asyncio.CancelledError:
                 raise
+            except DatabaseDown:
+                # Failing at once now (no wait for a connection): no traceback a second, the
+                # pool logged the outage once.
+                sleep = 1.0
             except Exception:
                 log.exception("schedules: a pass failed; trying again")
                 sleep = 1.0

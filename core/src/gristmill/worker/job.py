@@ -20,8 +20,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
+from gristmill.db.pool import database_down, wait_until_up
 from gristmill.db.queries import Q
-from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound
+from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound, Unavailable
 from gristmill.queue.cancel import canceled_error, read_cancel_request
 from gristmill.queue.claim import SecretsRead, complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
@@ -45,8 +46,9 @@ from gristmill.scripts.hashes import format_hash
 from gristmill.worker.environments import EnvironmentCache
 from gristmill.worker.execution import execute, lock_job
 from gristmill.worker.jobenv import job_env
-from gristmill.worker.logs import JobLog, SecretMask, flush_periodically
+from gristmill.worker.logs import WITHHELD, JobLog, SecretMask, flush_periodically
 from gristmill.worker.retry import TRANSIENT, retry_transient
+from gristmill.worker.spool import Spool, SpooledResult
 from gristmill.workspace.interpolate import has_references
 from gristmill.workspace.resources import job_access, resolve_job_references
 from gristmill.workspace.secrets import Secrets
@@ -125,6 +127,8 @@ class JobRunner:
         #: Decrypts the secrets a job read, to mask them in its logs.
         self.secrets = secrets
         self.environments = EnvironmentCache(settings.cache_dir / "envs")
+        #: Results kept on disk while the database is unreachable (see gristmill.worker.spool).
+        self.spool = Spool(settings.data_dir / "spool")
         self._cache_dirs: set[str] = set()
         #: Advances a flow when one of its steps' jobs completes (set by the platform).
         self.flows: FlowEngine | None = None
@@ -170,9 +174,7 @@ class JobRunner:
                 "job %s was taken over by another worker; this run's result is dropped", key
             )
         else:
-            await self._complete(
-                name, job_id, status, outcome.result_json, job_log, job.get("flow_job_id")
-            )
+            await self._complete(name, job, status, outcome.result_json, job_log, running)
         running.mark("complete")
         if not self.settings.keep_job_dir:
             # Soon, not now: the caller waiting for this result need not wait for the disk
@@ -390,88 +392,201 @@ class JobRunner:
     async def _complete(
         self,
         name: str,
-        job_id: UUID,
+        job: dict[str, Any],
         status: JobStatus,
         result_json: str,
         job_log: JobLog,
-        flow_job_id: UUID | None = None,
+        running: Running,
     ) -> None:
-        """Record the outcome; retried while the database is unreachable, never lost."""
+        """Record the outcome: never lost, never recorded twice (see :meth:`record`)."""
+        mask = job_log.secret_mask
+        logs = "".join(job_log.pending)
+        entry = SpooledResult(
+            job_id=job["id"],
+            workspace_id=job["workspace_id"],
+            worker=name,
+            started_at=job.get("started_at"),
+            status=status,
+            result_json=result_json,
+            log_offset=job_log.flushed,
+            # Masked with what is known; the completion checks for secrets read since.
+            logs=mask.mask(logs) if mask is not None else logs,
+            unmasked=mask is not None,
+            flow_job_id=job.get("flow_job_id"),
+        )
+        await self.record(entry, mask, running=running)
+
+    async def record(
+        self,
+        entry: SpooledResult,
+        mask: SecretMask | None = None,
+        *,
+        spooled: bool = False,
+        running: Running | None = None,
+    ) -> None:
+        """Record one outcome; while the database is unreachable, keep it (in memory and in
+        the spool, fsynced) and retry until it is recorded or refused, or until this
+        process stops (``running`` stopped for a shutdown): the spool keeps it then, for the
+        next worker process on this data directory. Refused: the attempt
+        that produced it no longer holds the job (the zombie monitor gave it to another
+        worker), and the result is dropped. ``spooled``: ``entry`` came from the spool (a
+        worker process since restarted): it leaves the spool once recorded or refused.
+
+        A flow step's completion advances its flow in the same transaction (see
+        gristmill.flows.engine)."""
         try:
-            held = await self._record(name, job_id, status, result_json, job_log, flow_job_id)
+            held, recorded = await self._record_storable(entry, mask)
+        except TRANSIENT as exc:
+            if not spooled:
+                # On disk before waiting: a stop (or crash) of this process keeps it.
+                await asyncio.to_thread(self.spool.put, entry)
+                spooled = True
+                log.warning(
+                    "job %s ended while the database is unreachable (%s); its result is "
+                    "kept (in %s) until it can be recorded",
+                    entry.job_id,
+                    exc,
+                    self.spool.path,
+                )
+            outcome = await self._record_when_up(entry, mask, running)
+            if outcome is None:
+                log.warning(
+                    "stopping: the result of job %s stays in the spool (%s) for the next "
+                    "worker process",
+                    entry.job_id,
+                    self.spool.path,
+                )
+                return
+            held, recorded = outcome
+        if spooled:
+            await asyncio.to_thread(self.spool.remove, entry.job_id)
+        if TRACE.enabled:
+            TRACE.mark(entry.job_id, "recorded")
+        if held:
+            # A caller waiting in this process needs not wait for the notification.
+            self.notifier.deliver_done(
+                str(entry.job_id), JobDone(recorded.status, recorded.result_json)
+            )
+
+    async def replay_spool(self) -> None:
+        """Record the results a previous worker process on this data directory kept in the
+        spool (called at start, before any claim)."""
+        for entry in await asyncio.to_thread(self.spool.entries):
+            log.warning(
+                "recording the result of job %s kept in the spool by worker %s",
+                entry.job_id,
+                entry.worker,
+            )
+            await self.record(entry, spooled=True)
+
+    async def _record_when_up(
+        self, entry: SpooledResult, mask: SecretMask | None, running: Running | None
+    ) -> tuple[bool, SpooledResult] | None:
+        """Retry a completion until the database takes it: woken when the pool sees the
+        database again, quiet meanwhile (the pool logs the outage once). ``None``: the
+        process stops first."""
+        delay_s = 0.5
+        while True:
+            # Looks at least every second whether the process stops (a stop waits for
+            # busy workers: this one must not hold it up for a whole outage).
+            while not await _up_within(self.pool, 1.0):
+                if running is not None and running.stop_reason == StopReason.SHUTDOWN:
+                    return None
+            if running is not None and running.stop_reason == StopReason.SHUTDOWN:
+                return None
+            try:
+                return await self._record_storable(entry, mask)
+            except TRANSIENT as exc:
+                if not database_down(self.pool):
+                    log.warning("recording the result of job %s failed (%s)", entry.job_id, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+
+    async def _record_storable(
+        self, entry: SpooledResult, mask: SecretMask | None
+    ) -> tuple[bool, SpooledResult]:
+        """One completion; ``(held, what was recorded)``. A result the database refuses
+        (e.g. JSON it cannot store) is replaced by why, so that the job ends rather than
+        running again. :data:`TRANSIENT` errors are raised."""
+        try:
+            held = await self._record_entry(entry, mask)
+        except TRANSIENT:
+            raise
         except psycopg.Error as exc:
-            # The database refused the result (e.g. JSON it cannot store): record why
-            # instead, so that the job ends rather than running again.
-            log.warning("the result of job %s cannot be stored: %s", job_id, exc)
-            status = JobStatus.FAILURE
-            result_json = error_result(
-                JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
+            log.warning("the result of job %s cannot be stored: %s", entry.job_id, exc)
+            entry = replace(
+                entry,
+                status=JobStatus.FAILURE,
+                result_json=error_result(
+                    JobErrorName.STORE, f"the job's result could not be stored: {exc}".strip()
+                ),
             )
             try:
-                held = await self._record(name, job_id, status, result_json, job_log, flow_job_id)
+                held = await self._record_entry(entry, mask)
+            except TRANSIENT:
+                raise
             except psycopg.Error:
                 # Even the error could not be stored: the zombie monitor will act.
-                log.exception("cannot record the outcome of job %s", job_id)
-                return
-        if TRACE.enabled:
-            TRACE.mark(job_id, "recorded")
+                log.exception("cannot record the outcome of job %s", entry.job_id)
+                return False, entry
         if not held:
-            log.warning("job %s is no longer held by %s; its result is dropped", job_id, name)
-        else:
-            # A caller waiting in this process needs not wait for the notification.
-            self.notifier.deliver_done(str(job_id), JobDone(status, result_json))
+            log.warning(
+                "job %s is no longer held by this attempt of %s (another worker took it over, "
+                "or it was recorded already); its result is dropped",
+                entry.job_id,
+                entry.worker,
+            )
+        return held, entry
 
-    async def _record(
-        self,
-        name: str,
-        job_id: UUID,
-        status: JobStatus,
-        result_json: str,
-        job_log: JobLog,
-        flow_job_id: UUID | None = None,
-    ) -> bool:
-        """One completion, retried while the database is unreachable; ``False`` when this
-        worker no longer holds the job. A flow step's completion advances its flow in the
-        same transaction (see gristmill.flows.engine)."""
+    async def _record_entry(self, entry: SpooledResult, mask: SecretMask | None) -> bool:
+        """One completion attempt; ``False`` when the attempt no longer holds the job."""
+        async with self.pool.connection() as conn:
+            completion = functools.partial(
+                complete_job,
+                conn,
+                job_id=entry.job_id,
+                worker=entry.worker,
+                status=entry.status,
+                result_json=entry.result_json,
+                log_offset=entry.log_offset,
+                started_at=entry.started_at,
+            )
 
-        async def record() -> bool:
-            async with self.pool.connection() as conn:
-                completion = functools.partial(
-                    complete_job,
-                    conn,
-                    job_id=job_id,
-                    worker=name,
-                    status=status,
-                    result_json=result_json,
-                    log_offset=job_log.flushed,
-                )
+            async def complete() -> bool:
+                if not entry.unmasked or not entry.logs:
+                    return await completion(logs=entry.logs)
+                secret_mask = mask or SecretMask(self.secrets, entry.job_id, entry.workspace_id)
+                if secret_mask.knows_none:
+                    # Checked by the statement: one round trip when no secret was read.
+                    with contextlib.suppress(SecretsRead):
+                        return await completion(logs=entry.logs, unmasked=True)
+                try:
+                    await secret_mask.refresh(conn)
+                    logs = secret_mask.mask(entry.logs)
+                except Unavailable as exc:
+                    log.error(
+                        "job %s: output withheld, its secrets cannot be masked: %s",
+                        entry.job_id,
+                        exc,
+                    )
+                    logs = WITHHELD
+                return await completion(logs=logs)
 
-                async def complete() -> bool:
-                    unmasked = job_log.final_unmasked()
-                    if unmasked is not None:
-                        # Checked by the statement: one round trip when no secret was read.
-                        with contextlib.suppress(SecretsRead):
-                            return await completion(logs=unmasked.text, unmasked=True)
-                    chunk = await job_log.chunk(conn, final=True)
-                    return await completion(logs=chunk.text)
-
-                if flow_job_id is None or self.flows is None:
-                    # One statement: no transaction of its own (no extra round trips).
-                    return await complete()
-                # A flow's step: its result and the flow's next decision commit together.
-                async with conn.transaction():
-                    held = await complete()
-                    if held:
-                        await self.flows.step_completed(
-                            conn,
-                            flow_job_id=flow_job_id,
-                            job_id=job_id,
-                            status=status,
-                            result_json=result_json,
-                        )
-                    return held
-
-        return await retry_transient(record, what=f"recording the result of job {job_id}")
+            if entry.flow_job_id is None or self.flows is None:
+                # One statement: no transaction of its own (no extra round trips).
+                return await complete()
+            # A flow's step: its result and the flow's next decision commit together.
+            async with conn.transaction():
+                held = await complete()
+                if held:
+                    await self.flows.step_completed(
+                        conn,
+                        flow_job_id=entry.flow_job_id,
+                        job_id=entry.job_id,
+                        status=entry.status,
+                        result_json=entry.result_json,
+                    )
+                return held
 
     async def _drop_flow_dir(self, flow_dir: Path, flow_job_id: UUID) -> None:
         """same_worker: remove the flow run's directory (its `shared`) once the flow has
@@ -516,3 +631,9 @@ def _same_worker_dir(jobs_dir: Path, job: dict[str, Any]) -> Path | None:
     if not job.get("same_worker") or job.get("flow_job_id") is None:
         return None
     return jobs_dir / str(job["flow_job_id"])
+
+
+async def _up_within(pool: AsyncConnectionPool, timeout_s: float) -> bool:
+    """Whether ``pool``'s database is (or comes) up within ``timeout_s``."""
+    await wait_until_up(pool, timeout_s)
+    return not database_down(pool)

@@ -24,6 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.db.pool import DatabaseDown
 from gristmill.db.queries import Q
 from gristmill.errors import Unavailable
 from gristmill.queue.rows import append_log
@@ -210,6 +211,8 @@ async def flush_periodically(
                 chunk = await job_log.chunk(conn, final=False)
                 if chunk.text:
                     await append_log(conn, job_id, job_log.flushed, chunk.text)
+        except DatabaseDown:
+            continue  # the pool logged the outage once; the output waits in memory
         except TRANSIENT as exc:
             log.warning("could not write logs of job %s yet (%s)", job_id, exc)
             continue

@@ -23,11 +23,13 @@ import pluggy
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.config import Settings
+from gristmill.db.pool import database_down, wait_until_up
 from gristmill.queue.claim import Claim, claim_job, heartbeat
 from gristmill.queue.notify import Notifier
 from gristmill.queue.states import StopReason
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy
+from gristmill.tasks import cancel_within
 from gristmill.worker.capabilities import PING_EVERY_S, announce, withdraw, worker_tags
 from gristmill.worker.job import REQUEUE_TIMEOUT_S, JobRunner, Running
 from gristmill.worker.retry import TRANSIENT
@@ -36,6 +38,10 @@ from gristmill.workspace.secrets import Secrets
 __all__ = ["Reservation", "WorkerPool", "worker_tags"]
 
 log = logging.getLogger(__name__)
+
+#: How often a worker paused by a database outage looks again (it is woken sooner when the
+#: pool sees the database back).
+_OUTAGE_RECHECK_S = 5.0
 
 
 @dataclass
@@ -106,6 +112,10 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._tag_set = set(tags)
+        #: Claiming is paused by a database outage (logged once when it starts and ends).
+        self._paused = False
+        #: Set once the spooled results of an earlier process are recorded.
+        self._replayed = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -119,16 +129,22 @@ class WorkerPool:
         for name in self.names:
             self._tasks.append(asyncio.create_task(self._work(name), name=name))
         if self.names:
+            self._tasks.append(asyncio.create_task(self._replay_spool(), name="spool"))
             self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
             self._tasks.append(asyncio.create_task(self._collect_environments(), name="env-gc"))
         log.info(
             "%d workers started, taking tags: %s", len(self.names), ", ".join(self.tags) or "none"
         )
 
-    async def stop(self, *, grace_s: float = 5.0) -> None:
+    async def stop(self, *, grace_s: float = 5.0, closing_s: float = REQUEUE_TIMEOUT_S + 2) -> None:
         """Stop claiming; give running jobs ``grace_s`` to finish, then stop them and put
-        them back in the queue for another worker. Prompt even without a database: idle
-        workers (perhaps waiting for a connection) are stopped at once."""
+        them back in the queue for another worker, all within ``closing_s`` more.
+
+        Prompt even without a database: idle workers (perhaps waiting for a connection) are
+        stopped at once, and past ``closing_s`` whatever still waits for the database (a
+        requeue, a completion being recorded) is cancelled: its job stays running in the
+        queue, and the zombie monitor restarts it."""
+        loop = asyncio.get_running_loop()
         self._stopping = True
         self._wake_all()
         workers = [t for t in self._tasks if t.get_name() in self.names]
@@ -138,19 +154,48 @@ class WorkerPool:
                 task.cancel()
         pending = {t for t in workers if t.get_name() in busy}
         if pending:
-            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(pending))
-            _, pending = await asyncio.wait(pending, timeout=grace_s)
+            log.info("waiting up to %.1f s for %d running jobs", grace_s, len(pending))
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, grace_s))
+        # The last quarter of the closing time (at least a moment) is the withdrawal's.
+        closed_by = loop.time() + closing_s
+        requeued_by = closed_by - max(closing_s / 4, min(0.2, closing_s))
         if pending:
             for running in self._running.values():
                 running.stop(StopReason.SHUTDOWN)
-            # Requeueing takes one statement (with a bounded wait for a connection).
-            _, pending = await asyncio.wait(pending, timeout=REQUEUE_TIMEOUT_S + 2)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Requeueing takes one statement; an unreachable database is not waited for.
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, requeued_by - loop.time()))
+        if pending:
+            log.warning(
+                "%d jobs could not be put back in the queue in time; the zombie monitor will "
+                "restart them",
+                len(pending),
+            )
+        left = await cancel_within(self._tasks, max(0.05, requeued_by - loop.time()))
+        if left:
+            log.warning("%d worker tasks did not end in time; left behind", len(left))
         self._tasks.clear()
-        with contextlib.suppress(*TRANSIENT):
-            await withdraw(self.pool, self.instance, timeout_s=REQUEUE_TIMEOUT_S)
+        # Not asyncio.timeout: a statement cancelled on a database that does not answer
+        # takes psycopg seconds more to give up; this stop does not wait for that.
+        withdrawing = asyncio.create_task(
+            withdraw(self.pool, self.instance, timeout_s=REQUEUE_TIMEOUT_S)
+        )
+        done, _ = await asyncio.wait({withdrawing}, timeout=max(0.05, closed_by - loop.time()))
+        if not done:
+            withdrawing.cancel()
+        elif not withdrawing.cancelled() and withdrawing.exception() is not None:
+            log.warning("could not withdraw the workers: %s", withdrawing.exception())
+
+    def ended_tasks(self) -> dict[str, BaseException | None]:
+        """The tasks of this pool (worker loops, heartbeat, announcements) that ended while
+        it runs, with what ended them: a pool with any is not healthy (the readiness
+        check, gristmill.server.health)."""
+        if self._stopping:
+            return {}
+        return {
+            task.get_name(): None if task.cancelled() else task.exception()
+            for task in self._tasks
+            if task.done()
+        }
 
     async def _announce(self) -> None:
         await announce(
@@ -204,9 +249,24 @@ class WorkerPool:
 
     # -- the worker loop ----------------------------------------------------------------
 
+    def _pause(self, exc: BaseException) -> None:
+        """Log once per outage that the workers wait (not once per worker or attempt)."""
+        if not self._paused:
+            self._paused = True
+            log.warning(
+                "workers pause claiming: the database is unreachable (%s); they resume "
+                "when it answers",
+                exc,
+            )
+
     async def _work(self, name: str) -> None:
         poll_s = self.settings.sleep_queue_ms / 1000
+        # Results a previous process on this data directory kept are recorded first.
+        await self._replayed.wait()
         while not self._stopping:
+            if self._paused and not database_down(self.pool):
+                self._paused = False
+                log.warning("the database answers again: workers resume claiming")
             slot = _Slot()
             # Listed as idle before claiming: a job queued during the claim wakes it again.
             self._idle[name] = slot
@@ -214,6 +274,13 @@ class WorkerPool:
             try:
                 claim = await self._claim(name)
             except TRANSIENT as exc:
+                if database_down(self.pool):
+                    # No claim while the database is away: wait for it (woken when the
+                    # pool sees it again; a look every few seconds meanwhile).
+                    self._idle.pop(name, None)
+                    self._pause(exc)
+                    await wait_until_up(self.pool, _OUTAGE_RECHECK_S)
+                    continue
                 log.warning("%s: cannot claim jobs (%s); retrying", name, exc)
             except Exception:
                 log.exception("%s: claiming failed", name)
@@ -263,6 +330,12 @@ class WorkerPool:
 
     # -- background duties -----------------------------------------------------------------
 
+    async def _replay_spool(self) -> None:
+        try:
+            await self.runner.replay_spool()
+        finally:
+            self._replayed.set()
+
     async def _heartbeat(self) -> None:
         """Mark running jobs alive; stop those another worker took over or someone canceled
         (a cancel notification may have been missed)."""
@@ -274,6 +347,8 @@ class WorkerPool:
             for running in list(self._running.values()):
                 by_worker.setdefault(running.worker, []).append(running.job_id)
             for worker, ids in by_worker.items():
+                if database_down(self.pool):
+                    break  # no ping reaches it; the monitor waits for the workers' return
                 try:
                     async with self.pool.connection() as conn:
                         beats = await heartbeat(conn, ids, worker)

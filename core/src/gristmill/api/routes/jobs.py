@@ -50,6 +50,7 @@ from gristmill.flows.suspend import check_approver, required_events
 from gristmill.flows.testing import pin_value
 from gristmill.queue import cancel, resume, rows
 from gristmill.queue.context import SCHEDULE_TRIGGER
+from gristmill.queue.idempotency import check_key
 from gristmill.queue.states import JobStatus
 from gristmill.queue.submit import Preview, RunOptions
 from gristmill.queue.trace import TRACE
@@ -121,7 +122,15 @@ _RUN_PARAMETERS = [
         "name": "job_id",
         "in": "query",
         "schema": {"type": "string", "format": "uuid"},
-        "description": "Id for the new job, chosen by the caller.",
+        "description": "Id for the new job, chosen by the caller. A repeat of the request "
+        "with this id answers with that job (409 if it does not match it).",
+    },
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "A key naming this run in the workspace: a repeat of the request with "
+        "it answers with the job it started (409 if it does not match it).",
     },
     {
         "name": "parent_job",
@@ -183,6 +192,15 @@ _ARGS_BODY: dict[str, Any] = {
         "a form's fields are strings; text is `raw_string`).",
     },
 }
+#: A repeated request (its job_id or Idempotency-Key taken) that does not match its job.
+_REPEAT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "`Conflict: ...`: the job_id or Idempotency-Key names a job this request "
+        "does not match (another runnable, other arguments, another user); the message says "
+        "what differs and names the job.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
 #: The answer of a synchronous run: the script's result, any JSON (an error object with 422).
 _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -200,6 +218,7 @@ _RESULT_RESPONSE: dict[int | str, dict[str, Any]] = {
         "going, and the message says where to fetch its result (Windmill's answer).",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     },
+    **_REPEAT_RESPONSE,
 }
 
 _NO_OPTIONS = RunOptionsQuery()
@@ -245,6 +264,13 @@ class RunContext:
     #: ``webhook`` when an API token (not the web UI's session cookie, not a job's token)
     #: asks for the run: what the job records as having started it.
     trigger_kind: str | None = None
+    #: The request's ``Idempotency-Key`` header (docs/reliability.md).
+    idempotency_key: str | None = None
+
+    @property
+    def named(self) -> bool:
+        """The request names its job (a job id or a key): a repeat answers with that job."""
+        return self.query.job_id is not None or self.idempotency_key is not None
 
     def options(self, job_id: UUID | None = None, *, saved: bool = False) -> RunOptions:
         """The run options; ``saved``: a run of a saved script, which records its trigger
@@ -258,6 +284,7 @@ class RunContext:
             root_job=q.root_job,
             timeout=q.timeout,
             trigger_kind=self.trigger_kind if saved else None,
+            idempotency_key=self.idempotency_key,
         )
 
     async def check_hash_scope(self, hash: str) -> None:
@@ -281,7 +308,8 @@ async def run_context(request: Request, access: AccessDep) -> RunContext:
     actor = access.actor
     webhook = actor.job_id is None and token_source(request) in ("header", "query")
     trigger_kind = WEBHOOK_TRIGGER if webhook else None
-    return RunContext(platform, actor, access.workspace_id, query, access, trigger_kind)
+    key = check_key(request.headers.get("idempotency-key"))
+    return RunContext(platform, actor, access.workspace_id, query, access, trigger_kind, key)
 
 
 RunContextDep = Annotated[RunContext, Depends(run_context)]
@@ -297,6 +325,7 @@ def _preview(body: PreviewBody) -> Preview:
 @router.post(
     "/run/p/{path:path}",
     status_code=201,
+    responses=_REPEAT_RESPONSE,
     response_class=PlainTextResponse,
     openapi_extra=_ARGS_BODY,
 )
@@ -310,7 +339,11 @@ async def run_script_by_path(path: str, request: Request, ctx: RunContextDep) ->
 
 
 @router.post(
-    "/run/h/{hash}", status_code=201, response_class=PlainTextResponse, openapi_extra=_ARGS_BODY
+    "/run/h/{hash}",
+    status_code=201,
+    responses=_REPEAT_RESPONSE,
+    response_class=PlainTextResponse,
+    openapi_extra=_ARGS_BODY,
 )
 async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) -> str:
     """Queue a run of one exact script version; returns the job id."""
@@ -323,7 +356,11 @@ async def run_script_by_hash(hash: str, request: Request, ctx: RunContextDep) ->
 
 
 @router.post(
-    "/run/preview", status_code=201, response_class=PlainTextResponse, openapi_extra=_RUN_EXTRA
+    "/run/preview",
+    status_code=201,
+    responses=_REPEAT_RESPONSE,
+    response_class=PlainTextResponse,
+    openapi_extra=_RUN_EXTRA,
 )
 async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     """Queue a run of code sent in the request (not saved as a script); returns the job id."""
@@ -336,6 +373,7 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
 @router.post(
     "/run/f/{path:path}",
     status_code=201,
+    responses=_REPEAT_RESPONSE,
     response_class=PlainTextResponse,
     openapi_extra=_ARGS_BODY,
 )
@@ -351,6 +389,7 @@ async def run_flow_by_path(path: str, request: Request, ctx: RunContextDep) -> s
         job_id=ctx.query.job_id,
         access=ctx.access,
         trigger_kind=ctx.trigger_kind,
+        idempotency_key=ctx.idempotency_key,
     )
     return str(job_id)
 
@@ -377,13 +416,14 @@ def _refuse_flow_options(ctx: RunContext) -> None:
 
 
 _FLOW_EXTRA: dict[str, Any] = {
-    "parameters": [p for p in _RUN_PARAMETERS if p["name"] == "job_id"],
+    "parameters": [p for p in _RUN_PARAMETERS if p["name"] in ("job_id", "Idempotency-Key")],
 }
 
 
 @router.post(
     "/run/preview_flow",
     status_code=201,
+    responses=_REPEAT_RESPONSE,
     response_class=PlainTextResponse,
     openapi_extra=_FLOW_EXTRA,
 )
@@ -402,6 +442,7 @@ async def _start_flow_preview(body: FlowPreviewBody, ctx: RunContext, job_id: UU
         path=body.path,
         job_id=job_id,
         access=ctx.access,
+        idempotency_key=ctx.idempotency_key,
     )
 
 
@@ -419,14 +460,24 @@ async def _run_and_wait(
     if TRACE.enabled:
         TRACE.mark(job_id, "received", _RECEIVED_NS.get())
     options = ctx.options(job_id, saved=saved)
-    done = await platform.runs.run_and_wait(
-        ctx.workspace,
-        job_id,
-        lambda: start(options),
-        timeout_s=platform.settings.timeout_wait_result_s,
-        queue_limit=platform.settings.queue_limit_wait_result,
-        scheduled_for=options.scheduled_for,
-    )
+    if ctx.named:
+        # Perhaps a retry: the answer is the job it names, whatever its id.
+        job_id, done = await platform.runs.run_named_and_wait(
+            ctx.workspace,
+            lambda: start(options),
+            timeout_s=platform.settings.timeout_wait_result_s,
+            queue_limit=platform.settings.queue_limit_wait_result,
+            scheduled_for=options.scheduled_for,
+        )
+    else:
+        done = await platform.runs.run_and_wait(
+            ctx.workspace,
+            job_id,
+            lambda: start(options),
+            timeout_s=platform.settings.timeout_wait_result_s,
+            queue_limit=platform.settings.queue_limit_wait_result,
+            scheduled_for=options.scheduled_for,
+        )
     answer = result_answer(done.result, done.status == JobStatus.SUCCESS)
     return Response(
         content=answer.body,
@@ -558,6 +609,7 @@ async def run_wait_result_flow_by_path(path: str, request: Request, ctx: RunCont
             job_id=options.job_id,
             access=ctx.access,
             trigger_kind=ctx.trigger_kind,
+            idempotency_key=ctx.idempotency_key,
         ),
     )
 

@@ -6,18 +6,20 @@
 -- are not running, and the zombie monitor only jobs with a heartbeat, so neither touches it.
 -- Its status row is inserted with it. A child flow job (a sub-flow, a parallel iteration)
 -- has its parent flow and step; its id is the engine's, so inserting it again (a decision
--- applied twice) inserts nothing and returns no row, as does a root id taken already.
+-- applied twice) inserts nothing and returns no row, as does a root id or key taken already.
 WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, raw_flow, args, tag, created_by,
         permissioned_as, email, parent_job, root_job, flow_step_id, permissioned_scopes,
-        timeout, trigger_kind, trigger
+        timeout, trigger_kind, trigger, idempotency_key
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(raw_flow)s, %(args)s, 'flow',
         %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s, %(root_job)s,
-        %(flow_step_id)s, %(permissioned_scopes)s, %(timeout)s, %(trigger_kind)s, %(trigger)s
+        %(flow_step_id)s, %(permissioned_scopes)s, %(timeout)s, %(trigger_kind)s, %(trigger)s,
+        %(idempotency_key)s
     )
-    ON CONFLICT (id) DO NOTHING
+    -- No target: a root flow's Idempotency-Key taken already (migration 0015) is a conflict too.
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), audit AS (
     INSERT INTO audit (workspace_id, username, operation, action_kind, resource, parameters)

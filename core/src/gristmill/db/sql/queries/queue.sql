@@ -11,18 +11,22 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
+    -- A job id or Idempotency-Key taken already (a retried request) inserts nothing and
+    -- returns no row; enqueue.py then reads the job it names (no extra statement otherwise).
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
@@ -48,18 +52,22 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     )
     SELECT
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     WHERE %(live_hash)s::bigint IS NULL OR EXISTS (
         SELECT 1 FROM script
         WHERE workspace_id = %(workspace_id)s AND hash = %(live_hash)s
           AND NOT archived AND NOT deleted
     )
+    -- A job id or Idempotency-Key taken already (a retried request) inserts nothing and
+    -- returns no row; enqueue.py then reads the job it names (no extra statement otherwise).
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
@@ -77,6 +85,16 @@ WITH j AS (
 SELECT q.started_at, p.id AS flow_job_id, p.runnable_path AS flow_path
 FROM q
 LEFT JOIN job p ON p.id = %(parent_job)s::uuid AND p.kind IN ('flow', 'flowpreview', 'flownode');
+
+-- name: find_submitted_job
+-- The jobs a run request names by its `job_id` (in any workspace: the id is global) or by its
+-- Idempotency-Key (in its workspace): read only when the push inserted nothing. At most two.
+SELECT id, workspace_id, kind, runnable_path, runnable_hash, raw_code, raw_flow, args,
+    permissioned_as, idempotency_key
+FROM job
+WHERE id = %(id)s
+   OR (%(idempotency_key)s::text IS NOT NULL AND workspace_id = %(workspace_id)s
+       AND idempotency_key = %(idempotency_key)s);
 
 -- name: count_queued
 SELECT count(*) FROM job_queue WHERE NOT running AND workspace_id = %(workspace_id)s;
@@ -150,6 +168,10 @@ ON CONFLICT DO NOTHING;
 -- nothing is written if the job did read a secret (`clean` false: the worker masks the log
 -- and completes again); a job that read none, the common case, needs no look-up before.
 -- One row: `clean`, and `done` (1 when the job was completed, 0 when it was not held).
+-- `started_at` (when given) names the attempt: the claim that started it sets it, a
+-- requeue clears it. A result recorded late (held through a database outage, or spooled
+-- by a worker process since restarted) applies only to the attempt that produced it, even
+-- if a worker of the same name took the job again meanwhile.
 WITH clean AS (
     SELECT NOT %(unmasked)s OR NOT EXISTS (
         SELECT 1 FROM job_secret_read WHERE job_id = %(id)s
@@ -157,6 +179,7 @@ WITH clean AS (
 ), q AS (
     DELETE FROM job_queue
     WHERE id = %(id)s AND worker = %(worker)s AND running AND (SELECT ok FROM clean)
+      AND (%(started_at)s::timestamptz IS NULL OR started_at = %(started_at)s)
     RETURNING id, workspace_id, started_at, canceled_by, canceled_reason
 ), logs AS (
     INSERT INTO job_log (job_id, log_offset, content)
@@ -221,17 +244,22 @@ WHERE id = %(id)s AND workspace_id = %(workspace_id)s AND running
 RETURNING id, pg_notify('gristmill_job_cancel', id::text);
 
 -- name: restart_zombies
--- Give jobs whose worker stopped answering back to the queue.
+-- Give jobs whose worker stopped answering back to the queue. A ping counts as no older
+-- than the server's own start: the time the database was down is no worker's silence (its
+-- workers could not ping a stopped server).
 UPDATE job_queue
 SET running = false, started_at = NULL, worker = NULL, ping = NULL
 WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+  AND pg_postmaster_start_time() < now() - make_interval(secs => %(timeout_s)s)
 RETURNING id, worker, pg_notify('gristmill_queue', tag);
 
 -- name: fail_zombies
--- Fail jobs whose worker stopped answering (RESTART_ZOMBIE_JOBS=false).
+-- Fail jobs whose worker stopped answering (RESTART_ZOMBIE_JOBS=false); a ping counts as
+-- no older than the server's start, as in restart_zombies.
 WITH q AS (
     DELETE FROM job_queue
     WHERE running AND ping < now() - make_interval(secs => %(timeout_s)s)
+      AND pg_postmaster_start_time() < now() - make_interval(secs => %(timeout_s)s)
     RETURNING id, workspace_id, started_at, worker
 ), c AS (
     INSERT INTO job_completed (id, workspace_id, status, result, started_at, duration_ms, worker)
@@ -379,13 +407,16 @@ WITH j AS (
     INSERT INTO job (
         id, workspace_id, kind, runnable_path, runnable_hash, language, raw_code, raw_schema, raw_lock,
         args, tag, priority, timeout, created_by, permissioned_as, email, parent_job,
-        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes
+        root_job, trigger_kind, trigger, flow_step_id, permissioned_scopes, idempotency_key
     ) VALUES (
         %(id)s, %(workspace_id)s, %(kind)s, %(runnable_path)s, %(runnable_hash)s,
         %(language)s, %(raw_code)s, %(raw_schema)s, %(raw_lock)s, %(args)s, %(tag)s, %(priority)s,
         %(timeout)s, %(created_by)s, %(permissioned_as)s, %(email)s, %(parent_job)s,
-        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s
+        %(root_job)s, %(trigger_kind)s, %(trigger)s, %(flow_step_id)s, %(permissioned_scopes)s,
+        %(idempotency_key)s
     )
+    -- A retried request: no row, as in push_job.
+    ON CONFLICT DO NOTHING
     RETURNING id, workspace_id
 ), audit AS (
     -- The run's audit entry (`jobs.run.script` / `jobs.run.preview`), in the same statement:
