@@ -186,16 +186,20 @@ class WorkerPool:
             log.warning("could not withdraw the workers: %s", withdrawing.exception())
 
     def ended_tasks(self) -> dict[str, BaseException | None]:
-        """The tasks of this pool (worker loops, heartbeat, announcements) that ended while
-        it runs, with what ended them: a pool with any is not healthy (the readiness
+        """The tasks of this pool (worker loops, heartbeat, announcements; the spool's replay
+        only if it failed) that ended while it runs, with what ended them: a pool with any is not healthy (the readiness
         check, gristmill.server.health)."""
         if self._stopping:
             return {}
-        return {
+        ended = {
             task.get_name(): None if task.cancelled() else task.exception()
             for task in self._tasks
             if task.done()
         }
+        # The spool's replay is done once at the start: its normal end is no failure.
+        if "spool" in ended and ended["spool"] is None:
+            del ended["spool"]
+        return ended
 
     async def _announce(self) -> None:
         await announce(
