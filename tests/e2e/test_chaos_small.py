@@ -39,15 +39,7 @@ def rows() -> dict[str, dict[str, Any]]:
     return {row["experiment"]: row for row in outcomes}
 
 
-_DB_CRASH = pytest.param(
-    "embedded Postgres killed",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="issue 15 point 1 (supervised database): today `gristmill up` neither restarts "
-        "a killed embedded Postgres nor exits, so the jobs it had acknowledged never complete",
-    ),
-)
-EXPERIMENTS = ["kill -9 a worker", "SIGTERM under load", _DB_CRASH]
+EXPERIMENTS = ["kill -9 a worker", "SIGTERM under load", "embedded Postgres killed"]
 
 
 @pytest.mark.timeout(200)

@@ -59,20 +59,7 @@ def test_no_job_recorded_twice(report: chaos.MultiHostReport, phase: str) -> Non
 @pytest.mark.parametrize(
     "phase",
     [
-        pytest.param(
-            "restart pg",
-            # Not strict: on main the outcome is a race. When the database is back, the
-            # monitor's sweep and the workers' retries of their results reconnect with their
-            # own backoffs; when the monitor comes first the jobs are requeued and run again
-            # (most runs), else not. The lead makes this a plain assertion once fixed.
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="issue 15 point 2 (workers keep finished results through an outage; "
-                "the monitor does not count the database's absence against workers): today "
-                "the jobs running when Postgres goes away for longer than ZOMBIE_JOB_TIMEOUT "
-                "are often requeued and run again",
-            ),
-        ),
+        "restart pg",
         "restart server",
     ],
 )

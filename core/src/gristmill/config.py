@@ -92,6 +92,10 @@ class Settings:
     keep_job_dir: bool = False
     zombie_job_timeout_s: int = 60
     restart_zombie_jobs: bool = True
+    #: Completed jobs (with their results and logs) older than this are deleted (s; 0: kept
+    #: forever). ``JOB_RETENTION_SECS``, Windmill's name and default (30 days); the instance
+    #: setting ``retention_period_secs``, when stored, wins (gristmill.queue.retention).
+    job_retention_s: int = 30 * 86400
     #: Default and maximum time a job may run (s).
     job_timeout_s: int = 900
     timeout_wait_result_s: float = 600.0
@@ -236,6 +240,7 @@ class Settings:
             keep_job_dir=reader.boolean("KEEP_JOB_DIR", False),
             zombie_job_timeout_s=reader.integer("ZOMBIE_JOB_TIMEOUT", 60, minimum=1),
             restart_zombie_jobs=reader.boolean("RESTART_ZOMBIE_JOBS", True),
+            job_retention_s=reader.integer("JOB_RETENTION_SECS", 30 * 86400, minimum=0),
             job_timeout_s=reader.integer("TIMEOUT", 900, minimum=1),
             # As Windmill: zero or less means 2 s.
             timeout_wait_result_s=timeout_wait if timeout_wait > 0 else 2.0,

@@ -35,6 +35,7 @@ __all__ = [
     "job_progress",
     "job_state",
     "list_jobs",
+    "list_params_for",
     "logs_since",
     "root_job_id",
     "set_job_progress",
@@ -213,12 +214,11 @@ class JobQuery:
         check_text_fields(self)
 
 
-async def list_jobs(
-    pool: AsyncConnectionPool, workspace_id: str, query: JobQuery, access: Access | None = None
-) -> list[dict[str, Any]]:
-    """Queued and running jobs first, then finished ones; newest first within each; only
-    those the caller (``access``) may see (:func:`can_see_job`)."""
-    params = {
+def list_params_for(
+    workspace_id: str, query: JobQuery, access: Access | None = None
+) -> dict[str, Any]:
+    """The parameters of the ``list_jobs`` statement for ``query`` as ``access`` sees it."""
+    return {
         "is_admin": access is None or access.is_admin,
         "owners": access.owners if access is not None else [],
         "folders_read": sorted(access.folders_read) if access is not None else [],
@@ -241,7 +241,19 @@ async def list_jobs(
         "limit": query.per_page,
         "offset": (query.page - 1) * query.per_page,
     }
+
+
+async def list_jobs(
+    pool: AsyncConnectionPool, workspace_id: str, query: JobQuery, access: Access | None = None
+) -> list[dict[str, Any]]:
+    """Queued and running jobs first, then finished ones; newest first within each; only
+    those the caller (``access``) may see (:func:`can_see_job`)."""
+    params = list_params_for(workspace_id, query, access)
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(Q["list_jobs"], params)
+        # Never a prepared statement: each filter left out (NULL) must fold away when the
+        # statement is planned, so that the plan walks the index of the filters given. A
+        # generic plan (what a prepared statement ends up with) keeps every `IS NULL OR`
+        # and reads the whole history.
+        await cur.execute(Q["list_jobs"], params, prepare=False)
         return await cur.fetchall()

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from gristmill.config import Settings
 from gristmill.db.pool import outages
 from gristmill.db.queries import Q
+from gristmill.queue.retention import purge_expired_jobs
 from gristmill.worker.retry import TRANSIENT
 
 __all__ = ["handle_zombies", "run_monitor"]
@@ -80,6 +81,10 @@ async def run_monitor(
                 await flows.sweep_suspended()  # suspended flows past their timeout
             except Exception as exc:
                 log.warning("suspended flows sweep failed: %s", exc)
+        try:  # completed jobs past the retention period (a bounded number per pass)
+            await purge_expired_jobs(pool, settings)
+        except Exception as exc:
+            log.warning("job retention failed: %s", exc)
 
 
 class _OutageGrace:

@@ -326,7 +326,14 @@ ORDER BY log_offset;
 
 -- name: list_jobs
 -- Queued and running jobs first, then the history; newest first within each.
-SELECT * FROM (
+-- Each part is filtered, ordered and cut to the page's end on its own, so that the history's
+-- part walks an index of `job` in created_at order (job_by_created, or the index of the
+-- filter given: job_by_path, job_by_created_by, job_by_trigger...) and stops after
+-- `offset + limit` rows, however large the history (a filter applied above the union would
+-- sort the whole history first). The filters are the same in both parts (kept in step by
+-- hand); each left out (NULL) folds away when the statement is planned: it is never
+-- prepared (gristmill.queue.rows.list_jobs).
+(
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
@@ -337,36 +344,60 @@ SELECT * FROM (
     WHERE q.workspace_id = %(workspace_id)s AND NOT %(completed_only)s
       AND (%(success)s::boolean IS NULL)
       AND (%(running)s::boolean IS NULL OR q.running = %(running)s)
-    UNION ALL
+      AND (%(path_exact)s::text IS NULL OR j.runnable_path = %(path_exact)s)
+      -- A prefix pattern with its wildcards escaped (like_prefix).
+      AND (%(path_like)s::text IS NULL OR j.runnable_path LIKE %(path_like)s ESCAPE '\')
+      AND (%(script_hash)s::bigint IS NULL OR j.runnable_hash = %(script_hash)s)
+      AND (%(created_by)s::text IS NULL OR j.created_by = %(created_by)s)
+      AND (%(created_before)s::timestamptz IS NULL OR j.created_at < %(created_before)s)
+      AND (%(created_after)s::timestamptz IS NULL OR j.created_at > %(created_after)s)
+      AND (%(job_kinds)s::text[] IS NULL OR j.kind = ANY(%(job_kinds)s))
+      AND (%(tag)s::text IS NULL OR j.tag = %(tag)s)
+      AND (%(parent_job)s::uuid IS NULL OR j.parent_job = %(parent_job)s)
+      -- Windmill's `trigger_kind` and `schedule_path` filters (a schedule's runs).
+      AND (%(trigger_kind)s::text IS NULL OR j.trigger_kind = %(trigger_kind)s)
+      AND (%(trigger)s::text IS NULL OR j.trigger = %(trigger)s)
+      -- What the caller may see: admins all; others the jobs run as them (or one of their
+      -- groups) and the runs of items they may read (gristmill.queue.visibility, same rule).
+      AND (%(is_admin)s OR j.permissioned_as = ANY(%(owners)s)
+           OR (j.runnable_path IS NOT NULL
+               AND gm_can_read(j.runnable_path, '{}'::jsonb, false, %(owners)s, %(folders_read)s)))
+    ORDER BY j.created_at DESC
+    LIMIT %(limit)s + %(offset)s
+)
+UNION ALL
+(
     SELECT
         j.id, j.workspace_id, j.kind, j.runnable_path, j.runnable_hash, j.language,
         j.tag, j.priority, j.created_by, j.permissioned_as, j.email, j.parent_job,
         j.flow_step_id, j.trigger_kind, j.trigger,
         j.created_at, false AS queued, false AS running, NULL AS scheduled_for,
         c.started_at, c.status, c.duration_ms, c.canceled_by, c.canceled_reason
-    FROM job_completed c JOIN job j USING (id)
-    WHERE c.workspace_id = %(workspace_id)s AND NOT %(queued_only)s
+    FROM job j JOIN job_completed c USING (id)
+    WHERE j.workspace_id = %(workspace_id)s AND NOT %(queued_only)s
       AND (%(running)s::boolean IS NULL OR NOT %(running)s)
       AND (%(success)s::boolean IS NULL OR (c.status = 'success') = %(success)s)
-) jobs
-WHERE (%(path_exact)s::text IS NULL OR runnable_path = %(path_exact)s)
-  -- A prefix pattern with its wildcards escaped (like_prefix).
-  AND (%(path_like)s::text IS NULL OR runnable_path LIKE %(path_like)s ESCAPE '\')
-  AND (%(script_hash)s::bigint IS NULL OR runnable_hash = %(script_hash)s)
-  AND (%(created_by)s::text IS NULL OR created_by = %(created_by)s)
-  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
-  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s)
-  AND (%(job_kinds)s::text[] IS NULL OR kind = ANY(%(job_kinds)s))
-  AND (%(tag)s::text IS NULL OR tag = %(tag)s)
-  AND (%(parent_job)s::uuid IS NULL OR parent_job = %(parent_job)s)
-  -- Windmill's `trigger_kind` and `schedule_path` filters (a schedule's runs).
-  AND (%(trigger_kind)s::text IS NULL OR trigger_kind = %(trigger_kind)s)
-  AND (%(trigger)s::text IS NULL OR trigger = %(trigger)s)
-  -- What the caller may see: admins all; others the jobs run as them (or one of their
-  -- groups) and the runs of items they may read (gristmill.queue.visibility, same rule).
-  AND (%(is_admin)s OR permissioned_as = ANY(%(owners)s)
-       OR (runnable_path IS NOT NULL
-           AND gm_can_read(runnable_path, '{}'::jsonb, false, %(owners)s, %(folders_read)s)))
+      AND (%(path_exact)s::text IS NULL OR j.runnable_path = %(path_exact)s)
+      -- A prefix pattern with its wildcards escaped (like_prefix).
+      AND (%(path_like)s::text IS NULL OR j.runnable_path LIKE %(path_like)s ESCAPE '\')
+      AND (%(script_hash)s::bigint IS NULL OR j.runnable_hash = %(script_hash)s)
+      AND (%(created_by)s::text IS NULL OR j.created_by = %(created_by)s)
+      AND (%(created_before)s::timestamptz IS NULL OR j.created_at < %(created_before)s)
+      AND (%(created_after)s::timestamptz IS NULL OR j.created_at > %(created_after)s)
+      AND (%(job_kinds)s::text[] IS NULL OR j.kind = ANY(%(job_kinds)s))
+      AND (%(tag)s::text IS NULL OR j.tag = %(tag)s)
+      AND (%(parent_job)s::uuid IS NULL OR j.parent_job = %(parent_job)s)
+      -- Windmill's `trigger_kind` and `schedule_path` filters (a schedule's runs).
+      AND (%(trigger_kind)s::text IS NULL OR j.trigger_kind = %(trigger_kind)s)
+      AND (%(trigger)s::text IS NULL OR j.trigger = %(trigger)s)
+      -- What the caller may see: admins all; others the jobs run as them (or one of their
+      -- groups) and the runs of items they may read (gristmill.queue.visibility, same rule).
+      AND (%(is_admin)s OR j.permissioned_as = ANY(%(owners)s)
+           OR (j.runnable_path IS NOT NULL
+               AND gm_can_read(j.runnable_path, '{}'::jsonb, false, %(owners)s, %(folders_read)s)))
+    ORDER BY j.created_at DESC
+    LIMIT %(limit)s + %(offset)s
+)
 ORDER BY queued DESC, created_at DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
