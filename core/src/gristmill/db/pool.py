@@ -103,7 +103,7 @@ async def _drop_if_closed(conn: psycopg.AsyncConnection[Any]) -> None:
         raise psycopg.OperationalError("the server closed this idle connection")
 
 
-class DatabaseDown(psycopg.OperationalError):
+class DatabaseDown(GristmillError, psycopg.OperationalError):
     """The pool knows the database is unreachable: no connection is waited for. An
     ``OperationalError``, so that whatever handles an unreachable database handles it (the
     API's 503, the workers' retries)."""
@@ -246,7 +246,7 @@ class GristmillPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             try:
                 conninfo = await self._resolve_conninfo()
                 async with await psycopg.AsyncConnection.connect(conninfo, **kwargs) as conn:
-                    await conn.execute("SELECT 1")
+                    await conn.execute(Q["database_answers"])
             except psycopg.OperationalError:
                 continue
             self._mark_up()

@@ -114,7 +114,7 @@ class _OutageGrace:
         if self._state is True:
             try:
                 async with self.pool.connection() as conn:
-                    await conn.execute("SELECT 1")
+                    await conn.execute(Q["database_answers"])
             except TRANSIENT:
                 return False
             self._state = time.monotonic()

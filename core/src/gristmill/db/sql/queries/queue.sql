@@ -470,3 +470,7 @@ RETURNING job_id;
 
 -- name: get_job_progress
 SELECT percent FROM job_progress WHERE job_id = %(id)s;
+
+-- name: database_answers
+-- Whether the database answers (the pool's probe during an outage, the zombie monitor after one).
+SELECT 1;
