@@ -25,34 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
+from gristmill.testing.chaos import PRODUCT_VARIABLES
 from gristmill.testing.pytest_plugin import share_etc_copies
 
 GRISTMILL = Path(sys.executable).parent / "gristmill"
 READY = "Gristmill is ready at "
 WORKER_READY = "Gristmill worker ready"
-
-# Settings of the product that must never leak from the test process into a started one.
-_PRODUCT_VARIABLES = {
-    "DATABASE_URL",
-    "SUPERADMIN_SECRET",
-    "PORT",
-    "MODE",
-    "NUM_WORKERS",
-    "BASE_URL",
-    "BASE_INTERNAL_URL",
-    "WORKER_GROUP",
-    "WORKER_TAGS",
-    "SLEEP_QUEUE",
-    "KEEP_JOB_DIR",
-    "TIMEOUT",
-    "TIMEOUT_WAIT_RESULT",
-    "QUEUE_LIMIT_WAIT_RESULT",
-    "JSON_FMT",
-    "DATABASE_CONNECTIONS",
-    "ZOMBIE_JOB_TIMEOUT",
-    "RESTART_ZOMBIE_JOBS",
-    "PYTHON_PATH",
-}
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -60,7 +38,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("GRISTMILL_") and k not in _PRODUCT_VARIABLES
+        if not k.startswith("GRISTMILL_") and k not in PRODUCT_VARIABLES
     }
     env.update(overrides)
     return env

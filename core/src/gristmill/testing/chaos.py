@@ -90,10 +90,10 @@ def main():
 """
 
 
-def clean_env(**overrides: str) -> dict[str, str]:
-    """This process's environment without any setting of the product, plus ``overrides``:
-    a started process gets only what the experiment gives it."""
-    product = {
+#: Settings of the product that must never leak from a test or benchmark process into a
+#: process it starts (the e2e tests' launcher strips them too).
+PRODUCT_VARIABLES = frozenset(
+    {
         "DATABASE_URL",
         "SUPERADMIN_SECRET",
         "PORT",
@@ -113,13 +113,18 @@ def clean_env(**overrides: str) -> dict[str, str]:
         "ZOMBIE_JOB_TIMEOUT",
         "RESTART_ZOMBIE_JOBS",
         "PYTHON_PATH",
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
     }
+)
+#: Hosts made of namespaces reach each other directly: a proxy of this machine's would not.
+_PROXIES = frozenset({"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"})
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without any setting of the product (and no proxy), plus
+    ``overrides``: a started process gets only what the experiment gives it."""
+    dropped = PRODUCT_VARIABLES | _PROXIES
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_") and k not in product
+        k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_") and k not in dropped
     }
     env.update(overrides)
     return env
