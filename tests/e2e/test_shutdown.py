@@ -134,6 +134,11 @@ def test_a_stop_answers_every_waiter_and_ends_within_the_grace(
         assert refused.headers["retry-after"].isdigit()
         assert refused.headers["connection"] == "close"
         assert "stopping" in refused.text
+        # The process is alive while it stops: its liveness probe still says so (readiness
+        # is refused as any request, so a load balancer moves on).
+        with httpx.Client(base_url=up.local_url) as probe:
+            assert probe.get("/api/health/live").status_code == 200
+            assert probe.get("/api/health/ready").status_code == 503
 
         code = up.wait_exit(GRACE_S + MARGIN_S + 5)
         took = time.monotonic() - started
