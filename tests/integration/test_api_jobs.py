@@ -8,7 +8,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
 from gristmill.server.platform import Platform, prepare_database
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, shared_runtimes
+from gristmill.testing.waiting import wait_until
 
 
 # One platform for the module's tests, each in a workspace of its own (tests/integration/
@@ -68,19 +69,6 @@ async def save(
     )
     assert r.status_code == 201, r.text
     return r.text
-
-
-async def wait_until(
-    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def completed(

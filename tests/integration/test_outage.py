@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from gristmill.testing.pytest_plugin import (
     share_etc_copies,
     started_platform,
 )
+from gristmill.testing.waiting import wait_until
 from gristmill.worker.spool import Spool, SpooledResult
 
 #: Short, so that every outage here lasts longer than it.
@@ -119,13 +120,6 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 def sql(
     cluster: Cluster, query: str, params: dict[str, Any] | None = None, *, dbname: str = ""
 ) -> list[Any]:
@@ -148,7 +142,7 @@ async def start_sleeper(api: httpx.AsyncClient, cluster: Cluster, seconds: float
     async def started() -> bool:
         return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
 
-    await until(started, 20, f"job {job_id} to start")
+    await wait_until(started, timeout=20, interval=0.1, what=f"job {job_id} to start")
     return job_id
 
 
@@ -170,7 +164,7 @@ async def test_requests_fail_fast_and_recover(api: httpx.AsyncClient, cluster: C
     async def answers() -> bool:
         return (await api.get("/w/main/jobs/list")).status_code == 200
 
-    await until(answers, 10, "the API to answer again")
+    await wait_until(answers, timeout=10, interval=0.1, what="the API to answer again")
 
 
 async def test_outage_longer_than_zombie_timeout_runs_nothing_twice(
@@ -199,7 +193,7 @@ async def test_outage_longer_than_zombie_timeout_runs_nothing_twice(
         async def in_spool() -> bool:
             return spooled.exists()
 
-        await until(in_spool, 10, "the result to be spooled")
+        await wait_until(in_spool, timeout=10, interval=0.1, what="the result to be spooled")
         await asyncio.sleep(2 * ZOMBIE_TIMEOUT_S)
     finally:
         cluster.start()
@@ -212,12 +206,12 @@ async def test_outage_longer_than_zombie_timeout_runs_nothing_twice(
         )
         return rows[0][0] == 2
 
-    await until(both_done, 20, "both jobs to be recorded")
+    await wait_until(both_done, timeout=20, interval=0.1, what="both jobs to be recorded")
 
     async def out_of_spool() -> bool:  # removed right after the commit
         return not spooled.exists()
 
-    await until(out_of_spool, 5, "the spooled result to be removed")
+    await wait_until(out_of_spool, timeout=5, interval=0.1, what="the spooled result to be removed")
     for job_id in (ends_during, runs_through):
         row = sql(
             cluster,
@@ -298,7 +292,7 @@ async def test_spooled_results_recorded_by_the_next_process_late_ones_refused(
             async def replayed() -> bool:
                 return not list(spool.path.glob("*.json"))
 
-            await until(replayed, 10, "the spool to be replayed")
+            await wait_until(replayed, timeout=10, interval=0.1, what="the spool to be replayed")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -356,7 +350,7 @@ async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
             async def started() -> bool:
                 return "start" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
 
-            await until(started, 20, "the job to start")
+            await wait_until(started, timeout=20, interval=0.1, what="the job to start")
             attempt = sql(
                 cluster,
                 "SELECT worker, started_at FROM job_queue WHERE id = %(id)s",
@@ -368,7 +362,9 @@ async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
                 async def in_spool() -> bool:
                     return (spooled / f"{job_id}.json").exists()
 
-                await until(in_spool, 10, "the result to be spooled")
+                await wait_until(
+                    in_spool, timeout=10, interval=0.1, what="the result to be spooled"
+                )
             except BaseException:
                 cluster.start()
                 raise
@@ -382,7 +378,9 @@ async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
             async def recorded() -> bool:
                 return not (spooled / f"{job_id}.json").exists()
 
-            await until(recorded, 10, "the spooled result to be recorded")
+            await wait_until(
+                recorded, timeout=10, interval=0.1, what="the spooled result to be recorded"
+            )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     row = sql(
@@ -396,7 +394,7 @@ async def test_a_worker_stopped_during_an_outage_leaves_its_result_to_the_next(
     async def answers() -> bool:
         return (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).status_code == 200
 
-    await until(answers, 10, "the API to answer again")
+    await wait_until(answers, timeout=10, interval=0.1, what="the API to answer again")
     logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
     assert logs.count("start") == 1 and logs.count("end") == 1, logs
 
@@ -466,14 +464,18 @@ async def test_monitor_waits_a_zombie_timeout_after_regaining_the_database(
         async def cut() -> bool:
             return pool.is_down
 
-        await until(cut, 10, "the monitor's pool to lose the database")
+        await wait_until(
+            cut, timeout=10, interval=0.1, what="the monitor's pool to lose the database"
+        )
         await asyncio.sleep(1.0)
         target["conninfo"] = reachable
 
         async def back() -> bool:
             return not pool.is_down
 
-        await until(back, 10, "the monitor's pool to reach the database again")
+        await wait_until(
+            back, timeout=10, interval=0.1, what="the monitor's pool to reach the database again"
+        )
         regained = time.monotonic()
         await asyncio.sleep(1.0)
         # The server's start counts as a ping: it must be older than the time-out here, or
@@ -485,7 +487,7 @@ async def test_monitor_waits_a_zombie_timeout_after_regaining_the_database(
             return not running()
 
         # Really a zombie: requeued once the grace is over.
-        await until(requeued, 10, "the zombie to be requeued")
+        await wait_until(requeued, timeout=10, interval=0.1, what="the zombie to be requeued")
         assert time.monotonic() - regained >= ZOMBIE_TIMEOUT_S - 0.5
     finally:
         monitor.cancel()

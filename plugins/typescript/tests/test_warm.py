@@ -9,7 +9,6 @@ namespace, under an init: bwrap's cold, the core's warm.)
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from gristmill.config import Settings
 from gristmill.server.platform import Platform
 from gristmill.testing.contract import require_toolchain
 from gristmill.testing.runner import run_job_async
+from gristmill.testing.waiting import wait_until
 from gristmill_typescript.bun import BunRuntime
 from gristmill_typescript.deno import DenoRuntime
 
@@ -86,16 +86,6 @@ def bun_toolchain() -> None:
     require_toolchain(BunRuntime())
 
 
-async def wait_until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def start(
     api: httpx.AsyncClient, code: str, args: dict[str, Any] | None = None, **params: Any
 ) -> str:
@@ -115,7 +105,7 @@ async def outcome(api: httpx.AsyncClient, job_id: str) -> tuple[bool, Any, str]:
         body = r.json()
         return body if body["completed"] else None
 
-    body = await wait_until(done)
+    body = await wait_until(done, timeout=30.0)
     logs = (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
     return body["success"], body["result"], logs
 
@@ -244,7 +234,7 @@ async def test_cancel_kills_the_job(api: httpx.AsyncClient) -> None:
     async def started() -> bool:
         return "started" in (await api.get(f"/w/main/jobs_u/get_logs/{job_id}")).text
 
-    await wait_until(started)
+    await wait_until(started, timeout=30.0)
     await api.post(f"/w/main/jobs_u/queue/cancel/{job_id}", json={"reason": "enough"})
     ok, result, _ = await outcome(api, job_id)
     assert not ok
