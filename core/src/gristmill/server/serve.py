@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 import uvicorn
+from starlette.types import ASGIApp
 
 from gristmill.auth.users import cli_token_for_first_admin
 from gristmill.config import Settings
@@ -316,20 +317,13 @@ async def _serve_until_stopped(platform: Platform, signals: _Signals, *, announc
             from gristmill.api.app import create_app
 
             draining = Draining(create_app(platform))
-            config = uvicorn.Config(
+            server, server_task = await _start_server(
+                settings,
                 draining,
-                host=settings.host,
-                port=settings.port,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                http="httptools",
+                settings.port,
                 # A backstop: requests still in flight were answered before (Draining).
-                timeout_graceful_shutdown=1,
+                graceful_s=1,
             )
-            server = _Server(config)
-            server_task = asyncio.create_task(server.serve())
-            await _wait_until_answering(settings, server_task)
             if announce:
                 print(f"Gristmill is ready at {settings.public_url}", flush=True)
                 if settings.webui_dist is not None:
@@ -372,18 +366,34 @@ async def _serve_health(platform: Platform) -> tuple[_Server, asyncio.Task[None]
 
     settings = platform.settings
     assert settings.health_port is not None
+    return await _start_server(
+        settings, health_app(platform), settings.health_port, probe_path="/api/health/live"
+    )
+
+
+async def _start_server(
+    settings: Settings,
+    app: ASGIApp,
+    port: int,
+    *,
+    probe_path: str = "/api/version",
+    graceful_s: int | None = None,
+) -> tuple[_Server, asyncio.Task[None]]:
+    """Serve ``app`` on ``port`` (uvicorn, no access log, no lifespan) and return once
+    ``probe_path`` answers there."""
     config = uvicorn.Config(
-        health_app(platform),
+        app,
         host=settings.host,
-        port=settings.health_port,
+        port=port,
         lifespan="off",
         log_config=None,
         access_log=False,
         http="httptools",
+        timeout_graceful_shutdown=graceful_s,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
-    await _wait_until_answering(settings, task, port=settings.health_port, path="/api/health/live")
+    await _wait_until_answering(settings, task, port=port, path=probe_path)
     return server, task
 
 
@@ -411,11 +421,11 @@ async def _wait_until_answering(
     settings: Settings,
     server_task: asyncio.Task[None],
     *,
-    port: int | None = None,
-    path: str = "/api/version",
+    port: int,
+    path: str,
 ) -> None:
-    """Return once ``GET {path}`` answers (fail if the server died trying)."""
-    url = f"http://127.0.0.1:{port or settings.port}{path}"
+    """Return once ``GET {path}`` answers on ``port`` (fail if the server died trying)."""
+    url = f"http://127.0.0.1:{port}{path}"
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
