@@ -160,11 +160,15 @@ _FLOW_FIELDS = (
 
 
 def strip_metadata(
-    item: Mapping[str, Any], *, extra_perms: Literal["drop", "keep", "nonempty"] = "drop"
+    item: Mapping[str, Any],
+    *,
+    extra_perms: Literal["drop", "keep", "nonempty"] = "drop",
+    drop: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The item without the fields an export leaves out; ``extra_perms`` dropped, kept, or
-    kept only when it grants something (Windmill's three behaviours)."""
-    out = {k: v for k, v in item.items() if k not in _METADATA}
+    """The item without the fields an export leaves out (and those named in ``drop``);
+    ``extra_perms`` dropped, kept, or kept only when it grants something (Windmill's three
+    behaviours)."""
+    out = {k: v for k, v in item.items() if k not in _METADATA and k not in drop}
     perms = out.get("extra_perms")
     if "extra_perms" in out and (
         extra_perms == "drop" or (extra_perms == "nonempty" and not perms)
@@ -197,7 +201,9 @@ def script_record(script: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def flow_record(flow: Mapping[str, Any]) -> dict[str, Any]:
-    record = {k: flow[k] for k in _FLOW_FIELDS if flow.get(k) is not None}
+    """A flow's ``.flow.json``: summary, description, value, schema and the options set (a
+    flag that is off is left out, as Windmill leaves out an absent option)."""
+    record = {k: flow[k] for k in _FLOW_FIELDS if flow.get(k) not in (None, False)}
     record.setdefault("summary", "")
     record.setdefault("description", "")
     record.setdefault("value", {"modules": []})
@@ -206,7 +212,8 @@ def flow_record(flow: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _json(data: Any) -> str:
+def json_text(data: Any) -> str:
+    """JSON as the archive holds it (indented, as Windmill's ``to_string_pretty``)."""
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
@@ -216,7 +223,7 @@ def script_entries(script: Mapping[str, Any]) -> dict[str, str]:
     ext = script_extension(str(script["language"]))
     return {
         f"{path}.{ext}": str(script.get("content") or ""),
-        f"{path}.script.json": _json(script_record(script)),
+        f"{path}.script.json": json_text(script_record(script)),
     }
 
 
@@ -225,18 +232,28 @@ def item_entries(kind: ItemKind, item: Mapping[str, Any]) -> dict[str, str]:
     if kind == "script":
         return script_entries(item)
     if kind == "flow":
-        return {f"{item['path']}.flow.json": _json(flow_record(item))}
+        return {f"{item['path']}.flow.json": json_text(flow_record(item))}
     if kind == "folder":
         return {
-            f"f/{item['name']}/folder.meta.json": _json(strip_metadata(item, extra_perms="keep"))
+            f"f/{item['name']}/folder.meta.json": json_text(
+                strip_metadata(item, extra_perms="keep")
+            )
         }
     if kind == "resource_type":
-        return {f"{item['name']}.resource-type.json": _json(strip_metadata(item))}
-    record = strip_metadata(item)
-    if kind in ("schedule", "http_trigger", "postgres_trigger"):
-        # Who the item runs as is the pushing user's on the other side.
-        record.pop("email", None)
-    return {f"{item['path']}{SUFFIXES[kind]}": _json(record)}
+        return {f"{item['name']}.resource-type.json": json_text(strip_metadata(item))}
+    if kind in ("http_trigger", "postgres_trigger"):
+        return trigger_entries(kind.removesuffix("_trigger"), item)
+    # Who a schedule runs as is the pushing user's on the other side.
+    record = strip_metadata(item, drop=("email",) if kind == "schedule" else ())
+    return {f"{item['path']}{SUFFIXES[kind]}": json_text(record)}
+
+
+def trigger_entries(kind_name: str, item: Mapping[str, Any]) -> dict[str, str]:
+    """A trigger of any kind as ``<path>.<kind>_trigger.json``: its definition and ``mode``;
+    who saved it (it runs as the pushing user on the other side) and the derived
+    ``enabled`` left out."""
+    record = strip_metadata(item, drop=("email", "enabled", "error_at"))
+    return {f"{item['path']}.{kind_name}_trigger.json": json_text(record)}
 
 
 # --- archive entries -> folder files (what `wmill sync pull` writes) ------------------------
