@@ -3413,6 +3413,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/workspaces/tarball": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tarball
+         * @description Every script, flow, folder, resource, resource type and variable the caller may read,
+         *     and with the flags its schedules and triggers. Secrets are their ciphertext, which only
+         *     this workspace opens, unless ``plain_secret``. The other parameters the CLI sends (users,
+         *     groups, settings, the key, apps' options) are accepted and ignored: Gristmill exports no
+         *     such items.
+         */
+        get: operations["sync-tarball"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workers/list": {
         parameters: {
             query?: never;
@@ -20779,6 +20803,95 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WsSpecificItem"][];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "sync-tarball": {
+        parameters: {
+            query?: {
+                archive_type?: string;
+                /** @description Secrets decrypted (audited). */
+                plain_secret?: boolean;
+                /** @description Windmill's other spelling. */
+                plain_secrets?: boolean;
+                skip_variables?: boolean;
+                skip_secrets?: boolean;
+                skip_resources?: boolean;
+                skip_resource_types?: boolean;
+                include_schedules?: boolean;
+                include_triggers?: boolean;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive: `f/...` and `u/...` item files, JSON (Windmill's layout). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-tar": string;
+                    "application/zip": string;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

@@ -148,7 +148,7 @@ async def _secret_ciphertexts(pool: AsyncConnectionPool, access: Access) -> dict
 
 
 # Fields of a stored schedule that are its state or runtime, not its definition.
-_SCHEDULE_STATE = ("next_tick", "last_tick", "failure_count", "last_error")
+_SCHEDULE_STATE = ("next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
 
 
 def _schedule_item(row: Mapping[str, Any]) -> dict[str, Any]:

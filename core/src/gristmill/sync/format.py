@@ -15,11 +15,13 @@ dropped here the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID
 
 import yaml
 
@@ -213,8 +215,17 @@ def flow_record(flow: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_text(data: Any) -> str:
-    """JSON as the archive holds it (indented, as Windmill's ``to_string_pretty``)."""
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """JSON as the archive holds it (indented, as Windmill's ``to_string_pretty``); times
+    (a schedule's ``paused_until``) as ISO 8601 text."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def script_entries(script: Mapping[str, Any]) -> dict[str, str]:
