@@ -14,6 +14,7 @@ import click
 from gristmill import __version__
 from gristmill.config import ConfigError, Settings
 from gristmill.server.flow_cli import flow
+from gristmill.server.sync_cli import sync, workspace
 
 __all__ = ["cli", "main"]
 
@@ -280,6 +281,8 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
 
 
 cli.add_command(flow)
+cli.add_command(sync)
+cli.add_command(workspace)
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def read_archive(data: bytes) -> dict[str, str]:
     """The text files of a zip or tar archive (either, by its first bytes), by path."""
     out: dict[str, str] = {}
     try:
-        if data[:4] == b"PK\x03\x04":
+        if data[:2] == b"PK":  # a zip, empty or not
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for info in archive.infolist():
                     if not info.is_dir():
