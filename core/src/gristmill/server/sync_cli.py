@@ -9,6 +9,7 @@ tarball to read, each item's create or update route to write.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 from collections.abc import Mapping
@@ -115,18 +116,20 @@ def pull(
 ) -> None:
     """Write the workspace's items into DIRECTORY (default: here): new and changed files
     written, files of items the workspace no longer has removed, other files left alone.
-    Secrets are written as their ciphertext, which only this workspace opens (as `wmill`)."""
+    Secrets are written as their ciphertext, which only this workspace opens (as `wmill`).
+    A wmill.yaml in DIRECTORY chooses the items as it does for `wmill sync`."""
+    config = _config(directory, skip_schedules, skip_triggers, skip_secrets)
     with _client(url, token) as client:
         entries = _remote_entries(
             client,
             workspace,
-            schedules=not skip_schedules,
-            triggers=not skip_triggers,
-            skip_secrets=skip_secrets,
+            schedules=config.include_schedules,
+            triggers=config.include_triggers,
+            skip_secrets=config.skip_secrets,
         )
-    remote = fmt.to_folder(entries)
+    remote = config.select(fmt.to_folder(entries))
     current = local.read_folder(directory) if directory.is_dir() else {}
-    changes = local.plan_pull(current, remote)
+    changes = local.plan_pull(current, remote, config)
     for sign, names in (("+", changes.added), ("~", changes.changed), ("-", changes.removed)):
         for name in names:
             click.echo(f"{sign} {name}")
@@ -137,6 +140,25 @@ def pull(
     directory.mkdir(parents=True, exist_ok=True)
     local.apply_pull(directory, remote, changes)
     click.echo(f"{total} change(s) pulled from {workspace} into {directory}")
+
+
+def _config(
+    directory: Path,
+    skip_schedules: bool = False,
+    skip_triggers: bool = False,
+    skip_secrets: bool = False,
+) -> local.SyncConfig:
+    """The folder's wmill.yaml (everything without one), narrowed by the command's flags."""
+    try:
+        config = local.SyncConfig.read(directory)
+    except BadInput as exc:
+        raise click.ClickException(str(exc)) from None
+    return dataclasses.replace(
+        config,
+        include_schedules=config.include_schedules and not skip_schedules,
+        include_triggers=config.include_triggers and not skip_triggers,
+        skip_secrets=config.skip_secrets or skip_secrets,
+    )
 
 
 def _same(a: fmt.Item, b: fmt.Item) -> bool:
@@ -250,8 +272,9 @@ def _push(
     plain_secrets: bool,
     passphrase: str | None,
     dry_run: bool,
+    config: local.SyncConfig | None = None,
 ) -> int:
-    items = _items(files, where)
+    items = [i for i in _items(files, where) if config is None or config.keeps(i)]
     kinds = {i.kind for i in items}
     entries = _remote_entries(
         client,
@@ -292,7 +315,8 @@ def push(
     dry_run: bool,
 ) -> None:
     """Create or update in the workspace each item of DIRECTORY (default: here) that differs
-    from it. Nothing is deleted: an item removed from the folder stays in the workspace."""
+    from it (the items its wmill.yaml chooses, as for `wmill sync`). Nothing is deleted: an
+    item removed from the folder stays in the workspace."""
     if not directory.is_dir():
         raise click.ClickException(f"{directory} is not a folder")
     files = local.read_folder(directory)
@@ -305,6 +329,7 @@ def push(
             plain_secrets=plain_secrets,
             passphrase=None,
             dry_run=dry_run,
+            config=_config(directory),
         )
     done = "would be pushed (dry run)" if dry_run else f"pushed to {workspace}"
     click.echo(f"{written} item(s) {done}")
