@@ -173,6 +173,16 @@ def gm(serve: Callable[[], Instance]) -> Instance:
         {"path": "f/sync/secret", "value": "s3cr3t", "is_secret": True, "description": ""},
     )
     gm.post("/resources/create", {"path": "f/sync/conf", "value": {"n": 1}, "resource_type": "any"})
+    # A type that stores a file: the CLIs keep the resource's content in a file of its own.
+    gm.post("/resources/type/create", {"name": "c_cert", "schema": {}, "format_extension": "pem"})
+    gm.post(
+        "/resources/create",
+        {
+            "path": "f/sync/cert",
+            "value": {"content": "-----BEGIN-----\n"},
+            "resource_type": "c_cert",
+        },
+    )
     gm.post(
         "/schedules/create",
         {
@@ -232,6 +242,8 @@ def test_wmill_sync_pull_writes_every_item(gm: Instance, windmill_cli: WindmillC
     secret = yaml.safe_load(tree["f/sync/secret.variable.yaml"])
     assert secret["is_secret"] and secret["value"] != "s3cr3t"  # its ciphertext only
     assert yaml.safe_load(tree["f/sync/conf.resource.yaml"])["value"] == {"n": 1}
+    assert tree["f/sync/cert.resource.file.pem"] == b"-----BEGIN-----\n"
+    assert yaml.safe_load(tree["c_cert.resource-type.yaml"])["format_extension"] == "pem"
     assert yaml.safe_load(tree["f/sync/folder.meta.yaml"])["summary"] == "synced items"
     assert yaml.safe_load(tree["f/sync/nightly.schedule.yaml"])["schedule"] == "0 0 3 * * *"
     route = yaml.safe_load(tree["f/sync/hello_route.http_trigger.yaml"])
@@ -271,6 +283,7 @@ def test_wmill_sync_push_creates_every_item_in_an_empty_workspace(
     gm.ok(gm.http.post("/workspaces/create", json={"id": "copy", "name": "copy"}))
     target.add_workspace(gm.url, "copy", gm.token, name="copy")
     shutil.copytree(source.cwd / "f", target.cwd / "f")
+    shutil.copy(source.cwd / "c_cert.resource-type.yaml", target.cwd)
     target("sync", "push", *SYNC_FLAGS, "--skip-secrets")
     pulled = new_windmill_cli("pulled")
     pulled.add_workspace(gm.url, "copy", gm.token, name="copy")

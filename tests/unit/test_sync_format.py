@@ -293,3 +293,26 @@ def test_metadata_without_code_is_refused() -> None:
     del files["f/team/hello.py"]
     with pytest.raises(BadInput, match="no code file"):
         fmt.from_folder(files)
+
+
+def test_a_file_resource_keeps_its_content_in_a_file_of_its_type() -> None:
+    entries = {
+        **fmt.item_entries(
+            "resource_type", {"name": "c_cert", "schema": {}, "format_extension": "pem"}
+        ),
+        **fmt.item_entries(
+            "resource",
+            {
+                "path": "f/x/cert",
+                "resource_type": "c_cert",
+                "value": {"content": "-----BEGIN-----\n"},
+            },
+        ),
+    }
+    files = fmt.to_folder(entries)
+    assert files["f/x/cert.resource.file.pem"] == b"-----BEGIN-----\n"
+    assert _yaml(files, "f/x/cert.resource.yaml")["value"] == {
+        "content": "!inline f/x/cert.resource.file.pem"
+    }
+    [resource] = [i for i in fmt.from_folder(files) if i.kind == "resource"]
+    assert resource.record["value"] == {"content": "-----BEGIN-----\n"}
