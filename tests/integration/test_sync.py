@@ -25,6 +25,7 @@ import yaml
 from click.testing import CliRunner
 from gristmill.config import Settings
 from gristmill.server.cli import cli
+from gristmill.sync.archive import read_archive
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
 from gristmill.testing.served import ServedPlatform
 from gristmill.testing.windmill_cli import WindmillCli
@@ -248,6 +249,16 @@ def test_wmill_sync_pull_writes_every_item(gm: Instance, windmill_cli: WindmillC
     assert yaml.safe_load(tree["f/sync/nightly.schedule.yaml"])["schedule"] == "0 0 3 * * *"
     route = yaml.safe_load(tree["f/sync/hello_route.http_trigger.yaml"])
     assert route["route_path"] == "sync/hello"
+
+    # The tar form holds the same entries; another archive type is refused as Windmill does
+    # (the CLI falls back to tar on that exact message).
+    tarball = f"/w/{WORKSPACE}/workspaces/tarball"
+    zipped = gm.ok(gm.http.get(tarball, params={"archive_type": "zip"}))
+    tarred = gm.ok(gm.http.get(tarball, params={"archive_type": "tar"}))
+    assert tarred.headers["content-type"] == "application/x-tar"
+    assert read_archive(tarred.content) == read_archive(zipped.content)
+    refused = gm.http.get(tarball, params={"archive_type": "rar"})
+    assert refused.status_code == 400 and "Invalid Archive Type rar" in refused.text
 
 
 def test_wmill_round_trip_changes_only_the_edited_item(

@@ -120,6 +120,8 @@ SCHEDULE: dict[str, Any] = {
     "permissioned_as": "u/alice",
     "extra_perms": {},
     "summary": None,
+    "next_tick": "2026-12-06T02:00:00Z",
+    "skipped_ticks": 3,
 }
 
 
@@ -223,7 +225,16 @@ def test_a_schedule_is_one_yaml_file_without_who_edited_it() -> None:
     assert list(files) == ["f/team/nightly.schedule.yaml"]
     record = _yaml(files, "f/team/nightly.schedule.yaml")
     assert record["schedule"] == "0 0 3 * * *" and record["args"] == {"name": "night"}
-    for gone in ("path", "edited_by", "email", "permissioned_as", "extra_perms", "workspace_id"):
+    for gone in (
+        "path",
+        "edited_by",
+        "email",
+        "permissioned_as",
+        "extra_perms",
+        "workspace_id",
+        "next_tick",
+        "skipped_ticks",
+    ):
         assert gone not in record
 
 

@@ -121,6 +121,8 @@ SUFFIXES: dict[ItemKind, str] = {
     "postgres_trigger": ".postgres_trigger.json",
 }
 
+_SCHEDULE_STATE = ("email", "next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
+
 # The fields of a script's metadata file, in Windmill's order; the first five always.
 _SCRIPT_ALWAYS = ("summary", "description", "schema", "lock", "kind")
 _SCRIPT_OPTIONAL = (
@@ -254,8 +256,9 @@ def item_entries(kind: ItemKind, item: Mapping[str, Any]) -> dict[str, str]:
         return {f"{item['name']}.resource-type.json": json_text(strip_metadata(item))}
     if kind in ("http_trigger", "postgres_trigger"):
         return trigger_entries(kind.removesuffix("_trigger"), item)
-    # Who a schedule runs as is the pushing user's on the other side.
-    record = strip_metadata(item, drop=("email",) if kind == "schedule" else ())
+    # Who a schedule runs as is the pushing user's on the other side, and its ticker's state
+    # (next tick, skipped ticks) is no part of its definition.
+    record = strip_metadata(item, drop=_SCHEDULE_STATE if kind == "schedule" else ())
     return {f"{item['path']}{SUFFIXES[kind]}": json_text(record)}
 
 
