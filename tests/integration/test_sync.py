@@ -257,6 +257,10 @@ def test_wmill_sync_pull_writes_every_item(gm: Instance, windmill_cli: WindmillC
     tarred = gm.ok(gm.http.get(tarball, params={"archive_type": "tar"}))
     assert tarred.headers["content-type"] == "application/x-tar"
     assert read_archive(tarred.content) == read_archive(zipped.content)
+    # Asked for (`wmill sync pull --plain-secrets`), secrets come decrypted.
+    clear = gm.ok(gm.http.get(tarball, params={"archive_type": "zip", "plain_secret": True}))
+    secret_entry = read_archive(clear.content)["f/sync/secret.variable.json"]
+    assert '"value": "s3cr3t"' in secret_entry
     refused = gm.http.get(tarball, params={"archive_type": "rar"})
     assert refused.status_code == 400 and "Invalid Archive Type rar" in refused.text
 
