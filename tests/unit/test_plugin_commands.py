@@ -112,6 +112,40 @@ def test_naming_the_broken_plugin_still_fails(
         build_plugin_manager()
 
 
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        # A misspelt hook (register_runtime) and a hook argument the core does not pass.
+        (
+            "@hookimpl\ndef register_runtime(register):\n    pass\n",
+            "unknown hook 'register_runtime'",
+        ),
+        ("@hookimpl\ndef job_env(job, extra):\n    pass\n", "extra"),
+    ],
+)
+def test_a_plugin_whose_hooks_do_not_match_is_reported_like_a_broken_one(
+    site: Path, monkeypatch: pytest.MonkeyPatch, source: str, error: str
+) -> None:
+    _distribution(
+        site,
+        "gristmill-odd",
+        "odd",
+        "gristmill_odd_plugin",
+        "from gristmill import hookimpl\n\n\n" + source,
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("GRISTMILL_DISABLE_PLUGINS", "broken")
+    monkeypatch.delitem(sys.modules, "gristmill_odd_plugin", raising=False)
+    pm, broken = inspect_plugins()
+    assert [(b.name, b.distribution) for b in broken] == [("odd", "gristmill-odd")]
+    assert error in broken[0].error
+    assert pm.has_plugin("fine") and not pm.has_plugin("odd")
+    with pytest.raises(PluginLoadError, match="GRISTMILL_DISABLE_PLUGINS=odd"):
+        build_plugin_manager()
+    monkeypatch.setenv("GRISTMILL_DISABLE_PLUGINS", "broken,odd")
+    assert build_plugin_manager().has_plugin("fine")
+
+
 def test_list_plugins_all_includes_the_core(installed: Path) -> None:
     pm, _ = inspect_plugins()
     names = [info.name for info in list_plugins(pm)]

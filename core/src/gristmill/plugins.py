@@ -103,8 +103,30 @@ def inspect_plugins(
     pm.register(builtin_triggers, name=CORE_PLUGIN)
     for plugin in extra:
         pm.register(plugin)
+    broken += _drop_unknown_hooks(pm)
     pm.check_pending()
     return pm, broken
+
+
+def _drop_unknown_hooks(pm: pluggy.PluginManager) -> list[BrokenPlugin]:
+    """Installed plugins implementing a hook the core does not have (a misspelt name, a hook
+    of another Gristmill version) are unregistered and reported like those that fail to
+    import; the check that follows still refuses such a hook in a plugin passed in code."""
+    broken: list[BrokenPlugin] = []
+    while True:
+        try:
+            pm.check_pending()
+            return broken
+        except pluggy.PluginValidationError as exc:
+            dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+            dist = dists.get(id(exc.plugin))
+            name = pm.get_name(exc.plugin)
+            if dist is None or name is None:
+                raise  # not an installed plugin
+            pm.unregister(name=name)
+            broken.append(
+                BrokenPlugin(name, dist.project_name, dist.version, f"PluginValidationError: {exc}")
+            )
 
 
 def _load_entrypoints(pm: pluggy.PluginManager, name: str | None) -> list[BrokenPlugin]:

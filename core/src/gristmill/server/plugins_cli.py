@@ -124,11 +124,16 @@ def install(packages: tuple[str, ...], editables: tuple[str, ...], upgrade: bool
     """
     if not packages and not editables:
         raise click.UsageError("name at least one package, or -e PATH")
+    installer = find_installer()
     before = _entry_points()
     args = [*(["--upgrade"] if upgrade else []), *packages]
+    if installer.name == "uv":
+        # A plugin's own [tool.uv.sources] (a path to a Gristmill checkout, for its tests) must
+        # not replace the Gristmill it is installed into; pip never reads that table.
+        args.insert(0, "--no-sources")
     for path in editables:
         args += ["--editable", path]
-    _run(find_installer(), "install", args)
+    _run(installer, "install", args)
     after = _entry_points()
     added = {name: dist for name, dist in after.items() if before.get(name) != dist}
     for name, dist in sorted(added.items()):
