@@ -23,6 +23,7 @@ from gristmill.plugins import (
     list_plugins,
 )
 from gristmill.server.cli import cli
+from gristmill.server.plugins_cli import install_arguments
 
 GRISTMILL = Path(sys.executable).parent / "gristmill"
 
@@ -207,3 +208,25 @@ def test_install_and_uninstall_refuse_what_they_cannot_do() -> None:
     assert nothing.exit_code == 2 and "name at least one package, or -e PATH" in nothing.output
     itself = runner.invoke(cli, ["uninstall", "--yes", "Gristmill"])
     assert itself.exit_code == 2 and "gristmill cannot uninstall itself" in itself.output
+
+
+def test_install_arguments_keep_the_core_and_upgrade_only_what_is_named(tmp_path: Path) -> None:
+    wheel = tmp_path / "gristmill_lua-0.1.0-py3-none-any.whl"
+    wheel.touch()
+    named = ["gristmill-ruby", "gristmill-lua[jit]>=0.2", str(wheel)]
+    assert install_arguments("uv", named, ["./dev"], upgrade=True) == [
+        "--no-sources",
+        "--upgrade-package",
+        "gristmill-ruby",
+        "--upgrade-package",
+        "gristmill-lua",
+        *named,
+        "--editable",
+        "./dev",
+    ]
+    assert install_arguments("uv", ["gristmill-ruby"], [], upgrade=False) == [
+        "--no-sources",
+        "gristmill-ruby",
+    ]
+    # pip's --upgrade already moves only the named packages and what they need.
+    assert install_arguments("pip", named, [], upgrade=True) == ["--upgrade", *named]

@@ -13,16 +13,26 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["Installer", "add_plugin_commands", "find_installer", "install", "plugins", "uninstall"]
+__all__ = [
+    "Installer",
+    "add_plugin_commands",
+    "find_installer",
+    "install",
+    "install_arguments",
+    "plugins",
+    "uninstall",
+]
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,36 @@ def _run(installer: Installer, action: str, args: list[str]) -> None:
         raise click.ClickException(f"{installer.name} {action} failed (exit {done.returncode})")
 
 
+#: A requirement given by name (``gristmill-ruby``, ``gristmill-ruby[x]>=1``), not a path,
+#: URL or wheel file: the name is what ``uv pip install --upgrade-package`` takes.
+_REQUIREMENT_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([<>=!~;].*)?")
+
+
+def install_arguments(
+    installer: str, packages: Sequence[str], editables: Sequence[str], *, upgrade: bool
+) -> list[str]:
+    """The arguments after ``install`` for ``installer`` ("uv" or "pip")."""
+    args: list[str] = []
+    if installer == "uv":
+        # A plugin's own [tool.uv.sources] (a path to a Gristmill checkout, for its tests) must
+        # not replace the Gristmill it is installed into; pip never reads that table.
+        args.append("--no-sources")
+        if upgrade:
+            # uv's --upgrade would move every package of the environment (the core's FastAPI,
+            # psycopg, ...) to its newest version; pip's moves the named ones and only what
+            # they need. A path is rebuilt by uv at each install anyway.
+            for package in packages:
+                match = _REQUIREMENT_NAME.fullmatch(package)
+                if match and not Path(package).exists():
+                    args += ["--upgrade-package", match.group(1)]
+    elif upgrade:
+        args.append("--upgrade")
+    args += packages
+    for path in editables:
+        args += ["--editable", path]
+    return args
+
+
 @click.command()
 @click.argument("packages", nargs=-1)
 @click.option(
@@ -114,7 +154,12 @@ def _run(installer: Installer, action: str, args: list[str]) -> None:
     help="Install the project at PATH in editable mode (for developing a plugin: its source "
     "changes apply at the next start). Repeatable.",
 )
-@click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages to their newest version.")
+@click.option(
+    "-U",
+    "--upgrade",
+    is_flag=True,
+    help="Upgrade the named packages (and what they need, only) to their newest versions.",
+)
 def install(packages: tuple[str, ...], editables: tuple[str, ...], upgrade: bool) -> None:
     """Install plugins (PACKAGES: names from the package index, or local paths such as
     ./gristmill-ruby) into Gristmill's own environment.
@@ -126,20 +171,17 @@ def install(packages: tuple[str, ...], editables: tuple[str, ...], upgrade: bool
         raise click.UsageError("name at least one package, or -e PATH")
     installer = find_installer()
     before = _entry_points()
-    args = [*(["--upgrade"] if upgrade else []), *packages]
-    if installer.name == "uv":
-        # A plugin's own [tool.uv.sources] (a path to a Gristmill checkout, for its tests) must
-        # not replace the Gristmill it is installed into; pip never reads that table.
-        args.insert(0, "--no-sources")
-    for path in editables:
-        args += ["--editable", path]
+    args = install_arguments(installer.name, packages, editables, upgrade=upgrade)
     _run(installer, "install", args)
     after = _entry_points()
     added = {name: dist for name, dist in after.items() if before.get(name) != dist}
     for name, dist in sorted(added.items()):
         click.echo(f"plugin {name} ({dist}) installed")
-    if not added and not upgrade:
-        click.echo("no new plugin (entry point of the group `gristmill`) was installed")
+    if not added:
+        click.echo(
+            "no new plugin: what was named was installed already, or is not a Gristmill plugin "
+            "(no entry point in the group `gristmill`; `gristmill plugins` lists what loads)"
+        )
     click.echo("Plugins load when Gristmill starts: restart `gristmill up` or the workers.")
     if note := _uv_project_note():
         click.echo(note, err=True)
