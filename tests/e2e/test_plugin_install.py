@@ -180,3 +180,36 @@ def test_without_uv_or_pip_install_says_what_to_do(venv: Venv) -> None:
     assert done.returncode == 1
     assert "neither uv nor pip can install into Gristmill's environment" in done.stderr
     assert "-m ensurepip" in done.stderr
+
+
+def test_with_pip_and_no_uv_pip_installs_and_uninstalls(venv: Venv, tmp_path: Path) -> None:
+    """An environment with pip and no uv to be found (as `python -m venv` makes): pip does
+    the work, into the same environment. The plugin is a wheel, so pip needs no index."""
+    uv = shutil.which("uv")
+    assert uv
+    project = tmp_path / "gristmill-quiet"
+    (project / "gristmill_quiet").mkdir(parents=True)
+    (project / "gristmill_quiet" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        BROKEN_PYPROJECT.replace("gristmill-broken", "gristmill-quiet")
+        .replace("broken = ", "quiet = ")
+        .replace('"gristmill_broken"', '"gristmill_quiet"')
+    )
+    subprocess.run(
+        [uv, "build", "-q", "--wheel", "--out-dir", str(tmp_path)], cwd=project, check=True
+    )
+    python = str(venv.path / "bin" / "python")
+    subprocess.run([uv, "pip", "install", "-q", "--python", python, "pip"], check=True)
+    no_uv = venv.env(PATH="/usr/bin:/bin")
+    try:
+        (built,) = tmp_path.glob("gristmill_quiet-0.1.0-*.whl")
+        wheel = str(built)
+        done = venv.run("install", wheel, env=no_uv)
+        assert done.returncode == 0, done.stderr
+        assert f"pip: {python} -m pip install {wheel}" in done.stderr
+        assert "plugin quiet (gristmill-quiet 0.1.0) installed" in done.stdout
+        done = venv.run("uninstall", "-y", "gristmill-quiet", env=no_uv)
+        assert done.returncode == 0, done.stderr
+        assert f"pip: {python} -m pip uninstall --yes gristmill-quiet" in done.stderr
+    finally:
+        subprocess.run([uv, "pip", "uninstall", "-q", "--python", python, "pip"], check=True)
