@@ -165,9 +165,10 @@ def test_install_offer_run_and_uninstall_a_runtime(
     listed = venv.plugins()
     assert listed["broken"] == [] and "broken" in [p["name"] for p in listed["plugins"]]
 
-    # Uninstalling works beside any plugin, and what starts next no longer offers Perl (the
-    # listing loads plugins as `gristmill up` does; the start above showed that they are read
-    # at start).
+    # Uninstalling works beside a broken plugin (broken again), and what starts next no
+    # longer offers Perl (the listing loads plugins as `gristmill up` does; the start above
+    # showed that they are read at start).
+    (broken_plugin / "gristmill_broken" / "__init__.py").write_text("raise SyntaxError\n")
     done = venv.run("uninstall", "--yes", "gristmill-perl", "gristmill-broken")
     assert done.returncode == 0, done.stderr
     assert "- gristmill-perl==0.1.0" in done.stderr and "- gristmill-broken==0.1.0" in done.stderr
