@@ -13,22 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import wmill
 import wmill.client
-from gristmill.config import Settings
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import Served
 from gristmill.testing.windmill_cli import WindmillCli, clean_env, npm_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.bundled_plugins]
@@ -149,83 +143,10 @@ export async function main(
 """
 
 
-@dataclass
-class Served:
-    url: str
-    token: str
-    email: str
-    data_dir: Path
-    http: httpx.Client
-
-    def client(self, token: str | None = None) -> wmill.Windmill:
-        return wmill.Windmill(base_url=self.url, token=token or self.token, workspace=WORKSPACE)
-
-    def save(self, path: str, content: str, language: str = "python3") -> str:
-        """Save a version and wait until it can run (its dependencies locked); its hash."""
-        r = self.http.post(
-            f"/w/{WORKSPACE}/scripts/create",
-            json={"path": path, "content": content, "language": language},
-        )
-        assert r.status_code == 201, r.text
-        hash_ = r.text
-        deadline = time.monotonic() + 300
-        while True:
-            status = self.http.get(f"/w/{WORKSPACE}/scripts/deployment_status/h/{hash_}").json()
-            if status["status"] != "locking":
-                assert status["status"] == "deployed", status
-                return hash_
-            assert time.monotonic() < deadline, f"still locking: {status}"
-            time.sleep(0.1)
-
-
-def _admin_token(url: str, email: str, password: str) -> str:
-    """A token of the first admin: one it creates for itself, as a user of Windmill does (its
-    login token if that route is missing)."""
-    r = httpx.post(f"{url}/api/auth/login", json={"email": email, "password": password})
-    assert r.status_code == 200, r.text
-    login = r.text
-    expiration = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    created = httpx.post(
-        f"{url}/api/users/tokens/create",
-        json={"label": "windmill clients", "expiration": expiration.isoformat()},
-        headers={"Authorization": f"Bearer {login}"},
-    )
-    return created.text if created.status_code in (200, 201) else login
-
-
-@pytest.fixture(scope="module")
-def served(pg_cluster: PgCluster, served_platform: Any) -> Iterator[Served]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-clients-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    server = served_platform(settings)
-    try:
-        with server as url:
-            admin = server.new_admin
-            assert admin is not None
-            token = _admin_token(url, admin.email, admin.password)
-            with httpx.Client(
-                base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
-            ) as http:
-                yield Served(url, token, admin.email, data_dir, http)
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def wm(served: Served) -> wmill.Windmill:
     """The Python client as a user builds it on their machine: URL, token, workspace."""
-    return served.client()
+    return wmill.Windmill(base_url=served.url, token=served.token, workspace=WORKSPACE)
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +272,8 @@ def test_python_client_whoami_username_to_email_and_tokens(
 
     token = wm.create_token(duration=dt.timedelta(hours=1))  # POST /api/users/tokens/create
     assert token and token != served.token and '"' not in token
-    assert served.client(token).whoami()["email"] == served.email
+    client = wmill.Windmill(base_url=served.url, token=token, workspace=WORKSPACE)
+    assert client.whoami()["email"] == served.email
 
 
 def test_python_client_runs_an_inline_preview(wm: wmill.Windmill) -> None:
