@@ -1494,6 +1494,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/run/dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Dependencies Async
+         * @description Queue a dependency job locking code that is not saved (what ``wmill
+         *     generate-metadata`` asks); returns the job id. The job's result holds the ``lock``.
+         */
+        post: operations["jobs-run_dependencies_async"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/run/f/{path}": {
         parameters: {
             query?: never;
@@ -3835,6 +3856,25 @@ export interface components {
             operator?: boolean | null;
         };
         /**
+         * DependenciesBody
+         * @description Code whose dependencies to lock without saving it (Windmill's body of
+         *     ``jobs/run/dependencies_async``, sent by ``wmill generate-metadata``).
+         */
+        DependenciesBody: {
+            /** Entrypoint */
+            entrypoint: string;
+            /** Raw Scripts */
+            raw_scripts: components["schemas"]["RawScriptForDependencies"][];
+            /** Raw Workspace Dependencies */
+            raw_workspace_dependencies?: {
+                [key: string]: string;
+            } | null;
+            /** Temp Script Refs */
+            temp_script_refs?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
          * DeploymentStatus
          * @description Whether a version is ready to run.
          */
@@ -5109,6 +5149,18 @@ export interface components {
             worker?: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * RawScriptForDependencies
+         * @description One script of a dependency request: its code, language and path.
+         */
+        RawScriptForDependencies: {
+            /** Language */
+            language: string;
+            /** Raw Code */
+            raw_code: string;
+            /** Script Path */
+            script_path: string;
         };
         /**
          * Readiness
@@ -12395,6 +12447,86 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ResumeUrls"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-run_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DependenciesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

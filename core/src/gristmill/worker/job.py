@@ -360,7 +360,11 @@ class JobRunner:
     async def _store_lock(
         self, job: dict[str, Any], lock: str | None, errors: str | None
     ) -> tuple[JobOutcome, JobStatus] | None:
-        """Record a version's lock or lock errors; retried while the database is away."""
+        """Record a version's lock or lock errors; retried while the database is away. A
+        job locking code that is not saved (``jobs/run/dependencies_async``) has no version:
+        its result is all there is."""
+        if job["runnable_hash"] is None:
+            return None
 
         async def store() -> None:
             async with self.pool.connection() as conn:
