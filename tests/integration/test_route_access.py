@@ -80,6 +80,7 @@ POLICY: dict[str, str] = {
     "jobs-run_preview":                   MEMBER_WRITE,      # POST /w/{ws}/jobs/run/preview (arbitrary code)
     "jobs-run_flow_preview":              MEMBER_WRITE,      # POST /w/{ws}/jobs/run/preview_flow (arbitrary code)
     "jobs-run_dependencies_async":        MEMBER_WRITE,      # POST /w/{ws}/jobs/run/dependencies_async (arbitrary code)
+    "jobs-run_flow_dependencies_async":   MEMBER_WRITE,      # POST /w/{ws}/jobs/run/flow_dependencies_async (arbitrary code)
     "jobs-run_flow_by_path":              OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run/f/{path}
     "jobs-run_wait_result_flow_by_path":  OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/f/{path}
     "jobs-run_wait_result_flow_preview":  MEMBER_WRITE,      # POST /w/{ws}/jobs/run_wait_result/preview_flow

@@ -229,6 +229,61 @@ def test_flow_push_reads_it_back_and_runs_it(served: Served, cli: WindmillCli) -
     assert "hello cli" in out, out
 
 
+def test_generate_metadata_locks_a_flows_inline_scripts_then_push_and_run(
+    served: Served, cli: WindmillCli
+) -> None:
+    """For a flow folder, `generate-metadata` asks Gristmill to lock every inline script
+    (`jobs/run/flow_dependencies_async`) and keeps each lock in a file of the folder; the
+    pushed flow carries the locks and runs."""
+    path = _unique("cli_locked_flow")
+    folder = cli.cwd / f"{path}.flow"
+    folder.mkdir(parents=True)
+    flow = {
+        "summary": "dump",
+        "value": {
+            "modules": [
+                {
+                    "id": "a",
+                    "value": {
+                        "type": "rawscript",
+                        "language": "python3",
+                        "content": DUMPER,
+                        "input_transforms": {
+                            "name": {"type": "javascript", "expr": "flow_input.name"}
+                        },
+                    },
+                },
+                {
+                    "id": "b",
+                    "value": {
+                        "type": "rawscript",
+                        "language": "bash",
+                        "content": "echo done",
+                        "input_transforms": {},
+                    },
+                },
+            ]
+        },
+        "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+    }
+    (folder / "flow.yaml").write_text(json.dumps(flow))
+
+    out = cli("generate-metadata", "--yes")
+    assert "Updated 1 item(s)" in re.sub(r"\x1b\[[0-9;]*m", "", out), out
+    written = yaml.safe_load((folder / "flow.yaml").read_text())
+    first = written["value"]["modules"][0]["value"]
+    assert first["lock"] == "!inline a.inline_script.lock", first
+    lock = (folder / "a.inline_script.lock").read_text()
+    assert re.search(r"(?im)^pyyaml==", lock), lock
+    assert "lock" not in written["value"]["modules"][1]["value"]  # bash locks nothing
+
+    cli("flow", "push", f"{path}.flow", path)
+    r = served.http.get(f"/w/{WORKSPACE}/flows/get/{path}")
+    assert r.json()["value"]["modules"][0]["value"]["lock"] == lock
+    out = cli("flow", "run", path, "-d", json.dumps({"name": "ef"}))
+    assert "done" in out, out
+
+
 def test_a_script_with_a_syntax_error_is_refused_with_its_line(
     served: Served, cli: WindmillCli
 ) -> None:
@@ -275,6 +330,16 @@ def test_dependencies_async_refuses_what_it_cannot_lock(served: Served) -> None:
     ]
     for body, words in cases:
         r = served.http.post(url, json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert words in r.text, r.text
+    flow_url = f"/w/{WORKSPACE}/jobs/run/flow_dependencies_async"
+    bad_module = {"type": "rawscript", "language": "python3", "content": "def main(:\n"}
+    flow_cases = [
+        ({"flow_value": {"modules": [{"id": "a", "value": bad_module}]}}, 'module "a"'),
+        ({"flow_value": {"modules": "none"}}, "modules"),
+    ]
+    for body, words in flow_cases:
+        r = served.http.post(flow_url, json={**body, "path": "u/admin/f"})
         assert r.status_code == 400, (body, r.text)
         assert words in r.text, r.text
     r = served.http.post(url, json={"raw_scripts": [script], "entrypoint": "u/admin/x"})

@@ -1535,6 +1535,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/run/flow_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Flow Dependencies Async
+         * @description Queue a dependency job locking the inline scripts of a flow value that is not saved
+         *     (what ``wmill generate-metadata`` asks for a flow folder); returns the job id. The job's
+         *     result holds ``updated_flow_value``: the value with each script's ``lock``.
+         */
+        post: operations["jobs-run_flow_dependencies_async"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/run/h/{hash}": {
         parameters: {
             query?: never;
@@ -4066,6 +4088,29 @@ export interface components {
             workspace_id: string;
             /** Ws Error Handler Muted */
             ws_error_handler_muted: boolean;
+        };
+        /**
+         * FlowDependenciesBody
+         * @description A flow value whose inline scripts to lock without saving it (Windmill's body of
+         *     ``jobs/run/flow_dependencies_async``, sent by ``wmill generate-metadata``).
+         */
+        FlowDependenciesBody: {
+            /** Flow Value */
+            flow_value: {
+                [key: string]: unknown;
+            };
+            /** Path */
+            path: string;
+            /** Raw Workspace Dependencies */
+            raw_workspace_dependencies?: {
+                [key: string]: string;
+            } | null;
+            /** Temp Script Refs */
+            temp_script_refs?: {
+                [key: string]: unknown;
+            } | null;
+            /** Use Local Lockfiles */
+            use_local_lockfiles?: boolean | null;
         };
         /**
          * FlowListItem
@@ -12685,6 +12730,86 @@ export interface operations {
             };
             /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-run_flow_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowDependenciesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -19,6 +19,7 @@ import orjson
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.errors import BadInput, JobErrorName, NotFound, RepeatMismatch
+from gristmill.flows.model import inline_scripts, parse_flow
 from gristmill.queue.enqueue import (
     NewJob,
     StaleScriptError,
@@ -407,6 +408,51 @@ class Submitter:
             audit_operation="jobs.run.dependencies",
         )
         return await self._push(_Runnable(job, content, None))
+
+    async def lock_flow_dependencies(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        flow_value: Mapping[str, Any],
+        path: str,
+        *,
+        access: Access | None = None,
+    ) -> UUID:
+        """Queue a dependency job locking every inline script of a flow value that is not
+        saved (Windmill's ``jobs/run/flow_dependencies_async``); return its id. Its result
+        is Windmill's ``{"updated_flow_value": ...}``: the value with each script's
+        ``lock`` set. A script whose language or code is unusable is refused now (400)."""
+        if access is not None:
+            access.require_not_operator()
+        check_path(path)
+        parse_flow({"summary": "", "value": flow_value})
+        value = dict(flow_value)
+        for module_id, script in inline_scripts(value):
+            content, language = script.get("content"), script.get("language")
+            if not isinstance(content, str) or not isinstance(language, str):
+                continue  # the flow's own checks judge it when it is saved or run
+            try:
+                runtime = self.registry.get(self.registry.resolve(language))
+                runtime.parse_signature(content)
+                if isinstance(runtime, DependencyLocking):
+                    runtime.lock_inputs(content)
+            except (UnknownRuntimeError, ScriptError) as exc:
+                raise BadInput(f'module "{module_id}" (rawscript): {exc}') from None
+        code = orjson.dumps(value).decode()
+        check_script_size(code, self.limits)
+        job = self._new_job(
+            actor,
+            RunOptions(),
+            id=uuid4(),
+            workspace_id=workspace_id,
+            kind=JobKind.FLOWDEPENDENCIES,
+            tag=DEPENDENCY_TAG,
+            args={},
+            runnable_path=path,
+            raw_code=code,
+            audit_operation="jobs.run.flow_dependencies",
+        )
+        return await self._push(_Runnable(job, code, None))
 
     def _check_args(
         self, schema: Mapping[str, Any] | None, args: Mapping[str, Any], language: str

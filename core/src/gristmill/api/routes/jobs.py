@@ -32,6 +32,7 @@ from gristmill.api.schemas.jobs import (
     CancelBody,
     CompletedJob,
     DependenciesBody,
+    FlowDependenciesBody,
     FlowPreviewBody,
     Job,
     JobFilters,
@@ -391,6 +392,26 @@ async def run_dependencies_async(body: DependenciesBody, ctx: RunContextDep) -> 
         script.language,
         script.script_path,
         access=ctx.access,
+    )
+    return str(job_id)
+
+
+@router.post(
+    "/run/flow_dependencies_async",
+    status_code=201,
+    response_class=PlainTextResponse,
+)
+async def run_flow_dependencies_async(body: FlowDependenciesBody, ctx: RunContextDep) -> str:
+    """Queue a dependency job locking the inline scripts of a flow value that is not saved
+    (what ``wmill generate-metadata`` asks for a flow folder); returns the job id. The job's
+    result holds ``updated_flow_value``: the value with each script's ``lock``."""
+    ctx.access.require_not_operator()  # before the body is judged: operators run no code
+    try:
+        body.check()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    job_id = await ctx.platform.runs.lock_flow_dependencies(
+        ctx.workspace, ctx.actor, body.flow_value, body.path, access=ctx.access
     )
     return str(job_id)
 

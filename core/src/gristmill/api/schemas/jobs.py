@@ -16,6 +16,7 @@ __all__ = [
     "CancelBody",
     "CompletedJob",
     "DependenciesBody",
+    "FlowDependenciesBody",
     "Job",
     "JobFilters",
     "JobUpdate",
@@ -99,6 +100,30 @@ class DependenciesBody(BaseModel):
             if script.script_path == self.entrypoint:
                 return script
         raise ValueError(f"entrypoint {self.entrypoint!r} is not one of raw_scripts")
+
+
+class FlowDependenciesBody(BaseModel):
+    """A flow value whose inline scripts to lock without saving it (Windmill's body of
+    ``jobs/run/flow_dependencies_async``, sent by ``wmill generate-metadata``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    flow_value: dict[str, Any]
+    path: str
+    use_local_lockfiles: bool | None = None
+    #: Windmill's workspace dependencies (shared requirement files): not in Gristmill.
+    raw_workspace_dependencies: dict[str, str] | None = None
+    temp_script_refs: dict[str, Any] | None = None
+
+    def check(self) -> None:
+        """Refuse what Gristmill does not do (as :meth:`DependenciesBody.script`)."""
+        if self.raw_workspace_dependencies:
+            raise ValueError(
+                "raw_workspace_dependencies: Gristmill has no workspace dependencies; "
+                "put each script's requirements in the script"
+            )
+        if self.temp_script_refs:
+            raise ValueError("temp_script_refs: Gristmill locks the scripts of the flow only")
 
 
 class FlowPreviewBody(BaseModel):
