@@ -146,6 +146,7 @@ POLICY: dict[str, str] = {
     "workspaces-user_workspaces":          GLOBAL_SELF,      # GET  /workspaces/users
     "workspaces-exists":                   GLOBAL_SELF,      # POST /workspaces/exists (read-only)
     "workspaces-create_workspace_require_superadmin": GLOBAL_SELF,      # GET  /workspaces/create_workspace_require_superadmin
+    "workspaces-get_global_setting":      GLOBAL_SELF,       # GET  /settings/global/{key}
     "workspaces-create_workspace":         SUPERADMIN,       # POST /workspaces/create (GRISTMILL_CREATE_WORKSPACE_REQUIRE_SUPERADMIN, default on)
     "workspaces-list_as_superadmin":       SUPERADMIN,       # GET  /workspaces/list_as_superadmin
     "workspaces-get_workspace_name":       MEMBER_READ,      # GET  /w/{ws}/workspaces/get_workspace_name
@@ -381,6 +382,7 @@ PATH_VALUES: dict[str, str] = {
     "signature": "not-the-signature",
     "prefix": "nonexistent",
     "step_id": "a",
+    "key": "automate_username_creation",
 }
 
 #: Path parameters whose schema is an integer.

@@ -106,6 +106,33 @@ def test_windmill_cli_adds_the_workspace_and_lists_its_items(
     assert first[0] == first[1] and len(first[0]) == 1
 
 
+def test_workspace_add_refuses_a_missing_workspace_or_token_and_creates_one(
+    served: Served, windmill_cli: WindmillCli
+) -> None:
+    """`workspace add` asks `workspaces/exists`: a missing workspace is named with those the
+    user can reach, a bad token is refused, and `--create` creates it (reading the global
+    setting `automate_username_creation`, true: usernames are instance-wide here)."""
+    url = f"{served.url}/"
+    done = windmill_cli.run("workspace", "add", "missing", "nosuchws", url, "--token", served.token)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "does not exist" in out and f"- {WORKSPACE} " in out, out
+    done = windmill_cli.run("workspace", "add", "bad", WORKSPACE, url, "--token", "nope")
+    assert "Credentials or instance is invalid" in done.stdout + done.stderr, done
+    new_id = f"cli-{uuid.uuid4().hex[:8]}"
+    out = windmill_cli(
+        "workspace", "add", "created", new_id, url, "--token", served.token,
+        "--create", "--create-workspace-name", "Made by the CLI",
+    )  # fmt: skip
+    assert f"Added workspace created for {new_id}" in out, out
+    listed = served.http.get("/workspaces/list").json()
+    assert {"id": new_id, "name": "Made by the CLI"}.items() <= next(
+        w for w in listed if w["id"] == new_id
+    ).items()
+    r = served.http.get("/settings/global/no_such_setting")
+    assert r.status_code == 404 and "environment variables" in r.text, r.text
+
+
 def test_script_bootstrap_writes_a_new_script_locally(windmill_cli: WindmillCli) -> None:
     """`script bootstrap` needs no server: the code and its metadata, empty schema and lock
     (what `script push` then sends for a script whose metadata was never generated)."""
