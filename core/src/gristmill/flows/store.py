@@ -569,9 +569,23 @@ async def archive_flow(
 
 
 async def delete_flow(pool: AsyncConnectionPool, access: Access, path: str) -> None:
-    """Delete the flow at ``path`` and its history; needs write access."""
+    """Delete the flow at ``path`` and its history; needs write access.
+
+    A flow already gone is deleted already, for a caller who may write at ``path``, as on
+    Windmill: ``wmill sync push`` of a removed flow folder deletes the flow once per file of
+    the folder and stops at the first error. Anyone else gets the 404 of a read, which
+    never tells which paths exist."""
     async with pool.connection() as conn, conn.transaction():
-        row = await _visible(conn, access, path, lock=True)
+        try:
+            row = await _visible(conn, access, path, lock=True)
+        except NotFound:
+            if access.can_write(path):
+                missing = await _fetch(
+                    conn, "get_flow", {"workspace_id": access.workspace_id, "path": path}
+                )
+                if missing is None:
+                    return
+            raise
         access.require_write(path, row.extra_perms)
         await conn.execute(Q["delete_flow"], {"workspace_id": access.workspace_id, "path": path})
         await record_access(conn, access, "flows.delete", ActionKind.DELETE, path)
