@@ -13,6 +13,7 @@ import click
 
 from gristmill import __version__
 from gristmill.config import ConfigError, Settings
+from gristmill.server.dev_cli import dev
 from gristmill.server.flow_cli import flow
 
 __all__ = ["cli", "main"]
@@ -280,6 +281,7 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
 
 
 cli.add_command(flow)
+cli.add_command(dev)
 
 
 def main() -> None:
