@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,13 @@ import wmill
 import wmill.client
 from gristmill.config import Settings
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.windmill_cli import WindmillCli, clean_env, npm_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.bundled_plugins]
 
 WORKSPACE = "main"
 PY_CLIENT = "wmill==1.850.0"
 TS_CLIENT_VERSION = "1.818.0"
-CLI_VERSION = "1.819.0"
 
 ADD = "def main(x: int):\n    return x + 1\n"
 FAIL = "def main():\n    raise ValueError('boom')\n"
@@ -464,51 +463,14 @@ def test_bun_job_uses_windmill_client_state_variables_and_resources(
 # --- the TypeScript client, from outside --------------------------------------------------
 
 
-def _bun() -> str:
-    from gristmill_typescript.bun import find_bun
-
-    found = find_bun()
-    if found.path is None:
-        pytest.skip(f"no Bun: {found.problem} {found.fix}")
-    return found.path
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without what would point a client at another server."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WM_", "GRISTMILL_")) and k not in ("BASE_URL", "BASE_INTERNAL_URL")
-    }
-
-
-def _npm_project(bun: str, project: Path, name: str, dependencies: dict[str, str]) -> Path:
-    """A directory with the pinned npm packages installed by Bun (its cache next to it)."""
-    project.mkdir()
-    (project / "package.json").write_text(
-        json.dumps({"name": name, "private": True, "type": "module", "dependencies": dependencies})
-    )
-    install = subprocess.run(
-        [bun, "install", "--no-save"],
-        cwd=project,
-        env={**_clean_env(), "BUN_INSTALL_CACHE_DIR": str(project.parent / "bun-cache")},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert install.returncode == 0, install.stderr
-    return project
-
-
 def test_typescript_client_from_outside_a_job(
-    served: Served, add_script: tuple[str, str], tmp_path: Path
+    served: Served, add_script: tuple[str, str], tmp_path: Path, bun: str
 ) -> None:
-    bun = _bun()
-    project = _npm_project(
+    project = npm_project(
         bun, tmp_path / "ts-client", "windmill-client-check", {"windmill-client": TS_CLIENT_VERSION}
     )
     (project / "client.ts").write_text(TS_EXTERNAL)
-    base_env = _clean_env()
+    base_env = clean_env()
     script, _ = add_script
     run = subprocess.run(
         [bun, "run", "client.ts"],
@@ -542,48 +504,11 @@ def test_typescript_client_from_outside_a_job(
 # --- windmill-cli, from outside -------------------------------------------------------------
 
 
-def _windmill_cli(tmp_path: Path) -> Callable[..., str]:
-    """``wmill`` (the pinned windmill-cli, run by Bun) with a home of its own under
-    ``tmp_path``; each call answers its output and fails the test when the command fails."""
-    bun = _bun()
-    project = _npm_project(
-        bun, tmp_path / "cli", "windmill-cli-check", {"windmill-cli": CLI_VERSION}
-    )
-    package = json.loads((project / "node_modules/windmill-cli/package.json").read_text())
-    main_js = project / "node_modules/windmill-cli" / package["bin"]["wmill"]
-    # Its profiles go to a home of its own: nothing of the user's is read or written.
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
-        **_clean_env(),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "NO_COLOR": "1",
-        "CI": "1",
-    }
-    env.pop("WMILL_CONFIG_DIR", None)
-
-    def wmill_cli(*args: str) -> str:
-        run = subprocess.run(
-            [bun, str(main_js), *args],
-            cwd=tmp_path,  # no wmill.yaml there
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert run.returncode == 0, f"wmill {args[:2]}: {run.stdout}\n{run.stderr}"
-        return run.stdout + run.stderr if "--json" not in args else run.stdout
-
-    return wmill_cli
-
-
 def test_windmill_cli_adds_the_workspace_and_lists_its_items(
-    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], tmp_path: Path
+    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], windmill_cli: WindmillCli
 ) -> None:
-    wmill_cli = _windmill_cli(tmp_path)
-    home = tmp_path / "home"
+    wmill_cli = windmill_cli
+    home = windmill_cli.home
     variable = _unique("cli_var")
     wm.set_variable(variable, "seen by the cli")
     resource = _unique("cli_res")
@@ -620,10 +545,12 @@ def test_windmill_cli_adds_the_workspace_and_lists_its_items(
     assert first[0] == first[1] and len(first[0]) == 1
 
 
-def test_windmill_cli_pushes_a_flow_and_reads_it_back(served: Served, tmp_path: Path) -> None:
+def test_windmill_cli_pushes_a_flow_and_reads_it_back(
+    served: Served, tmp_path: Path, windmill_cli: WindmillCli
+) -> None:
     """`wmill flow push` creates a flow, sees it up to date when pushed again unchanged,
     updates it when changed; `flow get/list/history/show-version` read what was pushed."""
-    wmill_cli = _windmill_cli(tmp_path)
+    wmill_cli = windmill_cli
     wmill_cli("workspace", "add", "gristmill", WORKSPACE, f"{served.url}/", "--token", served.token)
     path = _unique("cli_flow")
     local = tmp_path / "hello.flow"

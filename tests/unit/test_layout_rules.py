@@ -33,6 +33,7 @@ DOMAIN_PACKAGES = (
     "flows",
     "triggers",
     "warm",
+    "sync",
 )
 
 

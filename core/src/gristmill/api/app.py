@@ -28,6 +28,7 @@ from gristmill.api.routes import (
     resources,
     schedules,
     scripts,
+    sync,
     triggers,
     users,
     variables,
@@ -86,6 +87,7 @@ def create_app(platform: Platform) -> FastAPI:
         job_metrics.router,
         schedules.router,
         schedules.global_router,
+        sync.router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     for kind in platform.trigger_kinds or ():
