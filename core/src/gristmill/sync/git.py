@@ -285,6 +285,9 @@ async def _git(cwd: Path, *args: str) -> str:
         process.kill()
         await process.wait()
         raise GitError(f"git {args[0]}: no answer within {_TIMEOUT_S:g} s") from None
+    except asyncio.CancelledError:
+        process.kill()  # the server stops: no git left running behind it
+        raise
     text = out.decode(errors="replace").strip()
     if process.returncode != 0:
         raise GitError(f"git {args[0]} failed ({process.returncode}): {text[-2000:]}")
