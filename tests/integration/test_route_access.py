@@ -184,6 +184,7 @@ POLICY: dict[str, str] = {
     "acls-remove_acl":                     MEMBER_WRITE,     # POST /w/{ws}/acls/remove/{kind}/{path} (the item's writers)
     # variables
     "variables-list_variables":            MEMBER_READ,      # GET  /w/{ws}/variables/list
+    "sync-tarball":                        MEMBER_READ,      # GET  /w/{ws}/workspaces/tarball
     "variables-list_contextual_variables": MEMBER_READ,      # GET  /w/{ws}/variables/list_contextual
     "variables-get_variable":              MEMBER_READ,      # GET  /w/{ws}/variables/get/{path}
     "variables-get_variable_value":        MEMBER_READ,      # GET  /w/{ws}/variables/get_value/{path} (audited)

@@ -15,6 +15,7 @@ from gristmill import __version__
 from gristmill.config import ConfigError, Settings
 from gristmill.server.dev_cli import dev
 from gristmill.server.flow_cli import flow
+from gristmill.server.sync_cli import sync, workspace
 
 __all__ = ["cli", "main"]
 
@@ -282,6 +283,8 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
 
 cli.add_command(flow)
 cli.add_command(dev)
+cli.add_command(sync)
+cli.add_command(workspace)
 
 
 def main() -> None:

@@ -148,7 +148,7 @@ async def _secret_ciphertexts(pool: AsyncConnectionPool, access: Access) -> dict
 
 
 # Fields of a stored schedule that are its state or runtime, not its definition.
-_SCHEDULE_STATE = ("next_tick", "last_tick", "failure_count", "last_error")
+_SCHEDULE_STATE = ("next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
 
 
 def _schedule_item(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,7 +181,7 @@ def read_archive(data: bytes) -> dict[str, str]:
     """The text files of a zip or tar archive (either, by its first bytes), by path."""
     out: dict[str, str] = {}
     try:
-        if data[:4] == b"PK\x03\x04":
+        if data[:2] == b"PK":  # a zip, empty or not
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for info in archive.infolist():
                     if not info.is_dir():

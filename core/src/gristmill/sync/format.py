@@ -15,11 +15,13 @@ dropped here the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID
 
 import yaml
 
@@ -213,8 +215,17 @@ def flow_record(flow: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_text(data: Any) -> str:
-    """JSON as the archive holds it (indented, as Windmill's ``to_string_pretty``)."""
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """JSON as the archive holds it (indented, as Windmill's ``to_string_pretty``); times
+    (a schedule's ``paused_until``) as ISO 8601 text."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def script_entries(script: Mapping[str, Any]) -> dict[str, str]:
@@ -289,7 +300,11 @@ def _sorted(data: Any) -> Any:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Multi-line text (code, locks) as literal blocks, as a reader of the file expects."""
+    """The CLI's layout: lists indented under their key; multi-line text (code, locks) as
+    literal blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
@@ -497,52 +512,56 @@ def _script_code(files: Mapping[str, bytes], stem: str) -> tuple[str, str] | Non
     return None
 
 
-def from_folder(files: Mapping[str, bytes]) -> list[Item]:
+def from_folder(files: Mapping[str, bytes], *, strict: bool = True) -> list[Item]:
     """The items of a folder in the sync format ({relative path: bytes}, ``/`` separators).
 
     Files of no item kind (``wmill.yaml``, a README, code without metadata) are ignored, as
-    the CLI ignores them; an item file that cannot be read is a :class:`BadInput` naming it.
+    the CLI ignores them; an item file that cannot be read is a :class:`BadInput` naming it
+    (skipped instead when not ``strict``).
     """
     items: list[Item] = []
     for name in sorted(files):
-        if name.endswith(".script.yaml"):
-            stem = name.removesuffix(".script.yaml")
-            code = _script_code(files, stem)
-            if code is None:
-                raise BadInput(f"{name}: no code file {stem}.<ext> next to it")
-            meta = _load_yaml(name, files[name])
-            if not isinstance(meta, dict):
-                raise BadInput(f"{name}: a script's metadata must be a mapping")
-            meta["lock"] = _inline(files, meta.get("lock"), "", name)
-            code_name, language = code
-            items.append(
-                Item(
-                    "script",
-                    stem,
-                    meta,
-                    content=files[code_name].decode("utf-8"),
-                    language=language,
-                )
-            )
-        elif name.endswith(".flow/flow.yaml"):
-            base = name.removesuffix("/flow.yaml")
-            record = _load_yaml(name, files[name])
-            if not isinstance(record, dict):
-                raise BadInput(f"{name}: a flow must be a mapping")
-            _resolve_flow(record.get("value"), files, base, name)
-            items.append(Item("flow", base.removesuffix(".flow"), record))
-        elif name.endswith("/folder.meta.yaml"):
-            folder = name.removesuffix("/folder.meta.yaml")
-            record = _load_yaml(name, files[name])
-            items.append(Item("folder", folder.removeprefix("f/"), record or {}))
-        else:
-            for kind, suffix in SUFFIXES.items():
-                yaml_suffix = suffix.removesuffix(".json") + ".yaml"
-                if kind in ("script", "flow", "folder") or not name.endswith(yaml_suffix):
-                    continue
-                record = _load_yaml(name, files[name])
-                if not isinstance(record, dict):
-                    raise BadInput(f"{name}: must be a mapping")
-                items.append(Item(kind, name.removesuffix(yaml_suffix), record))
-                break
+        try:
+            item = _read_item(name, files)
+        except BadInput:
+            if strict:
+                raise
+            continue
+        if item is not None:
+            items.append(item)
     return items
+
+
+def _read_item(name: str, files: Mapping[str, bytes]) -> Item | None:
+    if name.endswith(".script.yaml"):
+        stem = name.removesuffix(".script.yaml")
+        code = _script_code(files, stem)
+        if code is None:
+            raise BadInput(f"{name}: no code file {stem}.<ext> next to it")
+        meta = _load_yaml(name, files[name])
+        if not isinstance(meta, dict):
+            raise BadInput(f"{name}: a script's metadata must be a mapping")
+        meta["lock"] = _inline(files, meta.get("lock"), "", name)
+        code_name, language = code
+        content = files[code_name].decode("utf-8")
+        return Item("script", stem, meta, content=content, language=language)
+    if name.endswith(".flow/flow.yaml"):
+        base = name.removesuffix("/flow.yaml")
+        record = _load_yaml(name, files[name])
+        if not isinstance(record, dict):
+            raise BadInput(f"{name}: a flow must be a mapping")
+        _resolve_flow(record.get("value"), files, base, name)
+        return Item("flow", base.removesuffix(".flow"), record)
+    if name.endswith("/folder.meta.yaml") and name.startswith("f/"):
+        record = _load_yaml(name, files[name])
+        folder = name.removesuffix("/folder.meta.yaml").removeprefix("f/")
+        return Item("folder", folder, record if isinstance(record, dict) else {})
+    for kind, suffix in SUFFIXES.items():
+        yaml_suffix = suffix.removesuffix(".json") + ".yaml"
+        if kind in ("script", "flow", "folder") or not name.endswith(yaml_suffix):
+            continue
+        record = _load_yaml(name, files[name])
+        if not isinstance(record, dict):
+            raise BadInput(f"{name}: must be a mapping")
+        return Item(kind, name.removesuffix(yaml_suffix), record)
+    return None
