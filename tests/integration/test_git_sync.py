@@ -176,6 +176,20 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
     assert '"y"' in _show(repo, "f/gs/hello.py")
     assert "f/gs/hello.schedule.yaml" not in tree and "f/gs/hello.script.yaml" in tree
     assert not [p for p in tree if p.startswith("f/gs/say.flow/")]
+    # A script with dependencies is committed once its lock job has locked them, lock included.
+    r = await api.post(
+        f"/w/{ws}/scripts/create",
+        json={
+            "path": "f/gs/dep",
+            "content": "import yaml\n\ndef main():\n    return 1\n",
+            "language": "python3",
+        },
+    )
+    assert r.status_code == 201, r.text
+    status = await _synced(api, ws, timeout=60)
+    assert status["pending"] == 0 and status["last_error"] is None, status
+    assert _log(repo)[-1].endswith(f"|Create script f/gs/dep by {u}")
+    assert "pyyaml" in _show(repo, "f/gs/dep.script.lock").lower()
     r = await api.post(f"/w/{ws}/scripts/delete/p/f/gs/hello")
     assert r.status_code == 200, r.text
     await _synced(api, ws)
