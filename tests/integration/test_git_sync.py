@@ -163,19 +163,25 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
     assert r.status_code == 201, r.text
     r = await api.delete(f"/w/{ws}/schedules/delete/f/gs/hello")
     assert r.status_code == 200, r.text
-    r = await api.post(f"/w/{ws}/flows/archive/f/gs/say", json={"archived": True})
+    r = await api.post(f"/w/{ws}/flows/update/f/gs/say", json={"path": "f/gs/said", **FLOW})
     assert r.status_code == 200, r.text
     status = await _synced(api, ws)
     assert status["pending"] == 0 and status["last_error"] is None, status
     assert [x.split("|")[1] for x in _log(repo)[-3:]] == [
         f"Update script f/gs/hello by {u}",
         f"Delete schedule f/gs/hello by {u}",
-        f"Archive flow f/gs/say by {u}",
+        f"Update flow f/gs/say (moved to f/gs/said) by {u}",
     ]
     tree = _tree(repo)
     assert '"y"' in _show(repo, "f/gs/hello.py")
     assert "f/gs/hello.schedule.yaml" not in tree and "f/gs/hello.script.yaml" in tree
     assert not [p for p in tree if p.startswith("f/gs/say.flow/")]
+    assert "f/gs/said.flow/flow.yaml" in tree
+    r = await api.post(f"/w/{ws}/flows/archive/f/gs/said", json={"archived": True})
+    assert r.status_code == 200, r.text
+    await _synced(api, ws)
+    assert _log(repo)[-1].endswith(f"|Archive flow f/gs/said by {u}")
+    assert not [p for p in _tree(repo) if ".flow/" in p]
     # A script with dependencies is committed once its lock job has locked them, lock included.
     r = await api.post(
         f"/w/{ws}/scripts/create",
