@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from gristmill.sync.archive import read_archive
+from gristmill.sync.format import to_folder
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git sync needs git")
 
@@ -148,6 +150,13 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
     assert content.startswith("!inline ")
     assert _show(repo, f"f/gs/say.flow/{content.removeprefix('!inline ')}") == "echo hi\n"
     assert yaml.safe_load(_show(repo, "f/gs/hello.schedule.yaml"))["args"] == {"name": "noon"}
+    # The same files a sync pull of the workspace writes (its folder format, from its tarball).
+    r = await api.get(f"/w/{ws}/workspaces/tarball", params={"include_schedules": "true"})
+    assert r.status_code == 200, r.text
+    pulled = to_folder(read_archive(r.content))
+    pulled = {n: d for n, d in pulled.items() if not n.endswith((".resource.yaml", ".meta.yaml"))}
+    assert sorted(pulled) == sorted(tree)
+    assert all(_show(repo, n).encode() == pulled[n] for n in tree)
 
     # Updates and removals: one commit each, the files following.
     r = await api.post(

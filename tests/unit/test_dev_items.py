@@ -11,7 +11,8 @@ def test_a_saved_file_names_its_script_or_flow(tmp_path: Path) -> None:
     folder = tmp_path / "f" / "demo"
     (folder / "sum.flow").mkdir(parents=True)
     (folder / "other__flow").mkdir()
-    for name in ("hello.py", "hello.script.yaml", "hello.script.lock", "db.resource.yaml"):
+    names = ("hello.py", "hello.script.yaml", "hello.script.lock", "db.resource.yaml")
+    for name in (*names, "job.schedule.yaml", "job.ts", "job.script.yaml"):
         (folder / name).write_text("")
     hello = Item("script", folder / "hello.py")
     assert item_of(folder / "hello.py", tmp_path) == hello
@@ -24,4 +25,7 @@ def test_a_saved_file_names_its_script_or_flow(tmp_path: Path) -> None:
         "flow", folder / "other__flow"
     )
     assert item_of(folder / "db.resource.yaml", tmp_path) is None
+    # A schedule at the script's path is not the script's code.
+    assert item_of(folder / "job.script.yaml", tmp_path) == Item("script", folder / "job.ts")
+    assert item_of(folder / "job.schedule.yaml", tmp_path) is None
     assert item_of(folder / "orphan.script.yaml", tmp_path) is None

@@ -36,6 +36,7 @@ _SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_
 _FLOW_SUFFIXES = (".flow", "__flow")
 # The metadata files next to a script; the script itself is the sibling with the same stem.
 _SCRIPT_META = (".script.yaml", ".script.json", ".script.lock")
+_NOT_CODE = (".yaml", ".yml", ".json", ".lock", ".md")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def _flow_folder(file: Path, root: Path) -> Path | None:
 def _script_of_meta(meta: Path) -> Path | None:
     stem = next(meta.name[: -len(s)] for s in _SCRIPT_META if meta.name.endswith(s))
     for sibling in sorted(meta.parent.glob(f"{stem}.*")):
-        if sibling.is_file() and not sibling.name.endswith(_SCRIPT_META):
+        # Other kinds at the same path (`hello.schedule.yaml`) are metadata, never the code.
+        if sibling.is_file() and not sibling.name.endswith(_NOT_CODE):
             return sibling
     return None
 
@@ -75,7 +77,7 @@ def item_of(file: Path, root: Path) -> Item | None:
         return Item("script", script) if script is not None else None
     # Other metadata files of the format (resources, variables, schedules, folders, routes,
     # wmill.yaml) are not runnable.
-    if name.endswith((".yaml", ".yml", ".json", ".lock", ".md")) or name.startswith("."):
+    if name.endswith(_NOT_CODE) or name.startswith("."):
         return None
     return Item("script", file)
 

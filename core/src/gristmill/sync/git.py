@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import fnmatch
 import hashlib
 import logging
 import os
@@ -48,6 +47,7 @@ from gristmill.flows import store as flow_store
 from gristmill.scripts import versions
 from gristmill.scripts.deployment import DeploymentState, deployment_status
 from gristmill.sync import format as fmt
+from gristmill.sync.local import SyncConfig
 from gristmill.triggers import schedules
 from gristmill.workspace import resources
 from gristmill.workspace.secrets import Secrets
@@ -191,19 +191,22 @@ def commit_message(event: Pending) -> str:
 
 
 def included(repository: Mapping[str, Any], kind: str, path: str) -> bool:
-    """Whether a repository's filters (Windmill's ``include_path`` globs, ``include_type``,
-    ``exclude_path``) take the item. Without filters: every script, flow and schedule in a
-    folder (``f/**``)."""
+    """Whether a repository's filters (Windmill's ``include_path`` and ``exclude_path``
+    globs, ``include_type``) take the item; the globs are matched as the CLIs match
+    ``wmill.yaml``'s (:class:`~gristmill.sync.local.SyncConfig`), so a repository's git sync
+    and its ``wmill sync`` choose alike. Without filters: every script, flow and schedule in
+    a folder (``f/**``)."""
     filters = repository.get("settings") or {}
     types = filters.get("include_type") or ITEM_TYPES
+    if kind not in types:
+        return False
     paths = [*(filters.get("include_path") or _DEFAULT_PATHS)]
     paths += filters.get("extra_include_path") or []
-    excluded = filters.get("exclude_path") or []
-    return (
-        kind in types
-        and any(fnmatch.fnmatchcase(path, p) for p in paths)
-        and not any(fnmatch.fnmatchcase(path, p) for p in excluded)
+    config = SyncConfig(includes=tuple(paths), excludes=tuple(filters.get("exclude_path") or ()))
+    item_kind: fmt.ItemKind = (
+        "script" if kind == "script" else "flow" if kind == "flow" else "schedule"
     )
+    return config.keeps(fmt.Item(item_kind, path, {}))
 
 
 def owned_files(root: Path, kind: str, path: str) -> list[Path]:
