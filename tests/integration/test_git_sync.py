@@ -158,31 +158,37 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
     assert sorted(pulled) == sorted(tree)
     assert all(_show(repo, n).encode() == pulled[n] for n in tree)
 
-    # Updates and removals: one commit each, the files following.
-    r = await api.post(
-        f"/w/{ws}/scripts/create",
-        json={
-            "path": "f/gs/hello",
-            "content": SCRIPT.replace('"x"', '"y"'),
-            "language": "python3",
-            "summary": "Hi",
-            "parent_hash": first_hash,
-        },
-    )
-    assert r.status_code == 201, r.text
+    # Updates and removals: one commit each, the files following; two saves in a row are two
+    # commits, each with its own version.
+    parent = first_hash
+    for value in ("y", "z"):
+        r = await api.post(
+            f"/w/{ws}/scripts/create",
+            json={
+                "path": "f/gs/hello",
+                "content": SCRIPT.replace('"x"', f'"{value}"'),
+                "language": "python3",
+                "summary": "Hi",
+                "parent_hash": parent,
+            },
+        )
+        assert r.status_code == 201, r.text
+        parent = r.text
     r = await api.delete(f"/w/{ws}/schedules/delete/f/gs/hello")
     assert r.status_code == 200, r.text
     r = await api.post(f"/w/{ws}/flows/update/f/gs/say", json={"path": "f/gs/said", **FLOW})
     assert r.status_code == 200, r.text
     status = await _synced(api, ws)
     assert status["pending"] == 0 and status["last_error"] is None, status
-    assert [x.split("|")[1] for x in _log(repo)[-3:]] == [
+    assert [x.split("|")[1] for x in _log(repo)[-4:]] == [
+        f"Update script f/gs/hello by {u}",
         f"Update script f/gs/hello by {u}",
         f"Delete schedule f/gs/hello by {u}",
         f"Update flow f/gs/say (moved to f/gs/said) by {u}",
     ]
+    assert '"y"' in _git(repo, "show", "HEAD~3:f/gs/hello.py")
     tree = _tree(repo)
-    assert '"y"' in _show(repo, "f/gs/hello.py")
+    assert '"z"' in _show(repo, "f/gs/hello.py")
     assert "f/gs/hello.schedule.yaml" not in tree and "f/gs/hello.script.yaml" in tree
     assert not [p for p in tree if p.startswith("f/gs/say.flow/")]
     assert "f/gs/said.flow/flow.yaml" in tree

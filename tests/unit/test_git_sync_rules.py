@@ -51,9 +51,9 @@ def test_a_repository_takes_folders_by_default_and_follows_its_filters() -> None
 
 
 def test_the_message_names_the_change_the_item_and_the_author() -> None:
-    event = Pending(1, "flow", "f/team/etl", None, "flows.update", "alice", 0)
+    event = Pending(1, "flow", "f/team/etl", None, "4", "flows.update", "alice", 0)
     assert commit_message(event) == "Update flow f/team/etl by alice"
-    moved = Pending(2, "flow", "f/team/etl", "f/team/etl2", "flows.update", "bob", 0)
+    moved = Pending(2, "flow", "f/team/etl", "f/team/etl2", "5", "flows.update", "bob", 0)
     assert commit_message(moved) == "Update flow f/team/etl (moved to f/team/etl2) by bob"
-    gone = Pending(3, "schedule", "f/team/daily", None, "schedule.delete", "bob", 0)
+    gone = Pending(3, "schedule", "f/team/daily", None, None, "schedule.delete", "bob", 0)
     assert commit_message(gone) == "Delete schedule f/team/daily by bob"

@@ -175,6 +175,8 @@ class Pending:
     kind: str
     path: str
     new_path: str | None
+    #: The version deployed (script hash, flow version id); ``None``: the item as it is now.
+    version: str | None
     operation: str
     username: str
     attempts: int
@@ -247,23 +249,42 @@ def _system_access(workspace_id: str) -> Access:
 
 
 async def item_files(
-    pool: AsyncConnectionPool, access: Access, kind: str, path: str
+    pool: AsyncConnectionPool, access: Access, kind: str, path: str, version: str | None = None
 ) -> dict[str, bytes] | None:
-    """The item's files as it stands now (``None``: gone, or archived)."""
+    """The item's files: of ``version`` when given (the one a deployment saved, even if a
+    later one is saved already: each deployment gets its own commit), else as the item
+    stands now; ``None``: gone, or archived."""
     ws = access.workspace_id
     try:
         if kind == "script":
-            row = await versions.fetch_live(pool, ws, path, access)
+            row = await _script_version(pool, access, path, version)
             status = await deployment_status(pool, ws, row)
             if status.status is DeploymentState.LOCKING:
                 raise _Postponed(f"script {path}: its dependencies are being locked")
             return fmt.script_files(row)
         if kind == "flow":
+            if version is not None:
+                try:
+                    row = await flow_store.get_version(pool, access, int(version))
+                    return fmt.flow_files({**dataclasses.asdict(row), "path": path})
+                except NotFound:
+                    pass  # deleted since: the flow as it is now
             flow = dataclasses.asdict(await flow_store.get_flow(pool, access, path))
             return None if flow.get("archived") else fmt.flow_files(flow)
         return fmt.schedule_files(_schedule_item(await schedules.get_schedule(pool, access, path)))
     except NotFound:
         return None
+
+
+async def _script_version(
+    pool: AsyncConnectionPool, access: Access, path: str, version: str | None
+) -> dict[str, Any]:
+    if version is not None:
+        try:
+            return await versions.fetch_by_hash(pool, access.workspace_id, version, access)
+        except NotFound:
+            pass  # that version was deleted since: the script as it is now
+    return await versions.fetch_live(pool, access.workspace_id, path, access)
 
 
 async def _git(cwd: Path, *args: str) -> str:
@@ -467,7 +488,11 @@ class GitSyncer:
             for old, new in changes:
                 if not included(repository, event.kind, old or new):
                     continue
-                files = await item_files(self.pool, access, event.kind, new) if new else None
+                files = (
+                    await item_files(self.pool, access, event.kind, new, event.version)
+                    if new
+                    else None
+                )
                 await asyncio.to_thread(_apply, work, event.kind, old, files)
                 touched = True
             if not touched:

@@ -25,6 +25,9 @@ CREATE TABLE git_sync_pending (
     path            text NOT NULL,
     -- A flow moved by an update: its new path (the old one's files go).
     new_path        text,
+    -- The version deployed (a script's hash, a flow version's id): what this commit holds,
+    -- even when later deployments of the item are already saved. NULL: the item as it is.
+    version         text,
     operation       text NOT NULL,
     username        text NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -40,27 +43,34 @@ CREATE INDEX git_sync_pending_due ON git_sync_pending (next_attempt_at, workspac
 -- never written for a deployment that rolled back, and no deployment code needs to know git
 -- sync exists. A workspace without git sync pays one indexed lookup per audited deployment.
 CREATE FUNCTION gm_git_sync_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    item_kind text;
 BEGIN
-    item_kind := CASE
-        WHEN NEW.operation IN ('scripts.create', 'scripts.update', 'scripts.archive',
-                               'scripts.delete') THEN 'script'
-        WHEN NEW.operation IN ('flows.create', 'flows.update', 'flows.archive', 'flows.delete')
-            THEN 'flow'
-        WHEN NEW.operation IN ('schedule.create', 'schedule.edit', 'schedule.setenabled',
-                               'schedule.delete') THEN 'schedule'
-    END;
-    IF item_kind IS NOT NULL AND NEW.resource IS NOT NULL AND EXISTS (
-        SELECT 1 FROM git_sync_setting WHERE workspace_id = NEW.workspace_id
-    ) THEN
-        INSERT INTO git_sync_pending (workspace_id, kind, path, new_path, operation, username)
-        VALUES (NEW.workspace_id, item_kind, NEW.resource, NEW.parameters ->> 'path',
+    IF EXISTS (SELECT 1 FROM git_sync_setting WHERE workspace_id = NEW.workspace_id) THEN
+        INSERT INTO git_sync_pending
+            (workspace_id, kind, path, new_path, version, operation, username)
+        VALUES (NEW.workspace_id,
+                CASE split_part(NEW.operation, '.', 1)
+                    WHEN 'scripts' THEN 'script'
+                    WHEN 'flows' THEN 'flow'
+                    ELSE 'schedule'
+                END,
+                NEW.resource, NEW.parameters ->> 'path',
+                CASE WHEN NEW.operation IN ('scripts.create', 'scripts.update')
+                         THEN NEW.parameters ->> 'hash'
+                     WHEN NEW.operation IN ('flows.create', 'flows.update')
+                         THEN NEW.parameters ->> 'id'
+                END,
                 NEW.operation, NEW.username);
     END IF;
     RETURN NULL;
 END;
 $$;
 
+-- The WHEN clause is checked before any function call: the audit entries of job runs, logins
+-- and the rest (the hot ones) cost nothing more.
 CREATE TRIGGER audit_git_sync AFTER INSERT ON audit
-    FOR EACH ROW EXECUTE FUNCTION gm_git_sync_enqueue();
+    FOR EACH ROW
+    WHEN (NEW.resource IS NOT NULL AND NEW.operation IN (
+        'scripts.create', 'scripts.update', 'scripts.archive', 'scripts.delete',
+        'flows.create', 'flows.update', 'flows.archive', 'flows.delete',
+        'schedule.create', 'schedule.edit', 'schedule.setenabled', 'schedule.delete'))
+    EXECUTE FUNCTION gm_git_sync_enqueue();

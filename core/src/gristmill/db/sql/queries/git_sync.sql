@@ -32,7 +32,7 @@ SELECT pg_try_advisory_xact_lock(hashtext('gristmill_git_sync'), hashtext(%(work
 -- name: git_sync_pending_list
 -- A workspace's deployments to commit, oldest first; none while its oldest is not due (a
 -- later one must not be committed before it).
-SELECT id, kind, path, new_path, operation, username, attempts
+SELECT id, kind, path, new_path, version, operation, username, attempts
 FROM git_sync_pending
 WHERE workspace_id = %(workspace_id)s
   AND (SELECT next_attempt_at FROM git_sync_pending
