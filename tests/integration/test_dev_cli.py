@@ -1,9 +1,10 @@
-"""`gristmill dev` (a real process watching a folder) and `gristmill flow test` on a folder as
-`wmill sync pull` writes it, against one served platform (uvicorn on 127.0.0.1, real Postgres,
-real workers)."""
+"""`gristmill dev` (a real process watching a folder), `gristmill flow test` on a folder as
+`wmill sync pull` writes it, and the real `wmill gitsync-settings` against git sync's setting,
+on one served platform (uvicorn on 127.0.0.1, real Postgres, real workers)."""
 
 from __future__ import annotations
 
+import json
 import queue
 import shutil
 import subprocess
@@ -15,12 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 from gristmill.config import Settings
 from gristmill.server.cli import cli
 from gristmill.testing.chaos import clean_env
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.windmill_cli import WindmillCli
 
 FLOW = Path(__file__).parent.parent / "data" / "flows" / "sum_squares.flow"
 GRISTMILL = Path(sys.executable).parent / "gristmill"
@@ -180,3 +184,39 @@ def test_flow_test_runs_a_flow_of_a_synced_folder(server: str, tmp_path: Path) -
     (flow_dir / "say_small.inline_script.lock").unlink()
     missing = CliRunner().invoke(cli, ["flow", "test", str(flow_dir), "--url", server])
     assert missing.exit_code == 1 and "say_small.inline_script.lock" in missing.output
+
+
+def test_windmill_cli_reads_and_writes_the_git_sync_setting(
+    server: str, windmill_cli: WindmillCli, tmp_path: Path
+) -> None:
+    api = httpx.Client(
+        base_url=f"{server}/api/w/main", headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"}
+    )
+    assert api.post("/folders/create", json={"name": "team"}).status_code in (200, 201)
+    resource = {
+        "path": "f/team/repo",
+        "resource_type": "git_repository",
+        "value": {"url": str(tmp_path / "r.git")},
+    }
+    assert api.post("/resources/create", json=resource).status_code in (200, 201)
+    setting = {"repositories": [{"git_repo_resource_path": "$res:f/team/repo"}]}
+    r = api.post("/workspaces/edit_git_sync_config", json={"git_sync_settings": setting})
+    assert r.status_code == 200, r.text
+    windmill_cli.add_workspace(server, "main", SUPERADMIN_SECRET)
+    # pull: the setting becomes the folder's wmill.yaml (schedules in, variables out...).
+    # (`--json-output` prints its JSON as the last line, after a progress line.)
+    out = windmill_cli("gitsync-settings", "pull", "--json-output", "--yes")
+    pulled = json.loads(out.strip().splitlines()[-1])
+    assert pulled["success"], pulled
+    config = yaml.safe_load((windmill_cli.cwd / "wmill.yaml").read_text())
+    assert config["includes"] == ["f/**"] and config["includeSchedules"] is True
+    assert config["skipScripts"] is False and config["skipVariables"] is True
+    # push: an edited wmill.yaml becomes the setting.
+    config["includes"] = ["f/team/**"]
+    (windmill_cli.cwd / "wmill.yaml").write_text(yaml.safe_dump(config))
+    out = windmill_cli("gitsync-settings", "push", "--json-output", "--yes")
+    pushed = json.loads(out.strip().splitlines()[-1])
+    assert pushed["success"], pushed
+    stored = api.get("/workspaces/git_sync").json()["git_sync_settings"]["repositories"][0]
+    assert stored["settings"]["include_path"] == ["f/team/**"]
+    assert stored["settings"]["include_type"] == ["script", "flow", "schedule"]

@@ -110,6 +110,14 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
     assert status["git_sync_settings"]["repositories"][0]["git_repo_resource_path"] == (
         "$res:f/gs/repo"
     )
+    # Windmill's get_settings shows it with the filters filled in (what its CLI reads).
+    settings = (await api.get(f"/w/{ws}/workspaces/get_settings")).json()
+    assert settings["git_sync"]["repositories"][0]["settings"] == {
+        "include_path": ["f/**"],
+        "include_type": ["script", "flow", "schedule"],
+        "exclude_path": [],
+        "extra_include_path": [],
+    }
 
     r = await api.post(
         f"/w/{ws}/scripts/create",

@@ -3339,6 +3339,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/workspaces/get_settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Settings
+         * @description The workspace's settings as Windmill's `get_settings` shapes them, the ones Gristmill
+         *     has: `git_sync` (what `wmill gitsync-settings pull` and `wmill init` read).
+         */
+        get: operations["git_sync-get_settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/workspaces/get_workspace_name": {
         parameters: {
             query?: never;
@@ -6054,6 +6075,20 @@ export interface components {
             is_admin: boolean;
             /** Operator */
             operator: boolean;
+            /** Workspace Id */
+            workspace_id: string;
+        };
+        /**
+         * WorkspaceSettings
+         * @description Windmill's ``get_settings``, the part Gristmill has: the workspace and its git sync
+         *     (``null``: off). Windmill's other settings (error handlers, Slack, AI, storage...) do not
+         *     exist here and are left out.
+         */
+        WorkspaceSettings: {
+            /** Git Sync */
+            git_sync: {
+                [key: string]: unknown;
+            } | null;
             /** Workspace Id */
             workspace_id: string;
         };
@@ -20621,6 +20656,82 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "git_sync-get_settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceSettings"];
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from gristmill.errors import BadInput, GristmillError
+from gristmill.flows.model import FLOW_FILES
 from gristmill.server.flow_cli import _client, _report, _wait  # pyright: ignore[reportPrivateUsage]
 
 __all__ = ["dev", "item_of"]
@@ -339,6 +340,11 @@ def dev(
                 for item in sorted(items, key=lambda i: str(i.path)):
                     if not item.path.exists():
                         continue  # saved then removed (an editor's temporary file)
+                    if item.kind == "flow" and not any(
+                        (item.path / name).is_file() for name in FLOW_FILES
+                    ):
+                        continue  # a flow folder being written: its flow.yaml comes last
+
                     try:
                         runner.run(item, root)
                     except (_Refused, BadInput, click.ClickException) as exc:

@@ -138,9 +138,17 @@ async def set_git_sync(
                 f"{field}: the resource {path} must hold the repository's `url` "
                 "(a git_repository resource: url, and optionally branch)"
             )
-        types = (repository.get("settings") or {}).get("include_type")
+        filters = dict(repository.get("settings") or {})
+        types = filters.get("include_type")
         if types is not None and not isinstance(types, list):
             raise BadInput(f"{field}.settings.include_type: a list of item types")
+        # Stored whole, as Windmill stores it (its CLI's `gitsync-settings pull` reads these;
+        # a repository without them is a "legacy" one it refuses).
+        filters["include_path"] = filters.get("include_path") or list(_DEFAULT_PATHS)
+        filters["include_type"] = types or list(ITEM_TYPES)
+        filters.setdefault("exclude_path", [])
+        filters.setdefault("extra_include_path", [])
+        repositories[index] = {**repository, "settings": filters}
     async with pool.connection() as conn:
         await conn.execute(
             Q["git_sync_set"],

@@ -1,5 +1,6 @@
-"""Git sync (:mod:`gristmill.sync.git`): Windmill's ``edit_git_sync_config`` and Gristmill's
-status route (the setting, deployments waiting, the last error, the last commit)."""
+"""Git sync (:mod:`gristmill.sync.git`): Windmill's ``edit_git_sync_config`` and
+``get_settings`` (the git sync part), and Gristmill's status route (the setting, deployments
+waiting, the last error, the last commit)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from gristmill.api.deps import AccessDep, AuthenticatedRoute, PlatformDep
-from gristmill.api.schemas.git_sync import EditGitSyncConfig, GitSyncStatus
+from gristmill.api.schemas.git_sync import EditGitSyncConfig, GitSyncStatus, WorkspaceSettings
 from gristmill.sync import git
 
 __all__ = ["router"]
@@ -44,3 +45,11 @@ async def git_sync_status(access: AccessDep, platform: PlatformDep) -> GitSyncSt
         last_commit=status.last_commit,
         last_pushed_at=status.last_pushed_at,
     )
+
+
+@router.get("/get_settings")
+async def get_settings(access: AccessDep, platform: PlatformDep) -> WorkspaceSettings:
+    """The workspace's settings as Windmill's `get_settings` shapes them, the ones Gristmill
+    has: `git_sync` (what `wmill gitsync-settings pull` and `wmill init` read)."""
+    status = await git.get_git_sync(platform.db, access)
+    return WorkspaceSettings(workspace_id=access.workspace_id, git_sync=status.settings)

@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EditGitSyncConfig", "GitRepositorySettings", "GitSyncConfig", "GitSyncStatus"]
+__all__ = [
+    "EditGitSyncConfig",
+    "GitRepositorySettings",
+    "GitSyncConfig",
+    "GitSyncStatus",
+    "WorkspaceSettings",
+]
 
 
 class GitSyncFilters(BaseModel):
@@ -60,3 +66,12 @@ class GitSyncStatus(BaseModel):
     last_error_at: dt.datetime | None
     last_commit: str | None
     last_pushed_at: dt.datetime | None
+
+
+class WorkspaceSettings(BaseModel):
+    """Windmill's ``get_settings``, the part Gristmill has: the workspace and its git sync
+    (``null``: off). Windmill's other settings (error handlers, Slack, AI, storage...) do not
+    exist here and are left out."""
+
+    workspace_id: str
+    git_sync: dict[str, Any] | None
