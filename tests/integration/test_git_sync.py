@@ -5,6 +5,7 @@ format, pushed by the platform's background task; failures are retried and shown
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 import time
@@ -227,9 +228,10 @@ async def test_each_deployment_is_one_commit_in_the_folder_format(
 
 
 async def test_a_failing_repository_is_retried_and_its_error_shown(
-    api: httpx.AsyncClient, workspace: str, tmp_path: Path
+    api: httpx.AsyncClient, workspace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ws = workspace
+    caplog.set_level(logging.WARNING, logger="gristmill.sync.git")
     missing = tmp_path / "not-yet.git"
     await _setup(api, ws, str(missing))
     r = await api.post(
@@ -244,6 +246,8 @@ async def test_a_failing_repository_is_retried_and_its_error_shown(
             break
         await asyncio.sleep(0.1)
     assert status["pending"] == 1 and "git" in status["last_error"], status
+    # The server's log says so too.
+    assert any(f"git sync of workspace {ws} failed" in r.getMessage() for r in caplog.records)
     # The repository appears: the next attempt commits the waiting deployment.
     _bare(missing)
     status = await _synced(api, ws)
