@@ -6,17 +6,27 @@ test on a module's platform."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import pytest_asyncio
-from gristmill.testing.served import ServedPlatform
+from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import Served, ServedPlatform, served_main_workspace
 
 
 @pytest.fixture(scope="session")
 def served_platform() -> type[ServedPlatform]:
     """:class:`ServedPlatform`, for module fixtures that start one on their own database."""
     return ServedPlatform
+
+
+@pytest.fixture(scope="module")
+def served(pg_cluster: PgCluster) -> Iterator[Served]:
+    """A platform of the module's own served on 127.0.0.1 (workspace ``main``), seen by its
+    first admin: for Windmill's clients and CLI, which open their own connections."""
+    with served_main_workspace(pg_cluster, SUPERADMIN_SECRET, prefix="gm-clients-") as served:
+        yield served
 
 
 @pytest_asyncio.fixture

@@ -79,6 +79,8 @@ POLICY: dict[str, str] = {
     "jobs-run_script_by_hash":            OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run/h/{hash}
     "jobs-run_preview":                   MEMBER_WRITE,      # POST /w/{ws}/jobs/run/preview (arbitrary code)
     "jobs-run_flow_preview":              MEMBER_WRITE,      # POST /w/{ws}/jobs/run/preview_flow (arbitrary code)
+    "jobs-run_dependencies_async":        MEMBER_WRITE,      # POST /w/{ws}/jobs/run/dependencies_async (arbitrary code)
+    "jobs-run_flow_dependencies_async":   MEMBER_WRITE,      # POST /w/{ws}/jobs/run/flow_dependencies_async (arbitrary code)
     "jobs-run_flow_by_path":              OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run/f/{path}
     "jobs-run_wait_result_flow_by_path":  OPERATOR_ALLOWED,  # POST /w/{ws}/jobs/run_wait_result/f/{path}
     "jobs-run_wait_result_flow_preview":  MEMBER_WRITE,      # POST /w/{ws}/jobs/run_wait_result/preview_flow
@@ -144,6 +146,7 @@ POLICY: dict[str, str] = {
     "workspaces-user_workspaces":          GLOBAL_SELF,      # GET  /workspaces/users
     "workspaces-exists":                   GLOBAL_SELF,      # POST /workspaces/exists (read-only)
     "workspaces-create_workspace_require_superadmin": GLOBAL_SELF,      # GET  /workspaces/create_workspace_require_superadmin
+    "workspaces-get_global_setting":      GLOBAL_SELF,       # GET  /settings/global/{key}
     "workspaces-create_workspace":         SUPERADMIN,       # POST /workspaces/create (GRISTMILL_CREATE_WORKSPACE_REQUIRE_SUPERADMIN, default on)
     "workspaces-list_as_superadmin":       SUPERADMIN,       # GET  /workspaces/list_as_superadmin
     "workspaces-get_workspace_name":       MEMBER_READ,      # GET  /w/{ws}/workspaces/get_workspace_name
@@ -383,6 +386,7 @@ PATH_VALUES: dict[str, str] = {
     "signature": "not-the-signature",
     "prefix": "nonexistent",
     "step_id": "a",
+    "key": "automate_username_creation",
 }
 
 #: Path parameters whose schema is an integer.

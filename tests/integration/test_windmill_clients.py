@@ -2,8 +2,8 @@
 
 The pinned releases are the real ones: ``wmill==1.850.0`` (PyPI) from this process and inside
 Python jobs, ``windmill-client@1.818.0`` (npm) run by Bun from a directory of its own and
-inside Bun jobs, the TypeScript example of Windmill's README, and ``windmill-cli@1.819.0``
-(npm) run by Bun with a home of its own. One platform per module
+inside Bun jobs, and the TypeScript example of Windmill's README (``windmill-cli``: in
+test_windmill_cli.py). One platform per module
 (real Postgres, workers, job processes) behind a real HTTP server on 127.0.0.1, which jobs
 reach at their ``BASE_INTERNAL_URL``. What each client call sends is in docs/compatibility.md.
 """
@@ -13,23 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import wmill
 import wmill.client
-from gristmill.config import Settings
-from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
-from gristmill.testing.windmill_cli import WindmillCli, clean_env, npm_project
+from gristmill.testing.served import Served
+from gristmill.testing.windmill_cli import clean_env, npm_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.bundled_plugins]
 
@@ -149,83 +143,10 @@ export async function main(
 """
 
 
-@dataclass
-class Served:
-    url: str
-    token: str
-    email: str
-    data_dir: Path
-    http: httpx.Client
-
-    def client(self, token: str | None = None) -> wmill.Windmill:
-        return wmill.Windmill(base_url=self.url, token=token or self.token, workspace=WORKSPACE)
-
-    def save(self, path: str, content: str, language: str = "python3") -> str:
-        """Save a version and wait until it can run (its dependencies locked); its hash."""
-        r = self.http.post(
-            f"/w/{WORKSPACE}/scripts/create",
-            json={"path": path, "content": content, "language": language},
-        )
-        assert r.status_code == 201, r.text
-        hash_ = r.text
-        deadline = time.monotonic() + 300
-        while True:
-            status = self.http.get(f"/w/{WORKSPACE}/scripts/deployment_status/h/{hash_}").json()
-            if status["status"] != "locking":
-                assert status["status"] == "deployed", status
-                return hash_
-            assert time.monotonic() < deadline, f"still locking: {status}"
-            time.sleep(0.1)
-
-
-def _admin_token(url: str, email: str, password: str) -> str:
-    """A token of the first admin: one it creates for itself, as a user of Windmill does (its
-    login token if that route is missing)."""
-    r = httpx.post(f"{url}/api/auth/login", json={"email": email, "password": password})
-    assert r.status_code == 200, r.text
-    login = r.text
-    expiration = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    created = httpx.post(
-        f"{url}/api/users/tokens/create",
-        json={"label": "windmill clients", "expiration": expiration.isoformat()},
-        headers={"Authorization": f"Bearer {login}"},
-    )
-    return created.text if created.status_code in (200, 201) else login
-
-
-@pytest.fixture(scope="module")
-def served(pg_cluster: PgCluster, served_platform: Any) -> Iterator[Served]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-clients-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    server = served_platform(settings)
-    try:
-        with server as url:
-            admin = server.new_admin
-            assert admin is not None
-            token = _admin_token(url, admin.email, admin.password)
-            with httpx.Client(
-                base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
-            ) as http:
-                yield Served(url, token, admin.email, data_dir, http)
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def wm(served: Served) -> wmill.Windmill:
     """The Python client as a user builds it on their machine: URL, token, workspace."""
-    return served.client()
+    return wmill.Windmill(base_url=served.url, token=served.token, workspace=WORKSPACE)
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +272,8 @@ def test_python_client_whoami_username_to_email_and_tokens(
 
     token = wm.create_token(duration=dt.timedelta(hours=1))  # POST /api/users/tokens/create
     assert token and token != served.token and '"' not in token
-    assert served.client(token).whoami()["email"] == served.email
+    client = wmill.Windmill(base_url=served.url, token=token, workspace=WORKSPACE)
+    assert client.whoami()["email"] == served.email
 
 
 def test_python_client_runs_an_inline_preview(wm: wmill.Windmill) -> None:
@@ -499,110 +421,6 @@ def test_typescript_client_from_outside_a_job(
     assert out["waited"] == 3 and out["result"] == 3
     assert out["root"] == out["id"]
     assert out["email"] == served.email
-
-
-# --- windmill-cli, from outside -------------------------------------------------------------
-
-
-def test_windmill_cli_adds_the_workspace_and_lists_its_items(
-    served: Served, wm: wmill.Windmill, add_script: tuple[str, str], windmill_cli: WindmillCli
-) -> None:
-    wmill_cli = windmill_cli
-    home = windmill_cli.home
-    variable = _unique("cli_var")
-    wm.set_variable(variable, "seen by the cli")
-    resource = _unique("cli_res")
-    wm.set_resource({"k": 1}, resource, "any")
-    script, _ = add_script
-
-    wmill_cli("workspace", "add", "gristmill", WORKSPACE, f"{served.url}/", "--token", served.token)
-    assert "gristmill" in wmill_cli("workspace", "list")
-    assert list(home.rglob("remotes.ndjson")), list(home.rglob("*"))
-
-    whoami = wmill_cli("workspace", "whoami")
-    assert served.email in whoami
-    assert re.search(r"super_admin\W+true", whoami), whoami
-
-    remote = wmill_cli("workspace", "list-remote")
-    assert WORKSPACE in remote and served.email in remote
-
-    variables = json.loads(wmill_cli("variable", "list", "--json"))
-    assert {"path": variable, "value": "seen by the cli"}.items() <= next(
-        v for v in variables if v["path"] == variable
-    ).items()
-    resources = json.loads(wmill_cli("resource", "list", "--json"))
-    assert {"path": resource, "resource_type": "any"}.items() <= next(
-        r for r in resources if r["path"] == resource
-    ).items()
-    scripts = json.loads(wmill_cli("script", "list", "--json"))
-    assert script in [x["path"] for x in scripts]
-
-    # Its paging loops start at page 0, which Windmill (and Gristmill) serve as the first page.
-    first = [
-        served.http.get(f"/w/{WORKSPACE}/resources/list", params={"page": p, "per_page": 1}).json()
-        for p in (0, 1)
-    ]
-    assert first[0] == first[1] and len(first[0]) == 1
-
-
-def test_windmill_cli_pushes_a_flow_and_reads_it_back(
-    served: Served, tmp_path: Path, windmill_cli: WindmillCli
-) -> None:
-    """`wmill flow push` creates a flow, sees it up to date when pushed again unchanged,
-    updates it when changed; `flow get/list/history/show-version` read what was pushed."""
-    wmill_cli = windmill_cli
-    wmill_cli("workspace", "add", "gristmill", WORKSPACE, f"{served.url}/", "--token", served.token)
-    path = _unique("cli_flow")
-    local = tmp_path / "hello.flow"
-    local.mkdir()
-    flow: dict[str, Any] = {
-        "summary": "Say hello",
-        "description": "pushed by the cli",
-        "value": {
-            "modules": [
-                {
-                    "id": "a",
-                    "value": {
-                        "type": "rawscript",
-                        "language": "python3",
-                        "content": "def main(name: str):\n    return f'hello {name}'\n",
-                        "input_transforms": {
-                            "name": {"type": "javascript", "expr": "flow_input.name"}
-                        },
-                    },
-                }
-            ]
-        },
-        "schema": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "type": "object",
-            "properties": {"name": {"type": "string", "default": "world"}},
-            "required": [],
-        },
-    }
-    # JSON is YAML: the file the cli reads is what a `flow.yaml` holds.
-    (local / "flow.yaml").write_text(json.dumps(flow))
-    out = wmill_cli("flow", "push", str(local), path, "--message", "first")
-    assert "Creating new flow" in out, out
-    out = wmill_cli("flow", "push", str(local), path)
-    assert "is up to date" in out, out
-    flow["summary"] = "Say hello, changed"
-    (local / "flow.yaml").write_text(json.dumps(flow))
-    out = wmill_cli("flow", "push", str(local), path, "--message", "second")
-    assert "Updating flow" in out, out
-
-    got = json.loads(wmill_cli("flow", "get", path, "--json"))
-    assert {k: got[k] for k in flow} == flow
-    listed = json.loads(wmill_cli("flow", "list", "--json"))
-    assert path in [f["path"] for f in listed]
-    history = json.loads(wmill_cli("flow", "history", path, "--json"))
-    assert [h["deployment_msg"] for h in history] == ["second", "first"]
-    first = json.loads(wmill_cli("flow", "show-version", path, str(history[1]["id"]), "--json"))
-    assert first["value"] == flow["value"] and first["path"] == path
-
-    # `flow run` runs the saved flow (jobs/run/f) and follows it to its result.
-    out = wmill_cli("flow", "run", path, "-d", json.dumps({"name": "cli"}))
-    assert "hello cli" in out, out
 
 
 def test_python_client_runs_a_saved_flow(served: Served, wm: wmill.Windmill) -> None:

@@ -120,6 +120,8 @@ SCHEDULE: dict[str, Any] = {
     "permissioned_as": "u/alice",
     "extra_perms": {},
     "summary": None,
+    "next_tick": "2026-12-06T02:00:00Z",
+    "skipped_ticks": 3,
 }
 
 
@@ -223,7 +225,16 @@ def test_a_schedule_is_one_yaml_file_without_who_edited_it() -> None:
     assert list(files) == ["f/team/nightly.schedule.yaml"]
     record = _yaml(files, "f/team/nightly.schedule.yaml")
     assert record["schedule"] == "0 0 3 * * *" and record["args"] == {"name": "night"}
-    for gone in ("path", "edited_by", "email", "permissioned_as", "extra_perms", "workspace_id"):
+    for gone in (
+        "path",
+        "edited_by",
+        "email",
+        "permissioned_as",
+        "extra_perms",
+        "workspace_id",
+        "next_tick",
+        "skipped_ticks",
+    ):
         assert gone not in record
 
 
@@ -293,3 +304,26 @@ def test_metadata_without_code_is_refused() -> None:
     del files["f/team/hello.py"]
     with pytest.raises(BadInput, match="no code file"):
         fmt.from_folder(files)
+
+
+def test_a_file_resource_keeps_its_content_in_a_file_of_its_type() -> None:
+    entries = {
+        **fmt.item_entries(
+            "resource_type", {"name": "c_cert", "schema": {}, "format_extension": "pem"}
+        ),
+        **fmt.item_entries(
+            "resource",
+            {
+                "path": "f/x/cert",
+                "resource_type": "c_cert",
+                "value": {"content": "-----BEGIN-----\n"},
+            },
+        ),
+    }
+    files = fmt.to_folder(entries)
+    assert files["f/x/cert.resource.file.pem"] == b"-----BEGIN-----\n"
+    assert _yaml(files, "f/x/cert.resource.yaml")["value"] == {
+        "content": "!inline f/x/cert.resource.file.pem"
+    }
+    [resource] = [i for i in fmt.from_folder(files) if i.kind == "resource"]
+    assert resource.record["value"] == {"content": "-----BEGIN-----\n"}

@@ -179,6 +179,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/settings/global/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Global Setting
+         * @description One of Windmill's global settings, for clients that read it before acting.
+         */
+        get: operations["workspaces-get_global_setting"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users/accept_invite": {
         parameters: {
             query?: never;
@@ -1494,6 +1514,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/jobs/run/dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Dependencies Async
+         * @description Queue a dependency job locking code that is not saved (what ``wmill
+         *     generate-metadata`` asks); returns the job id. The job's result holds the ``lock``.
+         */
+        post: operations["jobs-run_dependencies_async"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/jobs/run/f/{path}": {
         parameters: {
             query?: never;
@@ -1508,6 +1549,28 @@ export interface paths {
          * @description Run the flow saved at ``path`` (its current version); returns the flow job's id.
          */
         post: operations["jobs-run_flow_by_path"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/jobs/run/flow_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Flow Dependencies Async
+         * @description Queue a dependency job locking the inline scripts of a flow value that is not saved
+         *     (what ``wmill generate-metadata`` asks for a flow folder); returns the job id. The job's
+         *     result holds ``updated_flow_value``: the value with each script's ``lock``.
+         */
+        post: operations["jobs-run_flow_dependencies_async"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3924,6 +3987,25 @@ export interface components {
             operator?: boolean | null;
         };
         /**
+         * DependenciesBody
+         * @description Code whose dependencies to lock without saving it (Windmill's body of
+         *     ``jobs/run/dependencies_async``, sent by ``wmill generate-metadata``).
+         */
+        DependenciesBody: {
+            /** Entrypoint */
+            entrypoint: string;
+            /** Raw Scripts */
+            raw_scripts: components["schemas"]["RawScriptForDependencies"][];
+            /** Raw Workspace Dependencies */
+            raw_workspace_dependencies?: {
+                [key: string]: string;
+            } | null;
+            /** Temp Script Refs */
+            temp_script_refs?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
          * DeploymentStatus
          * @description Whether a version is ready to run.
          */
@@ -4122,6 +4204,29 @@ export interface components {
             workspace_id: string;
             /** Ws Error Handler Muted */
             ws_error_handler_muted: boolean;
+        };
+        /**
+         * FlowDependenciesBody
+         * @description A flow value whose inline scripts to lock without saving it (Windmill's body of
+         *     ``jobs/run/flow_dependencies_async``, sent by ``wmill generate-metadata``).
+         */
+        FlowDependenciesBody: {
+            /** Flow Value */
+            flow_value: {
+                [key: string]: unknown;
+            };
+            /** Path */
+            path: string;
+            /** Raw Workspace Dependencies */
+            raw_workspace_dependencies?: {
+                [key: string]: string;
+            } | null;
+            /** Temp Script Refs */
+            temp_script_refs?: {
+                [key: string]: unknown;
+            } | null;
+            /** Use Local Lockfiles */
+            use_local_lockfiles?: boolean | null;
         };
         /**
          * FlowListItem
@@ -5276,6 +5381,18 @@ export interface components {
             worker?: string | null;
             /** Workspace Id */
             workspace_id: string;
+        };
+        /**
+         * RawScriptForDependencies
+         * @description One script of a dependency request: its code, language and path.
+         */
+        RawScriptForDependencies: {
+            /** Language */
+            language: string;
+            /** Raw Code */
+            raw_code: string;
+            /** Script Path */
+            script_path: string;
         };
         /**
          * Readiness
@@ -7159,6 +7276,82 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ParsedSchema"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "workspaces-get_global_setting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": boolean;
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
@@ -12634,6 +12827,86 @@ export interface operations {
             };
         };
     };
+    "jobs-run_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DependenciesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "jobs-run_flow_by_path": {
         parameters: {
             query?: {
@@ -12734,6 +13007,86 @@ export interface operations {
             };
             /** @description `Conflict: ...`: the job_id or Idempotency-Key names a job this request does not match (another runnable, other arguments, another user); the message says what differs and names the job. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "jobs-run_flow_dependencies_async": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowDependenciesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

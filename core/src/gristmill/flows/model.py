@@ -59,6 +59,7 @@ __all__ = [
     "dump_flow",
     "dump_flow_dir",
     "flow_to_dict",
+    "inline_scripts",
     "iter_modules",
     "load_flow",
     "load_flow_dir",
@@ -558,6 +559,15 @@ def _extract_inline(value: dict[str, Any], directory: Path) -> None:
         if isinstance(lock, str) and lock and not lock.startswith(INLINE_PREFIX):
             (directory / f"{stem}.lock").write_text(lock, encoding="utf-8")
             inner["lock"] = f"{INLINE_PREFIX}{stem}.lock"
+
+
+def inline_scripts(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every inline script (``rawscript`` value) of raw flow-value JSON, with its module's
+    id, depth first: the dicts themselves, so a caller may set their ``lock``."""
+    for module in _raw_modules(value):
+        inner = module.get("value")
+        if isinstance(inner, dict) and inner.get("type") == "rawscript":
+            yield str(module.get("id") or ""), inner
 
 
 def _raw_modules(value: Any) -> Iterator[dict[str, Any]]:

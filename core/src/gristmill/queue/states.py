@@ -26,6 +26,9 @@ class JobKind(StrEnum):
     PREVIEW = "preview"
     #: Locking the dependencies of a saved version.
     DEPENDENCIES = "dependencies"
+    #: Locking the dependencies of a flow's inline scripts (``wmill generate-metadata``);
+    #: the flow value is the job's code, its result the value with each script's lock.
+    FLOWDEPENDENCIES = "flowdependencies"
     #: A saved flow, and a flow sent with the request (flows come later: the kinds exist so
     #: that a step's job knows its flow, see gristmill.queue.context).
     FLOW = "flow"

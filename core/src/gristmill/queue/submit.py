@@ -19,6 +19,7 @@ import orjson
 from psycopg_pool import AsyncConnectionPool
 
 from gristmill.errors import BadInput, JobErrorName, NotFound, RepeatMismatch
+from gristmill.flows.model import inline_scripts, parse_flow
 from gristmill.queue.enqueue import (
     NewJob,
     StaleScriptError,
@@ -32,10 +33,16 @@ from gristmill.queue.rows import completed_result
 from gristmill.queue.states import JobKind, JobStatus
 from gristmill.queue.trace import TRACE
 from gristmill.queue.waiting import check_queue_limit, early_result, wait_for_completion
-from gristmill.runtimes import RuntimeRegistry, ScriptError, UnknownRuntimeError, error_result
+from gristmill.runtimes import (
+    DependencyLocking,
+    RuntimeRegistry,
+    ScriptError,
+    UnknownRuntimeError,
+    error_result,
+)
 from gristmill.runtimes.schema import ArgumentError, signature_to_schema, validate_args
 from gristmill.scripts.cache import ScriptCache
-from gristmill.scripts.deployment import lock_error_message
+from gristmill.scripts.deployment import DEPENDENCY_TAG, lock_error_message
 from gristmill.scripts.paths import check_path
 from gristmill.scripts.versions import fetch_by_hash, fetch_live, script_error_message
 from gristmill.validation import (
@@ -355,6 +362,97 @@ class Submitter:
             audit_operation="jobs.run.preview",
         )
         return await self._push(_Runnable(job, preview.content, schema))
+
+    async def lock_dependencies(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        content: str,
+        language: str,
+        path: str,
+        *,
+        access: Access | None = None,
+    ) -> UUID:
+        """Queue a dependency job for code that is not saved (Windmill's
+        ``jobs/run/dependencies_async``, which ``wmill generate-metadata`` calls); return its
+        id. Its result is Windmill's: ``{"status": ..., "lock": ...}`` (``lock`` is ``""``
+        for code that needs nothing); no version is written."""
+        if access is not None:
+            access.require_not_operator()
+        preview = Preview(content, language, {}, path)
+        preview.check(self.limits)
+        check_path(path)
+        try:
+            language = self.registry.resolve(language)
+        except UnknownRuntimeError as exc:
+            raise BadInput(str(exc)) from None
+        try:
+            runtime = self.registry.get(language)
+            runtime.parse_signature(content)
+            # The requirements are read now: a bad one is a 400, not a failed job.
+            if isinstance(runtime, DependencyLocking):
+                runtime.lock_inputs(content)
+        except ScriptError as exc:
+            raise BadInput(script_error_message(exc)) from None
+        job = self._new_job(
+            actor,
+            RunOptions(),
+            id=uuid4(),
+            workspace_id=workspace_id,
+            kind=JobKind.DEPENDENCIES,
+            tag=DEPENDENCY_TAG,
+            args={},
+            language=language,
+            runnable_path=path,
+            raw_code=content,
+            audit_operation="jobs.run.dependencies",
+        )
+        return await self._push(_Runnable(job, content, None))
+
+    async def lock_flow_dependencies(
+        self,
+        workspace_id: str,
+        actor: Actor,
+        flow_value: Mapping[str, Any],
+        path: str,
+        *,
+        access: Access | None = None,
+    ) -> UUID:
+        """Queue a dependency job locking every inline script of a flow value that is not
+        saved (Windmill's ``jobs/run/flow_dependencies_async``); return its id. Its result
+        is Windmill's ``{"updated_flow_value": ...}``: the value with each script's
+        ``lock`` set. A script whose language or code is unusable is refused now (400)."""
+        if access is not None:
+            access.require_not_operator()
+        check_path(path)
+        parse_flow({"summary": "", "value": flow_value})
+        value = dict(flow_value)
+        for module_id, script in inline_scripts(value):
+            content, language = script.get("content"), script.get("language")
+            if not isinstance(content, str) or not isinstance(language, str):
+                continue  # the flow's own checks judge it when it is saved or run
+            try:
+                runtime = self.registry.get(self.registry.resolve(language))
+                runtime.parse_signature(content)
+                if isinstance(runtime, DependencyLocking):
+                    runtime.lock_inputs(content)
+            except (UnknownRuntimeError, ScriptError) as exc:
+                raise BadInput(f'module "{module_id}" (rawscript): {exc}') from None
+        code = orjson.dumps(value).decode()
+        check_script_size(code, self.limits)
+        job = self._new_job(
+            actor,
+            RunOptions(),
+            id=uuid4(),
+            workspace_id=workspace_id,
+            kind=JobKind.FLOWDEPENDENCIES,
+            tag=DEPENDENCY_TAG,
+            args={},
+            runnable_path=path,
+            raw_code=code,
+            audit_operation="jobs.run.flow_dependencies",
+        )
+        return await self._push(_Runnable(job, code, None))
 
     def _check_args(
         self, schema: Mapping[str, Any] | None, args: Mapping[str, Any], language: str

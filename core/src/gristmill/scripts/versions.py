@@ -53,6 +53,7 @@ __all__ = [
     "fetch_by_path",
     "fetch_live",
     "history",
+    "is_empty_schema",
     "list_paths",
     "list_versions",
     "parse_schema",
@@ -82,6 +83,16 @@ def parse_schema(
     except ScriptError as exc:
         return name, None, exc
     return name, signature_to_schema(signature), None
+
+
+def is_empty_schema(schema: dict[str, Any] | None) -> bool:
+    """Whether a client sent no schema worth keeping: none, or one without properties (the
+    schema ``wmill script bootstrap`` writes and ``wmill script push`` sends for a script
+    whose metadata was never generated). Windmill keeps such a schema but does not check
+    arguments against it, so the script takes its arguments; Gristmill checks them, so it
+    infers the schema from ``main`` instead. A script whose ``main`` takes nothing gets the
+    same empty schema back."""
+    return schema is None or not schema.get("properties")
 
 
 def script_error_message(exc: ScriptError) -> str:
@@ -177,12 +188,16 @@ async def save_version(
     except UnknownRuntimeError as exc:
         raise BadInput(str(exc)) from None
     runtime = registry.get(language)
+    lock = draft.lock
+    if lock == "" and isinstance(runtime, DependencyLocking):
+        # Windmill reads an empty lock as none sent (it is what `wmill script push` sends
+        # for a file without a .script.lock): the dependencies are locked here.
+        lock = None
     try:
         signature = runtime.parse_signature(draft.content)
-        needs_lock = needs_lock_job(runtime, draft.content, draft.lock)
+        needs_lock = needs_lock_job(runtime, draft.content, lock)
     except ScriptError as exc:
         raise BadInput(script_error_message(exc)) from None
-    lock = draft.lock
     if lock is None and not needs_lock and isinstance(runtime, DependencyLocking):
         lock = ""  # nothing to lock: ready at once
     parent_hash = parse_hash(draft.parent_hash) if draft.parent_hash is not None else None
@@ -222,7 +237,7 @@ async def save_version(
                 "to that hash)"
             )
         schema = draft.schema
-        if schema is None:
+        if is_empty_schema(schema):
             schema = signature_to_schema(signature, previous=parent["schema"] if parent else None)
         new_hash = _version_hash(workspace_id, draft, language, schema)
         parent_hashes = [parent["hash"], *parent["parent_hashes"]][:20] if parent else []

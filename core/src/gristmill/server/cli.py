@@ -15,6 +15,7 @@ from gristmill import __version__
 from gristmill.config import ConfigError, Settings
 from gristmill.server.dev_cli import dev
 from gristmill.server.flow_cli import flow
+from gristmill.server.plugins_cli import add_plugin_commands
 from gristmill.server.sync_cli import sync, workspace
 
 __all__ = ["cli", "main"]
@@ -59,6 +60,7 @@ def cli() -> None:
 def _serve(settings: Settings) -> None:
     from gristmill.db import DatabaseUnavailableError
     from gristmill.db.embedded import EmbeddedPostgresError
+    from gristmill.plugins import PluginLoadError
     from gristmill.server.serve import PortInUseError, serve
     from gristmill.server.webui import WebUIError
 
@@ -69,6 +71,7 @@ def _serve(settings: Settings) -> None:
         EmbeddedPostgresError,
         ConfigError,
         PortInUseError,
+        PluginLoadError,
         WebUIError,
     ) as exc:
         raise click.ClickException(str(exc)) from None
@@ -100,50 +103,6 @@ def server(port: int | None, data_dir: Path | None) -> None:
 def worker(data_dir: Path | None, workers: int | None) -> None:
     """Start workers only (MODE=worker), taking jobs from the shared database."""
     _serve(_settings("worker", None, data_dir, workers))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins and the runtimes they provide."""
-    from gristmill.plugins import build_plugin_manager, list_plugins, load_runtimes
-
-    pm = build_plugin_manager()
-    try:
-        registry = load_runtimes(pm)
-    except Exception as exc:
-        raise click.ClickException(str(exc)) from None
-    infos = [p for p in list_plugins(pm) if p.hooks]
-    runtimes = []
-    for runtime in registry:
-        toolchain = runtime.toolchain()
-        runtimes.append(
-            {
-                "name": runtime.name,
-                "plugin": registry.source(runtime.name),
-                "available": toolchain.available,
-                "version": toolchain.version,
-                "message": toolchain.message,
-            }
-        )
-    if as_json:
-        click.echo(
-            json.dumps(
-                {"plugins": [info.__dict__ for info in infos], "runtimes": runtimes}, indent=2
-            )
-        )
-        return
-    if not infos:
-        click.echo("No plugins installed: no language can run (pip install gristmill-python).")
-        return
-    click.echo("Plugins:")
-    for info in infos:
-        dist = f"{info.distribution} {info.version}" if info.distribution else "(not packaged)"
-        click.echo(f"  {info.name}  {dist}  hooks: {', '.join(info.hooks)}")
-    click.echo("Runtimes:")
-    for rt in runtimes:
-        state = f"ready ({rt['version']})" if rt["available"] else f"unavailable: {rt['message']}"
-        click.echo(f"  {rt['name']}  from {rt['plugin']}  {state}")
 
 
 @cli.command()
@@ -283,15 +242,18 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
 
 cli.add_command(flow)
 cli.add_command(dev)
+add_plugin_commands(cli)
 cli.add_command(sync)
 cli.add_command(workspace)
 
 
 def main() -> None:
-    from gristmill.plugins import build_plugin_manager
+    from gristmill.plugins import inspect_plugins
 
     try:
-        build_plugin_manager().hook.register_commands(cli=cli)
+        # A plugin that fails to load is left out (`gristmill plugins` reports it): the others'
+        # commands, and `gristmill uninstall` to remove it, must still work.
+        inspect_plugins()[0].hook.register_commands(cli=cli)
     except Exception as exc:  # a broken plugin must not make the CLI unusable
         click.echo(f"warning: plugins could not add commands: {exc}", err=True)
     cli()

@@ -124,7 +124,7 @@ async def workspace_entries(
                 pool, access, dataclasses.replace(query, page=page)
             )
         ):
-            add("schedule", _schedule_item(schedule))
+            add("schedule", schedule)
     if options.include_triggers:
         for kind in kinds:
             for row in await _all(
@@ -145,14 +145,6 @@ async def _secret_ciphertexts(pool: AsyncConnectionPool, access: Access) -> dict
             )
         ).fetchall()
     return {path: value for path, value in rows}
-
-
-# Fields of a stored schedule that are its state or runtime, not its definition.
-_SCHEDULE_STATE = ("next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
-
-
-def _schedule_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in _SCHEDULE_STATE}
 
 
 def write_archive(entries: Mapping[str, str], archive_type: Literal["zip", "tar"]) -> bytes:

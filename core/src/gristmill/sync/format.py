@@ -121,6 +121,8 @@ SUFFIXES: dict[ItemKind, str] = {
     "postgres_trigger": ".postgres_trigger.json",
 }
 
+_SCHEDULE_STATE = ("email", "next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
+
 # The fields of a script's metadata file, in Windmill's order; the first five always.
 _SCRIPT_ALWAYS = ("summary", "description", "schema", "lock", "kind")
 _SCRIPT_OPTIONAL = (
@@ -254,8 +256,9 @@ def item_entries(kind: ItemKind, item: Mapping[str, Any]) -> dict[str, str]:
         return {f"{item['name']}.resource-type.json": json_text(strip_metadata(item))}
     if kind in ("http_trigger", "postgres_trigger"):
         return trigger_entries(kind.removesuffix("_trigger"), item)
-    # Who a schedule runs as is the pushing user's on the other side.
-    record = strip_metadata(item, drop=("email",) if kind == "schedule" else ())
+    # Who a schedule runs as is the pushing user's on the other side, and its ticker's state
+    # (next tick, skipped ticks) is no part of its definition.
+    record = strip_metadata(item, drop=_SCHEDULE_STATE if kind == "schedule" else ())
     return {f"{item['path']}{SUFFIXES[kind]}": json_text(record)}
 
 
@@ -399,8 +402,21 @@ def flow_folder(record: Mapping[str, Any]) -> dict[str, str]:
     return files
 
 
-def to_folder(entries: Mapping[str, str]) -> dict[str, bytes]:
-    """Archive entries as the folder files ``wmill sync pull`` writes from them."""
+def to_folder(
+    entries: Mapping[str, str], file_extensions: Mapping[str, str] | None = None
+) -> dict[str, bytes]:
+    """Archive entries as the folder files ``wmill sync pull`` writes from them.
+
+    A resource whose type stores a file (a resource type's ``format_extension``: from
+    ``file_extensions``, else from the types among the entries) keeps its ``content`` in
+    ``<path>.resource.file.<ext>``, as the CLI writes it.
+    """
+    extensions = dict(file_extensions or {})
+    for name, text in entries.items():
+        if name.endswith(".resource-type.json"):
+            ext = json.loads(text).get("format_extension")
+            if isinstance(ext, str) and ext:
+                extensions.setdefault(name.removesuffix(".resource-type.json"), ext)
     out: dict[str, bytes] = {}
     for name, text in entries.items():
         if name.endswith(".flow.json"):
@@ -418,6 +434,15 @@ def to_folder(entries: Mapping[str, str]) -> dict[str, bytes]:
                 meta.pop("lock", None)
             meta.pop("modules", None)
             out[f"{stem}.yaml"] = to_yaml(meta).encode()
+        elif name.endswith(".resource.json"):
+            record = json.loads(text)
+            ext = extensions.get(str(record.get("resource_type")))
+            value = record.get("value")
+            if ext and isinstance(value, dict) and isinstance(value.get("content"), str):
+                file = f"{name.removesuffix('.resource.json')}.resource.file.{ext}"
+                out[file] = value["content"].encode()
+                record["value"] = {**value, "content": INLINE + file}
+            out[name.removesuffix(".json") + ".yaml"] = to_yaml(record).encode()
         elif name.endswith(".json"):
             out[name.removesuffix(".json") + ".yaml"] = to_yaml(json.loads(text)).encode()
         else:
@@ -563,5 +588,9 @@ def _read_item(name: str, files: Mapping[str, bytes]) -> Item | None:
         record = _load_yaml(name, files[name])
         if not isinstance(record, dict):
             raise BadInput(f"{name}: must be a mapping")
+        value = record.get("value")
+        if kind == "resource" and isinstance(value, dict) and "content" in value:
+            # A file resource's content, kept in its own file (the path is from the root).
+            record["value"] = {**value, "content": _inline(files, value["content"], "", name)}
         return Item(kind, name.removesuffix(yaml_suffix), record)
     return None

@@ -50,7 +50,10 @@ def item_files_on_disk(item: fmt.Item, files: Mapping[str, bytes]) -> list[str]:
     if item.kind == "folder":
         return [f"f/{item.path}/folder.meta.yaml"]
     suffix = fmt.SUFFIXES[item.kind].removesuffix(".json") + ".yaml"
-    return [f"{item.path}{suffix}"]
+    own = [f"{item.path}{suffix}"]
+    if item.kind == "resource":  # a file resource's content file
+        own += [n for n in files if n.startswith(f"{item.path}.resource.file.")]
+    return sorted(own)
 
 
 @dataclass

@@ -4,10 +4,19 @@ their own connections: schemathesis, Windmill's clients, a browser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import shutil
 import socket
+import tempfile
 import threading
-from dataclasses import replace
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import uvicorn
 
 from gristmill.api.app import create_app
@@ -15,7 +24,10 @@ from gristmill.auth.users import NewAdmin
 from gristmill.config import Settings
 from gristmill.server.platform import Platform, prepare_database
 
-__all__ = ["ServedPlatform"]
+if TYPE_CHECKING:
+    from gristmill.testing.pytest_plugin import PgCluster
+
+__all__ = ["Served", "ServedPlatform", "admin_token", "served_main_workspace"]
 
 
 class ServedPlatform:
@@ -83,3 +95,84 @@ class ServedPlatform:
             self.server.should_exit = True
         self.thread.join(60)
         self.sock.close()
+
+
+@dataclass
+class Served:
+    """A served platform as its first admin sees it: the base URL (no ``/api``), a token of
+    theirs, their email, the data directory, and an HTTP client on ``/api`` with the token."""
+
+    url: str
+    token: str
+    email: str
+    data_dir: Path
+    http: httpx.Client
+    workspace: str = "main"
+
+    def save(self, path: str, content: str, language: str = "python3") -> str:
+        """Save a version and wait until it can run (its dependencies locked); its hash."""
+        r = self.http.post(
+            f"/w/{self.workspace}/scripts/create",
+            json={"path": path, "content": content, "language": language},
+        )
+        assert r.status_code == 201, r.text
+        hash_ = r.text
+        deadline = time.monotonic() + 300
+        while True:
+            status = self.http.get(
+                f"/w/{self.workspace}/scripts/deployment_status/h/{hash_}"
+            ).json()
+            if status["status"] != "locking":
+                assert status["status"] == "deployed", status
+                return hash_
+            assert time.monotonic() < deadline, f"still locking: {status}"
+            time.sleep(0.1)
+
+
+def admin_token(url: str, email: str, password: str) -> str:
+    """A token of the first admin: one it creates for itself, as a user of Windmill does (its
+    login token if that route is missing)."""
+    r = httpx.post(f"{url}/api/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    login = r.text
+    expiration = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    created = httpx.post(
+        f"{url}/api/users/tokens/create",
+        json={"label": "windmill clients", "expiration": expiration.isoformat()},
+        headers={"Authorization": f"Bearer {login}"},
+    )
+    return created.text if created.status_code in (200, 201) else login
+
+
+@contextlib.contextmanager
+def served_main_workspace(
+    pg_cluster: PgCluster, superadmin_secret: str, prefix: str = "gm-served-"
+) -> Iterator[Served]:
+    """A platform on a database of its own, served on 127.0.0.1 with two workers, and its
+    first admin's :class:`Served` view; everything is dropped on exit."""
+    database = pg_cluster.create_database()
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    # The sandbox's user (nobody, when running as root) reaches the job directories.
+    data_dir.chmod(0o755)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=pg_cluster.conninfo(database),
+        num_workers=2,
+        superadmin_secret=superadmin_secret,
+        heartbeat_s=0.5,
+        log_flush_ms=50,
+        database_connections=8,
+    )
+    server = ServedPlatform(settings)
+    try:
+        with server as url:
+            admin = server.new_admin
+            assert admin is not None
+            token = admin_token(url, admin.email, admin.password)
+            with httpx.Client(
+                base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
+            ) as http:
+                yield Served(url, token, admin.email, data_dir, http)
+    finally:
+        pg_cluster.drop_database(database)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from gristmill.config import Settings
 from gristmill.db.pool import database_down, wait_until_up
 from gristmill.db.queries import Q
 from gristmill.errors import BadInput, Forbidden, JobErrorName, NotFound, Unavailable
+from gristmill.flows.model import inline_scripts
 from gristmill.queue.cancel import canceled_error, read_cancel_request
 from gristmill.queue.claim import SecretsRead, complete_job, requeue_job
 from gristmill.queue.notify import JobDone, Notifier
@@ -199,6 +200,8 @@ class JobRunner:
             return _failure(
                 JobErrorName.SCRIPT_NOT_FOUND, "the script version of this job no longer exists"
             )
+        if job["kind"] == JobKind.FLOWDEPENDENCIES:
+            return await self._lock_flow(job, job_dir, job_log, running)
         try:
             runtime = self.registry.get(job["language"])
         except UnknownRuntimeError as exc:
@@ -357,10 +360,69 @@ class JobRunner:
         await self._store_lock(job, None, logs)
         return locked.error.outcome, JobStatus.FAILURE
 
+    async def _lock_flow(
+        self, job: dict[str, Any], job_dir: Path, job_log: JobLog, running: Running
+    ) -> tuple[JobOutcome, JobStatus]:
+        """A flow's dependency job: lock each inline script of the flow value (the job's
+        code) whose runtime locks dependencies, one after the other, each in a directory of
+        its own; the result is Windmill's ``{"updated_flow_value": ...}``. The first script
+        that cannot be locked fails the job, naming its module."""
+        value = orjson.loads(job["code"])
+        timeout_s = float(
+            min(job["timeout"] or self.settings.job_timeout_s, self.settings.job_timeout_s)
+        )
+        for index, (module_id, script) in enumerate(inline_scripts(value)):
+            content, language = script.get("content"), script.get("language")
+            if not isinstance(content, str) or not isinstance(language, str):
+                continue
+            try:
+                runtime = self.registry.get(self.registry.resolve(language))
+            except UnknownRuntimeError as exc:
+                return _failure(JobErrorName.UNKNOWN_LANGUAGE, f'module "{module_id}": {exc}')
+            if not isinstance(runtime, DependencyLocking):
+                continue
+            toolchain = runtime.toolchain()
+            if not toolchain.available:
+                return _failure(JobErrorName.TOOLCHAIN_MISSING, toolchain.message)
+            job_log.write(f"[gristmill] locking the dependencies of module {module_id}\n")
+            ctx = JobContext(
+                id=job["id"],
+                workspace_id=job["workspace_id"],
+                language=runtime.name,
+                code=content,
+                args={},
+                job_dir=job_dir / f"module-{index}",
+                script_path=job["runnable_path"],
+                timeout_s=timeout_s,
+                cache_dir=self._cache_dir(runtime.name),
+            )
+            ctx = replace(ctx, env=job_env(self.settings, self.plugins, self.secret, job, ctx))
+            locked = await lock_job(
+                runtime, ctx, on_output=job_log.write, cancel=running.cancel, policy=self.policy
+            )
+            if locked.lock is None:
+                if running.stop_reason == StopReason.CANCEL:
+                    return await self._canceled(ctx.id)
+                if locked.error is None or locked.error.outcome is None:
+                    return JobOutcome(False, "null"), JobStatus.FAILURE  # shutdown or lost
+                logs = (
+                    locked.logs.strip()
+                    or orjson.loads(locked.error.outcome.result_json)["error"]["message"]
+                )
+                return _failure(JobErrorName.LOCK, f'module "{module_id}": {logs}')
+            script["lock"] = locked.lock
+        return JobOutcome(True, orjson.dumps({"updated_flow_value": value}).decode()), (
+            JobStatus.SUCCESS
+        )
+
     async def _store_lock(
         self, job: dict[str, Any], lock: str | None, errors: str | None
     ) -> tuple[JobOutcome, JobStatus] | None:
-        """Record a version's lock or lock errors; retried while the database is away."""
+        """Record a version's lock or lock errors; retried while the database is away. A
+        job locking code that is not saved (``jobs/run/dependencies_async``) has no version:
+        its result is all there is."""
+        if job["runnable_hash"] is None:
+            return None
 
         async def store() -> None:
             async with self.pool.connection() as conn:

@@ -31,6 +31,8 @@ from gristmill.api.deps import (
 from gristmill.api.schemas.jobs import (
     CancelBody,
     CompletedJob,
+    DependenciesBody,
+    FlowDependenciesBody,
     FlowPreviewBody,
     Job,
     JobFilters,
@@ -366,6 +368,50 @@ async def run_preview(body: PreviewBody, ctx: RunContextDep) -> str:
     """Queue a run of code sent in the request (not saved as a script); returns the job id."""
     job_id = await ctx.platform.runs.run_preview(
         ctx.workspace, ctx.actor, _preview(body), ctx.options(), access=ctx.access
+    )
+    return str(job_id)
+
+
+@router.post(
+    "/run/dependencies_async",
+    status_code=201,
+    response_class=PlainTextResponse,
+)
+async def run_dependencies_async(body: DependenciesBody, ctx: RunContextDep) -> str:
+    """Queue a dependency job locking code that is not saved (what ``wmill
+    generate-metadata`` asks); returns the job id. The job's result holds the ``lock``."""
+    ctx.access.require_not_operator()  # before the body is judged: operators run no code
+    try:
+        script = body.script()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    job_id = await ctx.platform.runs.lock_dependencies(
+        ctx.workspace,
+        ctx.actor,
+        script.raw_code,
+        script.language,
+        script.script_path,
+        access=ctx.access,
+    )
+    return str(job_id)
+
+
+@router.post(
+    "/run/flow_dependencies_async",
+    status_code=201,
+    response_class=PlainTextResponse,
+)
+async def run_flow_dependencies_async(body: FlowDependenciesBody, ctx: RunContextDep) -> str:
+    """Queue a dependency job locking the inline scripts of a flow value that is not saved
+    (what ``wmill generate-metadata`` asks for a flow folder); returns the job id. The job's
+    result holds ``updated_flow_value``: the value with each script's ``lock``."""
+    ctx.access.require_not_operator()  # before the body is judged: operators run no code
+    try:
+        body.check()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    job_id = await ctx.platform.runs.lock_flow_dependencies(
+        ctx.workspace, ctx.actor, body.flow_value, body.path, access=ctx.access
     )
     return str(job_id)
 

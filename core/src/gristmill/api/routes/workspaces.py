@@ -21,6 +21,7 @@ from gristmill.api.schemas.workspaces import (
     WsSpecificItem,
 )
 from gristmill.auth.permissions import Role
+from gristmill.errors import NotFound
 from gristmill.validation import MAX_PER_PAGE
 from gristmill.workspace import members, workspaces
 
@@ -100,6 +101,23 @@ async def create_workspace_require_superadmin(platform: PlatformDep) -> PlainTex
     return PlainTextResponse(
         "true" if platform.settings.create_workspace_require_superadmin else "false"
     )
+
+
+#: Windmill's global settings that Gristmill answers (its other instance settings are
+#: environment variables, docs/deploy.md): usernames are instance-wide here, so creating a
+#: workspace never asks for one (what ``wmill workspace add --create`` reads).
+_GLOBAL_SETTINGS: dict[str, bool] = {"automate_username_creation": True}
+
+
+@router.get("/settings/global/{key}")
+async def get_global_setting(key: str) -> bool:
+    """One of Windmill's global settings, for clients that read it before acting."""
+    if key not in _GLOBAL_SETTINGS:
+        raise NotFound(
+            f"Gristmill has no global setting {key!r}: its instance settings are environment "
+            "variables (docs/deploy.md)"
+        )
+    return _GLOBAL_SETTINGS[key]
 
 
 # -- one workspace --------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from gristmill.validation import INT4_MAX, MAX_PER_PAGE
 __all__ = [
     "CancelBody",
     "CompletedJob",
+    "DependenciesBody",
+    "FlowDependenciesBody",
     "Job",
     "JobFilters",
     "JobUpdate",
@@ -60,6 +62,68 @@ class PreviewBody(BaseModel):
     tag: str | None = None
     #: The script's lock (as stored on a version); without it the worker resolves one.
     lock: str | None = None
+
+
+class RawScriptForDependencies(BaseModel):
+    """One script of a dependency request: its code, language and path."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    raw_code: str
+    language: str
+    script_path: str
+
+
+class DependenciesBody(BaseModel):
+    """Code whose dependencies to lock without saving it (Windmill's body of
+    ``jobs/run/dependencies_async``, sent by ``wmill generate-metadata``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    raw_scripts: list[RawScriptForDependencies]
+    #: The path of the script to lock, one of ``raw_scripts``.
+    entrypoint: str
+    #: Windmill's workspace dependencies (shared requirement files): not in Gristmill.
+    raw_workspace_dependencies: dict[str, str] | None = None
+    temp_script_refs: dict[str, Any] | None = None
+
+    def script(self) -> RawScriptForDependencies:
+        """The entrypoint's script; a body asking for what Gristmill does not do is refused."""
+        if self.raw_workspace_dependencies:
+            raise ValueError(
+                "raw_workspace_dependencies: Gristmill has no workspace dependencies; "
+                "put the script's requirements in the script"
+            )
+        if self.temp_script_refs:
+            raise ValueError("temp_script_refs: Gristmill locks one script at a time")
+        for script in self.raw_scripts:
+            if script.script_path == self.entrypoint:
+                return script
+        raise ValueError(f"entrypoint {self.entrypoint!r} is not one of raw_scripts")
+
+
+class FlowDependenciesBody(BaseModel):
+    """A flow value whose inline scripts to lock without saving it (Windmill's body of
+    ``jobs/run/flow_dependencies_async``, sent by ``wmill generate-metadata``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    flow_value: dict[str, Any]
+    path: str
+    use_local_lockfiles: bool | None = None
+    #: Windmill's workspace dependencies (shared requirement files): not in Gristmill.
+    raw_workspace_dependencies: dict[str, str] | None = None
+    temp_script_refs: dict[str, Any] | None = None
+
+    def check(self) -> None:
+        """Refuse what Gristmill does not do (as :meth:`DependenciesBody.script`)."""
+        if self.raw_workspace_dependencies:
+            raise ValueError(
+                "raw_workspace_dependencies: Gristmill has no workspace dependencies; "
+                "put each script's requirements in the script"
+            )
+        if self.temp_script_refs:
+            raise ValueError("temp_script_refs: Gristmill locks the scripts of the flow only")
 
 
 class FlowPreviewBody(BaseModel):
