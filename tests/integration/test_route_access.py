@@ -153,6 +153,9 @@ POLICY: dict[str, str] = {
     "workspaces-list_ws_specific":         MEMBER_READ,      # GET  /w/{ws}/workspaces/list_ws_specific
     "workspaces-leave":                    OPERATOR_ALLOWED, # POST /w/{ws}/workspaces/leave (any member leaves)
     "workspaces-add_user":                 ADMIN,            # POST /w/{ws}/workspaces/add_user
+    "git_sync-edit_git_sync_config":       ADMIN,            # POST /w/{ws}/workspaces/edit_git_sync_config
+    "git_sync-git_sync_status":            MEMBER_READ,      # GET  /w/{ws}/workspaces/git_sync
+    "git_sync-get_settings":               MEMBER_READ,      # GET  /w/{ws}/workspaces/get_settings
     "workspaces-invite_user":              ADMIN,            # POST /w/{ws}/workspaces/invite_user
     "workspaces-delete_invite":            ADMIN,            # POST /w/{ws}/workspaces/delete_invite
     "workspaces-list_pending_invites":     ADMIN,            # GET  /w/{ws}/workspaces/list_pending_invites

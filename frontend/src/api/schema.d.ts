@@ -3379,6 +3379,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/w/{workspace}/workspaces/edit_git_sync_config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Edit Git Sync Config
+         * @description Set the workspace's git sync (admins): each deployed script, flow or schedule is then
+         *     committed to the repositories and pushed, in the background. No repository turns it off.
+         *     400 when `git` is not installed on the server ("git not found") or a repository's resource
+         *     is missing or holds no `url`.
+         */
+        post: operations["git_sync-edit_git_sync_config"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/workspaces/get_settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Settings
+         * @description The workspace's settings as Windmill's `get_settings` shapes them, the ones Gristmill
+         *     has: `git_sync` (what `wmill gitsync-settings pull` and `wmill init` read).
+         */
+        get: operations["git_sync-get_settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/w/{workspace}/workspaces/get_workspace_name": {
         parameters: {
             query?: never;
@@ -3388,6 +3432,27 @@ export interface paths {
         };
         /** Get Workspace Name */
         get: operations["workspaces-get_workspace_name"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/w/{workspace}/workspaces/git_sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Git Sync Status
+         * @description The workspace's git sync setting and state (Gristmill's; Windmill shows the setting in
+         *     `get_settings`).
+         */
+        get: operations["git_sync-git_sync_status"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3957,6 +4022,13 @@ export interface components {
              */
             status: "deployed" | "locking" | "failed";
         };
+        /**
+         * EditGitSyncConfig
+         * @description The body of ``edit_git_sync_config``: the setting, or null (no repository: off).
+         */
+        EditGitSyncConfig: {
+            git_sync_settings?: components["schemas"]["GitSyncConfig"] | null;
+        };
         /** EditGroup */
         EditGroup: {
             /** Summary */
@@ -4297,6 +4369,77 @@ export interface components {
             scripts: number;
             /** Variables */
             variables: number;
+        };
+        /**
+         * GitRepositorySettings
+         * @description One repository: a ``git_repository`` resource (``$res:`` prefix optional) holding its
+         *     ``url`` (and optionally ``branch``).
+         */
+        GitRepositorySettings: {
+            /** Git Repo Resource Path */
+            git_repo_resource_path: string;
+            /**
+             * Group By Folder
+             * @default false
+             */
+            group_by_folder: boolean;
+            /** Script Path */
+            script_path?: string | null;
+            settings?: components["schemas"]["GitSyncFilters"] | null;
+            /**
+             * Use Individual Branch
+             * @default false
+             */
+            use_individual_branch: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * GitSyncConfig
+         * @description Windmill's ``WorkspaceGitSyncSettings``.
+         */
+        GitSyncConfig: {
+            /** Repositories */
+            repositories?: components["schemas"]["GitRepositorySettings"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * GitSyncFilters
+         * @description Which items a repository takes (Windmill's ``settings``): path globs and item types.
+         */
+        GitSyncFilters: {
+            /** Exclude Path */
+            exclude_path?: string[];
+            /** Extra Include Path */
+            extra_include_path?: string[];
+            /** Include Path */
+            include_path?: string[];
+            /** Include Type */
+            include_type?: string[] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * GitSyncStatus
+         * @description The setting (null: git sync is off) and how syncing goes: deployments waiting, the
+         *     last failure (cleared by the next success), the last commit pushed.
+         */
+        GitSyncStatus: {
+            /** Git Sync Settings */
+            git_sync_settings: {
+                [key: string]: unknown;
+            } | null;
+            /** Last Commit */
+            last_commit: string | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Error At */
+            last_error_at: string | null;
+            /** Last Pushed At */
+            last_pushed_at: string | null;
+            /** Pending */
+            pending: number;
         };
         /**
          * GlobalUserInfo
@@ -6049,6 +6192,20 @@ export interface components {
             is_admin: boolean;
             /** Operator */
             operator: boolean;
+            /** Workspace Id */
+            workspace_id: string;
+        };
+        /**
+         * WorkspaceSettings
+         * @description Windmill's ``get_settings``, the part Gristmill has: the workspace and its git sync
+         *     (``null``: off). Windmill's other settings (error handlers, Slack, AI, storage...) do not
+         *     exist here and are left out.
+         */
+        WorkspaceSettings: {
+            /** Git Sync */
+            git_sync: {
+                [key: string]: unknown;
+            } | null;
             /** Workspace Id */
             workspace_id: string;
         };
@@ -20830,6 +20987,162 @@ export interface operations {
             };
         };
     };
+    "git_sync-edit_git_sync_config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditGitSyncConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "git_sync-get_settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceSettings"];
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     "workspaces-get_workspace_name": {
         parameters: {
             query?: never;
@@ -20848,6 +21161,82 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not authorized: ...`: no valid token (checked before anything else). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Forbidden: ...`: the token's owner is not a member of the workspace, lacks the role or the permission on the item, or the token's scopes do not allow the operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Not found: ...`: the workspace or the item does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Payload too large: ...`: the body, a script or the arguments are over a limit (GRISTMILL_MAX_BODY_SIZE_MB, GRISTMILL_MAX_SCRIPT_SIZE_KB, GRISTMILL_MAX_ARGS_SIZE_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description `Service unavailable: ...`: the database cannot be reached; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    "git_sync-git_sync_status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitSyncStatus"];
                 };
             };
             /** @description `Bad request: ...`: the request, a field of it, or a value it names is invalid. */

@@ -18,6 +18,7 @@ from gristmill.api.routes import (
     flow_tools,
     flows,
     folders,
+    git_sync,
     groups,
     health,
     http_routes,
@@ -88,6 +89,7 @@ def create_app(platform: Platform) -> FastAPI:
         schedules.router,
         schedules.global_router,
         sync.router,
+        git_sync.router,
     ):
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     for kind in platform.trigger_kinds or ():

@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
+from gristmill.auth.audit import ActionKind, record_access
 from gristmill.auth.permissions import Access
 from gristmill.db.queries import Q, like_prefix
 from gristmill.errors import BadInput, NotFound
@@ -274,6 +275,15 @@ async def save_version(
             await conn.execute(
                 Q["archive_script"], {"workspace_id": workspace_id, "hash": parent["hash"]}
             )
+        # Audited as Windmill does; the entry is also what git sync commits from.
+        await record_access(
+            conn,
+            access,
+            "scripts.create" if latest is None else "scripts.update",
+            ActionKind.CREATE if latest is None else ActionKind.UPDATE,
+            draft.path,
+            parameters={"hash": format_hash(new_hash)},
+        )
         if needs_lock:
             await push_job(
                 conn,
@@ -443,31 +453,49 @@ async def _write_and_run(
     row: dict[str, Any],
     query: LiteralString,
     params: dict[str, Any],
+    operation: str,
 ) -> str:
-    """Run ``query`` on a version the caller sees (``row``) once they may write its path;
-    the path, for the caller to forget cached versions."""
+    """Run ``query`` on a version the caller sees (``row``) once they may write its path,
+    audited as ``operation``; the path, for the caller to forget cached versions."""
     access.require_write(row["path"], row["extra_perms"])
+    kind = ActionKind.DELETE if operation == "scripts.delete" else ActionKind.UPDATE
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(query, {"workspace_id": access.workspace_id, **params})
+        await record_access(
+            conn,
+            access,
+            operation,
+            kind,
+            row["path"],
+            parameters={"hash": format_hash(row["hash"])},
+        )
     return row["path"]
 
 
 async def archive_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
     """Archive every version at ``path`` (write access; 404 when the caller cannot see it)."""
     row = await fetch_by_path(pool, access.workspace_id, path, access)
-    return await _write_and_run(pool, access, row, Q["archive_script_path"], {"path": path})
+    return await _write_and_run(
+        pool, access, row, Q["archive_script_path"], {"path": path}, "scripts.archive"
+    )
 
 
 async def archive_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
     row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
-    return await _write_and_run(pool, access, row, Q["archive_script"], {"hash": row["hash"]})
+    return await _write_and_run(
+        pool, access, row, Q["archive_script"], {"hash": row["hash"]}, "scripts.archive"
+    )
 
 
 async def delete_by_hash(pool: AsyncConnectionPool, access: Access, hash_text: str) -> str:
     row = await fetch_by_hash(pool, access.workspace_id, hash_text, access)
-    return await _write_and_run(pool, access, row, Q["delete_script_hash"], {"hash": row["hash"]})
+    return await _write_and_run(
+        pool, access, row, Q["delete_script_hash"], {"hash": row["hash"]}, "scripts.delete"
+    )
 
 
 async def delete_by_path(pool: AsyncConnectionPool, access: Access, path: str) -> str:
     row = await fetch_by_path(pool, access.workspace_id, path, access)
-    return await _write_and_run(pool, access, row, Q["delete_script_path"], {"path": path})
+    return await _write_and_run(
+        pool, access, row, Q["delete_script_path"], {"path": path}, "scripts.delete"
+    )

@@ -13,6 +13,7 @@ import click
 
 from gristmill import __version__
 from gristmill.config import ConfigError, Settings
+from gristmill.server.dev_cli import dev
 from gristmill.server.flow_cli import flow
 from gristmill.server.plugins_cli import add_plugin_commands
 from gristmill.server.sync_cli import sync, workspace
@@ -240,6 +241,7 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
 
 
 cli.add_command(flow)
+cli.add_command(dev)
 add_plugin_commands(cli)
 cli.add_command(sync)
 cli.add_command(workspace)

@@ -29,6 +29,7 @@ from gristmill.queue.waiting import waiters_of
 from gristmill.queue.zombies import run_monitor
 from gristmill.runtimes import RuntimeRegistry
 from gristmill.sandbox import RunPolicy, select_backend
+from gristmill.sync.git import GitSyncer
 from gristmill.tasks import cancel_and_wait
 from gristmill.triggers.host import TriggerHost, new_server_id
 from gristmill.triggers.kinds import TriggerKind, TriggerServices
@@ -158,6 +159,10 @@ class Platform:
             # Schedules fire from every server process (gristmill.triggers.ticker).
             ticker = Ticker(self.pool, self.submitter, self.flow_engine)
             self._background.append(asyncio.create_task(ticker.run(), name="schedules"))
+            # Git sync commits deployments from every server process too (one at a time per
+            # workspace, under a database lock).
+            syncer = GitSyncer(self.pool, self.secrets, self.settings.data_dir / "git-sync")
+            self._background.append(asyncio.create_task(syncer.run(), name="git sync"))
         self.tokens = TokenResolver(
             self.pool,
             job_token_secret=self.job_token_secret,

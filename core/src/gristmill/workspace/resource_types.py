@@ -1,7 +1,7 @@
 """Resource types: a name and the JSON schema its resources' values follow.
 
 The built-in types (``resource_types.json``: ``postgresql``, ``mysql``, ``s3``, ``smtp``,
-``state``, ``any``) exist in every workspace and cannot be changed or deleted; a workspace
+``git_repository``, ``state``, ``any``) exist in every workspace and cannot be changed or deleted; a workspace
 adds its own. A type without a schema (``state``, ``any``) takes any value.
 """
 
