@@ -121,7 +121,18 @@ SUFFIXES: dict[ItemKind, str] = {
     "postgres_trigger": ".postgres_trigger.json",
 }
 
-_SCHEDULE_STATE = ("email", "next_tick", "skipped_ticks", "last_skip_at", "last_skip_reason")
+# A schedule's firing state (its ticker's, and the handlers' count of failures) is no part of
+# its definition; who saved it is the pushing user on the other side.
+_SCHEDULE_STATE = (
+    "email",
+    "next_tick",
+    "last_tick",
+    "failure_count",
+    "last_error",
+    "skipped_ticks",
+    "last_skip_at",
+    "last_skip_reason",
+)
 
 # The fields of a script's metadata file, in Windmill's order; the first five always.
 _SCRIPT_ALWAYS = ("summary", "description", "schema", "lock", "kind")

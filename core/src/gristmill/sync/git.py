@@ -244,13 +244,6 @@ def owned_files(root: Path, kind: str, path: str) -> list[Path]:
     return found
 
 
-def _schedule_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    # The schedule's firing state is not its definition (as the workspace tarball leaves out).
-    state = ("next_tick", "last_tick", "failure_count", "last_error", "skipped_ticks")
-    state += ("last_skip_at", "last_skip_reason")
-    return {k: v for k, v in row.items() if k not in state}
-
-
 def _system_access(workspace_id: str) -> Access:
     actor = Actor(email="git-sync@gristmill.invalid", username="git-sync", super_admin=True)
     return Access(workspace_id, actor, Role.ADMIN)
@@ -279,7 +272,7 @@ async def item_files(
                     pass  # deleted since: the flow as it is now
             flow = dataclasses.asdict(await flow_store.get_flow(pool, access, path))
             return None if flow.get("archived") else fmt.flow_files(flow)
-        return fmt.schedule_files(_schedule_item(await schedules.get_schedule(pool, access, path)))
+        return fmt.schedule_files(await schedules.get_schedule(pool, access, path))
     except NotFound:
         return None
 
