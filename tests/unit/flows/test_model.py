@@ -25,13 +25,13 @@ from gristmill.flows import (
     WhileloopFlow,
     describe_path,
     dump_flow,
-    dump_flow_dir,
     flow_to_dict,
     iter_modules,
     load_flow,
     load_flow_dir,
     parse_flow,
 )
+from gristmill.sync.format import flow_files
 
 FLOWS = Path(__file__).parent / "windmill"
 JSON_FLOWS = sorted(FLOWS.glob("*.json"))
@@ -434,12 +434,19 @@ def test_a_folder_without_a_flow_file_is_refused(tmp_path: Path) -> None:
         load_flow_dir(tmp_path)
 
 
-def test_dump_flow_dir_writes_inline_files_that_load_back(tmp_path: Path) -> None:
+def _write_folder(flow: OpenFlow, out: Path) -> None:
+    """The flow's folder as ``gristmill flow pull`` and the sync commands write it."""
+    files = flow_files({"path": "f/x/y", **flow_to_dict(flow)})
+    out.mkdir()
+    for name, content in files.items():
+        (out / name.removeprefix("f/x/y.flow/")).write_bytes(content)
+
+
+def test_a_written_flow_folder_loads_back(tmp_path: Path) -> None:
     flow = load_flow_dir(_cli_folder(tmp_path))
     out = tmp_path / "out"
-    target = dump_flow_dir(flow, out)
-    assert target == out / "flow.yaml"
-    text = target.read_text()
+    _write_folder(flow, out)
+    text = (out / "flow.yaml").read_text()
     assert "content: '!inline a.inline_script.py'" in text
     assert "lock: '!inline a.inline_script.lock'" in text
     assert "content: '!inline c.inline_script.ts'" in text
@@ -448,15 +455,12 @@ def test_dump_flow_dir_writes_inline_files_that_load_back(tmp_path: Path) -> Non
     assert flow_to_dict(load_flow_dir(out)) == flow_to_dict(flow)
 
 
-def test_dump_flow_with_inline_dir_leaves_the_flow_object_alone(tmp_path: Path) -> None:
+def test_writing_a_flow_folder_leaves_the_flow_object_alone(tmp_path: Path) -> None:
     flow = load_flow(_json("approval.json"))
-    text = dump_flow(flow, inline_dir=tmp_path)
-    data = json.loads(text)
-    assert data["value"]["modules"][0]["value"]["content"] == "!inline a.inline_script.ts"
-    assert data["value"]["modules"][1]["value"]["content"] == "!inline b.inline_script.py"
+    _write_folder(flow, tmp_path / "out")
     first = flow.value.modules[0].value
     assert isinstance(first, RawScript) and first.content.startswith("import * as wmill")
-    assert _canonical(flow_to_dict(load_flow(text, base_dir=tmp_path))) == _canonical(
+    assert _canonical(flow_to_dict(load_flow_dir(tmp_path / "out"))) == _canonical(
         _json("approval.json")
     )
 

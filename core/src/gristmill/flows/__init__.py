@@ -5,7 +5,7 @@ checks a flow passes before it is saved.
   ``FlowModule``, the module values, ``InputTransform``, ``Retry``, ``Suspend``...), which keep
   unknown fields so that a flow exported from Windmill comes back out the same;
   ``load_flow`` / ``load_flow_dir`` (JSON, YAML, the CLI's ``!inline`` files),
-  ``dump_flow`` / ``dump_flow_dir``; ``iter_modules`` (every module and where it sits).
+  ``dump_flow``; ``iter_modules`` (every module and where it sits).
 - :mod:`~gristmill.flows.checks`: ``check_flow`` (duplicate or invalid ids, malformed
   transforms and expressions, missing scripts and flows, cycles of sub-flows, ...).
 - :mod:`~gristmill.flows.expressions`: ``Evaluator`` (the JavaScript of input transforms and
@@ -68,7 +68,6 @@ from gristmill.flows.model import (
     WhileloopFlow,
     describe_path,
     dump_flow,
-    dump_flow_dir,
     flow_to_dict,
     iter_modules,
     load_flow,
@@ -115,7 +114,6 @@ __all__ = [
     "check_flow",
     "describe_path",
     "dump_flow",
-    "dump_flow_dir",
     "find_references",
     "flow_problems",
     "flow_to_dict",

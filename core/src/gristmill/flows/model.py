@@ -9,8 +9,9 @@ failing on them.
 
 Files: :func:`load_flow` takes JSON or YAML text (or an already parsed mapping);
 :func:`load_flow_dir` reads a Windmill CLI flow folder (``flow.yaml`` whose inline scripts
-are ``!inline <file>`` references to files beside it); :func:`dump_flow` and
-:func:`dump_flow_dir` write the same formats back.
+are ``!inline <file>`` references to files beside it); :func:`dump_flow` writes JSON or YAML
+back (a folder is written by ``gristmill.sync.format.flow_files``, with the CLI's file
+names).
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ __all__ = [
     "WhileloopFlow",
     "describe_path",
     "dump_flow",
-    "dump_flow_dir",
     "flow_to_dict",
     "inline_scripts",
     "iter_modules",
@@ -485,80 +485,14 @@ def flow_to_dict(flow: OpenFlow) -> dict[str, Any]:
     return flow.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
-def dump_flow(
-    flow: OpenFlow,
-    *,
-    fmt: Literal["json", "yaml"] = "json",
-    inline_dir: Path | None = None,
-) -> str:
-    """The flow as JSON or YAML text.
-
-    With ``inline_dir``, every inline script (and its lock) is written to a file there and
-    the text holds ``!inline <file>`` in its place, as the Windmill CLI does.
-    """
+def dump_flow(flow: OpenFlow, *, fmt: Literal["json", "yaml"] = "json") -> str:
+    """The flow as JSON or YAML text, its inline scripts inside (a flow folder with one file
+    per inline script, as the Windmill CLI writes it: ``gristmill.sync.format.flow_files``)."""
     data = flow_to_dict(flow)
-    if inline_dir is not None:
-        _extract_inline(data.get("value", {}), inline_dir)
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     yaml = _yaml()
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def dump_flow_dir(flow: OpenFlow, directory: str | Path) -> Path:
-    """Write a Windmill CLI flow folder: ``flow.yaml`` (``flow.json`` when YAML cannot be
-    written here) and one file per inline script. Returns the flow file's path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fmt: Literal["json", "yaml"] = "yaml" if _yaml_available() else "json"
-    target = directory / ("flow.yaml" if fmt == "yaml" else "flow.json")
-    target.write_text(dump_flow(flow, fmt=fmt, inline_dir=directory), encoding="utf-8")
-    return target
-
-
-# File extensions the Windmill CLI gives inline scripts, by language.
-_EXTENSIONS = {
-    "python3": "py",
-    "bun": "ts",
-    "deno": "deno.ts",
-    "nativets": "native.ts",
-    "go": "go",
-    "bash": "sh",
-    "powershell": "ps1",
-    "postgresql": "pg.sql",
-    "mysql": "my.sql",
-    "bigquery": "bq.sql",
-    "snowflake": "sf.sql",
-    "mssql": "ms.sql",
-    "oracledb": "odb.sql",
-    "duckdb": "duckdb.sql",
-    "graphql": "gql",
-    "php": "php",
-    "rust": "rs",
-    "csharp": "cs",
-    "java": "java",
-    "nu": "nu",
-}
-
-
-def _extract_inline(value: dict[str, Any], directory: Path) -> None:
-    for module in _raw_modules(value):
-        inner = module.get("value")
-        if not isinstance(inner, dict) or inner.get("type") != "rawscript":
-            continue
-        content = inner.get("content")
-        if not isinstance(content, str) or content.startswith(INLINE_PREFIX):
-            continue
-        stem = f"{module.get('id') or 'step'}.inline_script"
-        name = f"{stem}.{_EXTENSIONS.get(str(inner.get('language')), 'txt')}"
-        (directory / name).write_text(content, encoding="utf-8")
-        inner["content"] = INLINE_PREFIX + name
-        lock = inner.get("lock")
-        if isinstance(lock, list):
-            lock = "\n".join(str(line) for line in lock)
-        if isinstance(lock, str) and lock and not lock.startswith(INLINE_PREFIX):
-            (directory / f"{stem}.lock").write_text(lock, encoding="utf-8")
-            inner["lock"] = f"{INLINE_PREFIX}{stem}.lock"
 
 
 def inline_scripts(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:

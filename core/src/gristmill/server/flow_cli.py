@@ -227,19 +227,18 @@ def push(source: Path, path: str, url: str | None, token: str | None, workspace:
 @_workspace
 def pull(path: str, target: Path, url: str | None, token: str | None, workspace: str) -> None:
     """Write the flow at PATH to the folder TARGET as the Windmill CLI does (`flow.yaml` and
-    one file per inline script)."""
-    from gristmill.flows.model import dump_flow_dir, parse_flow
+    one file per inline script): the same files `gristmill sync pull` and `wmill sync pull`
+    write for it."""
+    from gristmill.sync.format import flow_files
 
     with _client(url, token) as client:
         stored = _expect(client.get(f"/w/{workspace}/flows/get/{path}"))
-    data: dict[str, Any] = {"summary": stored.get("summary") or ""}
-    if stored.get("description"):
-        data["description"] = stored["description"]
-    data["value"] = stored["value"]
-    if stored.get("schema") is not None:
-        data["schema"] = stored["schema"]
-    written = dump_flow_dir(parse_flow(data), target)
-    click.echo(f"wrote {written}")
+    files = flow_files(stored)
+    prefix = f"{stored['path']}.flow/"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (target / name.removeprefix(prefix)).write_bytes(content)
+    click.echo(f"wrote {target / 'flow.yaml'}")
 
 
 @flow.command("restart")
