@@ -9,7 +9,6 @@ import queue
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,10 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from gristmill.config import Settings
 from gristmill.server.cli import cli
 from gristmill.testing.chaos import clean_env
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import served_settings
 from gristmill.testing.windmill_cli import WindmillCli
 
 FLOW = Path(__file__).parent.parent / "data" / "flows" / "sum_squares.flow"
@@ -32,24 +31,11 @@ GRISTMILL = Path(sys.executable).parent / "gristmill"
 
 @pytest.fixture(scope="module")
 def server(pg_cluster: PgCluster, served_platform: Any) -> Iterator[str]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-dev-cli-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    try:
-        with served_platform(settings) as url:
-            yield url
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with (
+        served_settings(pg_cluster, SUPERADMIN_SECRET, "gm-dev-cli-") as settings,
+        served_platform(settings) as url,
+    ):
+        yield url
 
 
 class _Lines:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,40 +15,27 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from gristmill.config import Settings
 from gristmill.flows import flow_to_dict, load_flow_dir
 from gristmill.server.cli import cli
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import served_settings
 
 FOLDER = Path(__file__).parent.parent / "data" / "flows" / "sum_squares.flow"
 
 
 @pytest.fixture(scope="module")
 def server(pg_cluster: PgCluster, served_platform: Any) -> Iterator[str]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-flow-cli-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    try:
-        with served_platform(settings) as url:
-            r = httpx.post(
-                f"{url}/api/w/main/folders/create",
-                json={"name": "shared"},
-                headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
-            )
-            assert r.status_code in (200, 201), r.text
-            yield url
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with (
+        served_settings(pg_cluster, SUPERADMIN_SECRET, "gm-flow-cli-") as settings,
+        served_platform(settings) as url,
+    ):
+        r = httpx.post(
+            f"{url}/api/w/main/folders/create",
+            json={"name": "shared"},
+            headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
+        )
+        assert r.status_code in (200, 201), r.text
+        yield url
 
 
 def gristmill(url: str, *args: str) -> Result:

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gristmill.config import Settings
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import served_settings
 
 WS = "main"
 PASSWORD = "correct horse battery"
@@ -137,54 +134,42 @@ def _login(url: str, email: str) -> str:
 
 @pytest.fixture(scope="module")
 def served(pg_cluster: PgCluster, served_platform: Any) -> Iterator[Served]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-suspend-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-        # The monitor (zombies, stalled flows, suspended flows timing out) runs every
-        # max(1, this / 4) seconds: every second here.
-        zombie_job_timeout_s=4,
-    )
-    server = served_platform(settings)
-    clients: list[httpx.Client] = []
-    try:
-        with server as url:
+    # The monitor (zombies, stalled flows, suspended flows timing out) runs every
+    # max(1, zombie_job_timeout_s / 4) seconds: every second here.
+    with served_settings(
+        pg_cluster, SUPERADMIN_SECRET, "gm-suspend-", zombie_job_timeout_s=4
+    ) as settings:
+        server = served_platform(settings)
+        clients: list[httpx.Client] = []
+        try:
+            with server as url:
 
-            def client(token: str | None) -> httpx.Client:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                c = httpx.Client(base_url=f"{url}/api", headers=headers, timeout=60)
-                clients.append(c)
-                return c
+                def client(token: str | None) -> httpx.Client:
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
+                    c = httpx.Client(base_url=f"{url}/api", headers=headers, timeout=60)
+                    clients.append(c)
+                    return c
 
-            admin = client(SUPERADMIN_SECRET)
-            users: dict[str, httpx.Client] = {}
-            for name in ("alice", "bob", "carol"):
-                email = f"{name}@example.com"
-                r = admin.post("/users/create", json={"email": email, "password": PASSWORD})
-                assert r.status_code == 201, r.text
-                r = admin.post(f"/w/{WS}/workspaces/add_user", json={"email": email})
-                assert r.status_code == 200, r.text
-                users[name] = client(_login(url, email))
-            r = users["alice"].post(f"/w/{WS}/groups/create", json={"name": "approvers"})
-            assert r.status_code in (200, 201), r.text
-            for name in ("alice", "carol"):
-                r = users["alice"].post(
-                    f"/w/{WS}/groups/adduser/approvers", json={"username": name}
-                )
-                assert r.status_code == 200, r.text
-            yield Served(url, admin, client(None), users)
-    finally:
-        for c in clients:
-            c.close()
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
+                admin = client(SUPERADMIN_SECRET)
+                users: dict[str, httpx.Client] = {}
+                for name in ("alice", "bob", "carol"):
+                    email = f"{name}@example.com"
+                    r = admin.post("/users/create", json={"email": email, "password": PASSWORD})
+                    assert r.status_code == 201, r.text
+                    r = admin.post(f"/w/{WS}/workspaces/add_user", json={"email": email})
+                    assert r.status_code == 200, r.text
+                    users[name] = client(_login(url, email))
+                r = users["alice"].post(f"/w/{WS}/groups/create", json={"name": "approvers"})
+                assert r.status_code in (200, 201), r.text
+                for name in ("alice", "carol"):
+                    r = users["alice"].post(
+                        f"/w/{WS}/groups/adduser/approvers", json={"username": name}
+                    )
+                    assert r.status_code == 200, r.text
+                yield Served(url, admin, client(None), users)
+        finally:
+            for c in clients:
+                c.close()
 
 
 def test_one_approval_resumes_and_the_next_step_sees_the_payload(served: Served) -> None:

@@ -10,9 +10,8 @@ not wait on a dependency job longer than a plain run.
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,11 +22,10 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from gristmill.config import Settings
 from gristmill.server.cli import cli
 from gristmill.sync.archive import read_archive
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
-from gristmill.testing.served import ServedPlatform
+from gristmill.testing.served import ServedPlatform, admin_token, served_settings
 from gristmill.testing.windmill_cli import WindmillCli
 
 pytestmark = [pytest.mark.slow, pytest.mark.bundled_plugins]
@@ -77,59 +75,35 @@ class Instance:
         return self.ok(self.http.get(f"/w/{WORKSPACE}{path}", params=params)).json()
 
 
-def _token(url: str, email: str, password: str) -> str:
-    login = httpx.post(f"{url}/api/auth/login", json={"email": email, "password": password})
-    assert login.status_code == 200, login.text
-    created = httpx.post(
-        f"{url}/api/users/tokens/create",
-        json={
-            "label": "sync",
-            "expiration": (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat(),
-        },
-        headers={"Authorization": f"Bearer {login.text}"},
-    )
-    assert created.status_code in (200, 201), created.text
-    return created.text
-
-
 @pytest.fixture(scope="module")
 def serve(pg_cluster: PgCluster) -> Iterator[Callable[[], Instance]]:
     """Starts platforms behind real HTTP servers (each on its own database), stopped at the
     module's end."""
-    stack: list[tuple[ServedPlatform, str, Path, httpx.Client]] = []
+    with contextlib.ExitStack() as stack:
 
-    def start() -> Instance:
-        database = pg_cluster.create_database()
-        data_dir = Path(tempfile.mkdtemp(prefix="gm-sync-", dir="/var/tmp"))
-        data_dir.chmod(0o755)
-        settings = Settings(
-            data_dir=data_dir,
-            database_url=pg_cluster.conninfo(database),
-            num_workers=1,
-            superadmin_secret=SUPERADMIN_SECRET,
-            heartbeat_s=0.5,
-            log_flush_ms=50,
-            database_connections=6,
-        )
-        server = ServedPlatform(settings)
-        url = server.__enter__()
-        admin = server.new_admin
-        assert admin is not None
-        token = _token(url, admin.email, admin.password)
-        http = httpx.Client(
-            base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
-        )
-        stack.append((server, database, data_dir, http))
-        return Instance(url, token, http)
+        def start() -> Instance:
+            settings = stack.enter_context(
+                served_settings(
+                    pg_cluster,
+                    SUPERADMIN_SECRET,
+                    "gm-sync-",
+                    num_workers=1,
+                    database_connections=6,
+                )
+            )
+            server = ServedPlatform(settings)
+            url = stack.enter_context(server)
+            admin = server.new_admin
+            assert admin is not None
+            token = admin_token(url, admin.email, admin.password)
+            http = stack.enter_context(
+                httpx.Client(
+                    base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
+                )
+            )
+            return Instance(url, token, http)
 
-    try:
         yield start
-    finally:
-        for server, database, data_dir, http in reversed(stack):
-            http.close()
-            server.__exit__(None, None, None)
-            pg_cluster.drop_database(database)
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _wait_deployed(gm: Instance, path: str) -> None:

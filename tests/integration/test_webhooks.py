@@ -6,19 +6,16 @@ content type and headers; the job records that a webhook started it."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gristmill.config import Settings
 from gristmill.testing.pytest_plugin import SUPERADMIN_SECRET, PgCluster
+from gristmill.testing.served import served_settings
 
 WS = "main"
 
@@ -66,20 +63,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(pg_cluster: PgCluster, served_platform: Any) -> Iterator[Served]:
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix="gm-webhooks-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=SUPERADMIN_SECRET,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    server = served_platform(settings)
-    try:
+    with served_settings(pg_cluster, SUPERADMIN_SECRET, "gm-webhooks-") as settings:
+        server = served_platform(settings)
         with server as url:
             admin = server.new_admin
             assert admin is not None
@@ -100,9 +85,6 @@ def served(pg_cluster: PgCluster, served_platform: Any) -> Iterator[Served]:
                 timeout=60,
             ) as http:
                 yield Served(url, http, session)
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def unique(name: str) -> str:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -145,26 +145,43 @@ def admin_token(url: str, email: str, password: str) -> str:
 
 
 @contextlib.contextmanager
+def served_settings(
+    pg_cluster: PgCluster, superadmin_secret: str, prefix: str, **overrides: Any
+) -> Iterator[Settings]:
+    """The settings of a served test platform: a database of its own, a data directory
+    under /var/tmp, two workers, quick heartbeats and log flushes (``overrides`` change any);
+    the database and the directory are dropped on exit."""
+    database = pg_cluster.create_database()
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    # The sandbox's user (nobody, when running as root) reaches the job directories.
+    data_dir.chmod(0o755)
+    fields: dict[str, Any] = {
+        "num_workers": 2,
+        "heartbeat_s": 0.5,
+        "log_flush_ms": 50,
+        "database_connections": 8,
+        **overrides,
+    }
+    try:
+        yield Settings(
+            data_dir=data_dir,
+            database_url=pg_cluster.conninfo(database),
+            superadmin_secret=superadmin_secret,
+            **fields,
+        )
+    finally:
+        pg_cluster.drop_database(database)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def served_main_workspace(
     pg_cluster: PgCluster, superadmin_secret: str, prefix: str = "gm-served-"
 ) -> Iterator[Served]:
     """A platform on a database of its own, served on 127.0.0.1 with two workers, and its
     first admin's :class:`Served` view; everything is dropped on exit."""
-    database = pg_cluster.create_database()
-    data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    # The sandbox's user (nobody, when running as root) reaches the job directories.
-    data_dir.chmod(0o755)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=pg_cluster.conninfo(database),
-        num_workers=2,
-        superadmin_secret=superadmin_secret,
-        heartbeat_s=0.5,
-        log_flush_ms=50,
-        database_connections=8,
-    )
-    server = ServedPlatform(settings)
-    try:
+    with served_settings(pg_cluster, superadmin_secret, prefix) as settings:
+        server = ServedPlatform(settings)
         with server as url:
             admin = server.new_admin
             assert admin is not None
@@ -172,7 +189,4 @@ def served_main_workspace(
             with httpx.Client(
                 base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=120
             ) as http:
-                yield Served(url, token, admin.email, data_dir, http)
-    finally:
-        pg_cluster.drop_database(database)
-        shutil.rmtree(data_dir, ignore_errors=True)
+                yield Served(url, token, admin.email, settings.data_dir, http)
