@@ -35,6 +35,7 @@ from gristmill.queue.trace import TRACE
 from gristmill.queue.waiting import check_queue_limit, early_result, wait_for_completion
 from gristmill.runtimes import (
     DependencyLocking,
+    Runtime,
     RuntimeRegistry,
     ScriptError,
     UnknownRuntimeError,
@@ -387,11 +388,7 @@ class Submitter:
         except UnknownRuntimeError as exc:
             raise BadInput(str(exc)) from None
         try:
-            runtime = self.registry.get(language)
-            runtime.parse_signature(content)
-            # The requirements are read now: a bad one is a 400, not a failed job.
-            if isinstance(runtime, DependencyLocking):
-                runtime.lock_inputs(content)
+            _check_lockable(self.registry.get(language), content)
         except ScriptError as exc:
             raise BadInput(script_error_message(exc)) from None
         job = self._new_job(
@@ -432,10 +429,7 @@ class Submitter:
             if not isinstance(content, str) or not isinstance(language, str):
                 continue  # the flow's own checks judge it when it is saved or run
             try:
-                runtime = self.registry.get(self.registry.resolve(language))
-                runtime.parse_signature(content)
-                if isinstance(runtime, DependencyLocking):
-                    runtime.lock_inputs(content)
+                _check_lockable(self.registry.get(self.registry.resolve(language)), content)
             except (UnknownRuntimeError, ScriptError) as exc:
                 raise BadInput(f'module "{module_id}" (rawscript): {exc}') from None
         code = orjson.dumps(value).decode()
@@ -617,3 +611,11 @@ def _refuse_late_start(scheduled_for: dt.datetime | None, timeout_s: float) -> N
                 f"(TIMEOUT_WAIT_RESULT={timeout_s:g} s); queue it with jobs/run/... and "
                 "fetch its result later"
             )
+
+
+def _check_lockable(runtime: Runtime, content: str) -> None:
+    """Raise :class:`ScriptError` now for code a dependency job could not lock: its
+    signature, and the requirements read from it (a bad one is a 400, not a failed job)."""
+    runtime.parse_signature(content)
+    if isinstance(runtime, DependencyLocking):
+        runtime.lock_inputs(content)
