@@ -1,4 +1,4 @@
--- Git sync (issue 16, point 5; gristmill.gitsync, docs/local-development.md "Git sync"): a
+-- Git sync (issue 16, point 5; gristmill.sync.git, docs/local-development.md "Git sync"): a
 -- workspace's setting (Windmill's `git_sync` workspace setting: the repositories, each named
 -- by a `git_repository` resource) and the deployments still to commit.
 
