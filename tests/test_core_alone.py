@@ -33,6 +33,8 @@ def test_core_without_any_plugin(tmp_path: Path) -> None:
             "pytest",
             "pytest-asyncio",
             "pytest-timeout",
+            # The root pyproject's pytest options spread the tests over workers (-n 2).
+            "pytest-xdist",
             "httpx",
         ],
         check=True,

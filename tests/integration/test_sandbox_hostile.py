@@ -261,7 +261,7 @@ async def test_a_fork_bomb_is_contained(sandboxed: Settings) -> None:
         await still_serving(api)
     # Nothing of the bomb is left on the machine.
     await asyncio.sleep(0.5)
-    assert not _processes_running("main.sh")
+    assert not _processes_running("main.sh", job_id=bomb_id)
 
 
 async def test_no_network_when_the_worker_group_has_none(sandboxed: Settings) -> None:
@@ -342,7 +342,10 @@ async def test_cancel_kills_the_whole_tree(sandboxed: Settings) -> None:
         await still_serving(api)
 
 
-def _processes_running(text: str) -> list[int]:
+def _processes_running(text: str, job_id: str | None = None) -> list[int]:
+    """Live processes whose command line contains ``text``; with ``job_id``, only those of
+    that job (``WM_JOB_ID`` in their environment): the tests run on two pytest-xdist
+    workers, and the other's jobs run the same commands (``bash main.sh``)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -350,6 +353,10 @@ def _processes_running(text: str) -> list[int]:
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            if job_id is not None and text in cmdline:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                if f"WM_JOB_ID={job_id}".encode() not in environ:
+                    continue
         except OSError:
             continue
         if text in cmdline and state != "Z":

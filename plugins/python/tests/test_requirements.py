@@ -460,10 +460,13 @@ def test_fast_on_a_typical_script() -> None:
     source = header + body + "def main(x: int = 1):\n    import numpy\n    return x\n"
     lock_inputs(source)  # warm up
     rounds = 200
-    start = time.perf_counter()
+    # This thread's CPU time, not the wall clock: the suite runs on two pytest-xdist workers
+    # (and the machine may be busier still), so the wall clock also counts the time this
+    # thread waited for a core.
+    start = time.thread_time()
     for i in range(rounds):
         lock_inputs(source + f"# {i}\n")
-    per_call = (time.perf_counter() - start) / rounds
+    per_call = (time.thread_time() - start) / rounds
     assert per_call < 0.002, f"{per_call * 1000:.2f} ms per call"
 
 
