@@ -84,6 +84,8 @@ def test_up_says_which_runtimes_are_ready(platform: GristmillProcess) -> None:
 @pytest.mark.timeout(30)
 def test_up_serves_the_web_ui_on_the_api_port(platform: GristmillProcess) -> None:
     """`gristmill up` built frontend/ (or found it current) and serves it with the API."""
+    # The line after the ready line (printed at once, but read from the pipe by a thread).
+    platform.wait_for_stdout(lambda line: line.strip().startswith("web UI:"), 10)
     lines = platform.stdout_lines
     ready = next(i for i, line in enumerate(lines) if line.startswith("Gristmill is ready at"))
     assert lines[ready + 1].strip() == f"web UI: {platform.url}/ (log in there)", lines
