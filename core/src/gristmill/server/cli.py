@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -211,8 +212,19 @@ def _expect(response: Any) -> Any:
 def _follow(client: Any, workspace: str, job_id: str) -> None:
     offset = 0
     delay = 0.02
+    # Ctrl-C sets a flag seen between two requests, rather than a KeyboardInterrupt raised
+    # wherever the program is: one raised inside the HTTP client can leave its pool's lock
+    # held, and the cancel request then waits on it for ever. A second Ctrl-C leaves at once.
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        while True:
+        while not interrupted.is_set():
             update = _expect(
                 client.get(
                     f"/w/{workspace}/jobs_u/getupdate/{job_id}", params={"log_offset": offset}
@@ -224,16 +236,21 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
                 delay = 0.02
             offset = update["log_offset"]
             if update["completed"]:
-                break
-            time.sleep(delay)
+                return _print_outcome(client, workspace, job_id)
+            interrupted.wait(delay)
             delay = min(delay * 1.5, 0.5)
-    except KeyboardInterrupt:
+        # Only a Ctrl-C ends the loop: the job goes on without this command unless canceled.
         client.post(
             f"/w/{workspace}/jobs_u/queue/cancel/{job_id}",
             json={"reason": "Ctrl-C in gristmill run"},
         )
         click.echo(f"\njob {job_id} canceled", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_outcome(client: Any, workspace: str, job_id: str) -> None:
     outcome = _expect(client.get(f"/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}"))
     click.echo(json.dumps(outcome["result"], indent=2))
     if not outcome["success"]:
