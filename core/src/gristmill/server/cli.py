@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import click
 
 from gristmill import __version__
 from gristmill.config import ConfigError, Settings
+from gristmill.errors import BadInput
 from gristmill.server.dev_cli import dev
 from gristmill.server.flow_cli import flow
 from gristmill.server.plugins_cli import add_plugin_commands
@@ -209,9 +212,40 @@ def _expect(response: Any) -> Any:
     return response.json() if ctype.startswith("application/json") else response.text
 
 
-def _follow(client: Any, workspace: str, job_id: str) -> None:
+def follow_logs(
+    client: Any,
+    workspace: str,
+    job_id: str,
+    write: Callable[[str], object],
+    *,
+    pause: Callable[[float], object] = time.sleep,
+    stop: Callable[[], bool] = lambda: False,
+    timeout: float | None = None,
+) -> bool:
+    """Pass the job's new logs to ``write`` as they come, polling quickly at first then every
+    0.5 s at most; ``True`` once the job completed, ``False`` as soon as ``stop()`` says so.
+    Past ``timeout`` seconds, a :class:`BadInput` naming the job."""
     offset = 0
     delay = 0.02
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not stop():
+        update = _expect(
+            client.get(f"/w/{workspace}/jobs_u/getupdate/{job_id}", params={"log_offset": offset})
+        )
+        if update["new_logs"]:
+            write(update["new_logs"])
+            delay = 0.02
+        offset = update["log_offset"]
+        if update["completed"]:
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            raise BadInput(f"job {job_id} did not end within {timeout:g} s")
+        pause(delay)
+        delay = min(delay * 1.5, 0.5)
+    return False
+
+
+def _follow(client: Any, workspace: str, job_id: str) -> None:
     # Ctrl-C sets a flag seen between two requests, rather than a KeyboardInterrupt raised
     # wherever the program is: one raised inside the HTTP client can leave its pool's lock
     # held, and the cancel request then waits on it for ever. A second Ctrl-C leaves at once.
@@ -222,24 +256,17 @@ def _follow(client: Any, workspace: str, job_id: str) -> None:
             raise KeyboardInterrupt
         interrupted.set()
 
+    def to_stderr(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        while not interrupted.is_set():
-            update = _expect(
-                client.get(
-                    f"/w/{workspace}/jobs_u/getupdate/{job_id}", params={"log_offset": offset}
-                )
-            )
-            if update["new_logs"]:
-                sys.stderr.write(update["new_logs"])
-                sys.stderr.flush()
-                delay = 0.02
-            offset = update["log_offset"]
-            if update["completed"]:
-                return _print_outcome(client, workspace, job_id)
-            interrupted.wait(delay)
-            delay = min(delay * 1.5, 0.5)
-        # Only a Ctrl-C ends the loop: the job goes on without this command unless canceled.
+        if follow_logs(
+            client, workspace, job_id, to_stderr, pause=interrupted.wait, stop=interrupted.is_set
+        ):
+            return _print_outcome(client, workspace, job_id)
+        # Stopped by a Ctrl-C: the job goes on without this command unless canceled.
         client.post(
             f"/w/{workspace}/jobs_u/queue/cancel/{job_id}",
             json={"reason": "Ctrl-C in gristmill run"},

@@ -26,9 +26,14 @@ from typing import Any
 
 import click
 
-from gristmill.errors import BadInput, GristmillError
+from gristmill.errors import BadInput
 from gristmill.flows.model import FLOW_FILES
-from gristmill.server.flow_cli import _client, _report, _wait  # pyright: ignore[reportPrivateUsage]
+from gristmill.server.flow_cli import (  # pyright: ignore[reportPrivateUsage]
+    _client,
+    _expect,
+    _report,
+    _wait,
+)
 
 __all__ = ["dev", "item_of"]
 
@@ -219,26 +224,15 @@ class _Runner:
         return True
 
     def _follow(self, job_id: str) -> bool:
-        offset = 0
-        delay = 0.02
-        deadline = time.monotonic() + self.timeout
-        while True:
-            update = _expect(
-                self.client.get(
-                    f"/w/{self.workspace}/jobs_u/getupdate/{job_id}",
-                    params={"log_offset": offset},
-                )
-            )
-            if update["new_logs"]:
-                click.echo(update["new_logs"], nl=False)
-                delay = 0.02
-            offset = update["log_offset"]
-            if update["completed"]:
-                break
-            if time.monotonic() > deadline:
-                raise BadInput(f"job {job_id} did not end within {self.timeout:g} s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+        from gristmill.server.cli import follow_logs  # cli imports this module
+
+        follow_logs(
+            self.client,
+            self.workspace,
+            job_id,
+            lambda text: click.echo(text, nl=False),
+            timeout=self.timeout,
+        )
         outcome = _expect(
             self.client.get(f"/w/{self.workspace}/jobs_u/completed/get_result_maybe/{job_id}")
         )
@@ -246,17 +240,6 @@ class _Runner:
         _say(f"{'success' if ok else 'FAILURE'} (job {job_id})")
         click.echo(json.dumps(outcome["result"], indent=2, ensure_ascii=False))
         return ok
-
-
-class _Refused(GristmillError):
-    """The server refused a request: its status and message are printed, watching goes on."""
-
-
-def _expect(response: Any) -> Any:
-    if response.status_code >= 400:
-        raise _Refused(f"the server refused ({response.status_code}): {response.text}")
-    ctype = response.headers.get("content-type", "")
-    return response.json() if ctype.startswith("application/json") else response.text
 
 
 def _say(text: str) -> None:
@@ -347,7 +330,7 @@ def dev(
 
                     try:
                         runner.run(item, root)
-                    except (_Refused, BadInput, click.ClickException) as exc:
+                    except (BadInput, click.ClickException) as exc:
                         message = (
                             exc.format_message()
                             if isinstance(exc, click.ClickException)
